@@ -1,0 +1,18 @@
+//! spool: durable message queues in a spool directory.
+//!
+//! Each message is one file, written to a temporary name, fsynced, and published by a
+//! no-replace rename under a per-queue sequence number; flock advisory locks let any
+//! number of processes push and pop at once. There is no daemon: the filesystem is the
+//! database. The on-disk format is described in `docs/FORMAT.md` and in
+//! [`store`]'s queue module.
+//!
+//! Modules:
+//! - [`cli`]: the clap definition (help text, man page and completions come from it);
+//! - [`app`]: runs one command, prints, maps outcomes to exit codes;
+//! - [`store`]: the queues themselves, knowing nothing of the command line;
+//! - [`timefmt`]: RFC 3339 and short ages.
+
+pub mod app;
+pub mod cli;
+pub mod store;
+pub mod timefmt;

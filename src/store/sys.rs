@@ -1,0 +1,232 @@
+//! Thin, checked wrappers over the system calls the queue needs and std lacks.
+//!
+//! Every path inside a queue is resolved with `openat2(RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS)`
+//! from the queue's directory descriptor, so a symlink planted anywhere in a queue is never
+//! followed; last components are opened with `O_NOFOLLOW`. Files and directories are created
+//! with explicit modes (0600, 0700) and then `fchmod`ed, so the umask cannot widen or
+//! narrow them.
+
+use std::ffi::CStr;
+use std::fs::File;
+use std::io;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use rustix::fs::{
+    AtFlags, Dir, FileType, Mode, OFlags, RenameFlags, ResolveFlags, Stat, fchmod, fstat, linkat,
+    mkdirat, openat, openat2, renameat_with, unlinkat,
+};
+use rustix::io::Errno;
+
+/// Mode of every file spool creates.
+pub const FILE_MODE: u32 = 0o600;
+/// Mode of every directory spool creates.
+pub const DIR_MODE: u32 = 0o700;
+
+static NO_OPENAT2: AtomicBool = AtomicBool::new(false);
+static NO_RENAMEAT2: AtomicBool = AtomicBool::new(false);
+
+/// Opens `rel` below `dir` without following any symlink on the way.
+pub fn open_beneath(
+    dir: BorrowedFd<'_>,
+    rel: &str,
+    flags: OFlags,
+    mode: u32,
+) -> io::Result<OwnedFd> {
+    let flags = flags | OFlags::CLOEXEC | OFlags::NOFOLLOW;
+    let mode = Mode::from_bits_truncate(mode);
+    if !NO_OPENAT2.load(Ordering::Relaxed) {
+        match openat2(
+            dir,
+            rel,
+            flags,
+            mode,
+            ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS,
+        ) {
+            Err(Errno::NOSYS) | Err(Errno::PERM) if !rel.contains('/') => {
+                // Seccomp filters in some containers refuse openat2; fall through.
+                NO_OPENAT2.store(true, Ordering::Relaxed);
+            }
+            Err(Errno::NOSYS) => NO_OPENAT2.store(true, Ordering::Relaxed),
+            // ELOOP from RESOLVE_NO_SYMLINKS is the answer for a planted symlink.
+            other => return other.map_err(io::Error::from),
+        }
+    }
+    // Without openat2: walk the components one by one, each with O_NOFOLLOW.
+    let mut parts = rel.split('/').peekable();
+    let mut current: Option<OwnedFd> = None;
+    while let Some(part) = parts.next() {
+        let at = current.as_ref().map_or(dir, |fd| fd.as_fd());
+        if parts.peek().is_none() {
+            return Ok(openat(at, part, flags, mode)?);
+        }
+        let next = openat(
+            at,
+            part,
+            OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::RDONLY,
+            Mode::empty(),
+        )?;
+        current = Some(next);
+    }
+    Err(io::Error::from(Errno::INVAL))
+}
+
+/// Opens the directory `rel` below `dir` (for reading entries, fsync, or as an anchor).
+pub fn open_dir_beneath(dir: BorrowedFd<'_>, rel: &str) -> io::Result<OwnedFd> {
+    open_beneath(dir, rel, OFlags::DIRECTORY | OFlags::RDONLY, 0)
+}
+
+/// Creates the file `name` in `dir` exclusively, with mode 0600 whatever the umask.
+pub fn create_exclusive(dir: BorrowedFd<'_>, name: &str) -> io::Result<File> {
+    let fd = openat(
+        dir,
+        name,
+        OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::from_bits_truncate(FILE_MODE),
+    )?;
+    fchmod(&fd, Mode::from_bits_truncate(FILE_MODE))?;
+    Ok(File::from(fd))
+}
+
+/// Creates the directory `name` in `dir` with mode 0700 whatever the umask.
+/// Returns false when it already existed.
+pub fn make_dir(dir: BorrowedFd<'_>, name: &str) -> io::Result<bool> {
+    match mkdirat(dir, name, Mode::from_bits_truncate(DIR_MODE)) {
+        Ok(()) => {
+            let fd = open_dir_beneath(dir, name)?;
+            fchmod(&fd, Mode::from_bits_truncate(DIR_MODE))?;
+            Ok(true)
+        }
+        Err(Errno::EXIST) => Ok(false),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Moves `old` in `old_dir` to `new` in `new_dir`, failing with EEXIST rather than replacing.
+///
+/// Uses `renameat2(RENAME_NOREPLACE)`; where the filesystem refuses it (EINVAL, as FUSE
+/// does), falls back to `link` + `unlink`, which is just as safe against replacing.
+pub fn rename_noreplace(
+    old_dir: BorrowedFd<'_>,
+    old: &str,
+    new_dir: BorrowedFd<'_>,
+    new: &str,
+) -> io::Result<()> {
+    if !NO_RENAMEAT2.load(Ordering::Relaxed) {
+        match renameat_with(old_dir, old, new_dir, new, RenameFlags::NOREPLACE) {
+            Err(Errno::INVAL) | Err(Errno::NOSYS) => NO_RENAMEAT2.store(true, Ordering::Relaxed),
+            other => return other.map_err(io::Error::from),
+        }
+    }
+    linkat(old_dir, old, new_dir, new, AtFlags::empty())?;
+    unlinkat(old_dir, old, AtFlags::empty())?;
+    Ok(())
+}
+
+/// Removes the file `name` from `dir`.
+pub fn remove_file(dir: BorrowedFd<'_>, name: &str) -> io::Result<()> {
+    Ok(unlinkat(dir, name, AtFlags::empty())?)
+}
+
+/// Removes the directory `name` from `dir`; false when it was not empty or already gone.
+pub fn remove_dir(dir: BorrowedFd<'_>, name: &str) -> io::Result<bool> {
+    match unlinkat(dir, name, AtFlags::REMOVEDIR) {
+        Ok(()) => Ok(true),
+        Err(Errno::NOTEMPTY) | Err(Errno::EXIST) | Err(Errno::NOENT) => Ok(false),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// `fstatat` without following a final symlink.
+pub fn stat_at(dir: BorrowedFd<'_>, name: &str) -> io::Result<Stat> {
+    Ok(rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW)?)
+}
+
+/// `fstat`.
+pub fn stat_fd(fd: impl AsFd) -> io::Result<Stat> {
+    Ok(fstat(fd)?)
+}
+
+/// Whether a stat describes a regular file with exactly one link: the only kind of entry
+/// spool ever reads, moves or deletes.
+pub fn is_plain_file(st: &Stat) -> bool {
+    FileType::from_raw_mode(st.st_mode) == FileType::RegularFile && st.st_nlink == 1
+}
+
+/// What is wrong with an entry that is not a plain file, for a warning.
+pub fn describe_entry(st: &Stat) -> &'static str {
+    match FileType::from_raw_mode(st.st_mode) {
+        FileType::RegularFile => "a file with more than one link",
+        FileType::Directory => "a directory",
+        FileType::Symlink => "a symbolic link",
+        FileType::Fifo => "a FIFO",
+        FileType::Socket => "a socket",
+        FileType::CharacterDevice | FileType::BlockDevice => "a device",
+        FileType::Unknown => "of unknown type",
+    }
+}
+
+/// Reads every entry name of the directory `fd` (which it consumes), except `.` and `..`.
+/// Names that are not UTF-8 are returned lossily (they are never ours).
+pub fn read_names(fd: OwnedFd) -> io::Result<Vec<String>> {
+    let mut names = Vec::new();
+    for_each_name(fd, |name| {
+        names.push(name.to_string_lossy().into_owned());
+        Ok(())
+    })?;
+    Ok(names)
+}
+
+/// Calls `f` with each entry name of the directory `fd`, except `.` and `..`.
+pub fn for_each_name(fd: OwnedFd, mut f: impl FnMut(&CStr) -> io::Result<()>) -> io::Result<()> {
+    let mut dir = Dir::new(fd)?;
+    while let Some(entry) = dir.read() {
+        let entry = entry?;
+        let name = entry.file_name();
+        if name == c"." || name == c".." {
+            continue;
+        }
+        f(name)?;
+    }
+    Ok(())
+}
+
+/// `fsync` of a directory (or file) descriptor.
+pub fn fsync(fd: impl AsFd) -> io::Result<()> {
+    Ok(rustix::fs::fsync(fd)?)
+}
+
+/// `fdatasync`.
+pub fn fdatasync(fd: impl AsFd) -> io::Result<()> {
+    Ok(rustix::fs::fdatasync(fd)?)
+}
+
+/// `syncfs`: flushes the whole filesystem that holds `fd`.
+pub fn syncfs(fd: impl AsFd) -> io::Result<()> {
+    Ok(rustix::fs::syncfs(fd)?)
+}
+
+/// `ftruncate`: the counters of a queue are file lengths.
+pub fn set_len(fd: impl AsFd, len: u64) -> io::Result<()> {
+    Ok(rustix::fs::ftruncate(fd, len)?)
+}
+
+/// Closes a file and reports the error `close` returns, which `drop` would swallow.
+///
+/// The descriptor is duplicated first and the duplicate closed, so that a file whose
+/// lock must outlive this check (a temporary file not yet published) keeps it: `close`
+/// still runs the filesystem's flush, which is where NFS reports deferred write errors.
+pub fn check_close(file: &File) -> io::Result<()> {
+    let dup = rustix::io::fcntl_dupfd_cloexec(file, 0)?;
+    close_checked(dup)
+}
+
+/// Closes `fd`, returning the error of `close(2)`; `OwnedFd`'s drop discards it.
+#[allow(unsafe_code)]
+pub fn close_checked(fd: OwnedFd) -> io::Result<()> {
+    use std::os::fd::IntoRawFd;
+    let raw = fd.into_raw_fd();
+    // SAFETY: `raw` comes from an `OwnedFd` we consumed, so nothing else owns or uses it,
+    // and it is closed exactly once here. close(2) releases it even when it reports an error.
+    unsafe { rustix::io::try_close(raw) }.map_err(io::Error::from)
+}
