@@ -6,7 +6,13 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-/// Durable message queues in a spool directory: one file per message, no daemon.
+/// Durable message queues in a spool directory: one file per message, no daemon
+///
+/// spool keeps first-in, first-out message queues in a directory. Each message is one
+/// file, written under a temporary name, synced, and published by a rename under a
+/// sequence number; advisory locks let any number of processes push and pop at the
+/// same time. A push that exits 0 survives a power cut. Pop and peek cost the same
+/// however deep the queue is.
 #[derive(Debug, Parser)]
 #[command(
     name = "spool",

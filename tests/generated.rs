@@ -1,0 +1,205 @@
+//! man/spool.1 and completions/ are generated from the clap definition and committed.
+//! These tests regenerate them and fail when the committed copies are stale; run
+//! `SPOOL_REGENERATE=1 cargo test generated` to rewrite them on purpose.
+
+use std::path::{Path, PathBuf};
+
+use clap::CommandFactory;
+use clap_mangen::Man;
+use spool::cli::Cli;
+
+/// Sections of the man page that are not in the clap definition.
+const EXTRA_SECTIONS: &str = r#".SH "EXIT STATUS"
+.TP
+.B 0
+Success.
+.TP
+.B 1
+Nothing to return: \fBpop\fR or \fBpeek\fR on an empty or missing queue.
+.TP
+.B 2
+An error: bad usage, an invalid queue name, or a failed system call. One line on
+standard error says what failed, on which path, and why, for example
+.br
+\fBspool: write /home/u/.local/state/spool/default/tmp/1f..: No space left on device (nothing was pushed)\fR
+.SH ENVIRONMENT
+.TP
+.B SPOOL_DIR
+The spool directory, when \fB\-\-dir\fR is not given.
+.TP
+.B XDG_STATE_HOME
+Without \fB\-\-dir\fR and \fBSPOOL_DIR\fR, the spool is \fI$XDG_STATE_HOME/spool\fR,
+else \fI~/.local/state/spool\fR.
+.TP
+.B SPOOL_QUEUE
+The queue, when \fB\-q\fR is not given; else \fBdefault\fR.
+.SH FILES
+Each queue is a directory of the spool (mode 0700) holding, in format 1:
+.TP
+.I format
+The text "spool-queue 1" and a newline; written last when the queue is created.
+.TP
+.I counter
+Its length is the next id to allocate; an flock on it is the producer lock.
+.TP
+.I head
+Its length is a lower bound of the waiting ids; an flock on it is the consumer lock.
+.TP
+.I tmp/
+Messages being written, each flocked by its writer; unlocked leftovers of a crash are
+removed later.
+.TP
+.I ready/BUCKET/ID
+Waiting messages (mode 0600), one file each, whose content is exactly the payload.
+ID is the message id in 20 digits and BUCKET is ID / 1000 in 17 digits, so \fBls\fR and
+shell globs list messages in queue order: \fBcat ready/*/*\fR prints them all.
+The modification time is the enqueue time.
+.TP
+.I claimed/ID.TOKEN
+Messages being written out by a running \fBpop\fR, flocked by it. When that process
+dies, the next \fBpop\fR, \fBpeek\fR or \fBclear\fR puts them back in their place.
+.PP
+Entries that are not regular files with one link, or whose names are not of these forms,
+are skipped with a warning: never read, followed or deleted. The full format is in
+docs/FORMAT.md.
+.SH GUARANTEES
+When \fBpush\fR exits 0, its messages are durable: each file's data was synced before a
+rename that cannot replace an existing file published it, and the directory was synced
+after. Ids increase strictly and are never reused, after \fBclear\fR and after a crash.
+\fBpop\fR deletes a message only after writing all its bytes to standard output (and
+syncing it, when it is a regular file); if the write fails, the message stays. After a
+power cut, a message that a \fBpop\fR was writing out may be delivered again: delivery is
+at least once. Durability assumes a filesystem that journals metadata in order, such as
+ext4 or xfs.
+.SH EXAMPLES
+.nf
+echo hello | spool push && spool pop
+producer | spool \-q jobs push \-\-lines
+spool \-q jobs pop \-n 100 \-\-lines | consumer
+while spool \-q jobs pop > job; do sh job || exit 1; done
+spool list \-\-json | jq \-r .id
+.fi
+.SH "SEE ALSO"
+.BR flock (2),
+.BR rename (2),
+.BR fsync (2)
+"#;
+
+fn render_man() -> String {
+    let mut cmd = Cli::command();
+    cmd.build();
+    let man = Man::new(cmd.clone())
+        .date("")
+        .source(format!("spool {}", env!("CARGO_PKG_VERSION")));
+    let mut out = Vec::new();
+    man.render_title(&mut out).unwrap();
+    man.render_name_section(&mut out).unwrap();
+    man.render_synopsis_section(&mut out).unwrap();
+    man.render_description_section(&mut out).unwrap();
+    man.render_options_section(&mut out).unwrap();
+    out.extend_from_slice(b".SH COMMANDS\n");
+    for sub in cmd.get_subcommands() {
+        let name = format!("spool {}", sub.get_name());
+        let mut sub = sub.clone().bin_name(&name).display_name(&name);
+        for global in ["dir", "queue", "help", "version"] {
+            if sub.get_arguments().any(|a| a.get_id() == global) {
+                sub = sub.mut_arg(global, |a| a.hide(true));
+            }
+        }
+        let page = Man::new(sub.clone());
+        let mut part = Vec::new();
+        page.render_synopsis_section(&mut part).unwrap();
+        page.render_description_section(&mut part).unwrap();
+        if sub.get_arguments().any(|a| !a.is_hide_set()) {
+            page.render_options_section(&mut part).unwrap();
+        }
+        let part = String::from_utf8(part).unwrap();
+        let mut first = true;
+        for line in part.lines() {
+            if line.starts_with(".SH ") {
+                if first {
+                    out.extend_from_slice(format!(".SS \"{name}\"\n").as_bytes());
+                    first = false;
+                } else {
+                    out.extend_from_slice(b".PP\n");
+                }
+                continue;
+            }
+            out.extend_from_slice(line.as_bytes());
+            out.push(b'\n');
+        }
+    }
+    out.extend_from_slice(EXTRA_SECTIONS.as_bytes());
+    man.render_version_section(&mut out).unwrap();
+    String::from_utf8(out).unwrap()
+}
+
+fn render_completions(shell: clap_complete::Shell) -> String {
+    let mut out = Vec::new();
+    clap_complete::generate(shell, &mut Cli::command(), "spool", &mut out);
+    String::from_utf8(out).unwrap()
+}
+
+fn check(path: &str, fresh: &str) {
+    let path: PathBuf = Path::new(env!("CARGO_MANIFEST_DIR")).join(path);
+    if std::env::var_os("SPOOL_REGENERATE").is_some() {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, fresh).unwrap();
+        return;
+    }
+    let committed = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        committed == fresh,
+        "{} is stale: run `SPOOL_REGENERATE=1 cargo test generated` and commit the result",
+        path.display()
+    );
+}
+
+#[test]
+fn generated_man_page_is_current() {
+    let man = render_man();
+    assert!(
+        man.contains(".SS \"spool push\""),
+        "every command has a section"
+    );
+    assert!(man.contains(".SH FILES"));
+    check("man/spool.1", &man);
+}
+
+#[test]
+fn generated_completions_are_current() {
+    check(
+        "completions/spool.bash",
+        &render_completions(clap_complete::Shell::Bash),
+    );
+    check(
+        "completions/_spool",
+        &render_completions(clap_complete::Shell::Zsh),
+    );
+    check(
+        "completions/spool.fish",
+        &render_completions(clap_complete::Shell::Fish),
+    );
+}
+
+#[test]
+fn completions_command_prints_the_committed_scripts() {
+    for (shell, file) in [
+        ("bash", "spool.bash"),
+        ("zsh", "_spool"),
+        ("fish", "spool.fish"),
+    ] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_spool"))
+            .args(["completions", shell])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0));
+        let committed = std::fs::read(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("completions")
+                .join(file),
+        )
+        .unwrap();
+        assert_eq!(out.stdout, committed, "spool completions {shell}");
+    }
+}
