@@ -633,10 +633,9 @@ impl Queue {
                     .map_err(|e| Error::io("remove", self.at(&rel), e))?;
             }
         }
-        if head_scan {
-            let tmp = self.open_dir("tmp")?;
-            self.sweep_tmp(tmp.as_fd())?;
-        }
+        // The queue ran dry: a good moment to remove what crashed writers left in tmp/.
+        let tmp = self.open_dir("tmp")?;
+        self.sweep_tmp(tmp.as_fd())?;
         Ok(Lookup::Empty { next })
     }
 
@@ -1027,6 +1026,8 @@ impl Queue {
             }
         }
         sys::fsync(&ready).map_err(|e| Error::io("fsync", self.at("ready"), e))?;
+        let tmp = self.open_dir("tmp")?;
+        self.sweep_tmp(tmp.as_fd())?;
         c.head = c.head.max(next);
         self.save_head(&mut c)?;
         match first_error {
@@ -1207,13 +1208,18 @@ impl Staging<'_> {
             self.discard();
             return Err(e.with_note(note));
         }
+        // Everything was renamed away: only an empty batch directory is left to remove.
+        self.count = 0;
+        if let StagingKind::Single { file, .. } = &mut self.kind {
+            *file = None;
+        }
+        self.discard();
         for (b, fd) in &touched {
             sys::fsync(fd).map_err(|e| {
                 Error::io("fsync", q.at(&format!("ready/{}", bucket_name(*b))), e)
                     .with_note("the message may have been published: check before pushing it again")
             })?;
         }
-        self.discard();
         Ok(published)
     }
 
