@@ -31,13 +31,24 @@ complete -c spool -n "__fish_spool_needs_command" -s V -l version -d 'Print vers
 complete -c spool -n "__fish_spool_needs_command" -f -a "push" -d 'Add messages to the queue'
 complete -c spool -n "__fish_spool_needs_command" -f -a "pop" -d 'Remove the oldest message and write it to standard output'
 complete -c spool -n "__fish_spool_needs_command" -f -a "peek" -d 'Write the oldest message to standard output without removing it'
-complete -c spool -n "__fish_spool_needs_command" -f -a "list" -d 'List waiting messages in order: id, size, enqueue time, preview'
+complete -c spool -n "__fish_spool_needs_command" -f -a "claim" -d 'Take the oldest message under a lease and print its claim token'
+complete -c spool -n "__fish_spool_needs_command" -f -a "show" -d 'Print the payload of a message in any state, by claim token or id'
+complete -c spool -n "__fish_spool_needs_command" -f -a "ack" -d 'Delete a claimed message: its work is done'
+complete -c spool -n "__fish_spool_needs_command" -f -a "nack" -d 'Return a claimed message behind the waiting ones (after --delay, if given)'
+complete -c spool -n "__fish_spool_needs_command" -f -a "extend" -d 'Renew the lease of a claimed message'
+complete -c spool -n "__fish_spool_needs_command" -f -a "requeue" -d 'Move failed messages back to ready, with their attempts reset'
+complete -c spool -n "__fish_spool_needs_command" -f -a "run" -d 'Run a command for each message, with the payload on its standard input'
+complete -c spool -n "__fish_spool_needs_command" -f -a "list" -d 'List messages in order: id, size, enqueue time, preview (and state details)'
 complete -c spool -n "__fish_spool_needs_command" -f -a "len" -d 'Print the number of waiting messages'
 complete -c spool -n "__fish_spool_needs_command" -f -a "stats" -d 'Print counts, bytes and the age of the oldest message'
-complete -c spool -n "__fish_spool_needs_command" -f -a "clear" -d 'Remove every waiting message and print how many were removed'
+complete -c spool -n "__fish_spool_needs_command" -f -a "clear" -d 'Remove every waiting message (ready and delayed) and print how many were removed'
 complete -c spool -n "__fish_spool_needs_command" -f -a "queues" -d 'List the queues of the spool'
 complete -c spool -n "__fish_spool_needs_command" -f -a "completions" -d 'Print a shell completion script'
 complete -c spool -n "__fish_spool_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c spool -n "__fish_spool_using_subcommand push" -l delay -d 'Invisible for this long (500ms, 30s, 5m, 2h, 1d)' -r
+complete -c spool -n "__fish_spool_using_subcommand push" -l at -d 'Invisible until this time (RFC 3339, or unix seconds)' -r
+complete -c spool -n "__fish_spool_using_subcommand push" -l priority -d 'Priority, 0 to 9: higher first, first-in first-out within a priority' -r
+complete -c spool -n "__fish_spool_using_subcommand push" -l ttl -d 'Moves to failed (reason "expired") if not consumed within this time' -r
 complete -c spool -n "__fish_spool_using_subcommand push" -l dir -d 'Spool directory [default: $SPOOL_DIR, else $XDG_STATE_HOME/spool, else ~/.local/state/spool]' -r -F
 complete -c spool -n "__fish_spool_using_subcommand push" -s q -l queue -d 'Queue name: 1-64 of A-Z a-z 0-9 . _ -, not starting with \'.\' [default: $SPOOL_QUEUE, else default]' -r
 complete -c spool -n "__fish_spool_using_subcommand push" -s l -l lines -d 'Read standard input as one message per line (the newline is removed)'
@@ -46,23 +57,73 @@ complete -c spool -n "__fish_spool_using_subcommand push" -l print-id -d 'Print 
 complete -c spool -n "__fish_spool_using_subcommand push" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c spool -n "__fish_spool_using_subcommand push" -s V -l version -d 'Print version'
 complete -c spool -n "__fish_spool_using_subcommand pop" -s n -l count -d 'Up to N messages (N > 1 needs --lines or --null to frame them)' -r
+complete -c spool -n "__fish_spool_using_subcommand pop" -l timeout -d 'With --wait: exit 1 after this long (500ms, 30s, 5m, 2h, 1d)' -r
 complete -c spool -n "__fish_spool_using_subcommand pop" -l dir -d 'Spool directory [default: $SPOOL_DIR, else $XDG_STATE_HOME/spool, else ~/.local/state/spool]' -r -F
 complete -c spool -n "__fish_spool_using_subcommand pop" -s q -l queue -d 'Queue name: 1-64 of A-Z a-z 0-9 . _ -, not starting with \'.\' [default: $SPOOL_QUEUE, else default]' -r
 complete -c spool -n "__fish_spool_using_subcommand pop" -s l -l lines -d 'Follow each message with a newline'
 complete -c spool -n "__fish_spool_using_subcommand pop" -s 0 -l null -d 'Follow each message with a NUL byte'
+complete -c spool -n "__fish_spool_using_subcommand pop" -s w -l wait -d 'Wait for a message instead of exiting 1 when there is none'
 complete -c spool -n "__fish_spool_using_subcommand pop" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c spool -n "__fish_spool_using_subcommand pop" -s V -l version -d 'Print version'
 complete -c spool -n "__fish_spool_using_subcommand peek" -s n -l count -d 'Up to N messages (N > 1 needs --lines or --null to frame them)' -r
+complete -c spool -n "__fish_spool_using_subcommand peek" -l timeout -d 'With --wait: exit 1 after this long (500ms, 30s, 5m, 2h, 1d)' -r
 complete -c spool -n "__fish_spool_using_subcommand peek" -l dir -d 'Spool directory [default: $SPOOL_DIR, else $XDG_STATE_HOME/spool, else ~/.local/state/spool]' -r -F
 complete -c spool -n "__fish_spool_using_subcommand peek" -s q -l queue -d 'Queue name: 1-64 of A-Z a-z 0-9 . _ -, not starting with \'.\' [default: $SPOOL_QUEUE, else default]' -r
 complete -c spool -n "__fish_spool_using_subcommand peek" -s l -l lines -d 'Follow each message with a newline'
 complete -c spool -n "__fish_spool_using_subcommand peek" -s 0 -l null -d 'Follow each message with a NUL byte'
+complete -c spool -n "__fish_spool_using_subcommand peek" -s w -l wait -d 'Wait for a message instead of exiting 1 when there is none'
 complete -c spool -n "__fish_spool_using_subcommand peek" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c spool -n "__fish_spool_using_subcommand peek" -s V -l version -d 'Print version'
+complete -c spool -n "__fish_spool_using_subcommand claim" -l lease -d 'How long the claim holds before the message returns by itself' -r
+complete -c spool -n "__fish_spool_using_subcommand claim" -l max-attempts -d 'A message already claimed this many times moves to failed instead' -r
+complete -c spool -n "__fish_spool_using_subcommand claim" -l timeout -d 'With --wait: exit 1 after this long (500ms, 30s, 5m, 2h, 1d)' -r
+complete -c spool -n "__fish_spool_using_subcommand claim" -l dir -d 'Spool directory [default: $SPOOL_DIR, else $XDG_STATE_HOME/spool, else ~/.local/state/spool]' -r -F
+complete -c spool -n "__fish_spool_using_subcommand claim" -s q -l queue -d 'Queue name: 1-64 of A-Z a-z 0-9 . _ -, not starting with \'.\' [default: $SPOOL_QUEUE, else default]' -r
+complete -c spool -n "__fish_spool_using_subcommand claim" -s w -l wait -d 'Wait for a message instead of exiting 1 when there is none'
+complete -c spool -n "__fish_spool_using_subcommand claim" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c spool -n "__fish_spool_using_subcommand claim" -s V -l version -d 'Print version'
+complete -c spool -n "__fish_spool_using_subcommand show" -l dir -d 'Spool directory [default: $SPOOL_DIR, else $XDG_STATE_HOME/spool, else ~/.local/state/spool]' -r -F
+complete -c spool -n "__fish_spool_using_subcommand show" -s q -l queue -d 'Queue name: 1-64 of A-Z a-z 0-9 . _ -, not starting with \'.\' [default: $SPOOL_QUEUE, else default]' -r
+complete -c spool -n "__fish_spool_using_subcommand show" -s h -l help -d 'Print help'
+complete -c spool -n "__fish_spool_using_subcommand show" -s V -l version -d 'Print version'
+complete -c spool -n "__fish_spool_using_subcommand ack" -l dir -d 'Spool directory [default: $SPOOL_DIR, else $XDG_STATE_HOME/spool, else ~/.local/state/spool]' -r -F
+complete -c spool -n "__fish_spool_using_subcommand ack" -s q -l queue -d 'Queue name: 1-64 of A-Z a-z 0-9 . _ -, not starting with \'.\' [default: $SPOOL_QUEUE, else default]' -r
+complete -c spool -n "__fish_spool_using_subcommand ack" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c spool -n "__fish_spool_using_subcommand ack" -s V -l version -d 'Print version'
+complete -c spool -n "__fish_spool_using_subcommand nack" -l delay -d 'Invisible for this long before it is ready again' -r
+complete -c spool -n "__fish_spool_using_subcommand nack" -l dir -d 'Spool directory [default: $SPOOL_DIR, else $XDG_STATE_HOME/spool, else ~/.local/state/spool]' -r -F
+complete -c spool -n "__fish_spool_using_subcommand nack" -s q -l queue -d 'Queue name: 1-64 of A-Z a-z 0-9 . _ -, not starting with \'.\' [default: $SPOOL_QUEUE, else default]' -r
+complete -c spool -n "__fish_spool_using_subcommand nack" -s h -l help -d 'Print help'
+complete -c spool -n "__fish_spool_using_subcommand nack" -s V -l version -d 'Print version'
+complete -c spool -n "__fish_spool_using_subcommand extend" -l lease -d 'The new lease, from now' -r
+complete -c spool -n "__fish_spool_using_subcommand extend" -l dir -d 'Spool directory [default: $SPOOL_DIR, else $XDG_STATE_HOME/spool, else ~/.local/state/spool]' -r -F
+complete -c spool -n "__fish_spool_using_subcommand extend" -s q -l queue -d 'Queue name: 1-64 of A-Z a-z 0-9 . _ -, not starting with \'.\' [default: $SPOOL_QUEUE, else default]' -r
+complete -c spool -n "__fish_spool_using_subcommand extend" -s h -l help -d 'Print help'
+complete -c spool -n "__fish_spool_using_subcommand extend" -s V -l version -d 'Print version'
+complete -c spool -n "__fish_spool_using_subcommand requeue" -l dir -d 'Spool directory [default: $SPOOL_DIR, else $XDG_STATE_HOME/spool, else ~/.local/state/spool]' -r -F
+complete -c spool -n "__fish_spool_using_subcommand requeue" -s q -l queue -d 'Queue name: 1-64 of A-Z a-z 0-9 . _ -, not starting with \'.\' [default: $SPOOL_QUEUE, else default]' -r
+complete -c spool -n "__fish_spool_using_subcommand requeue" -l all -d 'Every failed message'
+complete -c spool -n "__fish_spool_using_subcommand requeue" -s h -l help -d 'Print help'
+complete -c spool -n "__fish_spool_using_subcommand requeue" -s V -l version -d 'Print version'
+complete -c spool -n "__fish_spool_using_subcommand run" -s j -l jobs -d 'Run up to N commands at a time' -r
+complete -c spool -n "__fish_spool_using_subcommand run" -l max -d 'Stop after N messages' -r
+complete -c spool -n "__fish_spool_using_subcommand run" -l lease -d 'Time limit of each command: then it gets SIGTERM, 5 seconds later SIGKILL, and the message is retried' -r
+complete -c spool -n "__fish_spool_using_subcommand run" -l max-attempts -d 'A message that failed this many times moves to failed' -r
+complete -c spool -n "__fish_spool_using_subcommand run" -l backoff -d 'First retry delay, doubling with each attempt (capped at 1h)' -r
+complete -c spool -n "__fish_spool_using_subcommand run" -l dir -d 'Spool directory [default: $SPOOL_DIR, else $XDG_STATE_HOME/spool, else ~/.local/state/spool]' -r -F
+complete -c spool -n "__fish_spool_using_subcommand run" -s q -l queue -d 'Queue name: 1-64 of A-Z a-z 0-9 . _ -, not starting with \'.\' [default: $SPOOL_QUEUE, else default]' -r
+complete -c spool -n "__fish_spool_using_subcommand run" -s w -l wait -d 'Keep consuming, waking at once on pushes, instead of exiting when the queue is empty'
+complete -c spool -n "__fish_spool_using_subcommand run" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c spool -n "__fish_spool_using_subcommand run" -s V -l version -d 'Print version'
+complete -c spool -n "__fish_spool_using_subcommand list" -l state -d 'Which messages' -r -f -a "ready\t'Waiting to be taken'
+delayed\t'Waiting for their time'
+claimed\t'Taken, not yet acked'
+failed\t'Dead letters'
+all\t'Every state'"
 complete -c spool -n "__fish_spool_using_subcommand list" -l dir -d 'Spool directory [default: $SPOOL_DIR, else $XDG_STATE_HOME/spool, else ~/.local/state/spool]' -r -F
 complete -c spool -n "__fish_spool_using_subcommand list" -s q -l queue -d 'Queue name: 1-64 of A-Z a-z 0-9 . _ -, not starting with \'.\' [default: $SPOOL_QUEUE, else default]' -r
-complete -c spool -n "__fish_spool_using_subcommand list" -l json -d 'One JSON object per line: id, size, enqueued (RFC 3339), preview'
-complete -c spool -n "__fish_spool_using_subcommand list" -s h -l help -d 'Print help'
+complete -c spool -n "__fish_spool_using_subcommand list" -l json -d 'One JSON object per line: id, state, size, enqueued (RFC 3339), attempts, priority, and when present until, expires, reason; then preview'
+complete -c spool -n "__fish_spool_using_subcommand list" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c spool -n "__fish_spool_using_subcommand list" -s V -l version -d 'Print version'
 complete -c spool -n "__fish_spool_using_subcommand len" -l dir -d 'Spool directory [default: $SPOOL_DIR, else $XDG_STATE_HOME/spool, else ~/.local/state/spool]' -r -F
 complete -c spool -n "__fish_spool_using_subcommand len" -s q -l queue -d 'Queue name: 1-64 of A-Z a-z 0-9 . _ -, not starting with \'.\' [default: $SPOOL_QUEUE, else default]' -r
@@ -72,11 +133,17 @@ complete -c spool -n "__fish_spool_using_subcommand stats" -l dir -d 'Spool dire
 complete -c spool -n "__fish_spool_using_subcommand stats" -s q -l queue -d 'Queue name: 1-64 of A-Z a-z 0-9 . _ -, not starting with \'.\' [default: $SPOOL_QUEUE, else default]' -r
 complete -c spool -n "__fish_spool_using_subcommand stats" -l json -d 'One JSON object (per queue with --all)'
 complete -c spool -n "__fish_spool_using_subcommand stats" -l all -d 'Every queue of the spool'
+complete -c spool -n "__fish_spool_using_subcommand stats" -l watch -d 'Refresh every second until interrupted'
 complete -c spool -n "__fish_spool_using_subcommand stats" -s h -l help -d 'Print help'
 complete -c spool -n "__fish_spool_using_subcommand stats" -s V -l version -d 'Print version'
+complete -c spool -n "__fish_spool_using_subcommand clear" -l state -d 'Which messages [default: ready and delayed]' -r -f -a "ready\t'Waiting to be taken'
+delayed\t'Waiting for their time'
+claimed\t'Taken, not yet acked'
+failed\t'Dead letters'
+all\t'Every state'"
 complete -c spool -n "__fish_spool_using_subcommand clear" -l dir -d 'Spool directory [default: $SPOOL_DIR, else $XDG_STATE_HOME/spool, else ~/.local/state/spool]' -r -F
 complete -c spool -n "__fish_spool_using_subcommand clear" -s q -l queue -d 'Queue name: 1-64 of A-Z a-z 0-9 . _ -, not starting with \'.\' [default: $SPOOL_QUEUE, else default]' -r
-complete -c spool -n "__fish_spool_using_subcommand clear" -s h -l help -d 'Print help'
+complete -c spool -n "__fish_spool_using_subcommand clear" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c spool -n "__fish_spool_using_subcommand clear" -s V -l version -d 'Print version'
 complete -c spool -n "__fish_spool_using_subcommand queues" -l dir -d 'Spool directory [default: $SPOOL_DIR, else $XDG_STATE_HOME/spool, else ~/.local/state/spool]' -r -F
 complete -c spool -n "__fish_spool_using_subcommand queues" -s q -l queue -d 'Queue name: 1-64 of A-Z a-z 0-9 . _ -, not starting with \'.\' [default: $SPOOL_QUEUE, else default]' -r
@@ -86,13 +153,20 @@ complete -c spool -n "__fish_spool_using_subcommand completions" -l dir -d 'Spoo
 complete -c spool -n "__fish_spool_using_subcommand completions" -s q -l queue -d 'Queue name: 1-64 of A-Z a-z 0-9 . _ -, not starting with \'.\' [default: $SPOOL_QUEUE, else default]' -r
 complete -c spool -n "__fish_spool_using_subcommand completions" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c spool -n "__fish_spool_using_subcommand completions" -s V -l version -d 'Print version'
-complete -c spool -n "__fish_spool_using_subcommand help; and not __fish_seen_subcommand_from push pop peek list len stats clear queues completions help" -f -a "push" -d 'Add messages to the queue'
-complete -c spool -n "__fish_spool_using_subcommand help; and not __fish_seen_subcommand_from push pop peek list len stats clear queues completions help" -f -a "pop" -d 'Remove the oldest message and write it to standard output'
-complete -c spool -n "__fish_spool_using_subcommand help; and not __fish_seen_subcommand_from push pop peek list len stats clear queues completions help" -f -a "peek" -d 'Write the oldest message to standard output without removing it'
-complete -c spool -n "__fish_spool_using_subcommand help; and not __fish_seen_subcommand_from push pop peek list len stats clear queues completions help" -f -a "list" -d 'List waiting messages in order: id, size, enqueue time, preview'
-complete -c spool -n "__fish_spool_using_subcommand help; and not __fish_seen_subcommand_from push pop peek list len stats clear queues completions help" -f -a "len" -d 'Print the number of waiting messages'
-complete -c spool -n "__fish_spool_using_subcommand help; and not __fish_seen_subcommand_from push pop peek list len stats clear queues completions help" -f -a "stats" -d 'Print counts, bytes and the age of the oldest message'
-complete -c spool -n "__fish_spool_using_subcommand help; and not __fish_seen_subcommand_from push pop peek list len stats clear queues completions help" -f -a "clear" -d 'Remove every waiting message and print how many were removed'
-complete -c spool -n "__fish_spool_using_subcommand help; and not __fish_seen_subcommand_from push pop peek list len stats clear queues completions help" -f -a "queues" -d 'List the queues of the spool'
-complete -c spool -n "__fish_spool_using_subcommand help; and not __fish_seen_subcommand_from push pop peek list len stats clear queues completions help" -f -a "completions" -d 'Print a shell completion script'
-complete -c spool -n "__fish_spool_using_subcommand help; and not __fish_seen_subcommand_from push pop peek list len stats clear queues completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c spool -n "__fish_spool_using_subcommand help; and not __fish_seen_subcommand_from push pop peek claim show ack nack extend requeue run list len stats clear queues completions help" -f -a "push" -d 'Add messages to the queue'
+complete -c spool -n "__fish_spool_using_subcommand help; and not __fish_seen_subcommand_from push pop peek claim show ack nack extend requeue run list len stats clear queues completions help" -f -a "pop" -d 'Remove the oldest message and write it to standard output'
+complete -c spool -n "__fish_spool_using_subcommand help; and not __fish_seen_subcommand_from push pop peek claim show ack nack extend requeue run list len stats clear queues completions help" -f -a "peek" -d 'Write the oldest message to standard output without removing it'
+complete -c spool -n "__fish_spool_using_subcommand help; and not __fish_seen_subcommand_from push pop peek claim show ack nack extend requeue run list len stats clear queues completions help" -f -a "claim" -d 'Take the oldest message under a lease and print its claim token'
+complete -c spool -n "__fish_spool_using_subcommand help; and not __fish_seen_subcommand_from push pop peek claim show ack nack extend requeue run list len stats clear queues completions help" -f -a "show" -d 'Print the payload of a message in any state, by claim token or id'
+complete -c spool -n "__fish_spool_using_subcommand help; and not __fish_seen_subcommand_from push pop peek claim show ack nack extend requeue run list len stats clear queues completions help" -f -a "ack" -d 'Delete a claimed message: its work is done'
+complete -c spool -n "__fish_spool_using_subcommand help; and not __fish_seen_subcommand_from push pop peek claim show ack nack extend requeue run list len stats clear queues completions help" -f -a "nack" -d 'Return a claimed message behind the waiting ones (after --delay, if given)'
+complete -c spool -n "__fish_spool_using_subcommand help; and not __fish_seen_subcommand_from push pop peek claim show ack nack extend requeue run list len stats clear queues completions help" -f -a "extend" -d 'Renew the lease of a claimed message'
+complete -c spool -n "__fish_spool_using_subcommand help; and not __fish_seen_subcommand_from push pop peek claim show ack nack extend requeue run list len stats clear queues completions help" -f -a "requeue" -d 'Move failed messages back to ready, with their attempts reset'
+complete -c spool -n "__fish_spool_using_subcommand help; and not __fish_seen_subcommand_from push pop peek claim show ack nack extend requeue run list len stats clear queues completions help" -f -a "run" -d 'Run a command for each message, with the payload on its standard input'
+complete -c spool -n "__fish_spool_using_subcommand help; and not __fish_seen_subcommand_from push pop peek claim show ack nack extend requeue run list len stats clear queues completions help" -f -a "list" -d 'List messages in order: id, size, enqueue time, preview (and state details)'
+complete -c spool -n "__fish_spool_using_subcommand help; and not __fish_seen_subcommand_from push pop peek claim show ack nack extend requeue run list len stats clear queues completions help" -f -a "len" -d 'Print the number of waiting messages'
+complete -c spool -n "__fish_spool_using_subcommand help; and not __fish_seen_subcommand_from push pop peek claim show ack nack extend requeue run list len stats clear queues completions help" -f -a "stats" -d 'Print counts, bytes and the age of the oldest message'
+complete -c spool -n "__fish_spool_using_subcommand help; and not __fish_seen_subcommand_from push pop peek claim show ack nack extend requeue run list len stats clear queues completions help" -f -a "clear" -d 'Remove every waiting message (ready and delayed) and print how many were removed'
+complete -c spool -n "__fish_spool_using_subcommand help; and not __fish_seen_subcommand_from push pop peek claim show ack nack extend requeue run list len stats clear queues completions help" -f -a "queues" -d 'List the queues of the spool'
+complete -c spool -n "__fish_spool_using_subcommand help; and not __fish_seen_subcommand_from push pop peek claim show ack nack extend requeue run list len stats clear queues completions help" -f -a "completions" -d 'Print a shell completion script'
+complete -c spool -n "__fish_spool_using_subcommand help; and not __fish_seen_subcommand_from push pop peek claim show ack nack extend requeue run list len stats clear queues completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

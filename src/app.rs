@@ -12,14 +12,29 @@ use std::time::SystemTime;
 use clap::{CommandFactory, Parser};
 use serde::Serialize;
 
-use crate::cli::{Cli, Command, ListArgs, PushArgs, Shell, StatsArgs, TakeArgs};
-use crate::store::{self, Claimed, Error, Queue, Result, Spool, describe};
+use crate::cli::{
+    ClaimArgs, ClearArgs, Cli, Command, ListArgs, PushArgs, RequeueArgs, Shell, StateArg,
+    StatsArgs, TakeArgs, WaitArgs,
+};
+use crate::store::wait::Waiter;
+use crate::store::{
+    self, Claimed, Error, Hold, PushOptions, Queue, Result, Spool, State, TakeOptions, describe,
+    now_ms,
+};
 use crate::timefmt;
 
 /// Exit status: nothing to return.
 const EMPTY: u8 = 1;
 /// Exit status: error.
-const FAILURE: u8 = 2;
+pub(crate) const FAILURE: u8 = 2;
+/// Exit status of `run` when a message failed.
+pub(crate) const SOME_FAILED: u8 = 3;
+
+/// How pop takes messages.
+const POP: TakeOptions = TakeOptions {
+    hold: Hold::Process,
+    max_attempts: None,
+};
 
 /// Runs spool with the process's arguments.
 pub fn main() -> ExitCode {
@@ -36,9 +51,14 @@ pub fn main() -> ExitCode {
 pub fn run(args: impl IntoIterator<Item = OsString>) -> ExitCode {
     let cli = match Cli::try_parse_from(args) {
         Ok(cli) => cli,
-        Err(e) => {
+        Err(e) if !e.use_stderr() => {
+            // --help and --version.
             let _ = e.print();
-            return ExitCode::from(if e.use_stderr() { FAILURE } else { 0 });
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            eprintln!("spool: {}", usage_error(&e));
+            return ExitCode::from(FAILURE);
         }
     };
     // A write past RLIMIT_FSIZE must fail with EFBIG, not kill the process: catching
@@ -65,8 +85,17 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> ExitCode {
     }
 }
 
+/// Renders a clap error as one line: its first line without the "error: " prefix, and
+/// where to find help.
+fn usage_error(e: &clap::Error) -> String {
+    let text = e.render().to_string();
+    let first = text.lines().next().unwrap_or("invalid usage");
+    let first = first.strip_prefix("error: ").unwrap_or(first);
+    format!("{first} (see spool --help)")
+}
+
 /// Why a command failed.
-enum Failure {
+pub(crate) enum Failure {
     /// The queue or the spool failed.
     Store(Error),
     /// The command line asked for something impossible.
@@ -81,7 +110,7 @@ impl From<Error> for Failure {
     }
 }
 
-type Outcome = std::result::Result<ExitCode, Failure>;
+pub(crate) type Outcome = std::result::Result<ExitCode, Failure>;
 
 fn execute(cli: Cli) -> Outcome {
     if let Command::Completions(args) = &cli.command {
@@ -93,10 +122,23 @@ fn execute(cli: Cli) -> Outcome {
         Command::Push(args) => push(&spool, &queue, args),
         Command::Pop(args) => pop(&spool, &queue, args),
         Command::Peek(args) => peek(&spool, &queue, args),
+        Command::Claim(args) => claim(&spool, &queue, args),
+        Command::Show(args) => show(&spool, &queue, &args.what),
+        Command::Ack(args) => settle(&spool, &queue, &args.token, |q, t| q.ack(t)),
+        Command::Nack(args) => {
+            let delay = args.delay.map(|d| d.as_millis() as u64);
+            settle(&spool, &queue, &args.token, |q, t| q.nack(t, delay))
+        }
+        Command::Extend(args) => {
+            let lease = args.lease.as_millis() as u64;
+            settle(&spool, &queue, &args.token, |q, t| q.extend(t, lease))
+        }
+        Command::Requeue(args) => requeue(&spool, &queue, args),
+        Command::Run(args) => crate::run::run(&spool, &queue, args),
         Command::List(args) => list(&spool, &queue, args),
         Command::Len => len(&spool, &queue),
         Command::Stats(args) => stats(&spool, &queue, args),
-        Command::Clear => clear(&spool, &queue),
+        Command::Clear(args) => clear(&spool, &queue, args),
         Command::Queues => queues(&spool),
         Command::Completions(_) => unreachable!("handled above"),
     }
@@ -140,6 +182,16 @@ fn stdout_file() -> std::result::Result<File, Failure> {
 // ----- push -----
 
 fn push(spool: &Spool, name: &str, args: PushArgs) -> Outcome {
+    let now = SystemTime::now();
+    let ms = |t: SystemTime| {
+        t.duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64)
+    };
+    let opts = PushOptions {
+        priority: args.priority,
+        due: args.delay.map(|d| ms(now + d)).or(args.at.map(ms)),
+        expires: args.ttl.map(|d| ms(now + d)),
+    };
     let queue = spool.create(name)?;
     let published = if !args.messages.is_empty() {
         let mut staging = queue.stage(args.messages.len() > 1)?;
@@ -150,7 +202,7 @@ fn push(spool: &Spool, name: &str, args: PushArgs) -> Outcome {
                     .map_err(|e| Error::io("write", path, e))
             })?;
         }
-        staging.publish()?
+        staging.publish(opts)?
     } else if args.lines || args.null {
         let delimiter = if args.null { b'\0' } else { b'\n' };
         let mut input = BufReader::with_capacity(1 << 16, io::stdin().lock());
@@ -158,11 +210,11 @@ fn push(spool: &Spool, name: &str, args: PushArgs) -> Outcome {
         while !fill(&mut input)?.is_empty() {
             staging.add(|file, path| copy_record(&mut input, file, delimiter, path))?;
         }
-        staging.publish()?
+        staging.publish(opts)?
     } else {
         let mut staging = queue.stage(false)?;
         staging.add(|file, path| copy_all(&mut io::stdin().lock(), file, path))?;
-        staging.publish()?
+        staging.publish(opts)?
     };
     if args.print_id {
         let mut out = BufWriter::new(io::stdout().lock());
@@ -282,19 +334,63 @@ fn delivery_failure(e: &io::Error, ids: &[u64]) -> Failure {
     Failure::Delivery(format!("write standard output: {}{kept}", describe(e)))
 }
 
+/// Opens the queue and calls `attempt` until it returns something; with `--wait`, sleeps
+/// between attempts until the queue changes (or `--timeout` passes). `Ok(None)`: nothing.
+fn wait_for<T>(
+    spool: &Spool,
+    name: &str,
+    wait: &WaitArgs,
+    mut attempt: impl FnMut(&Queue) -> Result<Option<T>>,
+) -> Result<Option<(Queue, T)>> {
+    let deadline = wait.timeout.map(|t| std::time::Instant::now() + t);
+    let mut queue: Option<Queue> = None;
+    let mut waiter = Waiter::polling();
+    loop {
+        if queue.is_none() {
+            queue = spool.open(name)?;
+            if let Some(q) = &queue {
+                // Watch before looking, so that no push between the two is missed.
+                waiter = Waiter::new(q.path());
+            }
+        }
+        if let Some(q) = &queue
+            && let Some(found) = attempt(q)?
+        {
+            return Ok(Some((queue.expect("checked above"), found)));
+        }
+        if !wait.wait {
+            return Ok(None);
+        }
+        let mut sleep = store::wait::POLL_INTERVAL;
+        if let Some(deadline) = deadline {
+            let now = std::time::Instant::now();
+            if now >= deadline {
+                return Ok(None);
+            }
+            sleep = sleep.min(deadline - now);
+        }
+        if let Some(due) = queue.as_ref().map(Queue::next_due).transpose()?.flatten() {
+            sleep = sleep.min(std::time::Duration::from_millis(
+                due.saturating_sub(now_ms()).max(1),
+            ));
+        }
+        waiter.wait(sleep);
+    }
+}
+
 fn pop(spool: &Spool, name: &str, args: TakeArgs) -> Outcome {
     let frame = framing("pop", &args)?;
-    let Some(queue) = spool.open(name)? else {
+    let first_chunk = args.count.min(64) as usize;
+    let Some((queue, mut taken)) = wait_for(spool, name, &args.wait, |q| {
+        let taken = q.take(first_chunk, POP)?;
+        Ok((!taken.is_empty()).then_some(taken))
+    })?
+    else {
         return Ok(ExitCode::from(EMPTY));
     };
     let mut out = stdout_file()?;
     let mut remaining = args.count;
-    let mut delivered = 0u64;
-    while remaining > 0 {
-        let taken = queue.take(remaining.min(64) as usize)?;
-        if taken.is_empty() {
-            break;
-        }
+    loop {
         remaining -= taken.len() as u64;
         let mut done: Vec<Claimed> = Vec::with_capacity(taken.len());
         let mut rest = taken.into_iter();
@@ -320,59 +416,153 @@ fn pop(spool: &Spool, name: &str, args: TakeArgs) -> Outcome {
             undelivered.splice(0..0, done.drain(..));
             error.get_or_insert(e);
         }
-        delivered += done.len() as u64;
         queue.finish(done)?;
         if let Some(e) = error {
             let ids: Vec<u64> = undelivered.iter().map(Claimed::id).collect();
             queue.give_back(undelivered)?;
             return Err(delivery_failure(&e, &ids));
         }
+        if remaining == 0 {
+            break;
+        }
+        taken = queue.take(remaining.min(64) as usize, POP)?;
+        if taken.is_empty() {
+            break;
+        }
     }
-    Ok(if delivered == 0 {
-        ExitCode::from(EMPTY)
-    } else {
-        ExitCode::SUCCESS
-    })
+    Ok(ExitCode::SUCCESS)
 }
 
 fn peek(spool: &Spool, name: &str, args: TakeArgs) -> Outcome {
     let frame = framing("peek", &args)?;
-    let Some(queue) = spool.open(name)? else {
-        return Ok(ExitCode::from(EMPTY));
-    };
     let mut out = stdout_file()?;
     let mut failure = None;
-    let seen = queue.peek(args.count as usize, |mut message| {
-        if let Err(e) = deliver(&mut out, &mut message.file, frame) {
-            failure = Some(Failure::Delivery(format!(
-                "write standard output: {}",
-                describe(&e)
-            )));
-            return Ok(false);
-        }
-        Ok(true)
+    let found = wait_for(spool, name, &args.wait, |q| {
+        let seen = q.peek(args.count as usize, |mut message| {
+            if let Err(e) = deliver(&mut out, &mut message.file, frame) {
+                failure = Some(Failure::Delivery(format!(
+                    "write standard output: {}",
+                    describe(&e)
+                )));
+                return Ok(false);
+            }
+            Ok(true)
+        })?;
+        Ok((seen > 0).then_some(()))
     })?;
     if let Some(f) = failure {
         return Err(f);
     }
-    Ok(if seen == 0 {
+    Ok(if found.is_none() {
         ExitCode::from(EMPTY)
     } else {
         ExitCode::SUCCESS
     })
 }
 
+fn claim(spool: &Spool, name: &str, args: ClaimArgs) -> Outcome {
+    let opts = TakeOptions {
+        hold: Hold::Lease {
+            lease_ms: args.lease.as_millis() as u64,
+        },
+        max_attempts: Some(args.max_attempts),
+    };
+    let Some((_queue, taken)) = wait_for(spool, name, &args.wait, |q| {
+        let taken = q.take(1, opts)?;
+        Ok((!taken.is_empty()).then_some(taken))
+    })?
+    else {
+        return Ok(ExitCode::from(EMPTY));
+    };
+    // If the token cannot be printed, the lease returns the message: nothing is lost.
+    println_checked(&taken[0].token())?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn show(spool: &Spool, name: &str, what: &str) -> Outcome {
+    let found = match spool.open(name)? {
+        Some(queue) => queue.show(what)?,
+        None => None,
+    };
+    let Some((_, mut file)) = found else {
+        return Err(Failure::Usage(format!(
+            "show {what}: no such message in queue {name}"
+        )));
+    };
+    let mut out = stdout_file()?;
+    deliver(&mut out, &mut file, None)
+        .map_err(|e| Failure::Delivery(format!("write standard output: {}", describe(&e))))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// ack, nack and extend: act on a claim by its token.
+fn settle(
+    spool: &Spool,
+    name: &str,
+    token: &str,
+    act: impl FnOnce(&Queue, &str) -> Result<u64>,
+) -> Outcome {
+    let Some(queue) = spool.open(name)? else {
+        return Err(Failure::Usage(format!(
+            "token {token}: queue {name} does not exist"
+        )));
+    };
+    act(&queue, token)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn requeue(spool: &Spool, name: &str, args: RequeueArgs) -> Outcome {
+    let Some(queue) = spool.open(name)? else {
+        return Err(Failure::Usage(format!(
+            "requeue: queue {name} does not exist"
+        )));
+    };
+    let (moved, missing) = queue.requeue(&args.ids)?;
+    println_checked(&moved.len().to_string())?;
+    if !missing.is_empty() {
+        let ids: Vec<String> = missing.iter().map(u64::to_string).collect();
+        return Err(Failure::Usage(format!(
+            "requeue: no failed message with id {}",
+            ids.join(", ")
+        )));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 // ----- inspection -----
+
+fn states(arg: StateArg) -> Vec<State> {
+    match arg {
+        StateArg::Ready => vec![State::Ready],
+        StateArg::Delayed => vec![State::Delayed],
+        StateArg::Claimed => vec![State::Claimed],
+        StateArg::Failed => vec![State::Failed],
+        StateArg::All => State::ALL.to_vec(),
+    }
+}
 
 #[derive(Serialize)]
 struct ListEntry<'a> {
     id: u64,
+    state: &'static str,
     size: u64,
     enqueued: &'a str,
+    attempts: u32,
+    priority: u8,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    until: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    expires: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<&'a str>,
     preview: &'a str,
 }
 
 const PREVIEW_BYTES: usize = 48;
+
+fn ms_time(ms: u64) -> SystemTime {
+    std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms)
+}
 
 fn list(spool: &Spool, name: &str, args: ListArgs) -> Outcome {
     let Some(queue) = spool.open(name)? else {
@@ -380,31 +570,61 @@ fn list(spool: &Spool, name: &str, args: ListArgs) -> Outcome {
     };
     let mut out = BufWriter::with_capacity(1 << 16, io::stdout().lock());
     let mut head = [0u8; PREVIEW_BYTES + 1];
-    queue.walk(|info, open| {
+    let show_state = args.state != StateArg::Ready;
+    queue.walk(&states(args.state), |info, open| {
         let preview = match open()? {
             Some(mut file) => {
-                let n = read_prefix(&mut file, &mut head).map_err(|e| {
-                    Error::io(
-                        "read",
-                        queue.path().join(store::names::ready_path(info.id)),
-                        e,
-                    )
-                })?;
+                let n = read_prefix(&mut file, &mut head)
+                    .map_err(|e| Error::io("read", format!("message {}", info.id), e))?;
                 preview(&head[..n.min(PREVIEW_BYTES)], n > PREVIEW_BYTES)
             }
             None => return Ok(true), // taken meanwhile
         };
         let enqueued = timefmt::rfc3339(info.enqueued);
+        let until = info.until.map(|t| timefmt::rfc3339(ms_time(t)));
+        let expires = info.expires.map(|t| timefmt::rfc3339(ms_time(t)));
         let written = if args.json {
             let entry = ListEntry {
                 id: info.id,
+                state: info.state.as_str(),
                 size: info.size,
                 enqueued: &enqueued,
+                attempts: info.attempts,
+                priority: info.priority,
+                until,
+                expires,
+                reason: info.reason.as_deref(),
                 preview: &preview,
             };
             serde_json::to_writer(&mut out, &entry)
                 .map_err(io::Error::from)
                 .and_then(|()| out.write_all(b"\n"))
+        } else if show_state {
+            let mut details = format!("attempts={}", info.attempts);
+            if info.priority > 0 {
+                details.push_str(&format!(" priority={}", info.priority));
+            }
+            if let Some(u) = &until {
+                details.push_str(if info.state == State::Delayed {
+                    " due="
+                } else {
+                    " lease="
+                });
+                details.push_str(u);
+            }
+            if let Some(r) = &info.reason {
+                details.push_str(&format!(" reason={r}"));
+            }
+            writeln!(
+                out,
+                "{}\t{}\t{}\t{}\t{}\t{}",
+                info.id,
+                info.state.as_str(),
+                info.size,
+                enqueued,
+                details,
+                preview
+            )
         } else {
             writeln!(out, "{}\t{}\t{}\t{}", info.id, info.size, enqueued, preview)
         };
@@ -452,7 +672,7 @@ fn preview(bytes: &[u8], cut: bool) -> String {
 
 fn len(spool: &Spool, name: &str) -> Outcome {
     let n = match spool.open(name)? {
-        Some(queue) => queue.stats()?.waiting,
+        Some(queue) => queue.waiting()?,
         None => 0,
     };
     println_checked(&n.to_string())?;
@@ -470,11 +690,17 @@ fn println_checked(line: &str) -> std::result::Result<(), Failure> {
 struct StatsJson {
     queue: String,
     waiting: u64,
-    bytes: u64,
+    delayed: u64,
     claimed: u64,
+    failed: u64,
+    bytes: u64,
     oldest_enqueued: Option<String>,
     oldest_age_seconds: Option<f64>,
     next_id: u64,
+    /// Consumption rate R, messages per second over the last minutes.
+    rate_per_second: f64,
+    /// Expected wait of a new message, L / R; null when nothing was consumed lately.
+    expected_wait_seconds: Option<f64>,
 }
 
 fn queue_stats(queue: Option<Queue>, name: &str) -> Result<StatsJson> {
@@ -482,15 +708,23 @@ fn queue_stats(queue: Option<Queue>, name: &str) -> Result<StatsJson> {
         Some(q) => q.stats()?,
         None => store::Stats {
             next_id: 1,
+            window: 1.0,
             ..Default::default()
         },
     };
     let now = SystemTime::now();
+    let rate = if s.window > 0.0 {
+        s.consumed as f64 / s.window
+    } else {
+        0.0
+    };
     Ok(StatsJson {
         queue: name.to_string(),
-        waiting: s.waiting,
-        bytes: s.bytes,
+        waiting: s.ready,
+        delayed: s.delayed,
         claimed: s.claimed,
+        failed: s.failed,
+        bytes: s.bytes,
         oldest_enqueued: s.oldest.map(timefmt::rfc3339),
         oldest_age_seconds: s.oldest.map(|t| {
             now.duration_since(t)
@@ -498,10 +732,16 @@ fn queue_stats(queue: Option<Queue>, name: &str) -> Result<StatsJson> {
                 .unwrap_or(0.0)
         }),
         next_id: s.next_id,
+        rate_per_second: (rate * 1000.0).round() / 1000.0,
+        expected_wait_seconds: (rate > 0.0).then(|| (s.ready as f64 / rate * 10.0).round() / 10.0),
     })
 }
 
-fn stats(spool: &Spool, name: &str, args: StatsArgs) -> Outcome {
+fn render_stats(
+    spool: &Spool,
+    name: &str,
+    args: &StatsArgs,
+) -> std::result::Result<String, Failure> {
     let names = if args.all {
         spool.queues()?
     } else {
@@ -512,18 +752,30 @@ fn stats(spool: &Spool, name: &str, args: StatsArgs) -> Outcome {
         rows.push(queue_stats(spool.open(name)?, name)?);
     }
     let mut text = String::new();
+    let wait = |r: &StatsJson| {
+        r.expected_wait_seconds
+            .map_or("-".to_string(), timefmt::age)
+    };
     if args.json {
         for row in &rows {
             text.push_str(&serde_json::to_string(row).expect("plain struct serializes"));
             text.push('\n');
         }
     } else if args.all {
-        text.push_str("QUEUE\tWAITING\tBYTES\tCLAIMED\tOLDEST\n");
+        text.push_str("QUEUE\tWAITING\tDELAYED\tCLAIMED\tFAILED\tBYTES\tOLDEST\tRATE/s\tWAIT\n");
         for r in &rows {
             let age = r.oldest_age_seconds.map_or("-".to_string(), timefmt::age);
             text.push_str(&format!(
-                "{}\t{}\t{}\t{}\t{}\n",
-                r.queue, r.waiting, r.bytes, r.claimed, age
+                "{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\n",
+                r.queue,
+                r.waiting,
+                r.delayed,
+                r.claimed,
+                r.failed,
+                r.bytes,
+                age,
+                r.rate_per_second,
+                wait(r)
             ));
         }
     } else if let Some(r) = rows.first() {
@@ -532,20 +784,58 @@ fn stats(spool: &Spool, name: &str, args: StatsArgs) -> Outcome {
             _ => "-".to_string(),
         };
         text = format!(
-            "queue:    {}\nwaiting:  {}\nbytes:    {}\nclaimed:  {}\noldest:   {}\nnext id:  {}\n",
-            r.queue, r.waiting, r.bytes, r.claimed, oldest, r.next_id
+            "queue:    {}\nwaiting:  {}\ndelayed:  {}\nclaimed:  {}\nfailed:   {}\nbytes:    {}\noldest:   {}\nrate:     {}/s (last 5 minutes)\nwait:     {} (expected, waiting / rate)\nnext id:  {}\n",
+            r.queue,
+            r.waiting,
+            r.delayed,
+            r.claimed,
+            r.failed,
+            r.bytes,
+            oldest,
+            r.rate_per_second,
+            wait(r),
+            r.next_id
         );
     }
-    let mut out = io::stdout().lock();
-    out.write_all(text.as_bytes())
-        .and_then(|()| out.flush())
-        .map_err(stdout_error)?;
-    Ok(ExitCode::SUCCESS)
+    Ok(text)
 }
 
-fn clear(spool: &Spool, name: &str) -> Outcome {
+fn stats(spool: &Spool, name: &str, args: StatsArgs) -> Outcome {
+    use std::io::IsTerminal;
+    let tty = io::stdout().is_terminal();
+    loop {
+        let text = render_stats(spool, name, &args)?;
+        let mut out = io::stdout().lock();
+        if args.watch && tty {
+            out.write_all(b"\x1b[H\x1b[2J").map_err(stdout_error)?;
+        }
+        out.write_all(text.as_bytes())
+            .and_then(|()| out.flush())
+            .map_err(stdout_error)?;
+        if !args.watch {
+            return Ok(ExitCode::SUCCESS);
+        }
+        if !tty {
+            out.write_all(b"\n").map_err(stdout_error)?;
+        }
+        drop(out);
+        std::thread::sleep(std::time::Duration::from_secs(1));
+    }
+}
+
+fn clear(spool: &Spool, name: &str, args: ClearArgs) -> Outcome {
+    let which = match args.state {
+        None => vec![State::Ready, State::Delayed],
+        Some(StateArg::Claimed) => {
+            return Err(Failure::Usage(
+                "clear: claimed messages belong to their consumers: ack or nack them, or let their lease end".into(),
+            ));
+        }
+        Some(StateArg::All) => vec![State::Ready, State::Delayed, State::Failed],
+        Some(s) => states(s),
+    };
     let removed = match spool.open(name)? {
-        Some(queue) => queue.clear()?,
+        Some(queue) => queue.clear(&which)?,
         None => 0,
     };
     println_checked(&removed.to_string())?;

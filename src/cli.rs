@@ -3,6 +3,9 @@
 
 use std::ffi::OsString;
 use std::path::PathBuf;
+use std::time::{Duration, SystemTime};
+
+use crate::timefmt::{parse_duration, parse_time};
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
@@ -63,8 +66,58 @@ pub enum Command {
     #[command(after_help = "Examples:\n  spool peek\n  spool peek -n 5 --lines")]
     Peek(TakeArgs),
 
-    /// List waiting messages in order: id, size, enqueue time, preview
-    #[command(after_help = "Examples:\n  spool list\n  spool list --json | jq -r .id")]
+    /// Take the oldest message under a lease and print its claim token
+    ///
+    /// The message stays claimed until `spool ack TOKEN` deletes it, `spool nack TOKEN`
+    /// returns it, or its lease ends and it returns by itself. Each claim counts as an
+    /// attempt; a message claimed --max-attempts times moves to the failed state instead.
+    /// Exits 1 when there is nothing to claim.
+    #[command(
+        after_help = "Example: a worker that never loses a job\n  while token=$(spool claim --wait --lease 10m); do\n    if spool show \"$token\" | process; then spool ack \"$token\"\n    else spool nack \"$token\" --delay 1m; fi\n  done"
+    )]
+    Claim(ClaimArgs),
+
+    /// Print the payload of a message in any state, by claim token or id
+    #[command(after_help = "Examples:\n  spool show 42\n  spool show \"$token\" | process")]
+    Show(ShowArgs),
+
+    /// Delete a claimed message: its work is done
+    ///
+    /// Exits 2, changing nothing, when the token is no longer valid: the lease ended
+    /// and the message was claimed again, or it was already acked or nacked.
+    #[command(after_help = "Example:\n  spool ack \"$token\"")]
+    Ack(TokenArgs),
+
+    /// Return a claimed message behind the waiting ones (after --delay, if given)
+    #[command(after_help = "Example:\n  spool nack \"$token\" --delay 30s")]
+    Nack(NackArgs),
+
+    /// Renew the lease of a claimed message
+    #[command(after_help = "Example:\n  spool extend \"$token\" --lease 10m")]
+    Extend(ExtendArgs),
+
+    /// Move failed messages back to ready, with their attempts reset
+    #[command(after_help = "Examples:\n  spool requeue 42 43\n  spool requeue --all")]
+    Requeue(RequeueArgs),
+
+    /// Run a command for each message, with the payload on its standard input
+    ///
+    /// Exit 0 acks the message; exit 100 fails it at once (permanent); any other exit, or
+    /// death by a signal, retries it after an exponential backoff until --max-attempts,
+    /// then fails it. The command gets SPOOL_ID, SPOOL_QUEUE, SPOOL_ATTEMPT and SPOOL_DIR.
+    /// Without --wait, run drains what is available and exits. SIGINT or SIGTERM stops
+    /// claiming and lets running commands finish; a second one is passed on to them.
+    /// Exit status: 0 when every message succeeded (or there were none), 3 when any
+    /// failed or was retried, 2 on errors.
+    #[command(
+        after_help = "Examples:\n  spool -q mail run -- sendmail -t\n  spool -q jobs run --wait -j 4 --lease 10m -- sh -c 'process \"$SPOOL_ID\"'\n  # crontab: mails you when a job failed\n  */5 * * * * spool -q nightly run -- ./job.sh || echo \"spool run: failures\""
+    )]
+    Run(RunArgs),
+
+    /// List messages in order: id, size, enqueue time, preview (and state details)
+    #[command(
+        after_help = "Examples:\n  spool list\n  spool list --state failed\n  spool list --json | jq -r .id"
+    )]
     List(ListArgs),
 
     /// Print the number of waiting messages
@@ -75,9 +128,9 @@ pub enum Command {
     #[command(after_help = "Examples:\n  spool stats\n  spool stats --all --json")]
     Stats(StatsArgs),
 
-    /// Remove every waiting message and print how many were removed
-    #[command(after_help = "Example:\n  spool -q scratch clear")]
-    Clear,
+    /// Remove every waiting message (ready and delayed) and print how many were removed
+    #[command(after_help = "Examples:\n  spool -q scratch clear\n  spool clear --state failed")]
+    Clear(ClearArgs),
 
     /// List the queues of the spool
     #[command(
@@ -110,6 +163,34 @@ pub struct PushArgs {
     /// Print the id of each new message, one per line
     #[arg(long)]
     pub print_id: bool,
+
+    /// Invisible for this long (500ms, 30s, 5m, 2h, 1d)
+    #[arg(long, value_name = "DUR", value_parser = parse_duration, conflicts_with = "at")]
+    pub delay: Option<Duration>,
+
+    /// Invisible until this time (RFC 3339, or unix seconds)
+    #[arg(long, value_name = "TIME", value_parser = parse_time)]
+    pub at: Option<SystemTime>,
+
+    /// Priority, 0 to 9: higher first, first-in first-out within a priority
+    #[arg(long, value_name = "N", default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=9))]
+    pub priority: u8,
+
+    /// Moves to failed (reason "expired") if not consumed within this time
+    #[arg(long, value_name = "DUR", value_parser = parse_duration)]
+    pub ttl: Option<Duration>,
+}
+
+/// Options of the commands that can wait for a message.
+#[derive(Debug, Args)]
+pub struct WaitArgs {
+    /// Wait for a message instead of exiting 1 when there is none
+    #[arg(short, long)]
+    pub wait: bool,
+
+    /// With --wait: exit 1 after this long (500ms, 30s, 5m, 2h, 1d)
+    #[arg(long, value_name = "DUR", value_parser = parse_duration, requires = "wait")]
+    pub timeout: Option<Duration>,
 }
 
 /// Arguments of `pop` and `peek`.
@@ -126,14 +207,154 @@ pub struct TakeArgs {
     /// Follow each message with a NUL byte
     #[arg(short = '0', long)]
     pub null: bool,
+
+    #[command(flatten)]
+    pub wait: WaitArgs,
+}
+
+/// Arguments of `claim`.
+#[derive(Debug, Args)]
+pub struct ClaimArgs {
+    /// How long the claim holds before the message returns by itself
+    #[arg(long, value_name = "DUR", default_value = "5m", value_parser = parse_duration)]
+    pub lease: Duration,
+
+    /// A message already claimed this many times moves to failed instead
+    #[arg(long, value_name = "N", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_attempts: u32,
+
+    #[command(flatten)]
+    pub wait: WaitArgs,
+}
+
+/// Arguments of `show`.
+#[derive(Debug, Args)]
+pub struct ShowArgs {
+    /// A claim token (42.9f3a0c1d2e4b5a67) or a message id (42)
+    #[arg(value_name = "TOKEN|ID")]
+    pub what: String,
+}
+
+/// Arguments of `ack`.
+#[derive(Debug, Args)]
+pub struct TokenArgs {
+    /// The claim token printed by `spool claim`
+    #[arg(value_name = "TOKEN")]
+    pub token: String,
+}
+
+/// Arguments of `nack`.
+#[derive(Debug, Args)]
+pub struct NackArgs {
+    /// The claim token printed by `spool claim`
+    #[arg(value_name = "TOKEN")]
+    pub token: String,
+
+    /// Invisible for this long before it is ready again
+    #[arg(long, value_name = "DUR", value_parser = parse_duration)]
+    pub delay: Option<Duration>,
+}
+
+/// Arguments of `extend`.
+#[derive(Debug, Args)]
+pub struct ExtendArgs {
+    /// The claim token printed by `spool claim`
+    #[arg(value_name = "TOKEN")]
+    pub token: String,
+
+    /// The new lease, from now
+    #[arg(long, value_name = "DUR", value_parser = parse_duration)]
+    pub lease: Duration,
+}
+
+/// Arguments of `requeue`.
+#[derive(Debug, Args)]
+pub struct RequeueArgs {
+    /// Ids of failed messages
+    #[arg(
+        value_name = "ID",
+        required_unless_present = "all",
+        conflicts_with = "all"
+    )]
+    pub ids: Vec<u64>,
+
+    /// Every failed message
+    #[arg(long)]
+    pub all: bool,
+}
+
+/// Arguments of `run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Keep consuming, waking at once on pushes, instead of exiting when the queue is empty
+    #[arg(short, long)]
+    pub wait: bool,
+
+    /// Run up to N commands at a time
+    #[arg(short = 'j', long = "jobs", value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub jobs: u32,
+
+    /// Stop after N messages
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub max: Option<u64>,
+
+    /// Time limit of each command: then it gets SIGTERM, 5 seconds later SIGKILL, and the
+    /// message is retried
+    #[arg(long, value_name = "DUR", default_value = "5m", value_parser = parse_duration)]
+    pub lease: Duration,
+
+    /// A message that failed this many times moves to failed
+    #[arg(long, value_name = "N", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_attempts: u32,
+
+    /// First retry delay, doubling with each attempt (capped at 1h)
+    #[arg(long, value_name = "DUR", default_value = "10s", value_parser = parse_duration)]
+    pub backoff: Duration,
+
+    /// The command and its arguments
+    #[arg(
+        value_name = "COMMAND",
+        required = true,
+        trailing_var_arg = true,
+        allow_hyphen_values = true
+    )]
+    pub command: Vec<OsString>,
+}
+
+/// States for `list --state` and `clear --state`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum StateArg {
+    /// Waiting to be taken
+    Ready,
+    /// Waiting for their time
+    Delayed,
+    /// Taken, not yet acked
+    Claimed,
+    /// Dead letters
+    Failed,
+    /// Every state
+    All,
 }
 
 /// Arguments of `list`.
 #[derive(Debug, Args)]
 pub struct ListArgs {
-    /// One JSON object per line: id, size, enqueued (RFC 3339), preview
+    /// One JSON object per line: id, state, size, enqueued (RFC 3339), attempts, priority,
+    /// and when present until, expires, reason; then preview
     #[arg(long)]
     pub json: bool,
+
+    /// Which messages
+    #[arg(long, value_enum, default_value = "ready")]
+    pub state: StateArg,
+}
+
+/// Arguments of `clear`.
+#[derive(Debug, Args)]
+pub struct ClearArgs {
+    /// Which messages [default: ready and delayed]
+    #[arg(long, value_enum)]
+    pub state: Option<StateArg>,
 }
 
 /// Arguments of `stats`.
@@ -146,6 +367,10 @@ pub struct StatsArgs {
     /// Every queue of the spool
     #[arg(long)]
     pub all: bool,
+
+    /// Refresh every second until interrupted
+    #[arg(long, conflicts_with = "json")]
+    pub watch: bool,
 }
 
 /// Arguments of `completions`.

@@ -14,5 +14,6 @@
 
 pub mod app;
 pub mod cli;
+mod run;
 pub mod store;
 pub mod timefmt;

@@ -1,6 +1,6 @@
 //! Time for people and for JSON: RFC 3339 in UTC, and short ages ("3m12s").
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Formats `t` as RFC 3339 in UTC with second precision, e.g. `2026-11-25T08:29:18Z`.
 pub fn rfc3339(t: SystemTime) -> String {
@@ -48,10 +48,113 @@ pub fn age(seconds: f64) -> String {
     }
 }
 
+/// Parses a duration: a whole number followed by `ms`, `s`, `m`, `h` or `d`
+/// (`500ms`, `30s`, `5m`, `2h`, `1d`); a bare number is seconds.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (digits, unit) = text.split_at(split);
+    let bad = || {
+        format!(
+            "invalid duration {text:?}: expected a number and a unit, as in 500ms, 30s, 5m, 2h, 1d"
+        )
+    };
+    let n: u64 = digits.parse().map_err(|_| bad())?;
+    let ms_per = match unit {
+        "ms" => 1,
+        "" | "s" => 1_000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        "d" => 86_400_000,
+        _ => return Err(bad()),
+    };
+    n.checked_mul(ms_per)
+        .map(Duration::from_millis)
+        .ok_or_else(bad)
+}
+
+/// Parses a point in time: unix seconds (`1764059358`), or RFC 3339
+/// (`2026-11-25T08:29:18Z`, `2026-11-25T09:29:18.5+01:00`).
+pub fn parse_time(text: &str) -> Result<SystemTime, String> {
+    let bad = || {
+        format!("invalid time {text:?}: expected RFC 3339 (2026-11-25T08:29:18Z) or unix seconds")
+    };
+    if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
+        let secs: u64 = text.parse().map_err(|_| bad())?;
+        return Ok(UNIX_EPOCH + Duration::from_secs(secs));
+    }
+    let b = text.as_bytes();
+    if b.len() < 20
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || !matches!(b[10], b'T' | b't' | b' ')
+        || b[13] != b':'
+        || b[16] != b':'
+    {
+        return Err(bad());
+    }
+    let num = |r: std::ops::Range<usize>| -> Result<i64, String> {
+        let s = text.get(r).ok_or_else(bad)?;
+        if s.bytes().all(|c| c.is_ascii_digit()) {
+            s.parse().map_err(|_| bad())
+        } else {
+            Err(bad())
+        }
+    };
+    let (year, month, day) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (hour, minute, second) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    if !(1..=12).contains(&month)
+        || !(1..=31).contains(&day)
+        || hour > 23
+        || minute > 59
+        || second > 60
+    {
+        return Err(bad());
+    }
+    let mut rest = &text[19..];
+    let mut nanos = 0u32;
+    if let Some(frac) = rest.strip_prefix('.') {
+        let digits = frac.bytes().take_while(u8::is_ascii_digit).count();
+        if digits == 0 {
+            return Err(bad());
+        }
+        let padded = format!("{:0<9}", &frac[..digits.min(9)]);
+        nanos = padded.parse().map_err(|_| bad())?;
+        rest = &frac[digits..];
+    }
+    let offset = match rest {
+        "Z" | "z" => 0,
+        _ if rest.len() == 6 && matches!(&rest[..1], "+" | "-") && &rest[3..4] == ":" => {
+            let h: i64 = rest[1..3].parse().map_err(|_| bad())?;
+            let m: i64 = rest[4..6].parse().map_err(|_| bad())?;
+            let sign = if rest.starts_with('-') { -1 } else { 1 };
+            sign * (h * 3600 + m * 60)
+        }
+        _ => return Err(bad()),
+    };
+    let days = days_from_civil(year, month as u32, day as u32);
+    let secs = days * 86_400 + hour * 3600 + minute * 60 + second - offset;
+    if secs < 0 {
+        return Err(bad());
+    }
+    Ok(UNIX_EPOCH + Duration::new(secs as u64, nanos))
+}
+
+/// (year, month, day) to days since 1970-01-01 (the inverse of `civil_from_days`).
+fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let mp = i64::from((m + 9) % 12);
+    let doy = (153 * mp + 2) / 5 + i64::from(d) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
 
     #[test]
     fn formats_utc() {
@@ -69,5 +172,48 @@ mod tests {
         assert_eq!(age(192.0), "3m12s");
         assert_eq!(age(18_180.0), "5h3m");
         assert_eq!(age(187_200.0), "2d4h");
+    }
+}
+
+#[cfg(test)]
+mod parse_tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_duration("30"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
+        assert_eq!(parse_duration("2h"), Ok(Duration::from_secs(7200)));
+        assert_eq!(parse_duration("1d"), Ok(Duration::from_secs(86_400)));
+        for bad in ["", "s", "5x", "-5s", "1.5s", "5 s", "99999999999999999999d"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn times() {
+        let t = UNIX_EPOCH + Duration::from_secs(1_795_595_358);
+        assert_eq!(parse_time("1795595358"), Ok(t));
+        assert_eq!(parse_time("2026-11-25T08:29:18Z"), Ok(t));
+        assert_eq!(parse_time("2026-11-25T09:29:18+01:00"), Ok(t));
+        assert_eq!(
+            parse_time("2026-11-25T08:29:18.25Z"),
+            Ok(t + Duration::from_millis(250))
+        );
+        assert_eq!(
+            rfc3339(parse_time("2000-02-29T00:00:00Z").unwrap()),
+            "2000-02-29T00:00:00Z"
+        );
+        for bad in [
+            "",
+            "tomorrow",
+            "2026-13-01T00:00:00Z",
+            "2026-11-25T08:29:18",
+            "2026-11-25T08:29:18+0100",
+        ] {
+            assert!(parse_time(bad).is_err(), "{bad}");
+        }
     }
 }

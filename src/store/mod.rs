@@ -1,16 +1,21 @@
 //! The storage layer: a spool directory of queues. No command line, no printing: it
 //! returns values and errors, and hands warnings about skipped entries to a callback.
 
+mod entry;
 mod error;
 pub mod names;
 mod queue;
 mod sys;
+pub mod wait;
 
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
 pub use error::{Error, Result, describe};
-pub use queue::{Claimed, FORMAT, Info, Message, Published, Queue, Staging, Stats};
+pub use queue::{
+    Claimed, FORMAT, Hold, Info, Message, Published, PushOptions, Queue, Settle, Staging, State,
+    Stats, TakeOptions, lane_dir, now_ms,
+};
 
 /// A spool: the root directory under which each queue is a directory.
 #[derive(Clone)]

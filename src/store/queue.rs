@@ -1,31 +1,42 @@
-//! One queue: a directory of message files, two counters, and two locks.
+//! One queue: a directory of message files, a few counters, and two locks.
 //!
 //! Layout (format 1; docs/FORMAT.md is the reference):
 //!
 //! ```text
 //! QUEUE/format     "spool-queue 1\n", written last when the queue is created
 //! QUEUE/counter    its length is the next id to allocate; flock = producer lock
-//! QUEUE/head       its length is a lower bound of the ready ids; flock = consumer lock
+//! QUEUE/head       its length is a lower bound of the keys in ready/; flock = consumer lock
+//! QUEUE/lanes      its length is a bit set of the priority lanes 1-9 that may hold messages
+//! QUEUE/due        its length is the earliest due time (unix seconds) in delayed/, 0 if none
+//! QUEUE/rate       consumption counts per minute, for stats (16 slots of two u64)
 //! QUEUE/tmp/       messages being written: TOKEN (one) or TOKEN.batch/N (many),
 //!                  each flocked by its writer; unlocked ones are orphans
-//! QUEUE/ready/BUCKET/ID   waiting messages, BUCKET = ID / 1000
-//! QUEUE/claimed/ID.TOKEN  messages taken by a running pop, flocked by it
+//! QUEUE/ready/BUCKET/NAME     waiting messages of priority 0, BUCKET = key / 1000
+//! QUEUE/ready-P/BUCKET/NAME   waiting messages of priority P (1-9)
+//! QUEUE/delayed/NAME          messages not visible before their due time (the key)
+//! QUEUE/claimed/NAME          messages handed out: flocked by a running pop or run,
+//!                             or leased (`l` field) by a claim
+//! QUEUE/failed/NAME           dead letters, with their reason (`r` field)
 //! ```
 //!
+//! NAME is described in [`super::entry`]: a 20-digit key and optional fields.
+//!
 //! Invariants:
-//! - An id is allocated and its file renamed into `ready/` while the producer lock is held,
-//!   in increasing order; so while the producer lock is held, every allocated id is either
-//!   published or abandoned, and a scan of `ready/` sees a consistent set.
+//! - A key is allocated from the counter and its file renamed into a ready lane while the
+//!   producer lock is held, in increasing order; so under the producer lock every allocated
+//!   key is either published or abandoned, and a scan of a lane sees a consistent set.
 //! - The counter is a file *length*: `ftruncate` is journaled metadata, committed no later
 //!   than the rename that publishes the message and the directory fsync after it. So every
-//!   id that was ever visible is below the durable counter, and ids are never reused, not
+//!   key that was ever visible is below the durable counter, and ids are never reused, not
 //!   after a power cut and not after `clear`.
-//! - No ready message has an id below `head` (a hint: after a crash it may be lower, never
-//!   higher). Pop opens `ready/BUCKET/HEAD` directly, O(1) in depth; only a miss (a gap, an
-//!   empty queue) scans, under both locks, and the scan touches buckets, not messages.
-//! - Consumers never delete a message before its bytes were delivered: pop first renames
-//!   it into `claimed/` holding an flock on it, writes it out, then unlinks it. A claim
-//!   whose flock is free belongs to a dead process and goes back to `ready/`.
+//! - No message in `ready/` has a key below `head` (a hint: after a crash it may be lower,
+//!   never higher). Pop opens `ready/BUCKET/HEAD` directly, O(1) in depth; only a miss (a
+//!   gap, an empty queue, a name with fields) reads a bucket or scans, the scan under both
+//!   locks, touching bucket names, not messages.
+//! - Consumers never delete a message before it was delivered: pop renames it into
+//!   `claimed/` holding an flock on it, writes it out, then unlinks it. A claim whose flock
+//!   is free and whose lease (if any) has passed goes back to its place in `ready/`.
+//! - Lock order: consumer lock, then producer lock; never the other way.
 
 use std::cell::RefCell;
 use std::collections::HashSet;
@@ -33,15 +44,14 @@ use std::fs::File;
 use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use rustix::fs::{OFlags, Stat};
+use rustix::fs::{FileType, OFlags, Stat};
 use rustix::io::Errno;
 
+use super::entry::Entry;
 use super::error::{Error, Result};
-use super::names::{
-    self, BUCKET_SIZE, bucket_name, bucket_of, id_name, parse_bucket, parse_claim, parse_id,
-};
+use super::names;
 use super::sys;
 
 /// The content of a queue's `format` file.
@@ -49,11 +59,69 @@ pub const FORMAT: &[u8] = b"spool-queue 1\n";
 
 /// Below this many messages a batch fsyncs each file; above, it flushes the filesystem once.
 const SYNCFS_THRESHOLD: usize = 8;
-/// How many messages one locked step of a multi-message pop or peek handles.
+/// How many messages one locked step of a multi-message peek handles.
 const CHUNK: usize = 64;
+/// Keys per bucket directory.
+const BUCKET_SIZE: u64 = 1000;
 
 /// Receives warnings about entries that are skipped.
 pub type Warn = Box<dyn Fn(&str)>;
+
+/// Milliseconds since the epoch.
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+fn errno_of(e: &io::Error) -> Option<Errno> {
+    e.raw_os_error().map(Errno::from_raw_os_error)
+}
+
+/// The directory of priority lane `p`.
+pub fn lane_dir(p: u8) -> &'static str {
+    const LANES: [&str; 10] = [
+        "ready", "ready-1", "ready-2", "ready-3", "ready-4", "ready-5", "ready-6", "ready-7",
+        "ready-8", "ready-9",
+    ];
+    LANES[usize::from(p.min(9))]
+}
+
+fn bucket_name(b: u64) -> String {
+    format!("{b:017}")
+}
+
+fn bucket_of(key: u64) -> u64 {
+    key / BUCKET_SIZE
+}
+
+/// The states a message can be in, for `list --state` and `stats`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    /// Waiting in a ready lane.
+    Ready,
+    /// Waiting for its due time.
+    Delayed,
+    /// Handed out, not yet acknowledged.
+    Claimed,
+    /// Dead letter.
+    Failed,
+}
+
+impl State {
+    /// All states, in the order `list --state all` shows them.
+    pub const ALL: [State; 4] = [State::Ready, State::Delayed, State::Claimed, State::Failed];
+
+    /// The state's name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Ready => "ready",
+            State::Delayed => "delayed",
+            State::Claimed => "claimed",
+            State::Failed => "failed",
+        }
+    }
+}
 
 /// An open queue.
 pub struct Queue {
@@ -64,26 +132,48 @@ pub struct Queue {
     warned: RefCell<HashSet<String>>,
 }
 
-/// A message found in `ready/`, opened.
+/// A message found in a ready lane, opened.
 struct Found {
-    id: u64,
+    lane: u8,
     bucket: OwnedFd,
+    name: String,
+    entry: Entry,
     file: File,
     stat: Stat,
 }
 
-/// What a search of `ready/` found.
+/// What a search of a lane found.
 enum Lookup {
-    /// The first message at or after the id searched from.
-    Found(Found),
-    /// None; every id published so far is below `next`.
+    /// The first message at or after the key searched from.
+    Found(Box<Found>),
+    /// None; every key published so far is below `next`.
     Empty { next: u64 },
 }
 
-/// A message taken out of `ready/` by this process: renamed into `claimed/` and flocked.
+/// How a message is taken.
+#[derive(Debug, Clone, Copy)]
+pub enum Hold {
+    /// By this process, which holds an flock on it: pop and run. The claim returns at
+    /// once if the holder dies; a time limit is the holder's to enforce.
+    Process,
+    /// By a lease alone: `claim`. Returns when the lease ends, unless acked.
+    Lease { lease_ms: u64 },
+}
+
+/// What to take and how.
+#[derive(Debug, Clone, Copy)]
+pub struct TakeOptions {
+    /// How the taken messages are held.
+    pub hold: Hold,
+    /// Messages already claimed this many times go to failed/ instead.
+    pub max_attempts: Option<u32>,
+}
+
+/// A message taken out of a ready lane by this process: renamed into `claimed/` (and
+/// flocked, unless held by a lease alone).
 pub struct Claimed {
-    id: u64,
-    entry: String,
+    entry: Entry,
+    name: String,
     file: File,
     size: u64,
 }
@@ -91,30 +181,50 @@ pub struct Claimed {
 /// A message's metadata, as `list` and `stats` show it.
 #[derive(Debug, Clone)]
 pub struct Info {
+    /// Its state.
+    pub state: State,
     /// Sequence number.
     pub id: u64,
     /// Payload length in bytes.
     pub size: u64,
     /// Enqueue time (the file's modification time, set when it was written).
     pub enqueued: SystemTime,
+    /// Claims made so far.
+    pub attempts: u32,
+    /// Priority 0-9.
+    pub priority: u8,
+    /// Due time (delayed), lease deadline (claimed), in unix ms.
+    pub until: Option<u64>,
+    /// Expiry (unix ms).
+    pub expires: Option<u64>,
+    /// Why it failed.
+    pub reason: Option<String>,
 }
 
 /// Counts and sizes of a queue.
 #[derive(Debug, Clone, Default)]
 pub struct Stats {
-    /// Waiting messages.
-    pub waiting: u64,
+    /// Waiting messages (all priorities).
+    pub ready: u64,
     /// Their payload bytes.
     pub bytes: u64,
     /// Enqueue time of the oldest waiting message.
     pub oldest: Option<SystemTime>,
-    /// Messages being delivered by a running pop.
+    /// Messages waiting for their due time.
+    pub delayed: u64,
+    /// Messages handed out and not yet acknowledged.
     pub claimed: u64,
+    /// Dead letters.
+    pub failed: u64,
     /// The next id to be allocated.
     pub next_id: u64,
+    /// Messages consumed (popped or acked) in the last `window` seconds.
+    pub consumed: u64,
+    /// The window `consumed` covers, in seconds.
+    pub window: f64,
 }
 
-/// The producer lock, held while ids are allocated and published.
+/// The producer lock, held while keys are allocated and published.
 struct Producer {
     counter: File,
 }
@@ -141,6 +251,17 @@ enum StagingKind {
     Single { name: String, file: Option<File> },
     /// Many: `tmp/TOKEN.batch/N`, the directory flocked through `dir`.
     Batch { name: String, dir: File },
+}
+
+/// How pushed messages are published.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PushOptions {
+    /// Priority 0-9.
+    pub priority: u8,
+    /// Not visible before this time (unix ms).
+    pub due: Option<u64>,
+    /// Moves to failed/ if not consumed by this time (unix ms).
+    pub expires: Option<u64>,
 }
 
 /// Ids published by one push: consecutive runs (first, count).
@@ -176,8 +297,43 @@ impl Published {
     }
 }
 
-fn errno_of(e: &io::Error) -> Option<Errno> {
-    e.raw_os_error().map(Errno::from_raw_os_error)
+/// How one of this process's claims ends.
+#[derive(Debug, Clone, Copy)]
+pub enum Settle<'a> {
+    /// Done: delete it.
+    Ack,
+    /// Try again after a delay (0: at once, behind the waiting ones).
+    Retry {
+        /// Milliseconds.
+        delay_ms: u64,
+    },
+    /// Give up: move it to failed/ with a reason word.
+    Fail {
+        /// `a-z 0-9 -`.
+        reason: &'a str,
+    },
+}
+
+/// A claim token as users see it: `ID.HEX`.
+pub fn format_token(id: u64, hex: &str) -> String {
+    format!("{id}.{hex}")
+}
+
+/// Splits a token into id and hex part.
+pub fn parse_token(token: &str) -> Option<(u64, &str)> {
+    let (id, hex) = token.split_once('.')?;
+    if id.is_empty() || !id.bytes().all(|b| b.is_ascii_digit()) || id.starts_with('0') {
+        return None;
+    }
+    if hex.is_empty()
+        || hex.len() > 32
+        || !hex
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    {
+        return None;
+    }
+    Some((id.parse().ok()?, hex))
 }
 
 impl Queue {
@@ -260,11 +416,20 @@ impl Queue {
 
     /// True when the format file is there and ours; false when it is missing.
     fn check_format(&self) -> Result<bool> {
-        let fd = match sys::open_beneath(self.dir(), "format", OFlags::RDONLY, 0) {
+        let fd = match sys::open_beneath(self.dir(), "format", OFlags::RDONLY | OFlags::NONBLOCK, 0)
+        {
             Ok(fd) => fd,
             Err(e) if errno_of(&e) == Some(Errno::NOENT) => return Ok(false),
             Err(e) => return Err(Error::io("open", self.at("format"), e)),
         };
+        let st = sys::stat_fd(&fd).map_err(|e| Error::io("stat", self.at("format"), e))?;
+        if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile {
+            return Err(Error::invalid(
+                "read",
+                Some(&self.at("format")),
+                "not a regular file",
+            ));
+        }
         let mut buf = [0u8; 64];
         let mut file = File::from(fd);
         let n =
@@ -286,26 +451,14 @@ impl Queue {
 
     /// Creates the queue's files; safe to run concurrently and again after a crash.
     fn initialize(&self) -> Result<()> {
-        for sub in ["tmp", "ready", "claimed"] {
+        for sub in ["tmp", "ready", "delayed", "claimed", "failed"] {
             sys::make_dir(self.dir(), sub).map_err(|e| Error::io("create", self.at(sub), e))?;
         }
         for counter in ["counter", "head"] {
-            let fd = sys::open_beneath(
-                self.dir(),
-                counter,
-                OFlags::RDWR | OFlags::CREATE,
-                sys::FILE_MODE,
-            )
-            .map_err(|e| Error::io("create", self.at(counter), e))?;
-            rustix::fs::fchmod(&fd, rustix::fs::Mode::from_bits_truncate(sys::FILE_MODE))
-                .map_err(|e| Error::io("chmod", self.at(counter), e))?;
-            let file = File::from(fd);
+            let file = self.open_length_file(counter, true)?;
             file.lock()
                 .map_err(|e| Error::io("lock", self.at(counter), e))?;
-            let len = sys::stat_fd(&file)
-                .map_err(|e| Error::io("stat", self.at(counter), e))?
-                .st_size;
-            if len == 0 {
+            if length(&file).map_err(|e| Error::io("stat", self.at(counter), e))? == 0 {
                 sys::set_len(&file, 1).map_err(|e| Error::io("write", self.at(counter), e))?;
             }
         }
@@ -325,7 +478,7 @@ impl Queue {
             }
             Err(e) => return Err(Error::io("rename", &tmp_path, e)),
         }
-        for sub in ["tmp", "ready", "claimed"] {
+        for sub in ["tmp", "ready", "delayed", "claimed", "failed"] {
             let fd = self.open_dir(sub)?;
             sys::fsync(&fd).map_err(|e| Error::io("fsync", self.at(sub), e))?;
         }
@@ -344,39 +497,87 @@ impl Queue {
         sys::open_dir_beneath(self.dir(), rel).map_err(|e| Error::io("open", self.at(rel), e))
     }
 
-    fn open_counter(&self, rel: &str) -> Result<File> {
-        sys::open_beneath(self.dir(), rel, OFlags::RDWR, 0)
-            .map(File::from)
-            .map_err(|e| Error::io("open", self.at(rel), e))
+    /// Opens a state directory, creating it if this queue predates it.
+    fn state_dir(&self, rel: &str) -> Result<OwnedFd> {
+        match sys::open_dir_beneath(self.dir(), rel) {
+            Err(e) if errno_of(&e) == Some(Errno::NOENT) => {
+                sys::make_dir(self.dir(), rel).map_err(|e| Error::io("create", self.at(rel), e))?;
+                sys::fsync(self.dir()).map_err(|e| Error::io("fsync", &self.path, e))?;
+                self.open_dir(rel)
+            }
+            other => other.map_err(|e| Error::io("open", self.at(rel), e)),
+        }
+    }
+
+    /// Opens one of the files whose length is a number (counter, head, lanes, due).
+    fn open_length_file(&self, rel: &str, create: bool) -> Result<File> {
+        let flags = if create {
+            OFlags::RDWR | OFlags::CREATE
+        } else {
+            OFlags::RDWR
+        };
+        let mode = if create { sys::FILE_MODE } else { 0 }; // openat2 refuses a mode without O_CREAT
+        let fd = sys::open_beneath(self.dir(), rel, flags | OFlags::NONBLOCK, mode)
+            .map_err(|e| Error::io("open", self.at(rel), e))?;
+        let st = sys::stat_fd(&fd).map_err(|e| Error::io("stat", self.at(rel), e))?;
+        if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile {
+            return Err(Error::invalid(
+                "open",
+                Some(&self.at(rel)),
+                "not a regular file",
+            ));
+        }
+        if create {
+            rustix::fs::fchmod(&fd, rustix::fs::Mode::from_bits_truncate(sys::FILE_MODE))
+                .map_err(|e| Error::io("chmod", self.at(rel), e))?;
+        }
+        Ok(File::from(fd))
+    }
+
+    fn read_length(&self, rel: &str) -> Result<u64> {
+        match self.open_length_file(rel, false) {
+            Ok(f) => length(&f).map_err(|e| Error::io("stat", self.at(rel), e)),
+            Err(e) if e.raw_os_error() == Some(Errno::NOENT.raw_os_error()) => Ok(0),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn write_length(&self, rel: &str, value: u64) -> Result<()> {
+        let f = self.open_length_file(rel, true)?;
+        sys::set_len(&f, value).map_err(|e| Error::io("write", self.at(rel), e))
     }
 
     fn lock_producer(&self) -> Result<Producer> {
-        let counter = self.open_counter("counter")?;
+        let counter = self.open_length_file("counter", false)?;
         counter
             .lock()
             .map_err(|e| Error::io("lock", self.at("counter"), e))?;
         Ok(Producer { counter })
     }
 
-    fn next_id(&self, p: &Producer) -> Result<u64> {
-        let len = sys::stat_fd(&p.counter)
+    fn next_key(&self, p: &Producer) -> Result<u64> {
+        Ok(length(&p.counter)
             .map_err(|e| Error::io("stat", self.at("counter"), e))?
-            .st_size;
-        Ok((len as u64).max(1))
+            .max(1))
     }
 
-    fn set_next_id(&self, p: &Producer, next: u64) -> Result<()> {
+    fn set_next_key(&self, p: &Producer, next: u64) -> Result<()> {
         sys::set_len(&p.counter, next).map_err(|e| Error::io("write", self.at("counter"), e))
     }
 
+    /// Allocates one key (producer lock held).
+    fn allocate(&self, p: &Producer) -> Result<u64> {
+        let key = self.next_key(p)?;
+        self.set_next_key(p, key + 1)?;
+        Ok(key)
+    }
+
     fn lock_consumer(&self) -> Result<Consumer> {
-        let head_file = self.open_counter("head")?;
+        let head_file = self.open_length_file("head", false)?;
         head_file
             .lock()
             .map_err(|e| Error::io("lock", self.at("head"), e))?;
-        let head = sys::stat_fd(&head_file)
-            .map_err(|e| Error::io("stat", self.at("head"), e))?
-            .st_size as u64;
+        let head = length(&head_file).map_err(|e| Error::io("stat", self.at("head"), e))?;
         Ok(Consumer {
             head_file,
             head,
@@ -391,6 +592,96 @@ impl Queue {
             c.written = c.head;
         }
         Ok(())
+    }
+
+    /// Marks priority lane `p` as possibly non-empty (producer lock held).
+    fn mark_lane(&self, p: u8) -> Result<()> {
+        if p == 0 {
+            return Ok(());
+        }
+        let lanes = self.read_length("lanes")?;
+        let bit = 1u64 << p;
+        if lanes & bit == 0 {
+            self.write_length("lanes", lanes | bit)?;
+        }
+        Ok(())
+    }
+
+    /// Lowers the due hint to `due_ms` if it is earlier (producer lock held).
+    fn mark_due(&self, due_ms: u64) -> Result<()> {
+        let secs = (due_ms / 1000).max(1);
+        let current = self.read_length("due")?;
+        if current == 0 || secs < current {
+            self.write_length("due", secs)?;
+        }
+        Ok(())
+    }
+
+    /// The earliest due time of a delayed message (unix ms, to the second), if any.
+    pub fn next_due(&self) -> Result<Option<u64>> {
+        Ok(match self.read_length("due")? {
+            0 => None,
+            s => Some(s * 1000),
+        })
+    }
+
+    /// Adds `n` consumed messages to this minute's count (consumer lock held).
+    fn count_consumed(&self, n: u64) -> Result<()> {
+        if n == 0 {
+            return Ok(());
+        }
+        use std::os::unix::fs::FileExt;
+        let file = self.open_length_file("rate", true)?;
+        let minute = now_ms() / 60_000;
+        let slot = (minute % 16) * 16;
+        let mut buf = [0u8; 16];
+        let got = file
+            .read_at(&mut buf, slot)
+            .map_err(|e| Error::io("read", self.at("rate"), e))?;
+        let (m, mut count) = if got == 16 {
+            (
+                u64::from_le_bytes(buf[..8].try_into().expect("8 bytes")),
+                u64::from_le_bytes(buf[8..].try_into().expect("8 bytes")),
+            )
+        } else {
+            (0, 0)
+        };
+        if m != minute {
+            count = 0;
+        }
+        count += n;
+        buf[..8].copy_from_slice(&minute.to_le_bytes());
+        buf[8..].copy_from_slice(&count.to_le_bytes());
+        file.write_all_at(&buf, slot)
+            .map_err(|e| Error::io("write", self.at("rate"), e))
+    }
+
+    /// Messages consumed over the last few minutes, and the window in seconds.
+    fn consumed_recently(&self) -> Result<(u64, f64)> {
+        use std::os::unix::fs::FileExt;
+        const MINUTES: u64 = 5;
+        let now = now_ms();
+        let minute = now / 60_000;
+        let window = (MINUTES - 1) as f64 * 60.0 + (now % 60_000) as f64 / 1000.0;
+        let file = match self.open_length_file("rate", false) {
+            Ok(f) => f,
+            Err(e) if e.raw_os_error() == Some(Errno::NOENT.raw_os_error()) => {
+                return Ok((0, window));
+            }
+            Err(e) => return Err(e),
+        };
+        let mut buf = [0u8; 256];
+        let n = file
+            .read_at(&mut buf, 0)
+            .map_err(|e| Error::io("read", self.at("rate"), e))?;
+        let mut total = 0;
+        for slot in buf[..n - n % 16].chunks(16) {
+            let m = u64::from_le_bytes(slot[..8].try_into().expect("8 bytes"));
+            if m <= minute && minute - m < MINUTES {
+                total += u64::from_le_bytes(slot[8..].try_into().expect("8 bytes"));
+            }
+        }
+        Ok((total, window))
     }
 
     // ----- push -----
@@ -416,7 +707,7 @@ impl Queue {
         })
     }
 
-    /// Creates `tmp/TOKEN` (a file) or `tmp/TOKEN.batch` (a directory) and flocks it.
+    /// Creates `tmp/PREFIX TOKEN` (a file) or `tmp/TOKEN.batch` (a directory) and flocks it.
     /// A sweeper may take an unlocked entry for an orphan in the instant between create
     /// and lock; then it is gone or locked, and we start again with a new name.
     fn create_locked(&self, tmp: &OwnedFd, prefix: &str, dir: bool) -> Result<(String, File)> {
@@ -459,42 +750,41 @@ impl Queue {
     }
 
     /// Removes orphans from `tmp/`: entries whose writer died (their flock is free).
-    fn sweep_tmp(&self, tmp: BorrowedFd<'_>) -> Result<()> {
-        let names = sys::read_names(
-            sys::open_dir_beneath(tmp, ".").map_err(|e| Error::io("open", self.at("tmp"), e))?,
-        )
-        .map_err(|e| Error::io("read", self.at("tmp"), e))?;
+    fn sweep_tmp(&self) -> Result<()> {
+        let tmp_fd = self.open_dir("tmp")?;
+        let tmp = tmp_fd.as_fd();
+        let names = sys::read_names(self.open_dir("tmp")?)
+            .map_err(|e| Error::io("read", self.at("tmp"), e))?;
         for name in names {
             let rel = format!("tmp/{name}");
-            match sys::stat_at(tmp, &name) {
-                Ok(st)
-                    if sys::is_plain_file(&st)
-                        || rustix::fs::FileType::from_raw_mode(st.st_mode)
-                            == rustix::fs::FileType::Directory => {}
+            let hex = |s: &str| s.len() == 16 && s.bytes().all(|b| b.is_ascii_hexdigit());
+            let ours = hex(&name)
+                || name.strip_prefix("format.").is_some_and(hex)
+                || name.strip_suffix(".batch").is_some_and(hex);
+            if !ours {
+                self.warn_once(&rel, "not a name spool writes");
+                continue;
+            }
+            let is_dir = match sys::stat_at(tmp, &name) {
+                Ok(st) if sys::is_plain_file(&st) => false,
+                Ok(st) if FileType::from_raw_mode(st.st_mode) == FileType::Directory => true,
                 Ok(st) => {
                     self.warn_once(&rel, sys::describe_entry(&st));
                     continue;
                 }
                 Err(_) => continue,
-            }
-            let fd = match sys::open_beneath(tmp, &name, OFlags::RDONLY | OFlags::NONBLOCK, 0) {
-                Ok(fd) => fd,
-                Err(e) if errno_of(&e) == Some(Errno::NOENT) => continue,
-                Err(_) => {
-                    self.warn_once(&rel, "not a file or directory spool wrote");
-                    continue;
-                }
+            };
+            let Ok(fd) = sys::open_beneath(tmp, &name, OFlags::RDONLY | OFlags::NONBLOCK, 0) else {
+                continue;
             };
             let file = File::from(fd);
             if file.try_lock().is_err() {
-                continue; // alive, or not ours to judge
+                continue; // its writer is alive
             }
             let st = sys::stat_fd(&file).map_err(|e| Error::io("stat", self.at(&rel), e))?;
             if st.st_nlink == 0 {
                 continue;
             }
-            let is_dir =
-                rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::Directory;
             if is_dir && name.ends_with(".batch") {
                 let inner = sys::read_names(
                     sys::open_dir_beneath(file.as_fd(), ".")
@@ -502,29 +792,31 @@ impl Queue {
                 )
                 .map_err(|e| Error::io("read", self.at(&rel), e))?;
                 for entry in inner {
-                    if entry.bytes().all(|b| b.is_ascii_digit()) {
+                    let plain =
+                        sys::stat_at(file.as_fd(), &entry).is_ok_and(|st| sys::is_plain_file(&st));
+                    if plain && entry.bytes().all(|b| b.is_ascii_digit()) {
                         let _ = sys::remove_file(file.as_fd(), &entry);
+                    } else {
+                        self.warn_once(&format!("{rel}/{entry}"), "not a name spool writes");
                     }
                 }
                 let _ = sys::remove_dir(tmp, &name);
-            } else if sys::is_plain_file(&st) {
+            } else if !is_dir {
                 let _ = sys::remove_file(tmp, &name);
             } else {
-                self.warn_once(&rel, sys::describe_entry(&st));
+                self.warn_once(&rel, "a directory spool did not write");
             }
         }
         Ok(())
     }
 
-    // ----- pop and peek -----
-
-    /// Opens bucket `b` of `ready/`; `None` when it does not exist.
-    fn open_bucket(&self, b: u64) -> Result<Option<OwnedFd>> {
-        let rel = format!("ready/{}", bucket_name(b));
+    /// Opens bucket `b` of lane `lane`; `None` when it does not exist.
+    fn open_bucket(&self, lane: u8, b: u64) -> Result<Option<OwnedFd>> {
+        let rel = format!("{}/{}", lane_dir(lane), bucket_name(b));
         match sys::open_dir_beneath(self.dir(), &rel) {
             Ok(fd) => Ok(Some(fd)),
             Err(e) if errno_of(&e) == Some(Errno::NOENT) => Ok(None),
-            Err(e) if errno_of(&e) == Some(Errno::LOOP) || errno_of(&e) == Some(Errno::NOTDIR) => {
+            Err(e) if matches!(errno_of(&e), Some(Errno::LOOP) | Some(Errno::NOTDIR)) => {
                 self.warn_once(&rel, "not a directory spool wrote");
                 Ok(None)
             }
@@ -532,25 +824,71 @@ impl Queue {
         }
     }
 
-    /// Opens message `id` in `bucket` if it is there and a plain file; warns about junk.
-    fn open_message(&self, bucket: &OwnedFd, id: u64) -> Result<Option<Found>> {
-        let name = id_name(id);
-        let rel = names::ready_path(id);
-        let fd =
-            match sys::open_beneath(bucket.as_fd(), &name, OFlags::RDONLY | OFlags::NONBLOCK, 0) {
-                Ok(fd) => fd,
-                Err(e) if errno_of(&e) == Some(Errno::NOENT) => return Ok(None),
-                Err(e)
-                    if matches!(
-                        errno_of(&e),
-                        Some(Errno::LOOP) | Some(Errno::NXIO) | Some(Errno::ISDIR)
-                    ) =>
-                {
-                    self.warn_once(&rel, "not a regular file");
-                    return Ok(None);
-                }
-                Err(e) => return Err(Error::io("open", self.at(&rel), e)),
-            };
+    /// Opens bucket `b` of lane `lane`, creating the lane and the bucket when missing.
+    /// Producer lock held (or consumer lock, for returns: buckets are only removed under it).
+    fn make_bucket(&self, lane: u8, b: u64) -> Result<OwnedFd> {
+        if let Some(fd) = self.open_bucket(lane, b)? {
+            return Ok(fd);
+        }
+        let lane_fd = self.state_dir(lane_dir(lane))?;
+        let rel = format!("{}/{}", lane_dir(lane), bucket_name(b));
+        sys::make_dir(lane_fd.as_fd(), &bucket_name(b))
+            .map_err(|e| Error::io("create", self.at(&rel), e))?;
+        sys::fsync(&lane_fd).map_err(|e| Error::io("fsync", self.at(lane_dir(lane)), e))?;
+        self.open_dir(&rel)
+    }
+
+    /// Moves `name` from `from` to `to_name` in `to`, never replacing; `Ok(false)` when
+    /// the source is gone (someone else moved it first).
+    fn move_entry(
+        &self,
+        from: BorrowedFd<'_>,
+        from_rel: &str,
+        name: &str,
+        to: BorrowedFd<'_>,
+        to_name: &str,
+    ) -> Result<bool> {
+        match sys::rename_noreplace(from, name, to, to_name) {
+            Ok(()) => Ok(true),
+            Err(e) if errno_of(&e) == Some(Errno::NOENT) => Ok(false),
+            Err(e) => Err(Error::io(
+                "rename",
+                self.at(&format!("{from_rel}/{name}")),
+                e,
+            )),
+        }
+    }
+
+    // ----- finding messages -----
+
+    /// Opens the ready message `name` in `bucket` if it is a plain file; warns about junk.
+    fn open_ready(
+        &self,
+        lane: u8,
+        bucket: &OwnedFd,
+        name: &str,
+        entry: Entry,
+    ) -> Result<Option<Box<Found>>> {
+        let rel = format!(
+            "{}/{}/{name}",
+            lane_dir(lane),
+            bucket_name(bucket_of(entry.key))
+        );
+        let fd = match sys::open_beneath(bucket.as_fd(), name, OFlags::RDONLY | OFlags::NONBLOCK, 0)
+        {
+            Ok(fd) => fd,
+            Err(e) if errno_of(&e) == Some(Errno::NOENT) => return Ok(None),
+            Err(e)
+                if matches!(
+                    errno_of(&e),
+                    Some(Errno::LOOP) | Some(Errno::NXIO) | Some(Errno::ISDIR)
+                ) =>
+            {
+                self.warn_once(&rel, "not a regular file");
+                return Ok(None);
+            }
+            Err(e) => return Err(Error::io("open", self.at(&rel), e)),
+        };
         let stat = sys::stat_fd(&fd).map_err(|e| Error::io("stat", self.at(&rel), e))?;
         if !sys::is_plain_file(&stat) {
             self.warn_once(&rel, sys::describe_entry(&stat));
@@ -559,215 +897,381 @@ impl Queue {
         let bucket = bucket
             .try_clone()
             .map_err(|e| Error::io("dup", self.at(&rel), e))?;
-        Ok(Some(Found {
-            id,
+        Ok(Some(Box::new(Found {
+            lane,
             bucket,
+            name: name.to_string(),
+            entry,
             file: File::from(fd),
             stat,
-        }))
+        })))
     }
 
-    /// Finds the first ready message with an id of at least `from`.
-    ///
-    /// The fast path opens `ready/BUCKET/from` directly. On a miss it scans, holding the
-    /// producer lock so that no publication is half done: the buckets in order, and in the
-    /// first bucket that has any message, its names. `head_scan` makes the scan start at
-    /// the lowest id present (the head is only a hint) and removes emptied buckets.
-    fn find_ready(&self, from: u64, head_scan: bool) -> Result<Lookup> {
-        if let Some(bucket) = self.open_bucket(bucket_of(from))?
-            && let Some(found) = self.open_message(&bucket, from)?
-        {
-            return Ok(Lookup::Found(found));
+    /// Reads the names of a directory, parsed; junk is warned about and left out.
+    fn entries(&self, dir: &OwnedFd, rel: &str) -> Result<Vec<(String, Entry)>> {
+        let names = sys::read_names(
+            dir.try_clone()
+                .map_err(|e| Error::io("dup", self.at(rel), e))?,
+        )
+        .map_err(|e| Error::io("read", self.at(rel), e))?;
+        let mut out = Vec::with_capacity(names.len());
+        for name in names {
+            match Entry::parse(&name) {
+                Some(e) => out.push((name, e)),
+                None => self.warn_once(&format!("{rel}/{name}"), "not a name spool writes"),
+            }
         }
-        let producer = self.lock_producer()?;
-        let next = self.next_id(&producer)?;
-        let lower = if head_scan { 0 } else { from };
-        let ready = self.open_dir("ready")?;
+        Ok(out)
+    }
+
+    /// The sorted bucket numbers of lane `lane` at or above `lower`.
+    fn buckets(&self, lane: u8, lower: u64) -> Result<Option<(OwnedFd, Vec<u64>)>> {
+        let rel = lane_dir(lane);
+        let fd = match sys::open_dir_beneath(self.dir(), rel) {
+            Ok(fd) => fd,
+            Err(e) if errno_of(&e) == Some(Errno::NOENT) => return Ok(None),
+            Err(e) => return Err(Error::io("open", self.at(rel), e)),
+        };
         let mut buckets = Vec::new();
         let names = sys::read_names(
-            ready
-                .try_clone()
-                .map_err(|e| Error::io("dup", self.at("ready"), e))?,
+            fd.try_clone()
+                .map_err(|e| Error::io("dup", self.at(rel), e))?,
         )
-        .map_err(|e| Error::io("read", self.at("ready"), e))?;
+        .map_err(|e| Error::io("read", self.at(rel), e))?;
         for name in names {
-            match parse_bucket(&name) {
+            match names::parse_bucket(&name) {
                 Some(b) if b >= bucket_of(lower) => buckets.push(b),
                 Some(_) => {}
-                None => self.warn_once(&format!("ready/{name}"), "not a bucket spool wrote"),
+                None => self.warn_once(&format!("{rel}/{name}"), "not a bucket spool wrote"),
             }
         }
         buckets.sort_unstable();
-        for b in buckets {
-            let Some(bucket) = self.open_bucket(b)? else {
-                continue;
-            };
-            let rel = format!("ready/{}", bucket_name(b));
-            let mut ids = Vec::new();
-            let mut entries = 0usize;
-            let names = sys::read_names(
-                bucket
-                    .try_clone()
-                    .map_err(|e| Error::io("dup", self.at(&rel), e))?,
-            )
-            .map_err(|e| Error::io("read", self.at(&rel), e))?;
-            for name in names {
-                entries += 1;
-                match parse_id(&name) {
-                    Some(id) if bucket_of(id) == b => {
-                        if id >= lower {
-                            ids.push(id)
-                        }
-                    }
-                    _ => self.warn_once(&format!("{rel}/{name}"), "not a message file spool wrote"),
-                }
-            }
-            ids.sort_unstable();
-            for id in ids {
-                if let Some(found) = self.open_message(&bucket, id)? {
-                    return Ok(Lookup::Found(found));
-                }
-            }
-            if head_scan && entries == 0 && b < bucket_of(next) {
-                sys::remove_dir(ready.as_fd(), &bucket_name(b))
-                    .map_err(|e| Error::io("remove", self.at(&rel), e))?;
+        Ok(Some((fd, buckets)))
+    }
+
+    /// The message keyed `key` in lane 0, found without a scan: by its plain name, else
+    /// in a read of its one bucket (names with fields).
+    fn find_exact(&self, key: u64) -> Result<Option<Box<Found>>> {
+        let Some(bucket) = self.open_bucket(0, bucket_of(key))? else {
+            return Ok(None);
+        };
+        let plain = Entry::fresh(key);
+        if let Some(found) = self.open_ready(0, &bucket, &plain.name(), plain)? {
+            return Ok(Some(found));
+        }
+        let rel = format!("ready/{}", bucket_name(bucket_of(key)));
+        for (name, entry) in self.entries(&bucket, &rel)? {
+            if entry.key == key {
+                return self.open_ready(0, &bucket, &name, entry);
             }
         }
-        // The queue ran dry: a good moment to remove what crashed writers left in tmp/.
-        let tmp = self.open_dir("tmp")?;
-        self.sweep_tmp(tmp.as_fd())?;
+        Ok(None)
+    }
+
+    /// Scans lane `lane` for its first message keyed at least `lower`, holding the producer
+    /// lock so that no publication is half done. `tidy` removes emptied buckets and, when
+    /// the lane is empty, clears its bit and sweeps tmp/.
+    fn scan_lane(&self, lane: u8, lower: u64, tidy: bool) -> Result<Lookup> {
+        let producer = self.lock_producer()?;
+        let next = self.next_key(&producer)?;
+        if let Some((lane_fd, buckets)) = self.buckets(lane, lower)? {
+            for b in buckets {
+                let Some(bucket) = self.open_bucket(lane, b)? else {
+                    continue;
+                };
+                let rel = format!("{}/{}", lane_dir(lane), bucket_name(b));
+                let all = self.entries(&bucket, &rel)?;
+                let empty = all.is_empty();
+                let mut mine: Vec<(String, Entry)> = all
+                    .into_iter()
+                    .filter(|(name, e)| {
+                        let ok = bucket_of(e.key) == b && e.id <= e.key;
+                        if !ok {
+                            self.warn_once(
+                                &format!("{rel}/{name}"),
+                                "not a name spool writes here",
+                            );
+                        }
+                        ok && e.key >= lower
+                    })
+                    .collect();
+                mine.sort_unstable_by_key(|(_, e)| e.key);
+                for (name, entry) in mine {
+                    if let Some(found) = self.open_ready(lane, &bucket, &name, entry)? {
+                        return Ok(Lookup::Found(found));
+                    }
+                }
+                if tidy && empty && b < bucket_of(next) {
+                    sys::remove_dir(lane_fd.as_fd(), &bucket_name(b))
+                        .map_err(|e| Error::io("remove", self.at(&rel), e))?;
+                }
+            }
+        }
+        if tidy {
+            if lane > 0 && lower == 0 {
+                let lanes = self.read_length("lanes")?;
+                if lanes & (1 << lane) != 0 {
+                    self.write_length("lanes", lanes & !(1 << lane))?;
+                }
+            }
+            // The lane ran dry: a good moment to remove what crashed writers left in tmp/.
+            self.sweep_tmp()?;
+        }
         Ok(Lookup::Empty { next })
     }
 
-    /// Returns claims whose holder died (their flock is free) to `ready/`.
-    fn recover_claims(&self, c: &mut Consumer) -> Result<()> {
-        let claimed = self.open_dir("claimed")?;
-        let names = sys::read_names(
-            claimed
-                .try_clone()
-                .map_err(|e| Error::io("dup", self.at("claimed"), e))?,
-        )
-        .map_err(|e| Error::io("read", self.at("claimed"), e))?;
-        for name in names {
-            let rel = format!("claimed/{name}");
-            let Some(id) = parse_claim(&name) else {
-                self.warn_once(&rel, "not a claim spool wrote");
-                continue;
-            };
-            let fd = match sys::open_beneath(
-                claimed.as_fd(),
-                &name,
-                OFlags::RDONLY | OFlags::NONBLOCK,
-                0,
-            ) {
-                Ok(fd) => fd,
-                Err(e) if errno_of(&e) == Some(Errno::NOENT) => continue,
-                Err(_) => {
-                    self.warn_once(&rel, "not a regular file");
-                    continue;
+    /// The first message of lane 0 keyed at least `from`. `head_scan` makes a miss scan
+    /// from the lowest key present (the head is only a hint) and tidy up.
+    fn find_ready(&self, from: u64, head_scan: bool) -> Result<Lookup> {
+        if let Some(found) = self.find_exact(from)? {
+            return Ok(Lookup::Found(found));
+        }
+        self.scan_lane(0, if head_scan { 0 } else { from }, head_scan)
+    }
+
+    /// The next message to hand out: the priority lanes first, then lane 0 from the head.
+    fn next_candidate(&self, c: &mut Consumer, first: &mut bool) -> Result<Option<Box<Found>>> {
+        let lanes = self.read_length("lanes")?;
+        for p in (1..=9u8).rev() {
+            if lanes & (1 << p) != 0
+                && let Lookup::Found(found) = self.scan_lane(p, 0, true)?
+            {
+                return Ok(Some(found));
+            }
+        }
+        let head_scan = std::mem::replace(first, false);
+        match self.find_ready(c.head, head_scan)? {
+            Lookup::Found(found) => {
+                if head_scan {
+                    c.head = found.entry.key; // nothing waits below it
                 }
+                Ok(Some(found))
+            }
+            Lookup::Empty { next } => {
+                if head_scan {
+                    c.head = next; // whatever comes next is keyed at least `next`
+                }
+                Ok(None)
+            }
+        }
+    }
+
+    /// Moves due messages from delayed/ to the back of their lane (consumer lock held).
+    fn promote_due(&self) -> Result<()> {
+        let now = now_ms();
+        match self.next_due()? {
+            Some(due) if due <= now => {}
+            _ => return Ok(()),
+        }
+        let producer = self.lock_producer()?;
+        let delayed = self.state_dir("delayed")?;
+        let mut due: Vec<(String, Entry)> = Vec::new();
+        let mut earliest: Option<u64> = None;
+        for (name, entry) in self.entries(&delayed, "delayed")? {
+            if entry.key <= now {
+                due.push((name, entry));
+            } else {
+                earliest = Some(earliest.map_or(entry.key, |e| e.min(entry.key)));
+            }
+        }
+        due.sort_unstable_by_key(|(_, e)| (e.key, e.id));
+        for (name, entry) in due {
+            let seq = self.allocate(&producer)?;
+            let lane = entry.priority;
+            let bucket = self.make_bucket(lane, bucket_of(seq))?;
+            let moved = Entry {
+                key: seq,
+                priority: 0,
+                ..entry.clone()
+            };
+            self.mark_lane(lane)?;
+            self.move_entry(
+                delayed.as_fd(),
+                "delayed",
+                &name,
+                bucket.as_fd(),
+                &moved.name(),
+            )?;
+        }
+        self.write_length("due", earliest.map_or(0, |e| (e / 1000).max(1)))?;
+        Ok(())
+    }
+
+    // ----- taking and settling -----
+
+    /// Takes up to `n` messages into `claimed/`, each to be acked ([`finish`](Self::finish)),
+    /// returned ([`give_back`](Self::give_back)), nacked or failed. Expired messages, and
+    /// those out of attempts, go to failed/ on the way.
+    pub fn take(&self, n: usize, opts: TakeOptions) -> Result<Vec<Claimed>> {
+        let mut c = self.lock_consumer()?;
+        self.recover_claims(&mut c)?;
+        self.promote_due()?;
+        let claimed_dir = self.state_dir("claimed")?;
+        let mut taken = Vec::new();
+        let mut first = true;
+        let now = now_ms();
+        while taken.len() < n {
+            let Some(found) = self.next_candidate(&mut c, &mut first)? else {
+                break;
+            };
+            let Found {
+                lane,
+                bucket,
+                name,
+                entry,
+                file,
+                stat,
+            } = *found;
+            let key = entry.key;
+            if lane == 0 {
+                c.head = key + 1;
+                if c.head % BUCKET_SIZE == 0 {
+                    // Every key of that bucket is allocated and below the head: it stays empty.
+                    let ready = self.open_dir("ready")?;
+                    let _ = sys::remove_dir(ready.as_fd(), &bucket_name(bucket_of(key)));
+                }
+            }
+            let reason = match (entry.expires, opts.max_attempts) {
+                (Some(e), _) if e <= now => Some("expired"),
+                (_, Some(max)) if entry.attempts >= max => Some("max-attempts"),
+                _ => None,
+            };
+            if let Some(reason) = reason {
+                let failed = Entry {
+                    key: entry.id,
+                    seq: None,
+                    priority: lane,
+                    reason: Some(reason.into()),
+                    ..entry.clone()
+                };
+                let failed_dir = self.state_dir("failed")?;
+                self.move_entry(
+                    bucket.as_fd(),
+                    lane_dir(lane),
+                    &name,
+                    failed_dir.as_fd(),
+                    &failed.name(),
+                )?;
+                continue;
+            }
+            let lease = match opts.hold {
+                Hold::Process => {
+                    if !lock_briefly(&file) {
+                        self.warn_once(
+                            &format!("{}/{name}", lane_dir(lane)),
+                            "locked by another process",
+                        );
+                        continue;
+                    }
+                    None
+                }
+                Hold::Lease { lease_ms } => Some(now + lease_ms),
+            };
+            let claim = Entry {
+                key: entry.id,
+                id: entry.id,
+                seq: Some(key),
+                attempts: entry.attempts.saturating_add(1),
+                priority: lane,
+                expires: entry.expires,
+                token: Some(names::token()),
+                lease,
+                reason: None,
+            };
+            let claim_name = claim.name();
+            if !self.move_entry(
+                bucket.as_fd(),
+                lane_dir(lane),
+                &name,
+                claimed_dir.as_fd(),
+                &claim_name,
+            )? {
+                continue;
+            }
+            taken.push(Claimed {
+                entry: claim,
+                name: claim_name,
+                file,
+                size: stat.st_size as u64,
+            });
+        }
+        self.save_head(&mut c)?;
+        Ok(taken)
+    }
+
+    /// Returns claims whose holder died (flock free) and whose lease, if any, ended.
+    fn recover_claims(&self, c: &mut Consumer) -> Result<()> {
+        let claimed = self.state_dir("claimed")?;
+        let now = now_ms();
+        for (name, entry) in self.entries(&claimed, "claimed")? {
+            let rel = format!("claimed/{name}");
+            if entry.token.is_none() {
+                self.warn_once(&rel, "a claim without a token");
+                continue;
+            }
+            if entry.lease.is_some_and(|l| l > now) {
+                continue;
+            }
+            let Ok(fd) =
+                sys::open_beneath(claimed.as_fd(), &name, OFlags::RDONLY | OFlags::NONBLOCK, 0)
+            else {
+                continue;
             };
             let file = File::from(fd);
             if file.try_lock().is_err() {
-                continue; // its pop is still running
+                continue; // its pop or run is still running
             }
             let st = sys::stat_fd(&file).map_err(|e| Error::io("stat", self.at(&rel), e))?;
             if st.st_nlink == 0 {
-                continue; // delivered and removed while we looked
+                continue; // settled while we looked
             }
             if !sys::is_plain_file(&st) {
                 self.warn_once(&rel, sys::describe_entry(&st));
                 continue;
             }
-            self.return_to_ready(&claimed, &name, id, c)?;
+            self.return_claim(&claimed, &name, &entry, c)?;
         }
         Ok(())
     }
 
-    /// Moves `claimed/NAME` back to `ready/` under its own id, ahead of the head.
-    fn return_to_ready(
+    /// Moves a claim back to its place in its lane (consumer lock held).
+    fn return_claim(
         &self,
         claimed: &OwnedFd,
         name: &str,
-        id: u64,
+        entry: &Entry,
         c: &mut Consumer,
-    ) -> Result<()> {
-        let rel = format!("claimed/{name}");
-        let bucket = match self.open_bucket(bucket_of(id))? {
-            Some(fd) => fd,
-            None => {
-                let ready = self.open_dir("ready")?;
-                sys::make_dir(ready.as_fd(), &bucket_name(bucket_of(id)))
-                    .map_err(|e| Error::io("create", self.at(&names::ready_path(id)), e))?;
-                self.open_dir(&format!("ready/{}", bucket_name(bucket_of(id))))?
-            }
+    ) -> Result<bool> {
+        let pos = entry.position();
+        let lane = entry.priority;
+        let bucket = self.make_bucket(lane, bucket_of(pos))?;
+        let back = Entry {
+            key: pos,
+            id: entry.id,
+            attempts: entry.attempts,
+            expires: entry.expires,
+            ..Entry::default()
         };
-        match sys::rename_noreplace(claimed.as_fd(), name, bucket.as_fd(), &id_name(id)) {
-            Ok(()) => {
-                c.head = c.head.min(id);
-                Ok(())
-            }
+        if lane > 0 {
+            let _p = self.lock_producer()?;
+            self.mark_lane(lane)?;
+        } else if pos < c.head {
+            // Lowered before the rename: after a crash the head is never above a message.
+            c.head = pos;
+            self.save_head(c)?;
+        }
+        match sys::rename_noreplace(claimed.as_fd(), name, bucket.as_fd(), &back.name()) {
+            Ok(()) => Ok(true),
+            Err(e) if errno_of(&e) == Some(Errno::NOENT) => Ok(false),
             Err(e) if errno_of(&e) == Some(Errno::EXIST) => {
-                self.warn_once(&rel, "a message with its id is already waiting");
-                Ok(())
+                self.warn_once(
+                    &format!("claimed/{name}"),
+                    "a message is already waiting in its place",
+                );
+                Ok(false)
             }
-            Err(e) => Err(Error::io("rename", self.at(&rel), e)),
+            Err(e) => Err(Error::io("rename", self.at(&format!("claimed/{name}")), e)),
         }
-    }
-
-    /// Takes up to `n` messages: each is moved to `claimed/` and flocked by this process,
-    /// to be [`finish`](Self::finish)ed once delivered or [`give_back`](Self::give_back)ed.
-    pub fn take(&self, n: usize) -> Result<Vec<Claimed>> {
-        let mut c = self.lock_consumer()?;
-        self.recover_claims(&mut c)?;
-        let claimed_dir = self.open_dir("claimed")?;
-        let mut taken = Vec::new();
-        let mut first = true;
-        while taken.len() < n {
-            let found = match self.find_ready(c.head, first)? {
-                Lookup::Found(found) => found,
-                Lookup::Empty { next } => {
-                    if first {
-                        // The scan saw every bucket: whatever comes next gets an id >= next.
-                        c.head = next;
-                    }
-                    break;
-                }
-            };
-            first = false;
-            let id = found.id;
-            match found.file.try_lock() {
-                Ok(()) => {}
-                Err(_) => {
-                    self.warn_once(&names::ready_path(id), "locked by another process");
-                    c.head = id + 1;
-                    continue;
-                }
-            }
-            let entry = format!("{}.{}", id_name(id), names::token());
-            sys::rename_noreplace(
-                found.bucket.as_fd(),
-                &id_name(id),
-                claimed_dir.as_fd(),
-                &entry,
-            )
-            .map_err(|e| Error::io("rename", self.at(&names::ready_path(id)), e))?;
-            c.head = id + 1;
-            if c.head % BUCKET_SIZE == 0 {
-                // Every id of that bucket is allocated and below the head: it stays empty.
-                let ready = self.open_dir("ready")?;
-                sys::remove_dir(ready.as_fd(), &bucket_name(bucket_of(id)))
-                    .map_err(|e| Error::io("remove", self.at(&names::ready_path(id)), e))?;
-            }
-            taken.push(Claimed {
-                id,
-                entry,
-                file: found.file,
-                size: found.stat.st_size as u64,
-            });
-        }
-        self.save_head(&mut c)?;
-        Ok(taken)
     }
 
     /// Deletes delivered messages: unlinks them from `claimed/` and fsyncs it.
@@ -775,12 +1279,12 @@ impl Queue {
         if done.is_empty() {
             return Ok(());
         }
-        let claimed = self.open_dir("claimed")?;
+        let claimed = self.state_dir("claimed")?;
         for m in &done {
-            sys::remove_file(claimed.as_fd(), &m.entry).map_err(|e| {
-                Error::io("remove", self.at(&format!("claimed/{}", m.entry)), e).with_note(format!(
+            sys::remove_file(claimed.as_fd(), &m.name).map_err(|e| {
+                Error::io("remove", self.at(&format!("claimed/{}", m.name)), e).with_note(format!(
                     "message {} was delivered but not removed: it will be delivered again",
-                    m.id
+                    m.entry.id
                 ))
             })?;
         }
@@ -788,247 +1292,594 @@ impl Queue {
             Error::io("fsync", self.at("claimed"), e)
                 .with_note("the removal of delivered messages may not be durable")
         })?;
-        Ok(())
+        self.count_consumed(done.len() as u64)
     }
 
-    /// Returns taken messages that were not delivered to `ready/`, in their place.
+    /// Returns taken messages that were not delivered to their place, as if never taken.
     pub fn give_back(&self, undelivered: Vec<Claimed>) -> Result<()> {
         if undelivered.is_empty() {
             return Ok(());
         }
         let mut c = self.lock_consumer()?;
-        let claimed = self.open_dir("claimed")?;
+        let claimed = self.state_dir("claimed")?;
         let mut result = Ok(());
-        for m in &undelivered {
-            if let Err(e) = self.return_to_ready(&claimed, &m.entry, m.id, &mut c) {
+        for m in undelivered {
+            let entry = Entry {
+                attempts: m.entry.attempts.saturating_sub(1),
+                ..m.entry.clone()
+            };
+            if let Err(e) = self.return_claim(&claimed, &m.name, &entry, &mut c) {
                 result = result.and(Err(e));
             }
+            // Unlocked before the consumer lock is released: a consumer must never find
+            // a returned message still locked.
+            drop(m);
         }
         self.save_head(&mut c)?;
         result
     }
 
-    /// Opens up to `n` waiting messages in order, from the head, without taking them.
-    pub fn peek(&self, n: usize, mut each: impl FnMut(Message) -> Result<bool>) -> Result<usize> {
-        let mut cursor = None;
-        let mut seen = 0;
-        while seen < n {
-            let mut batch = Vec::new();
-            {
-                let mut c = self.lock_consumer()?;
-                if cursor.is_none() {
-                    self.recover_claims(&mut c)?;
-                }
-                let mut from = cursor.unwrap_or(c.head);
-                while batch.len() < CHUNK.min(n - seen) {
-                    let head_scan = cursor.is_none() && batch.is_empty();
-                    let found = match self.find_ready(from, head_scan)? {
-                        Lookup::Found(found) => found,
-                        Lookup::Empty { next } => {
-                            if head_scan {
-                                c.head = next;
-                            }
-                            break;
-                        }
-                    };
-                    if head_scan {
-                        // Nothing waits below the first message found.
-                        c.head = found.id;
-                    }
-                    from = found.id + 1;
-                    batch.push(found);
-                }
-                self.save_head(&mut c)?;
-                cursor = Some(from);
-            }
-            if batch.is_empty() {
-                break;
-            }
-            for found in batch {
-                seen += 1;
-                let message = Message {
-                    id: found.id,
-                    size: found.stat.st_size as u64,
-                    file: found.file,
+    /// Puts a claimed message back behind the waiting ones, or in delayed/ for `delay_ms`.
+    fn requeue_claim(
+        &self,
+        claimed: &OwnedFd,
+        name: &str,
+        entry: &Entry,
+        delay_ms: Option<u64>,
+    ) -> Result<bool> {
+        let producer = self.lock_producer()?;
+        let lane = entry.priority;
+        match delay_ms.filter(|&d| d > 0) {
+            Some(d) => {
+                let due = now_ms() + d;
+                let delayed = self.state_dir("delayed")?;
+                let to = Entry {
+                    key: due,
+                    id: entry.id,
+                    attempts: entry.attempts,
+                    priority: lane,
+                    expires: entry.expires,
+                    ..Entry::default()
                 };
-                if !each(message)? {
-                    return Ok(seen);
+                let moved = self.move_entry(
+                    claimed.as_fd(),
+                    "claimed",
+                    name,
+                    delayed.as_fd(),
+                    &to.name(),
+                )?;
+                if moved {
+                    self.mark_due(due)?;
+                }
+                Ok(moved)
+            }
+            None => {
+                let seq = self.allocate(&producer)?;
+                let bucket = self.make_bucket(lane, bucket_of(seq))?;
+                let to = Entry {
+                    key: seq,
+                    id: entry.id,
+                    attempts: entry.attempts,
+                    expires: entry.expires,
+                    ..Entry::default()
+                };
+                self.mark_lane(lane)?;
+                self.move_entry(claimed.as_fd(), "claimed", name, bucket.as_fd(), &to.name())
+            }
+        }
+    }
+
+    /// Moves a claimed message to failed/ with `reason`.
+    fn fail_claim(
+        &self,
+        claimed: &OwnedFd,
+        name: &str,
+        entry: &Entry,
+        reason: &str,
+    ) -> Result<bool> {
+        let failed = self.state_dir("failed")?;
+        let to = Entry {
+            key: entry.id,
+            id: entry.id,
+            attempts: entry.attempts,
+            priority: entry.priority,
+            expires: entry.expires,
+            reason: Some(reason.to_string()),
+            ..Entry::default()
+        };
+        let moved =
+            self.move_entry(claimed.as_fd(), "claimed", name, failed.as_fd(), &to.name())?;
+        sys::fsync(&failed).map_err(|e| Error::io("fsync", self.at("failed"), e))?;
+        Ok(moved)
+    }
+
+    /// Settles one of this process's claims: retry after `delay_ms`, or fail for good.
+    pub fn settle(&self, m: Claimed, outcome: Settle<'_>) -> Result<()> {
+        let claimed = self.state_dir("claimed")?;
+        match outcome {
+            Settle::Ack => return self.finish(vec![m]),
+            Settle::Retry { delay_ms } => {
+                self.requeue_claim(&claimed, &m.name, &m.entry, Some(delay_ms))?
+            }
+            Settle::Fail { reason } => self.fail_claim(&claimed, &m.name, &m.entry, reason)?,
+        };
+        Ok(())
+    }
+
+    /// Finds the claim of `token` in claimed/.
+    fn find_claim(&self, token: &str) -> Result<(OwnedFd, String, Entry)> {
+        let bad = || {
+            Error::invalid(
+                format!("token {token:?}"),
+                None,
+                "not a claim token (they look like 42.9f3a0c1d2e4b5a67)",
+            )
+        };
+        let (id, hex) = parse_token(token).ok_or_else(bad)?;
+        let claimed = self.state_dir("claimed")?;
+        let mut other = false;
+        for (name, entry) in self.entries(&claimed, "claimed")? {
+            if entry.id != id {
+                continue;
+            }
+            if entry.token.as_deref() == Some(hex) {
+                return Ok((claimed, name, entry));
+            }
+            other = true;
+        }
+        let why = if other {
+            format!("message {id} was claimed again since: this token is no longer valid")
+        } else {
+            format!(
+                "no claim of message {id} has this token: its lease ended, or it was acked or nacked"
+            )
+        };
+        Err(Error::invalid(format!("token {token}"), None, why))
+    }
+
+    /// Acknowledges a claim: the message is deleted.
+    pub fn ack(&self, token: &str) -> Result<u64> {
+        let (claimed, name, entry) = self.find_claim(token)?;
+        match sys::remove_file(claimed.as_fd(), &name) {
+            Ok(()) => {}
+            Err(e) if errno_of(&e) == Some(Errno::NOENT) => {
+                return Err(Error::invalid(
+                    format!("token {token}"),
+                    None,
+                    "the claim ended while acking: nothing was acked",
+                ));
+            }
+            Err(e) => return Err(Error::io("remove", self.at(&format!("claimed/{name}")), e)),
+        }
+        sys::fsync(&claimed).map_err(|e| {
+            Error::io("fsync", self.at("claimed"), e).with_note("the ack may not be durable")
+        })?;
+        self.count_consumed(1)?;
+        Ok(entry.id)
+    }
+
+    /// Returns a claimed message behind the waiting ones (after `delay_ms`, if given).
+    pub fn nack(&self, token: &str, delay_ms: Option<u64>) -> Result<u64> {
+        let (claimed, name, entry) = self.find_claim(token)?;
+        if !self.requeue_claim(&claimed, &name, &entry, delay_ms)? {
+            return Err(Error::invalid(
+                format!("token {token}"),
+                None,
+                "the claim ended while nacking: nothing was done",
+            ));
+        }
+        Ok(entry.id)
+    }
+
+    /// Renews a claim's lease to `lease_ms` from now.
+    pub fn extend(&self, token: &str, lease_ms: u64) -> Result<u64> {
+        let (claimed, name, entry) = self.find_claim(token)?;
+        if entry.lease.is_none() {
+            return Err(Error::invalid(
+                format!("token {token}"),
+                None,
+                "held by a running process, not by a lease",
+            ));
+        }
+        let renewed = Entry {
+            lease: Some(now_ms() + lease_ms),
+            ..entry.clone()
+        };
+        if !self.move_entry(
+            claimed.as_fd(),
+            "claimed",
+            &name,
+            claimed.as_fd(),
+            &renewed.name(),
+        )? {
+            return Err(Error::invalid(
+                format!("token {token}"),
+                None,
+                "the claim ended while extending: nothing was done",
+            ));
+        }
+        Ok(entry.id)
+    }
+
+    /// Moves failed messages back to the ready lanes, behind the waiting ones, with their
+    /// attempts reset. `ids` empty means all. Returns the ids moved and those not found.
+    pub fn requeue(&self, ids: &[u64]) -> Result<(Vec<u64>, Vec<u64>)> {
+        let _c = self.lock_consumer()?;
+        let producer = self.lock_producer()?;
+        let failed = self.state_dir("failed")?;
+        let mut entries = self.entries(&failed, "failed")?;
+        entries.sort_unstable_by_key(|(_, e)| e.id);
+        let mut moved = Vec::new();
+        for (name, entry) in entries {
+            if !ids.is_empty() && !ids.contains(&entry.id) {
+                continue;
+            }
+            let seq = self.allocate(&producer)?;
+            let lane = entry.priority;
+            let bucket = self.make_bucket(lane, bucket_of(seq))?;
+            self.mark_lane(lane)?;
+            let to = Entry {
+                key: seq,
+                id: entry.id,
+                ..Entry::default()
+            };
+            if self.move_entry(failed.as_fd(), "failed", &name, bucket.as_fd(), &to.name())? {
+                sys::fsync(&bucket).map_err(|e| Error::io("fsync", self.at(lane_dir(lane)), e))?;
+                moved.push(entry.id);
+            }
+        }
+        let missing = ids
+            .iter()
+            .copied()
+            .filter(|id| !moved.contains(id))
+            .collect();
+        Ok((moved, missing))
+    }
+
+    // ----- reading without taking -----
+
+    /// Calls `each` with up to `n` waiting messages in the order pop would take them,
+    /// without taking them; stops early when `each` returns false.
+    pub fn peek(&self, n: usize, mut each: impl FnMut(Message) -> Result<bool>) -> Result<usize> {
+        let lanes = {
+            let mut c = self.lock_consumer()?;
+            self.recover_claims(&mut c)?;
+            self.promote_due()?;
+            self.save_head(&mut c)?;
+            self.read_length("lanes")?
+        };
+        let now = now_ms();
+        let mut seen = 0;
+        for lane in (0..=9u8).rev() {
+            if lane > 0 && lanes & (1 << lane) == 0 {
+                continue;
+            }
+            let mut cursor: Option<u64> = None;
+            while seen < n {
+                let mut batch = Vec::new();
+                {
+                    let mut c = self.lock_consumer()?;
+                    while batch.len() < CHUNK.min(n - seen) {
+                        let lookup = match (lane, cursor) {
+                            (0, None) => self.find_ready(c.head, true)?,
+                            (0, Some(from)) => self.find_ready(from, false)?,
+                            (_, from) => self.scan_lane(lane, from.unwrap_or(0), false)?,
+                        };
+                        let Lookup::Found(found) = lookup else { break };
+                        if lane == 0 && cursor.is_none() {
+                            c.head = found.entry.key;
+                        }
+                        cursor = Some(found.entry.key + 1);
+                        if found.entry.expires.is_some_and(|e| e <= now) {
+                            continue;
+                        }
+                        batch.push(found);
+                    }
+                    self.save_head(&mut c)?;
+                }
+                if batch.is_empty() {
+                    break;
+                }
+                for found in batch {
+                    seen += 1;
+                    let message = Message {
+                        id: found.entry.id,
+                        size: found.stat.st_size as u64,
+                        attempts: found.entry.attempts,
+                        file: found.file,
+                    };
+                    if !each(message)? {
+                        return Ok(seen);
+                    }
                 }
             }
         }
         Ok(seen)
     }
 
-    // ----- inspection -----
+    /// Opens a message in any state by claim token or id.
+    pub fn show(&self, what: &str) -> Result<Option<(Info, File)>> {
+        if what.contains('.') {
+            let (claimed, name, entry) = self.find_claim(what)?;
+            return self.open_entry(&claimed, "claimed", State::Claimed, &name, &entry);
+        }
+        let id: u64 = match what.parse() {
+            Ok(id) if id > 0 && !what.starts_with('0') => id,
+            _ => {
+                return Err(Error::invalid(
+                    format!("message {what:?}"),
+                    None,
+                    "expected a message id or a claim token",
+                ));
+            }
+        };
+        // A fresh message sits under its id in lane 0: try that first.
+        if let Some(found) = self.find_exact(id)?.filter(|f| f.entry.id == id) {
+            let info = self.info(State::Ready, &found.entry, 0, &found.stat);
+            return Ok(Some((info, found.file)));
+        }
+        let mut result = None;
+        self.walk(&State::ALL, |info, open| {
+            if info.id == id {
+                result = open()?.map(|f| (info.clone(), f));
+                return Ok(result.is_none());
+            }
+            Ok(true)
+        })?;
+        Ok(result)
+    }
 
-    /// Calls `f` with each waiting message in order, scanning the directories without any
-    /// lock: memory is one bucket's names, whatever the depth.
+    fn open_entry(
+        &self,
+        dir: &OwnedFd,
+        rel: &str,
+        state: State,
+        name: &str,
+        entry: &Entry,
+    ) -> Result<Option<(Info, File)>> {
+        let path = format!("{rel}/{name}");
+        let fd = match sys::open_beneath(dir.as_fd(), name, OFlags::RDONLY | OFlags::NONBLOCK, 0) {
+            Ok(fd) => fd,
+            Err(e) if errno_of(&e) == Some(Errno::NOENT) => return Ok(None),
+            Err(e)
+                if matches!(
+                    errno_of(&e),
+                    Some(Errno::LOOP) | Some(Errno::NXIO) | Some(Errno::ISDIR)
+                ) =>
+            {
+                self.warn_once(&path, "not a regular file");
+                return Ok(None);
+            }
+            Err(e) => return Err(Error::io("open", self.at(&path), e)),
+        };
+        let st = sys::stat_fd(&fd).map_err(|e| Error::io("stat", self.at(&path), e))?;
+        if !sys::is_plain_file(&st) {
+            self.warn_once(&path, sys::describe_entry(&st));
+            return Ok(None);
+        }
+        Ok(Some((
+            self.info(state, entry, entry.priority, &st),
+            File::from(fd),
+        )))
+    }
+
+    fn info(&self, state: State, entry: &Entry, lane: u8, st: &Stat) -> Info {
+        Info {
+            state,
+            id: entry.id,
+            size: st.st_size as u64,
+            enqueued: mtime(st),
+            attempts: entry.attempts,
+            priority: if state == State::Ready {
+                lane
+            } else {
+                entry.priority
+            },
+            until: match state {
+                State::Delayed => Some(entry.key),
+                State::Claimed => entry.lease,
+                _ => None,
+            },
+            expires: entry.expires,
+            reason: entry.reason.clone(),
+        }
+    }
+
+    /// Calls `f` with each message of `states`: ready in the order pop takes them (by
+    /// priority, then position), delayed by due time, claimed and failed by id. Lock-free;
+    /// memory is one bucket's names, whatever the depth. `f` returns false to stop.
     pub fn walk(
         &self,
+        states: &[State],
         mut f: impl FnMut(&Info, &dyn Fn() -> Result<Option<File>>) -> Result<bool>,
     ) -> Result<()> {
-        let ready = self.open_dir("ready")?;
-        let mut buckets = Vec::new();
-        for name in sys::read_names(ready).map_err(|e| Error::io("read", self.at("ready"), e))? {
-            match parse_bucket(&name) {
-                Some(b) => buckets.push(b),
-                None => self.warn_once(&format!("ready/{name}"), "not a bucket spool wrote"),
-            }
-        }
-        buckets.sort_unstable();
-        for b in buckets {
-            let Some(bucket) = self.open_bucket(b)? else {
-                continue;
-            };
-            let rel = format!("ready/{}", bucket_name(b));
-            let mut ids = Vec::new();
-            let names = sys::read_names(
-                bucket
-                    .try_clone()
-                    .map_err(|e| Error::io("dup", self.at(&rel), e))?,
-            )
-            .map_err(|e| Error::io("read", self.at(&rel), e))?;
-            for name in names {
-                match parse_id(&name) {
-                    Some(id) if bucket_of(id) == b => ids.push(id),
-                    _ => self.warn_once(&format!("{rel}/{name}"), "not a message file spool wrote"),
+        for &state in states {
+            match state {
+                State::Ready => {
+                    for lane in (0..=9u8).rev() {
+                        let Some((_, buckets)) = self.buckets(lane, 0)? else {
+                            continue;
+                        };
+                        for b in buckets {
+                            let Some(bucket) = self.open_bucket(lane, b)? else {
+                                continue;
+                            };
+                            let rel = format!("{}/{}", lane_dir(lane), bucket_name(b));
+                            let mut entries = self.entries(&bucket, &rel)?;
+                            entries.retain(|(_, e)| bucket_of(e.key) == b);
+                            entries.sort_unstable_by_key(|(_, e)| e.key);
+                            if !self.walk_entries(
+                                &bucket,
+                                &rel,
+                                State::Ready,
+                                lane,
+                                entries,
+                                &mut f,
+                            )? {
+                                return Ok(());
+                            }
+                        }
+                    }
                 }
-            }
-            ids.sort_unstable();
-            for id in ids {
-                let st = match sys::stat_at(bucket.as_fd(), &id_name(id)) {
-                    Ok(st) => st,
-                    Err(e) if errno_of(&e) == Some(Errno::NOENT) => continue, // popped meanwhile
-                    Err(e) => return Err(Error::io("stat", self.at(&names::ready_path(id)), e)),
-                };
-                if !sys::is_plain_file(&st) {
-                    self.warn_once(&names::ready_path(id), sys::describe_entry(&st));
-                    continue;
-                }
-                let info = Info {
-                    id,
-                    size: st.st_size as u64,
-                    enqueued: mtime(&st),
-                };
-                let open = || -> Result<Option<File>> {
-                    Ok(self.open_message(&bucket, id)?.map(|f| f.file))
-                };
-                if !f(&info, &open)? {
-                    return Ok(());
+                other => {
+                    let rel = other.as_str();
+                    let dir = match sys::open_dir_beneath(self.dir(), rel) {
+                        Ok(fd) => fd,
+                        Err(e) if errno_of(&e) == Some(Errno::NOENT) => continue,
+                        Err(e) => return Err(Error::io("open", self.at(rel), e)),
+                    };
+                    let mut entries = self.entries(&dir, rel)?;
+                    entries.sort_unstable_by_key(|(_, e)| (e.key, e.id));
+                    if !self.walk_entries(&dir, rel, other, 0, entries, &mut f)? {
+                        return Ok(());
+                    }
                 }
             }
         }
         Ok(())
     }
 
+    fn walk_entries(
+        &self,
+        dir: &OwnedFd,
+        rel: &str,
+        state: State,
+        lane: u8,
+        entries: Vec<(String, Entry)>,
+        f: &mut impl FnMut(&Info, &dyn Fn() -> Result<Option<File>>) -> Result<bool>,
+    ) -> Result<bool> {
+        for (name, entry) in entries {
+            let st = match sys::stat_at(dir.as_fd(), &name) {
+                Ok(st) => st,
+                Err(e) if errno_of(&e) == Some(Errno::NOENT) => continue, // taken meanwhile
+                Err(e) => return Err(Error::io("stat", self.at(&format!("{rel}/{name}")), e)),
+            };
+            if !sys::is_plain_file(&st) {
+                self.warn_once(&format!("{rel}/{name}"), sys::describe_entry(&st));
+                continue;
+            }
+            let info = self.info(state, &entry, lane, &st);
+            let open = || -> Result<Option<File>> {
+                Ok(self
+                    .open_entry(dir, rel, state, &name, &entry)?
+                    .map(|(_, file)| file))
+            };
+            if !f(&info, &open)? {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
     /// Counts and sizes.
     pub fn stats(&self) -> Result<Stats> {
         let mut s = Stats::default();
-        self.walk(|info, _| {
-            s.waiting += 1;
-            s.bytes += info.size;
-            s.oldest = Some(s.oldest.map_or(info.enqueued, |o| o.min(info.enqueued)));
+        self.walk(&State::ALL, |info, _| {
+            match info.state {
+                State::Ready => {
+                    s.ready += 1;
+                    s.bytes += info.size;
+                    s.oldest = Some(s.oldest.map_or(info.enqueued, |o| o.min(info.enqueued)));
+                }
+                State::Delayed => s.delayed += 1,
+                State::Claimed => s.claimed += 1,
+                State::Failed => s.failed += 1,
+            }
             Ok(true)
         })?;
-        let claimed = self.open_dir("claimed")?;
-        let mut n = 0;
-        sys::for_each_name(claimed, |name| {
-            if name.to_str().ok().and_then(parse_claim).is_some() {
-                n += 1;
-            }
-            Ok(())
-        })
-        .map_err(|e| Error::io("read", self.at("claimed"), e))?;
-        s.claimed = n;
-        let counter = self.open_counter("counter")?;
-        s.next_id = (sys::stat_fd(&counter)
-            .map_err(|e| Error::io("stat", self.at("counter"), e))?
-            .st_size as u64)
-            .max(1);
+        s.next_id = self.read_length("counter")?.max(1);
+        (s.consumed, s.window) = self.consumed_recently()?;
         Ok(s)
+    }
+
+    /// Counts the waiting messages (all priorities).
+    pub fn waiting(&self) -> Result<u64> {
+        let mut n = 0;
+        self.walk(&[State::Ready], |_, _| {
+            n += 1;
+            Ok(true)
+        })?;
+        Ok(n)
     }
 
     // ----- clear -----
 
-    /// Removes every waiting message; returns how many. Pushes that finished publishing
-    /// before it began are cleared; later ones are kept; none is half-removed.
-    pub fn clear(&self) -> Result<u64> {
+    /// Removes every message of `states` (ready, delayed, failed); returns how many.
+    /// Pushes that finished publishing before it began are cleared; later ones are kept;
+    /// none is half-removed. Claims in progress are left alone.
+    pub fn clear(&self, states: &[State]) -> Result<u64> {
         let mut c = self.lock_consumer()?;
         self.recover_claims(&mut c)?;
         let next = {
             let p = self.lock_producer()?;
-            self.next_id(&p)?
+            self.next_key(&p)?
         };
-        let ready = self.open_dir("ready")?;
-        let mut buckets = Vec::new();
-        for name in sys::read_names(
-            ready
-                .try_clone()
-                .map_err(|e| Error::io("dup", self.at("ready"), e))?,
-        )
-        .map_err(|e| Error::io("read", self.at("ready"), e))?
-        {
-            match parse_bucket(&name) {
-                Some(b) if b <= bucket_of(next) => buckets.push(b),
-                Some(_) => {}
-                None => self.warn_once(&format!("ready/{name}"), "not a bucket spool wrote"),
-            }
-        }
-        buckets.sort_unstable();
         let mut removed = 0u64;
-        let mut first_error = None;
-        for b in buckets {
-            let Some(bucket) = self.open_bucket(b)? else {
-                continue;
+        let mut first_error: Option<Error> = None;
+        let mut remove_in =
+            |q: &Queue, dir: &OwnedFd, rel: &str, keep: &dyn Fn(&Entry) -> bool| -> Result<()> {
+                for (name, entry) in q.entries(dir, rel)? {
+                    if keep(&entry) {
+                        continue;
+                    }
+                    let path = format!("{rel}/{name}");
+                    match sys::stat_at(dir.as_fd(), &name) {
+                        Ok(st) if sys::is_plain_file(&st) => {}
+                        Ok(st) => {
+                            q.warn_once(&path, sys::describe_entry(&st));
+                            continue;
+                        }
+                        Err(e) if errno_of(&e) == Some(Errno::NOENT) => continue,
+                        Err(e) => return Err(Error::io("stat", q.at(&path), e)),
+                    }
+                    match sys::remove_file(dir.as_fd(), &name) {
+                        Ok(()) => removed += 1,
+                        Err(e) if errno_of(&e) == Some(Errno::NOENT) => {}
+                        Err(e) => {
+                            first_error.get_or_insert(Error::io("remove", q.at(&path), e));
+                        }
+                    }
+                }
+                sys::fsync(dir).map_err(|e| Error::io("fsync", q.at(rel), e))
             };
-            let rel = format!("ready/{}", bucket_name(b));
-            let names = sys::read_names(
-                bucket
-                    .try_clone()
-                    .map_err(|e| Error::io("dup", self.at(&rel), e))?,
-            )
-            .map_err(|e| Error::io("read", self.at(&rel), e))?;
-            for name in names {
-                let id = match parse_id(&name) {
-                    Some(id) if bucket_of(id) == b => id,
-                    _ => {
-                        self.warn_once(&format!("{rel}/{name}"), "not a message file spool wrote");
+        for &state in states {
+            match state {
+                State::Ready => {
+                    for lane in 0..=9u8 {
+                        let Some((lane_fd, buckets)) = self.buckets(lane, 0)? else {
+                            continue;
+                        };
+                        for b in buckets {
+                            if b > bucket_of(next) {
+                                continue;
+                            }
+                            let Some(bucket) = self.open_bucket(lane, b)? else {
+                                continue;
+                            };
+                            let rel = format!("{}/{}", lane_dir(lane), bucket_name(b));
+                            remove_in(self, &bucket, &rel, &|e: &Entry| e.key >= next)?;
+                            if b < bucket_of(next) {
+                                sys::remove_dir(lane_fd.as_fd(), &bucket_name(b))
+                                    .map_err(|e| Error::io("remove", self.at(&rel), e))?;
+                            }
+                        }
+                        sys::fsync(&lane_fd)
+                            .map_err(|e| Error::io("fsync", self.at(lane_dir(lane)), e))?;
+                    }
+                    c.head = c.head.max(next);
+                }
+                State::Delayed | State::Failed => {
+                    let rel = state.as_str();
+                    let Ok(dir) = sys::open_dir_beneath(self.dir(), rel) else {
                         continue;
-                    }
-                };
-                if id >= next {
-                    continue;
+                    };
+                    // Messages delayed or failed after clear began have ids >= next.
+                    remove_in(self, &dir, rel, &|e: &Entry| e.id >= next)?;
                 }
-                match sys::stat_at(bucket.as_fd(), &name) {
-                    Ok(st) if sys::is_plain_file(&st) => {}
-                    Ok(st) => {
-                        self.warn_once(&names::ready_path(id), sys::describe_entry(&st));
-                        continue;
-                    }
-                    Err(e) if errno_of(&e) == Some(Errno::NOENT) => continue,
-                    Err(e) => return Err(Error::io("stat", self.at(&names::ready_path(id)), e)),
-                }
-                match sys::remove_file(bucket.as_fd(), &name) {
-                    Ok(()) => removed += 1,
-                    Err(e) => {
-                        first_error.get_or_insert(Error::io(
-                            "remove",
-                            self.at(&names::ready_path(id)),
-                            e,
-                        ));
-                    }
-                }
-            }
-            sys::fsync(&bucket).map_err(|e| Error::io("fsync", self.at(&rel), e))?;
-            if b < bucket_of(next) {
-                sys::remove_dir(ready.as_fd(), &bucket_name(b))
-                    .map_err(|e| Error::io("remove", self.at(&rel), e))?;
+                State::Claimed => {}
             }
         }
-        sys::fsync(&ready).map_err(|e| Error::io("fsync", self.at("ready"), e))?;
-        let tmp = self.open_dir("tmp")?;
-        self.sweep_tmp(tmp.as_fd())?;
-        c.head = c.head.max(next);
+        self.sweep_tmp()?;
         self.save_head(&mut c)?;
         match first_error {
             Some(e) => Err(e.with_note(format!("{removed} messages were removed"))),
@@ -1039,26 +1890,44 @@ impl Queue {
 
 /// A waiting message opened for reading.
 pub struct Message {
-    /// Sequence number.
+    /// Id.
     pub id: u64,
     /// Payload length.
     pub size: u64,
+    /// Claims made so far.
+    pub attempts: u32,
     /// The open file, positioned at the start.
     pub file: File,
 }
 
 impl Claimed {
-    /// Sequence number.
+    /// Id.
     pub fn id(&self) -> u64 {
-        self.id
+        self.entry.id
     }
     /// Payload length.
     pub fn size(&self) -> u64 {
         self.size
     }
+    /// Claims made, this one included.
+    pub fn attempts(&self) -> u32 {
+        self.entry.attempts
+    }
+    /// The claim token, as users give it to ack, nack, extend and show.
+    pub fn token(&self) -> String {
+        format_token(self.entry.id, self.entry.token.as_deref().unwrap_or(""))
+    }
     /// The open file.
     pub fn file(&mut self) -> &mut File {
         &mut self.file
+    }
+    /// The file name in claimed/, to open the message again (a new open file, without
+    /// this process's lock: what a child process should be given).
+    pub fn reopen(&self, queue: &Queue) -> Result<File> {
+        let rel = format!("claimed/{}", self.name);
+        sys::open_beneath(queue.dir(), &rel, OFlags::RDONLY, 0)
+            .map(File::from)
+            .map_err(|e| Error::io("open", queue.at(&rel), e))
     }
 }
 
@@ -1067,9 +1936,9 @@ impl Staging<'_> {
     /// path (for errors).
     pub fn add(&mut self, write: impl FnOnce(&mut File, &Path) -> Result<()>) -> Result<()> {
         let q = self.queue;
-        let (rel, mut file, keep_lock) = match &mut self.kind {
+        let (rel, mut file, single) = match &mut self.kind {
             StagingKind::Single { name, file } => {
-                if file.is_some() {
+                if !name.is_empty() {
                     return Err(Error::invalid(
                         "push",
                         Some(q.path()),
@@ -1078,25 +1947,27 @@ impl Staging<'_> {
                 }
                 let (n, lock) = q.create_locked(&self.tmp, "", false)?;
                 *name = n;
+                // Recorded before writing, so that a failed write is cleaned up too.
+                *file = Some(
+                    lock.try_clone()
+                        .map_err(|e| Error::io("dup", q.at("tmp"), e))?,
+                );
                 (format!("tmp/{name}"), lock, true)
             }
-            StagingKind::Batch { name, dir, .. } => {
+            StagingKind::Batch { name, dir } => {
                 let entry = self.count.to_string();
                 let file = sys::create_exclusive(dir.as_fd(), &entry)
                     .map_err(|e| Error::io("create", q.at(&format!("tmp/{name}/{entry}")), e))?;
                 (format!("tmp/{name}/{entry}"), file, false)
             }
         };
+        self.count += 1;
         let path = q.at(&rel);
         write(&mut file, &path)?;
-        self.count += 1;
-        if keep_lock {
-            // A single message is synced now, and its fd (and flock) kept until publish.
+        if single {
+            // A single message is synced now, and its flock kept until publish.
             sys::fdatasync(&file).map_err(|e| Error::io("fsync", &path, e))?;
             sys::check_close(&file).map_err(|e| Error::io("close", &path, e))?;
-            if let StagingKind::Single { file: slot, .. } = &mut self.kind {
-                *slot = Some(file);
-            }
         } else if self.unsynced.len() < SYNCFS_THRESHOLD {
             self.unsynced.push(file);
         } else {
@@ -1112,7 +1983,7 @@ impl Staging<'_> {
 
     /// Makes every staged message durable, then publishes them in order under one
     /// producer lock, and fsyncs the directories they went to.
-    pub fn publish(mut self) -> Result<Published> {
+    pub fn publish(mut self, opts: PushOptions) -> Result<Published> {
         let q = self.queue;
         let mut published = Published::default();
         if self.count == 0 {
@@ -1121,23 +1992,21 @@ impl Staging<'_> {
         }
         // Data first: a small batch fsyncs each file, a large one the whole filesystem.
         if let StagingKind::Batch { name, .. } = &self.kind {
-            if self.count <= SYNCFS_THRESHOLD {
-                for (i, file) in self.unsynced.drain(..).enumerate() {
-                    let path = q.at(&format!("tmp/{name}/{i}"));
+            let small = self.count <= SYNCFS_THRESHOLD;
+            for (i, file) in self.unsynced.drain(..).enumerate() {
+                let path = q.at(&format!("tmp/{name}/{i}"));
+                if small {
                     sys::fdatasync(&file).map_err(|e| Error::io("fsync", &path, e))?;
-                    sys::close_checked(file.into()).map_err(|e| Error::io("close", &path, e))?;
                 }
-            } else {
-                for (i, file) in self.unsynced.drain(..).enumerate() {
-                    let path = q.at(&format!("tmp/{name}/{i}"));
-                    sys::close_checked(file.into()).map_err(|e| Error::io("close", &path, e))?;
-                }
+                sys::close_checked(file.into()).map_err(|e| Error::io("close", &path, e))?;
+            }
+            if !small {
                 sys::syncfs(&self.tmp).map_err(|e| Error::io("sync", q.path(), e))?;
             }
         }
         let (src_dir, src_prefix): (BorrowedFd<'_>, String) = match &self.kind {
             StagingKind::Single { .. } => (self.tmp.as_fd(), String::from("tmp")),
-            StagingKind::Batch { name, dir, .. } => (dir.as_fd(), format!("tmp/{name}")),
+            StagingKind::Batch { name, dir } => (dir.as_fd(), format!("tmp/{name}")),
         };
         let src_name = |i: usize| -> String {
             match &self.kind {
@@ -1145,37 +2014,65 @@ impl Staging<'_> {
                 StagingKind::Batch { .. } => i.to_string(),
             }
         };
-        let mut touched: Vec<(u64, OwnedFd)> = Vec::new();
+        let delayed = opts.due.filter(|&d| d > now_ms());
+        let lane = opts.priority.min(9);
+        let mut touched: Vec<(String, OwnedFd)> = Vec::new();
         let renamed = (|| -> Result<()> {
             let producer = q.lock_producer()?;
-            let mut id = q.next_id(&producer)?;
             let mut i = 0;
             while i < self.count {
-                let b = bucket_of(id);
-                if touched.last().is_none_or(|(tb, _)| *tb != b) {
-                    let fd = match q.open_bucket(b)? {
-                        Some(fd) => fd,
-                        None => {
-                            let ready = q.open_dir("ready")?;
-                            let rel = format!("ready/{}", bucket_name(b));
-                            sys::make_dir(ready.as_fd(), &bucket_name(b))
-                                .map_err(|e| Error::io("create", q.at(&rel), e))?;
-                            sys::fsync(&ready).map_err(|e| Error::io("fsync", q.at("ready"), e))?;
-                            q.sweep_tmp(self.tmp.as_fd())?;
-                            q.open_dir(&rel)?
-                        }
-                    };
-                    touched.push((b, fd));
-                }
                 // The id is allocated before the rename makes it visible: a crash between
                 // the two leaves a gap, never a reused id.
-                q.set_next_id(&producer, id + 1)?;
-                let bucket = &touched.last().expect("pushed above").1;
+                let id = q.allocate(&producer)?;
+                let (rel, target) = match delayed {
+                    Some(due) => {
+                        let entry = Entry {
+                            key: due,
+                            id,
+                            priority: lane,
+                            expires: opts.expires,
+                            ..Entry::default()
+                        };
+                        ("delayed".to_string(), entry.name())
+                    }
+                    None => {
+                        let entry = Entry {
+                            expires: opts.expires,
+                            ..Entry::fresh(id)
+                        };
+                        (
+                            format!("{}/{}", lane_dir(lane), bucket_name(bucket_of(id))),
+                            entry.name(),
+                        )
+                    }
+                };
+                if touched.last().is_none_or(|(r, _)| *r != rel) {
+                    let fd = match delayed {
+                        Some(_) => q.state_dir("delayed")?,
+                        None => {
+                            let fresh_bucket = q.open_bucket(lane, bucket_of(id))?.is_none();
+                            let fd = q.make_bucket(lane, bucket_of(id))?;
+                            if fresh_bucket {
+                                q.sweep_tmp()?;
+                            }
+                            fd
+                        }
+                    };
+                    touched.push((rel.clone(), fd));
+                }
+                let dir = &touched.last().expect("pushed above").1;
                 let src = src_name(i);
-                match sys::rename_noreplace(src_dir, &src, bucket.as_fd(), &id_name(id)) {
+                match sys::rename_noreplace(src_dir, &src, dir.as_fd(), &target) {
                     Ok(()) => {
                         published.add(id);
                         i += 1;
+                        // A published file must not stay locked: a consumer would take
+                        // it for a message in another process's hands.
+                        if let StagingKind::Single { file, .. } = &self.kind
+                            && let Some(file) = file
+                        {
+                            let _ = file.unlock();
+                        }
                     }
                     Err(e) if errno_of(&e) == Some(Errno::EXIST) => {
                         // The counter is behind a message (restored or damaged spool):
@@ -1189,22 +2086,21 @@ impl Staging<'_> {
                         return Err(Error::io("rename", q.at(&format!("{src_prefix}/{src}")), e));
                     }
                 }
-                id += 1;
+            }
+            match delayed {
+                Some(due) => q.mark_due(due)?,
+                None => q.mark_lane(lane)?,
             }
             Ok(())
         })();
-        let published_note = |p: &Published| -> String {
-            match p.runs.first() {
-                None => "nothing was pushed".to_string(),
-                Some(_) => format!(
-                    "{} of {} messages were published and may be visible",
-                    p.len(),
+        if let Err(e) = renamed {
+            let note = match published.len() {
+                0 => "nothing was pushed".to_string(),
+                n => format!(
+                    "{n} of {} messages were published and may be visible",
                     self.count
                 ),
-            }
-        };
-        if let Err(e) = renamed {
-            let note = published_note(&published);
+            };
             self.discard();
             return Err(e.with_note(note));
         }
@@ -1214,9 +2110,9 @@ impl Staging<'_> {
             *file = None;
         }
         self.discard();
-        for (b, fd) in &touched {
+        for (rel, fd) in &touched {
             sys::fsync(fd).map_err(|e| {
-                Error::io("fsync", q.at(&format!("ready/{}", bucket_name(*b))), e)
+                Error::io("fsync", q.at(rel), e)
                     .with_note("the message may have been published: check before pushing it again")
             })?;
         }
@@ -1232,7 +2128,7 @@ impl Staging<'_> {
                     let _ = sys::remove_file(self.tmp.as_fd(), name);
                 }
             }
-            StagingKind::Batch { name, dir, .. } => {
+            StagingKind::Batch { name, dir } => {
                 for i in 0..self.count {
                     let _ = sys::remove_file(dir.as_fd(), &i.to_string());
                 }
@@ -1247,6 +2143,24 @@ impl Drop for Staging<'_> {
     fn drop(&mut self) {
         self.discard();
     }
+}
+
+/// Takes an flock on a message that should be free, waiting a little for a holder that
+/// is letting go (a pusher between its rename and its unlock).
+fn lock_briefly(file: &File) -> bool {
+    for _ in 0..200 {
+        match file.try_lock() {
+            Ok(()) => return true,
+            Err(std::fs::TryLockError::WouldBlock) => std::thread::sleep(Duration::from_millis(1)),
+            Err(std::fs::TryLockError::Error(_)) => return false,
+        }
+    }
+    false
+}
+
+/// The length of a file: the value of a counter.
+fn length(file: &File) -> io::Result<u64> {
+    Ok(sys::stat_fd(file)?.st_size as u64)
 }
 
 /// Reads until `buf` is full or the end of the file.
@@ -1264,12 +2178,10 @@ fn read_full(file: &mut File, buf: &mut [u8]) -> io::Result<usize> {
 }
 
 fn mtime(st: &Stat) -> SystemTime {
-    let secs = st.st_mtime;
-    let nanos = st.st_mtime_nsec as u32;
-    if secs >= 0 {
-        SystemTime::UNIX_EPOCH + std::time::Duration::new(secs as u64, nanos)
+    if st.st_mtime >= 0 {
+        UNIX_EPOCH + Duration::new(st.st_mtime as u64, st.st_mtime_nsec as u32)
     } else {
-        SystemTime::UNIX_EPOCH
+        UNIX_EPOCH
     }
 }
 
@@ -1323,6 +2235,11 @@ mod tests {
     use std::cell::RefCell;
     use std::rc::Rc;
 
+    const POP: TakeOptions = TakeOptions {
+        hold: Hold::Process,
+        max_attempts: None,
+    };
+
     fn spool() -> (tempfile::TempDir, Spool, Rc<RefCell<Vec<String>>>) {
         let dir = tempfile::tempdir().unwrap();
         let warnings = Rc::new(RefCell::new(Vec::new()));
@@ -1340,13 +2257,17 @@ mod tests {
                 .add(|f, p| f.write_all(m).map_err(|e| Error::io("write", p, e)))
                 .unwrap();
         }
-        staging.publish().unwrap().ids().collect()
+        staging
+            .publish(PushOptions::default())
+            .unwrap()
+            .ids()
+            .collect()
     }
 
     fn pop_all(q: &Queue) -> Vec<Vec<u8>> {
         let mut out = Vec::new();
         loop {
-            let mut taken = q.take(1).unwrap();
+            let mut taken = q.take(1, POP).unwrap();
             let Some(m) = taken.first_mut() else {
                 return out;
             };
@@ -1363,7 +2284,7 @@ mod tests {
         let q = spool.create("q").unwrap();
         assert_eq!(push(&q, &[b"a"]), vec![1]);
         assert_eq!(push(&q, &[b"b", b"c", b"d"]), vec![2, 3, 4]);
-        assert_eq!(q.clear().unwrap(), 4);
+        assert_eq!(q.clear(&[State::Ready, State::Delayed]).unwrap(), 4);
         assert_eq!(push(&q, &[b"e"]), vec![5]);
         assert_eq!(pop_all(&q), vec![b"e".to_vec()]);
     }
@@ -1376,7 +2297,7 @@ mod tests {
         let refs: Vec<&[u8]> = payloads.iter().map(Vec::as_slice).collect();
         let ids = push(&q, &refs);
         assert_eq!(ids, (1..=2500).collect::<Vec<_>>());
-        assert_eq!(q.stats().unwrap().waiting, 2500);
+        assert_eq!(q.stats().unwrap().ready, 2500);
         assert_eq!(pop_all(&q), payloads);
         // Passed buckets are removed; the one the counter is in may stay.
         let buckets = std::fs::read_dir(q.path().join("ready")).unwrap().count();
@@ -1388,7 +2309,7 @@ mod tests {
         let (_d, spool, _) = spool();
         let q = spool.create("q").unwrap();
         push(&q, &[b"one", b"two"]);
-        let taken = q.take(1).unwrap();
+        let taken = q.take(1, POP).unwrap();
         assert_eq!(taken[0].id(), 1);
         // The process "dies": its flock goes with the file, the claim stays on disk.
         drop(taken);
@@ -1404,8 +2325,8 @@ mod tests {
         let (_d, spool, _) = spool();
         let q = spool.create("q").unwrap();
         push(&q, &[b"one", b"two"]);
-        let held = q.take(1).unwrap();
-        let next = q.take(1).unwrap();
+        let held = q.take(1, POP).unwrap();
+        let next = q.take(1, POP).unwrap();
         assert_eq!(next[0].id(), 2);
         q.give_back(held).unwrap();
         q.give_back(next).unwrap();
@@ -1417,7 +2338,11 @@ mod tests {
         let (_d, spool, _) = spool();
         let q = spool.create("q").unwrap();
         push(&q, &[b"a", b"b", b"c"]);
-        std::fs::remove_file(q.path().join(names::ready_path(1))).unwrap();
+        std::fs::remove_file(
+            q.path()
+                .join("ready/00000000000000000/00000000000000000001"),
+        )
+        .unwrap();
         // A head file reset to 1 (as after a crash) must not hide anything either.
         assert_eq!(pop_all(&q), vec![b"b".to_vec(), b"c".to_vec()]);
     }
@@ -1428,6 +2353,7 @@ mod tests {
         let q = spool.create("q").unwrap();
         push(&q, &[b"a", b"b"]);
         let bucket = q.path().join("ready").join(bucket_name(0));
+        let id_name = |id: u64| Entry::fresh(id).name();
         std::fs::write(bucket.join("junk"), b"x").unwrap();
         std::fs::remove_file(bucket.join(id_name(1))).unwrap();
         std::os::unix::fs::symlink("/etc/passwd", bucket.join(id_name(1))).unwrap();

@@ -1,0 +1,286 @@
+//! `spool run`: a consumer that runs a command for each message.
+//!
+//! Each message is claimed with this process's flock (so it returns to the queue at once
+//! if `spool run` is killed), and its file is given to the command as standard input
+//! through a fresh open, so the command never holds the lock. The command's exit status
+//! decides: 0 acks, 100 fails for good, anything else retries after a backoff that doubles
+//! with each attempt, until the attempts are used up. The command runs in its own process
+//! group: a terminal's ^C reaches spool, which stops claiming and lets running commands
+//! finish; a second signal is passed on to them.
+
+use std::collections::VecDeque;
+use std::ffi::OsString;
+use std::io::Read;
+use std::os::fd::AsFd;
+use std::os::unix::net::UnixStream;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::process::{Child, Command, ExitCode, Stdio};
+use std::time::{Duration, Instant};
+
+use rustix::process::{Pid, Signal, kill_process_group};
+
+use crate::app::{Failure, Outcome, SOME_FAILED};
+use crate::cli::RunArgs;
+use crate::store::wait::{POLL_INTERVAL, Waiter};
+use crate::store::{Claimed, Error, Hold, Queue, Settle, Spool, TakeOptions, now_ms};
+
+/// Time between SIGTERM and SIGKILL for a command past its lease.
+const KILL_GRACE: Duration = Duration::from_secs(5);
+/// Longest backoff.
+const MAX_BACKOFF: Duration = Duration::from_secs(3600);
+
+struct Job {
+    claimed: Claimed,
+    child: Child,
+    pgid: Pid,
+    started: Instant,
+    terminated: Option<Instant>,
+}
+
+struct Runner<'a> {
+    queue: &'a Queue,
+    args: &'a RunArgs,
+    spool_dir: OsString,
+    failed: u64,
+}
+
+/// Runs `spool run`.
+pub fn run(spool: &Spool, name: &str, args: RunArgs) -> Outcome {
+    // Signals arrive as bytes on sockets, so one poll waits for interrupts, for children
+    // (SIGCHLD) and for the queue.
+    let pair = || UnixStream::pair().and_then(|(r, w)| r.set_nonblocking(true).map(|()| (r, w)));
+    let sock_err = |e| Failure::Store(Error::io("socketpair", "signals", e));
+    let (int_read, int_write) = pair().map_err(sock_err)?;
+    let (chld_read, chld_write) = pair().map_err(sock_err)?;
+    let mut registered = Vec::new();
+    for (sig, w) in [
+        (signal_hook::consts::SIGINT, &int_write),
+        (signal_hook::consts::SIGTERM, &int_write),
+        (signal_hook::consts::SIGCHLD, &chld_write),
+    ] {
+        let w = w.try_clone().map_err(sock_err)?;
+        let id = signal_hook::low_level::pipe::register(sig, w)
+            .map_err(|e| Failure::Store(Error::io("sigaction", "signals", e)))?;
+        registered.push(id);
+    }
+    let result = run_loop(spool, name, &args, &int_read, &chld_read);
+    for id in registered {
+        signal_hook::low_level::unregister(id);
+    }
+    result
+}
+
+fn run_loop(
+    spool: &Spool,
+    name: &str,
+    args: &RunArgs,
+    interrupts_in: &UnixStream,
+    children: &UnixStream,
+) -> Outcome {
+    let mut queue: Option<Queue> = spool.open(name)?;
+    let mut waiter = match &queue {
+        Some(q) => Waiter::new(q.path()),
+        None => Waiter::polling(),
+    };
+    let mut jobs: VecDeque<Job> = VecDeque::new();
+    let mut started = 0u64;
+    let mut stopping = false;
+    let mut interrupts = 0;
+    let mut failed = 0u64;
+    let opts = TakeOptions {
+        hold: Hold::Process,
+        max_attempts: Some(args.max_attempts),
+    };
+    loop {
+        if queue.is_none() {
+            queue = spool.open(name)?;
+            if let Some(q) = &queue {
+                waiter = Waiter::new(q.path());
+            }
+        }
+        let Some(q) = &queue else {
+            if !args.wait || stopping {
+                return Ok(ExitCode::SUCCESS);
+            }
+            if waiter.wait_also(POLL_INTERVAL, &[interrupts_in.as_fd()], true) & 1 != 0 {
+                return Ok(ExitCode::SUCCESS); // interrupted before there was anything to do
+            }
+            continue;
+        };
+        let mut runner = Runner {
+            queue: q,
+            args,
+            spool_dir: spool.root().as_os_str().to_owned(),
+            failed: 0,
+        };
+        // Settle what finished, and enforce the time limit of what did not.
+        let mut i = 0;
+        while i < jobs.len() {
+            let job = &mut jobs[i];
+            match job.child.try_wait() {
+                Ok(Some(status)) => {
+                    let job = jobs.remove(i).expect("index in range");
+                    runner.settle(job.claimed, status)?;
+                    continue;
+                }
+                Ok(None) => {}
+                Err(e) => return Err(Failure::Store(Error::io("wait", "command", e))),
+            }
+            let elapsed = job.started.elapsed();
+            match job.terminated {
+                None if elapsed >= args.lease => {
+                    let _ = kill_process_group(job.pgid, Signal::TERM);
+                    job.terminated = Some(Instant::now());
+                }
+                Some(t) if t.elapsed() >= KILL_GRACE => {
+                    let _ = kill_process_group(job.pgid, Signal::KILL);
+                }
+                _ => {}
+            }
+            i += 1;
+        }
+        failed += runner.failed;
+        runner.failed = 0;
+        // Claim and start more.
+        let limit_reached = |started: u64| args.max.is_some_and(|m| started >= m);
+        let mut idle = false;
+        while !stopping && jobs.len() < args.jobs as usize && !limit_reached(started) {
+            let mut taken = q.take(1, opts)?;
+            let Some(claimed) = taken.pop() else {
+                idle = true;
+                break;
+            };
+            started += 1;
+            match runner.spawn(claimed) {
+                Ok(job) => jobs.push_back(job),
+                Err(f) => {
+                    // The command cannot start: nothing is wrong with the message.
+                    return Err(f);
+                }
+            }
+        }
+        let done = jobs.is_empty() && (stopping || limit_reached(started) || (idle && !args.wait));
+        if done {
+            return Ok(if failed == 0 {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(SOME_FAILED)
+            });
+        }
+        // Sleep until a signal, a child, the queue, a lease, or a due message.
+        let mut sleep = POLL_INTERVAL;
+        for job in &jobs {
+            let deadline = match job.terminated {
+                None => job.started + args.lease,
+                Some(t) => t + KILL_GRACE,
+            };
+            sleep = sleep.min(deadline.saturating_duration_since(Instant::now()));
+        }
+        if let Some(due) = q.next_due()? {
+            sleep = sleep.min(Duration::from_millis(due.saturating_sub(now_ms())));
+        }
+        // With no room to claim, only signals and children matter, not the queue.
+        let full = jobs.len() >= args.jobs as usize || stopping || limit_reached(started);
+        let ready = waiter.wait_also(
+            sleep.max(Duration::from_millis(1)),
+            &[interrupts_in.as_fd(), children.as_fd()],
+            !full,
+        );
+        if ready & 2 != 0 {
+            drain(children);
+        }
+        if ready & 1 != 0 {
+            for _ in 0..drain(interrupts_in) {
+                interrupts += 1;
+                if interrupts == 1 {
+                    stopping = true;
+                } else {
+                    for job in &jobs {
+                        let _ = kill_process_group(job.pgid, Signal::TERM);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Reads what the signal handlers wrote: one byte per signal delivered.
+fn drain(socket: &UnixStream) -> usize {
+    let mut buf = [0u8; 64];
+    let mut total = 0;
+    let mut s = socket;
+    while let Ok(n) = s.read(&mut buf) {
+        if n == 0 {
+            break;
+        }
+        total += n;
+    }
+    total
+}
+
+impl Runner<'_> {
+    fn spawn(&self, claimed: Claimed) -> Result<Job, Failure> {
+        let stdin = claimed.reopen(self.queue)?;
+        let mut cmd = Command::new(&self.args.command[0]);
+        cmd.args(&self.args.command[1..])
+            .stdin(Stdio::from(stdin))
+            .env("SPOOL_ID", claimed.id().to_string())
+            .env("SPOOL_QUEUE", self.queue.name())
+            .env("SPOOL_ATTEMPT", claimed.attempts().to_string())
+            .env("SPOOL_DIR", &self.spool_dir)
+            .process_group(0);
+        match cmd.spawn() {
+            Ok(child) => {
+                let pgid = Pid::from_child(&child);
+                Ok(Job {
+                    claimed,
+                    child,
+                    pgid,
+                    started: Instant::now(),
+                    terminated: None,
+                })
+            }
+            Err(e) => {
+                let command = self.args.command[0].to_string_lossy().into_owned();
+                self.queue.give_back(vec![claimed])?;
+                Err(Failure::Store(
+                    Error::io("run", command, e).with_note("the message stays in the queue"),
+                ))
+            }
+        }
+    }
+
+    /// Acks, retries or fails a message by its command's exit status.
+    fn settle(
+        &mut self,
+        claimed: Claimed,
+        status: std::process::ExitStatus,
+    ) -> Result<(), Failure> {
+        let why = match (status.code(), status.signal()) {
+            (Some(c), _) => format!("exit-{c}"),
+            (_, Some(s)) => format!("signal-{s}"),
+            _ => "unknown".to_string(),
+        };
+        let reason = format!("attempts-{why}");
+        let outcome = match status.code() {
+            Some(0) => Settle::Ack,
+            Some(100) => Settle::Fail { reason: "exit-100" },
+            _ => {
+                if claimed.attempts() >= self.args.max_attempts {
+                    Settle::Fail { reason: &reason }
+                } else {
+                    let exp = claimed.attempts().saturating_sub(1).min(20);
+                    let delay = self.args.backoff.saturating_mul(1 << exp).min(MAX_BACKOFF);
+                    Settle::Retry {
+                        delay_ms: delay.as_millis() as u64,
+                    }
+                }
+            }
+        };
+        if !matches!(outcome, Settle::Ack) {
+            self.failed += 1;
+        }
+        self.queue.settle(claimed, outcome)?;
+        Ok(())
+    }
+}
