@@ -15,13 +15,17 @@ const EXTRA_SECTIONS: &str = r#".SH "EXIT STATUS"
 Success.
 .TP
 .B 1
-Nothing to return: \fBpop\fR or \fBpeek\fR on an empty or missing queue.
+Nothing to return: \fBpop\fR, \fBpeek\fR or \fBclaim\fR found no message (or \fB\-\-timeout\fR
+passed).
 .TP
 .B 2
-An error: bad usage, an invalid queue name, or a failed system call. One line on
+An error: bad usage, an invalid queue name or token, or a failed system call. One line on
 standard error says what failed, on which path, and why, for example
 .br
-\fBspool: write /home/u/.local/state/spool/default/tmp/1f..: No space left on device (nothing was pushed)\fR
+\fBspool: write /home/u/.local/state/spool/default/tmp/1f9c03e2b7a45d10: No space left on device (nothing was pushed)\fR
+.TP
+.B 3
+\fBrun\fR only: at least one message failed (it was retried or moved to failed).
 .SH ENVIRONMENT
 .TP
 .B SPOOL_DIR
@@ -33,6 +37,9 @@ else \fI~/.local/state/spool\fR.
 .TP
 .B SPOOL_QUEUE
 The queue, when \fB\-q\fR is not given; else \fBdefault\fR.
+.PP
+\fBrun\fR gives its command \fBSPOOL_ID\fR, \fBSPOOL_QUEUE\fR, \fBSPOOL_ATTEMPT\fR and
+\fBSPOOL_DIR\fR.
 .SH FILES
 Each queue is a directory of the spool (mode 0700) holding, in format 1:
 .TP
@@ -43,21 +50,26 @@ The text "spool-queue 1" and a newline; written last when the queue is created.
 Its length is the next id to allocate; an flock on it is the producer lock.
 .TP
 .I head
-Its length is a lower bound of the waiting ids; an flock on it is the consumer lock.
+Its length is a lower bound of the keys in ready/; an flock on it is the consumer lock.
+.TP
+.I lanes, due, rate
+The priority lanes in use (a bit set, as a length), the earliest due time of a delayed
+message (unix seconds, as a length), and consumption counts per minute.
 .TP
 .I tmp/
 Messages being written, each flocked by its writer; unlocked leftovers of a crash are
 removed later.
 .TP
-.I ready/BUCKET/ID
-Waiting messages (mode 0600), one file each, whose content is exactly the payload.
-ID is the message id in 20 digits and BUCKET is ID / 1000 in 17 digits, so \fBls\fR and
-shell globs list messages in queue order: \fBcat ready/*/*\fR prints them all.
-The modification time is the enqueue time.
+.I ready/BUCKET/NAME, ready-P/BUCKET/NAME
+Waiting messages (mode 0600) of priority 0 and P, one file each, whose content is exactly
+the payload. A fresh message's NAME is its id in 20 digits and BUCKET is the id / 1000 in
+17 digits, so \fBls\fR and shell globs list messages in queue order: \fBcat ready/*/*\fR
+prints them all. The modification time is the enqueue time.
 .TP
-.I claimed/ID.TOKEN
-Messages being written out by a running \fBpop\fR, flocked by it. When that process
-dies, the next \fBpop\fR, \fBpeek\fR or \fBclear\fR puts them back in their place.
+.I delayed/, claimed/, failed/
+Messages waiting for their time, handed out, and dead. NAME is a 20-digit key followed by
+fields such as \fI.a2\fR (attempts), \fI.t9f3a...\fR (claim token), \fI.l<ms>\fR (lease
+deadline) or \fI.rexpired\fR (why it failed).
 .PP
 Entries that are not regular files with one link, or whose names are not of these forms,
 are skipped with a warning: never read, followed or deleted. The full format is in
@@ -67,22 +79,30 @@ When \fBpush\fR exits 0, its messages are durable: each file's data was synced b
 rename that cannot replace an existing file published it, and the directory was synced
 after. Ids increase strictly and are never reused, after \fBclear\fR and after a crash.
 \fBpop\fR deletes a message only after writing all its bytes to standard output (and
-syncing it, when it is a regular file); if the write fails, the message stays. After a
-power cut, a message that a \fBpop\fR was writing out may be delivered again: delivery is
-at least once. Durability assumes a filesystem that journals metadata in order, such as
-ext4 or xfs.
+syncing it, when it is a regular file); if the write fails, the message stays. A message
+held by a running \fBpop\fR or \fBrun\fR is guarded by an flock: when that process dies,
+the next consumer puts the message back at once. A \fBclaim\fR is guarded by its lease;
+only its own token can ack, nack or extend it. Delivery is at least once: after a crash
+or an ended lease, a message may be delivered again. Durability assumes a filesystem that
+journals metadata in order, such as ext4 or xfs.
 .SH EXAMPLES
 .nf
 echo hello | spool push && spool pop
 producer | spool \-q jobs push \-\-lines
-spool \-q jobs pop \-n 100 \-\-lines | consumer
-while spool \-q jobs pop > job; do sh job || exit 1; done
-spool list \-\-json | jq \-r .id
+spool \-q jobs pop \-\-wait \-n 100 \-\-lines | consumer
+while token=$(spool claim \-\-wait \-\-lease 10m); do
+    if spool show "$token" | process; then spool ack "$token"
+    else spool nack "$token" \-\-delay 1m; fi
+done
+spool \-q nightly run \-j 4 \-\- ./job.sh || echo "some jobs failed"
+spool push \-\-delay 1h \-\-priority 9 "remind me"
+spool list \-\-state failed; spool requeue \-\-all
 .fi
 .SH "SEE ALSO"
 .BR flock (2),
 .BR rename (2),
-.BR fsync (2)
+.BR fsync (2),
+.BR inotify (7)
 "#;
 
 fn render_man() -> String {
