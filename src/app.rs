@@ -348,7 +348,9 @@ fn wait_for<T>(
     loop {
         if queue.is_none() {
             queue = spool.open(name)?;
-            if let Some(q) = &queue {
+            if let Some(q) = &queue
+                && wait.wait
+            {
                 // Watch before looking, so that no push between the two is missed.
                 waiter = Waiter::new(q.path());
             }

@@ -128,6 +128,8 @@ pub struct Queue {
     name: String,
     path: PathBuf,
     dir: OwnedFd,
+    /// claimed/, opened once: every take and settle uses it.
+    claimed: std::cell::OnceCell<OwnedFd>,
     warn: Warn,
     warned: RefCell<HashSet<String>>,
 }
@@ -385,6 +387,7 @@ impl Queue {
             name: name.to_string(),
             path,
             dir,
+            claimed: std::cell::OnceCell::new(),
             warn,
             warned: RefCell::new(HashSet::new()),
         }
@@ -454,6 +457,7 @@ impl Queue {
         for sub in ["tmp", "ready", "delayed", "claimed", "failed"] {
             sys::make_dir(self.dir(), sub).map_err(|e| Error::io("create", self.at(sub), e))?;
         }
+        self.open_length_file("rate", true)?;
         for counter in ["counter", "head"] {
             let file = self.open_length_file(counter, true)?;
             file.lock()
@@ -509,6 +513,15 @@ impl Queue {
         }
     }
 
+    /// claimed/, opened on first use.
+    fn claimed_dir(&self) -> Result<BorrowedFd<'_>> {
+        if self.claimed.get().is_none() {
+            let fd = self.state_dir("claimed")?;
+            let _ = self.claimed.set(fd);
+        }
+        Ok(self.claimed.get().expect("set above").as_fd())
+    }
+
     /// Opens one of the files whose length is a number (counter, head, lanes, due).
     fn open_length_file(&self, rel: &str, create: bool) -> Result<File> {
         let flags = if create {
@@ -534,11 +547,19 @@ impl Queue {
         Ok(File::from(fd))
     }
 
+    /// The value of a length file of the queue directory (0 when missing), in one stat.
     fn read_length(&self, rel: &str) -> Result<u64> {
-        match self.open_length_file(rel, false) {
-            Ok(f) => length(&f).map_err(|e| Error::io("stat", self.at(rel), e)),
-            Err(e) if e.raw_os_error() == Some(Errno::NOENT.raw_os_error()) => Ok(0),
-            Err(e) => Err(e),
+        match sys::stat_at(self.dir(), rel) {
+            Ok(st) if FileType::from_raw_mode(st.st_mode) == FileType::RegularFile => {
+                Ok(st.st_size as u64)
+            }
+            Ok(_) => Err(Error::invalid(
+                "stat",
+                Some(&self.at(rel)),
+                "not a regular file",
+            )),
+            Err(e) if errno_of(&e) == Some(Errno::NOENT) => Ok(0),
+            Err(e) => Err(Error::io("stat", self.at(rel), e)),
         }
     }
 
@@ -631,7 +652,15 @@ impl Queue {
             return Ok(());
         }
         use std::os::unix::fs::FileExt;
-        let file = self.open_length_file("rate", true)?;
+        let file = match self.open_length_file("rate", false) {
+            Err(e) if e.raw_os_error() == Some(Errno::NOENT.raw_os_error()) => {
+                self.open_length_file("rate", true)?
+            }
+            other => other?,
+        };
+        // Its own lock: acks and pops update it without the consumer lock.
+        file.lock()
+            .map_err(|e| Error::io("lock", self.at("rate"), e))?;
         let minute = now_ms() / 60_000;
         let slot = (minute % 16) * 16;
         let mut buf = [0u8; 16];
@@ -908,9 +937,10 @@ impl Queue {
     }
 
     /// Reads the names of a directory, parsed; junk is warned about and left out.
-    fn entries(&self, dir: &OwnedFd, rel: &str) -> Result<Vec<(String, Entry)>> {
+    fn entries(&self, dir: impl AsFd, rel: &str) -> Result<Vec<(String, Entry)>> {
         let names = sys::read_names(
-            dir.try_clone()
+            dir.as_fd()
+                .try_clone_to_owned()
                 .map_err(|e| Error::io("dup", self.at(rel), e))?,
         )
         .map_err(|e| Error::io("read", self.at(rel), e))?;
@@ -1106,7 +1136,7 @@ impl Queue {
         let mut c = self.lock_consumer()?;
         self.recover_claims(&mut c)?;
         self.promote_due()?;
-        let claimed_dir = self.state_dir("claimed")?;
+        let claimed_dir = self.claimed_dir()?;
         let mut taken = Vec::new();
         let mut first = true;
         let now = now_ms();
@@ -1201,7 +1231,7 @@ impl Queue {
 
     /// Returns claims whose holder died (flock free) and whose lease, if any, ended.
     fn recover_claims(&self, c: &mut Consumer) -> Result<()> {
-        let claimed = self.state_dir("claimed")?;
+        let claimed = self.claimed_dir()?;
         let now = now_ms();
         for (name, entry) in self.entries(&claimed, "claimed")? {
             let rel = format!("claimed/{name}");
@@ -1229,7 +1259,7 @@ impl Queue {
                 self.warn_once(&rel, sys::describe_entry(&st));
                 continue;
             }
-            self.return_claim(&claimed, &name, &entry, c)?;
+            self.return_claim(claimed, &name, &entry, c)?;
         }
         Ok(())
     }
@@ -1237,7 +1267,7 @@ impl Queue {
     /// Moves a claim back to its place in its lane (consumer lock held).
     fn return_claim(
         &self,
-        claimed: &OwnedFd,
+        claimed: BorrowedFd<'_>,
         name: &str,
         entry: &Entry,
         c: &mut Consumer,
@@ -1279,7 +1309,7 @@ impl Queue {
         if done.is_empty() {
             return Ok(());
         }
-        let claimed = self.state_dir("claimed")?;
+        let claimed = self.claimed_dir()?;
         for m in &done {
             sys::remove_file(claimed.as_fd(), &m.name).map_err(|e| {
                 Error::io("remove", self.at(&format!("claimed/{}", m.name)), e).with_note(format!(
@@ -1301,14 +1331,14 @@ impl Queue {
             return Ok(());
         }
         let mut c = self.lock_consumer()?;
-        let claimed = self.state_dir("claimed")?;
+        let claimed = self.claimed_dir()?;
         let mut result = Ok(());
         for m in undelivered {
             let entry = Entry {
                 attempts: m.entry.attempts.saturating_sub(1),
                 ..m.entry.clone()
             };
-            if let Err(e) = self.return_claim(&claimed, &m.name, &entry, &mut c) {
+            if let Err(e) = self.return_claim(claimed, &m.name, &entry, &mut c) {
                 result = result.and(Err(e));
             }
             // Unlocked before the consumer lock is released: a consumer must never find
@@ -1322,7 +1352,7 @@ impl Queue {
     /// Puts a claimed message back behind the waiting ones, or in delayed/ for `delay_ms`.
     fn requeue_claim(
         &self,
-        claimed: &OwnedFd,
+        claimed: BorrowedFd<'_>,
         name: &str,
         entry: &Entry,
         delay_ms: Option<u64>,
@@ -1372,7 +1402,7 @@ impl Queue {
     /// Moves a claimed message to failed/ with `reason`.
     fn fail_claim(
         &self,
-        claimed: &OwnedFd,
+        claimed: BorrowedFd<'_>,
         name: &str,
         entry: &Entry,
         reason: &str,
@@ -1395,19 +1425,19 @@ impl Queue {
 
     /// Settles one of this process's claims: retry after `delay_ms`, or fail for good.
     pub fn settle(&self, m: Claimed, outcome: Settle<'_>) -> Result<()> {
-        let claimed = self.state_dir("claimed")?;
+        let claimed = self.claimed_dir()?;
         match outcome {
             Settle::Ack => return self.finish(vec![m]),
             Settle::Retry { delay_ms } => {
-                self.requeue_claim(&claimed, &m.name, &m.entry, Some(delay_ms))?
+                self.requeue_claim(claimed, &m.name, &m.entry, Some(delay_ms))?
             }
-            Settle::Fail { reason } => self.fail_claim(&claimed, &m.name, &m.entry, reason)?,
+            Settle::Fail { reason } => self.fail_claim(claimed, &m.name, &m.entry, reason)?,
         };
         Ok(())
     }
 
     /// Finds the claim of `token` in claimed/.
-    fn find_claim(&self, token: &str) -> Result<(OwnedFd, String, Entry)> {
+    fn find_claim(&self, token: &str) -> Result<(BorrowedFd<'_>, String, Entry)> {
         let bad = || {
             Error::invalid(
                 format!("token {token:?}"),
@@ -1416,7 +1446,7 @@ impl Queue {
             )
         };
         let (id, hex) = parse_token(token).ok_or_else(bad)?;
-        let claimed = self.state_dir("claimed")?;
+        let claimed = self.claimed_dir()?;
         let mut other = false;
         for (name, entry) in self.entries(&claimed, "claimed")? {
             if entry.id != id {
@@ -1461,7 +1491,7 @@ impl Queue {
     /// Returns a claimed message behind the waiting ones (after `delay_ms`, if given).
     pub fn nack(&self, token: &str, delay_ms: Option<u64>) -> Result<u64> {
         let (claimed, name, entry) = self.find_claim(token)?;
-        if !self.requeue_claim(&claimed, &name, &entry, delay_ms)? {
+        if !self.requeue_claim(claimed, &name, &entry, delay_ms)? {
             return Err(Error::invalid(
                 format!("token {token}"),
                 None,
@@ -1631,7 +1661,7 @@ impl Queue {
 
     fn open_entry(
         &self,
-        dir: &OwnedFd,
+        dir: impl AsFd,
         rel: &str,
         state: State,
         name: &str,
