@@ -1233,7 +1233,7 @@ impl Queue {
     fn recover_claims(&self, c: &mut Consumer) -> Result<()> {
         let claimed = self.claimed_dir()?;
         let now = now_ms();
-        for (name, entry) in self.entries(&claimed, "claimed")? {
+        for (name, entry) in self.entries(claimed, "claimed")? {
             let rel = format!("claimed/{name}");
             if entry.token.is_none() {
                 self.warn_once(&rel, "a claim without a token");
@@ -1318,7 +1318,7 @@ impl Queue {
                 ))
             })?;
         }
-        sys::fsync(&claimed).map_err(|e| {
+        sys::fsync(claimed).map_err(|e| {
             Error::io("fsync", self.at("claimed"), e)
                 .with_note("the removal of delivered messages may not be durable")
         })?;
@@ -1448,7 +1448,7 @@ impl Queue {
         let (id, hex) = parse_token(token).ok_or_else(bad)?;
         let claimed = self.claimed_dir()?;
         let mut other = false;
-        for (name, entry) in self.entries(&claimed, "claimed")? {
+        for (name, entry) in self.entries(claimed, "claimed")? {
             if entry.id != id {
                 continue;
             }
@@ -1481,7 +1481,7 @@ impl Queue {
             }
             Err(e) => return Err(Error::io("remove", self.at(&format!("claimed/{name}")), e)),
         }
-        sys::fsync(&claimed).map_err(|e| {
+        sys::fsync(claimed).map_err(|e| {
             Error::io("fsync", self.at("claimed"), e).with_note("the ack may not be durable")
         })?;
         self.count_consumed(1)?;
@@ -1631,7 +1631,7 @@ impl Queue {
     pub fn show(&self, what: &str) -> Result<Option<(Info, File)>> {
         if what.contains('.') {
             let (claimed, name, entry) = self.find_claim(what)?;
-            return self.open_entry(&claimed, "claimed", State::Claimed, &name, &entry);
+            return self.open_entry(claimed, "claimed", State::Claimed, &name, &entry);
         }
         let id: u64 = match what.parse() {
             Ok(id) if id > 0 && !what.starts_with('0') => id,

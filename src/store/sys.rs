@@ -180,6 +180,8 @@ pub fn read_names(fd: OwnedFd) -> io::Result<Vec<String>> {
 /// Calls `f` with each entry name of the directory `fd`, except `.` and `..`.
 pub fn for_each_name(fd: OwnedFd, mut f: impl FnMut(&CStr) -> io::Result<()>) -> io::Result<()> {
     let mut dir = Dir::new(fd)?;
+    // `fd` may be a duplicate sharing its offset with a descriptor read before: start over.
+    dir.rewind();
     while let Some(entry) = dir.read() {
         let entry = entry?;
         let name = entry.file_name();
