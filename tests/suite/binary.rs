@@ -1,0 +1,188 @@
+//! Byte-exact round trips: every byte value, NULs, no trailing newline, the empty
+//! message, non-UTF-8 arguments, and a 100 MB message streamed through files.
+
+use std::ffi::OsString;
+use std::fs::File;
+use std::io::{BufWriter, Read, Write};
+use std::os::unix::ffi::OsStringExt;
+use std::path::Path;
+use std::process::Stdio;
+
+use crate::util::{Noise, Spool, json_lines};
+
+#[track_caller]
+fn round_trip_stdin(payload: &[u8]) {
+    let s = Spool::new();
+    s.run_stdin(&["push"], payload).success();
+    assert_eq!(
+        std::fs::read(s.message_path("default", 1)).unwrap(),
+        payload,
+        "the message file holds exactly the payload"
+    );
+    s.run(&["peek"]).success().stdout_is(payload);
+    s.run(&["pop"]).success().stdout_is(payload);
+    s.run(&["pop"]).nothing();
+}
+
+#[test]
+fn all_256_byte_values() {
+    let all: Vec<u8> = (0..=255).collect();
+    round_trip_stdin(&all);
+    let reversed: Vec<u8> = (0..=255).rev().cycle().take(4096).collect();
+    round_trip_stdin(&reversed);
+}
+
+#[test]
+fn nul_bytes() {
+    round_trip_stdin(b"\0");
+    round_trip_stdin(b"\0\0a\0b\0\0");
+}
+
+#[test]
+fn no_trailing_newline_is_added_or_removed() {
+    round_trip_stdin(b"abc");
+    round_trip_stdin(b"abc\n");
+    round_trip_stdin(b"abc\n\n");
+    round_trip_stdin(b"\r\n");
+}
+
+#[test]
+fn the_empty_message() {
+    let s = Spool::new();
+    s.run_stdin(&["push"], "").success();
+    s.run(&["push", ""]).success();
+    assert_eq!(s.len("default"), 2);
+    s.run(&["peek"]).success().stdout_is("");
+    s.run(&["pop"]).success().stdout_is("");
+    s.run(&["pop", "--lines"]).success().stdout_is("\n");
+    s.run(&["pop"]).nothing();
+}
+
+#[test]
+fn argument_bytes_are_kept_even_when_not_utf8() {
+    let s = Spool::new();
+    let raw = vec![0xff, 0xfe, b'a', 0x80, b'\n', 0xc3];
+    let high: Vec<u8> = (1..=255).collect();
+    s.cmd()
+        .arg("push")
+        .arg(OsString::from_vec(raw.clone()))
+        .arg(OsString::from_vec(high.clone()))
+        .run()
+        .success();
+    assert_eq!(s.pop_all("default"), [raw, high]);
+}
+
+#[test]
+fn null_separated_round_trip() {
+    let s = Spool::new();
+    let messages: Vec<Vec<u8>> = vec![
+        b"multi\nline\n".to_vec(),
+        Vec::new(),
+        (1..=255).collect(),
+        b"\n".to_vec(),
+        b"last".to_vec(),
+    ];
+    let mut input = Vec::new();
+    for m in &messages {
+        input.extend_from_slice(m);
+        input.push(0);
+    }
+    s.run_stdin(&["push", "-0"], input.clone()).success();
+    assert_eq!(s.len("default"), 5);
+    s.run(&["peek", "-n", "5", "-0"])
+        .success()
+        .stdout_is(&input);
+    s.run(&["pop", "-n", "5", "-0"]).success().stdout_is(&input);
+}
+
+#[test]
+fn line_separated_round_trip() {
+    let s = Spool::new();
+    let mut input: Vec<u8> = Vec::new();
+    for line in [
+        &b"plain"[..],
+        b"",
+        b"tab\there",
+        b"cr\r",
+        b"nul\0inside",
+        b"\xff\xfe",
+    ] {
+        input.extend_from_slice(line);
+        input.push(b'\n');
+    }
+    s.run_stdin(&["push", "--lines"], input.clone()).success();
+    s.run(&["pop", "-n", "100", "--lines"])
+        .success()
+        .stdout_is(&input);
+}
+
+/// Compares two files in 1 MiB chunks.
+#[track_caller]
+fn assert_same_file(a: &Path, b: &Path) {
+    let (mut fa, mut fb) = (File::open(a).unwrap(), File::open(b).unwrap());
+    let (la, lb) = (fa.metadata().unwrap().len(), fb.metadata().unwrap().len());
+    assert_eq!(
+        la,
+        lb,
+        "{} and {} differ in length",
+        a.display(),
+        b.display()
+    );
+    let mut ba = vec![0u8; 1 << 20];
+    let mut bb = vec![0u8; 1 << 20];
+    let mut offset = 0u64;
+    loop {
+        let n = fa.read(&mut ba).unwrap();
+        if n == 0 {
+            break;
+        }
+        fb.read_exact(&mut bb[..n]).unwrap();
+        if ba[..n] != bb[..n] {
+            let at = ba[..n]
+                .iter()
+                .zip(&bb[..n])
+                .position(|(x, y)| x != y)
+                .unwrap();
+            panic!("files differ at byte {}", offset + at as u64);
+        }
+        offset += n as u64;
+    }
+    assert_eq!(offset, la);
+}
+
+#[test]
+fn a_100_mb_message() {
+    const MIB: usize = 1 << 20;
+    const SIZE: u64 = 100 * MIB as u64;
+    let s = Spool::new();
+    let input = s.outside("big.in");
+    {
+        let mut noise = Noise::new(0x5eed);
+        let mut out = BufWriter::new(File::create(&input).unwrap());
+        let mut buf = vec![0u8; MIB];
+        for _ in 0..100 {
+            noise.fill(&mut buf);
+            out.write_all(&buf).unwrap();
+        }
+        out.into_inner().unwrap().sync_all().unwrap();
+    }
+    s.cmd().arg("push").stdin_file(&input).run().success();
+    assert_eq!(s.len("default"), 1);
+    let listed = json_lines(&s.run(&["list", "--json"]).stdout);
+    assert_eq!(listed[0]["size"].as_u64(), Some(SIZE));
+    assert_eq!(
+        std::fs::metadata(s.message_path("default", 1))
+            .unwrap()
+            .len(),
+        SIZE
+    );
+
+    let output = s.outside("big.out");
+    s.cmd()
+        .arg("pop")
+        .run_with_stdout(Stdio::from(File::create(&output).unwrap()))
+        .success();
+    assert_same_file(&input, &output);
+    assert_eq!(s.len("default"), 0);
+    assert!(!s.message_path("default", 1).exists());
+}

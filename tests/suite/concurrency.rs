@@ -1,0 +1,230 @@
+//! Many processes at once: 8 producers and 8 consumers, one spool process per push or
+//! pop. Every message must come out exactly once, and each producer's messages in the
+//! order it pushed them.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use crate::util::{Spool, finish, json_lines, names_in, skip, strace_usable};
+
+const PRODUCERS: usize = 8;
+const CONSUMERS: usize = 8;
+const PER_PRODUCER: usize = 200;
+const TOTAL: usize = PRODUCERS * PER_PRODUCER;
+
+/// One message delivered by one `spool pop` process, and when that process ran.
+struct Pop {
+    payload: String,
+    stderr: String,
+    started: Instant,
+    ended: Instant,
+}
+
+/// Counts a producer as finished even when it panics, so consumers always stop.
+struct Finished<'a>(&'a AtomicUsize);
+
+impl Drop for Finished<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+#[test]
+fn producers_and_consumers_lose_and_duplicate_nothing() {
+    let s = Spool::new();
+    let finished = AtomicUsize::new(0);
+    let popped = AtomicUsize::new(0);
+    let failed = AtomicBool::new(false);
+
+    let pops: Vec<Pop> = std::thread::scope(|scope| {
+        for p in 0..PRODUCERS {
+            let (s, finished, failed) = (&s, &finished, &failed);
+            scope.spawn(move || {
+                let _done = Finished(finished);
+                for seq in 0..PER_PRODUCER {
+                    if failed.load(Ordering::SeqCst) {
+                        return;
+                    }
+                    let out = s.run(&["push", &format!("p{p}-{seq}")]);
+                    if out.code != 0 || !out.stderr.is_empty() {
+                        failed.store(true, Ordering::SeqCst);
+                        panic!("producer {p}:\n{out:?}");
+                    }
+                }
+            });
+        }
+        let consumers: Vec<_> = (0..CONSUMERS)
+            .map(|c| {
+                let (s, finished, popped, failed) = (&s, &finished, &popped, &failed);
+                scope.spawn(move || {
+                    let mut got = Vec::new();
+                    while popped.load(Ordering::SeqCst) < TOTAL && !failed.load(Ordering::SeqCst) {
+                        // Read before popping: an empty queue after every producer finished
+                        // means there is nothing left to wait for.
+                        let all_pushed = finished.load(Ordering::SeqCst) == PRODUCERS;
+                        let started = Instant::now();
+                        let out = s.run(&["pop"]);
+                        let ended = Instant::now();
+                        match out.code {
+                            // Stderr is checked last, to report the worse problems first.
+                            0 => {
+                                popped.fetch_add(1, Ordering::SeqCst);
+                                got.push(Pop {
+                                    payload: String::from_utf8(out.stdout)
+                                        .expect("payloads are UTF-8"),
+                                    stderr: out.stderr,
+                                    started,
+                                    ended,
+                                });
+                            }
+                            1 if out.stdout.is_empty() && out.stderr.is_empty() => {
+                                if all_pushed {
+                                    break;
+                                }
+                                std::thread::sleep(Duration::from_millis(2));
+                            }
+                            _ => {
+                                failed.store(true, Ordering::SeqCst);
+                                panic!("consumer {c}:\n{out:?}");
+                            }
+                        }
+                    }
+                    got
+                })
+            })
+            .collect();
+        consumers
+            .into_iter()
+            .flat_map(|h| h.join().expect("consumer thread"))
+            .collect()
+    });
+
+    // Every message exactly once.
+    let mut counts: HashMap<&str, usize> = HashMap::new();
+    for pop in &pops {
+        *counts.entry(pop.payload.as_str()).or_default() += 1;
+    }
+    let mut lost = Vec::new();
+    for p in 0..PRODUCERS {
+        for seq in 0..PER_PRODUCER {
+            if !counts.contains_key(format!("p{p}-{seq}").as_str()) {
+                lost.push(format!("p{p}-{seq}"));
+            }
+        }
+    }
+    let duplicated: Vec<(&&str, &usize)> = counts.iter().filter(|(_, n)| **n > 1).collect();
+    let unknown: Vec<&&str> = counts
+        .keys()
+        .filter(|k| {
+            let Some((p, seq)) = k.strip_prefix('p').and_then(|r| r.split_once('-')) else {
+                return true;
+            };
+            !matches!((p.parse::<usize>(), seq.parse::<usize>()),
+                (Ok(p), Ok(seq)) if p < PRODUCERS && seq < PER_PRODUCER)
+        })
+        .collect();
+    assert!(lost.is_empty(), "{} lost: {lost:?}", lost.len());
+    assert!(duplicated.is_empty(), "duplicated: {duplicated:?}");
+    assert!(unknown.is_empty(), "never pushed: {unknown:?}");
+    assert_eq!(pops.len(), TOTAL);
+
+    // Each producer's order: a message must never be popped by a process that ended
+    // before the process popping an earlier message of the same producer began.
+    for p in 0..PRODUCERS {
+        let prefix = format!("p{p}-");
+        let mut mine: Vec<(usize, &Pop)> = pops
+            .iter()
+            .filter_map(|pop| {
+                let seq = pop.payload.strip_prefix(&prefix)?.parse().ok()?;
+                Some((seq, pop))
+            })
+            .collect();
+        mine.sort_by_key(|(seq, _)| *seq);
+        let mut latest_start: Option<(usize, Instant)> = None;
+        for &(seq, pop) in &mine {
+            if let Some((earlier, started)) = latest_start {
+                assert!(
+                    started <= pop.ended,
+                    "p{p}-{seq} was popped before p{p}-{earlier} was even asked for"
+                );
+            }
+            if latest_start.is_none_or(|(_, t)| pop.started > t) {
+                latest_start = Some((seq, pop.started));
+            }
+        }
+    }
+
+    // A successful pop among spool's own processes has nothing to warn about.
+    let warnings: Vec<&str> = pops
+        .iter()
+        .map(|p| p.stderr.as_str())
+        .filter(|e| !e.is_empty())
+        .collect();
+    assert!(
+        warnings.is_empty(),
+        "{} of {TOTAL} pops wrote to stderr, e.g. {:?}",
+        warnings.len(),
+        warnings[0]
+    );
+
+    // Nothing left behind, and every push used one id.
+    assert_eq!(s.len("default"), 0);
+    let stats = &json_lines(&s.run(&["stats", "--json"]).stdout)[0];
+    assert_eq!(stats["claimed"], 0);
+    assert_eq!(stats["next_id"], TOTAL as u64 + 1);
+    let q = s.queue_dir("default");
+    assert_eq!(names_in(&q.join("claimed")), Vec::<String>::new());
+    assert_eq!(names_in(&q.join("tmp")), Vec::<String>::new());
+}
+
+/// A message is published by its rename into `ready/`. A pop that runs while the
+/// producer is still between that rename and its exit must return that message: the
+/// queue is not empty, nothing else is waiting, and the order must hold afterwards.
+///
+/// The producer is held right after its rename (strace delays the return of `renameat2`
+/// by a few seconds, as a stopped or descheduled process would be) and the pop runs
+/// meanwhile. Should the machine be too slow to run the pop in that window, the producer
+/// simply finishes first and the test still holds.
+#[test]
+fn pop_during_a_publication_returns_the_message() {
+    if let Err(why) = strace_usable() {
+        return skip(&why);
+    }
+    let s = Spool::new();
+    s.push(&["seed"]);
+    s.run(&["pop"]).success().stdout_is("seed");
+    let mut producer = Some(
+        s.cmd()
+            .pause_after("renameat2", 1, 4)
+            .args(["push", "published"])
+            .spawn(),
+    );
+    let file = s.message_path("default", 2);
+    while !file.exists() {
+        let (child, _) = producer.as_mut().unwrap();
+        if child.try_wait().unwrap().is_some() {
+            let out = finish(producer.take().unwrap());
+            panic!("the producer ended before publishing:\n{out:?}");
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let during = s.run(&["pop"]);
+    finish(producer.unwrap()).success();
+    s.push(&["later"]);
+    let mut order = Vec::new();
+    if during.code == 0 {
+        order.push(String::from_utf8_lossy(&during.stdout).into_owned());
+    }
+    order.extend(
+        s.pop_all("default")
+            .iter()
+            .map(|m| String::from_utf8_lossy(m).into_owned()),
+    );
+    assert_eq!(
+        order,
+        ["published", "later"],
+        "messages out of order; the pop during the publication was:\n{during:?}"
+    );
+    during.success().stdout_is("published");
+}

@@ -1,0 +1,407 @@
+//! Bad roots and hostile queue contents.
+//!
+//! A root that is a regular file or that spool may not read fails cleanly. Entries that
+//! spool did not write — a stray file in a bucket, a symlink, a FIFO, a directory or a
+//! multiply linked file named like a message — are never read, followed or deleted: they
+//! are reported with "spool: warning: skipping ..." and the real messages still come out
+//! in order.
+
+use std::fs;
+use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt, symlink};
+use std::path::{Path, PathBuf};
+
+use crate::util::{Output, Spool, names_in, skip, tool_works};
+
+const EVERY_COMMAND: &[&[&str]] = &[
+    &["push", "x"],
+    &["pop"],
+    &["peek"],
+    &["list"],
+    &["list", "--json"],
+    &["len"],
+    &["stats"],
+    &["stats", "--all", "--json"],
+    &["clear"],
+    &["queues"],
+];
+
+#[test]
+fn a_root_that_is_a_regular_file() {
+    let s = Spool::new();
+    fs::write(s.root(), "not a directory\n").unwrap();
+    let before = fs::metadata(s.root()).unwrap();
+    for args in EVERY_COMMAND {
+        let out = s.run(args);
+        out.error();
+        assert!(out.stdout.is_empty(), "{out:?}");
+    }
+    let out = s.run(&["push", "x"]);
+    out.error().stderr_has("Not a directory");
+    let after = fs::metadata(s.root()).unwrap();
+    assert!(after.is_file());
+    assert_eq!(fs::read(s.root()).unwrap(), b"not a directory\n");
+    assert_eq!(
+        (after.mtime(), after.mtime_nsec()),
+        (before.mtime(), before.mtime_nsec())
+    );
+    assert_eq!(names_in(s.tmp()), ["spool"]);
+}
+
+#[test]
+fn a_root_below_a_regular_file() {
+    let s = Spool::new();
+    let file = s.outside("file");
+    fs::write(&file, "x").unwrap();
+    let out = s
+        .cmd()
+        .no_dir()
+        .arg("--dir")
+        .arg(file.join("spool"))
+        .args(["push", "m"])
+        .run();
+    out.error();
+    assert_eq!(fs::read(&file).unwrap(), b"x");
+}
+
+#[test]
+fn a_root_that_is_a_symlink_to_a_directory_works() {
+    let s = Spool::new();
+    let real = s.outside("real");
+    fs::create_dir(&real).unwrap();
+    symlink(&real, s.root()).unwrap();
+    s.push(&["through the link"]);
+    assert_eq!(names_in(&real), ["default"]);
+    s.run(&["pop"]).success().stdout_is("through the link");
+}
+
+#[test]
+fn a_root_spool_may_not_read() {
+    if !rustix::process::geteuid().is_root() {
+        return skip("not running as root, cannot drop privileges to test permissions");
+    }
+    if let Err(why) = tool_works(
+        "setpriv",
+        &[
+            "--reuid=nobody",
+            "--regid=nogroup",
+            "--clear-groups",
+            "true",
+        ],
+    ) {
+        return skip(&why);
+    }
+    let s = Spool::new();
+    // The temporary directory is 0700: let nobody reach the root, which stays 0700.
+    fs::set_permissions(s.tmp(), fs::Permissions::from_mode(0o755)).unwrap();
+    let version = s.cmd().run_as_nobody().arg("--version").run();
+    if version.code != 0 {
+        return skip(&format!(
+            "nobody cannot run {}: {version:?}",
+            crate::util::BIN
+        ));
+    }
+    s.push(&["private"]);
+    assert_eq!(crate::util::mode(s.root()), 0o700);
+    for args in EVERY_COMMAND {
+        let out = s.cmd().run_as_nobody().args(*args).run();
+        out.error().stderr_has("Permission denied");
+        assert!(out.stdout.is_empty(), "{out:?}");
+    }
+    // Nothing changed for the owner.
+    assert_eq!(names_in(s.root()), ["default"]);
+    s.run(&["pop"]).success().stdout_is("private");
+    s.run(&["pop"]).nothing();
+}
+
+/// A queue with real messages at ids 1, 3, 5, 7 and 9 and, in place of the others, a
+/// symlink to a file outside the spool (2), a FIFO (4), a file with a second link outside
+/// the spool (6), a directory (8); plus a stray file "junk" in the bucket.
+struct Planted {
+    s: Spool,
+    outside: PathBuf,
+    linked: PathBuf,
+    junk: Vec<PathBuf>,
+}
+
+const OUTSIDE: &[u8] = b"outside the spool: must never be read or removed\n";
+const LINKED: &[u8] = b"hard-linked from outside\n";
+const JUNK: &[u8] = b"junk\n";
+
+fn plant() -> Planted {
+    let s = Spool::new();
+    s.push(&["m1", "m2", "m3", "m4", "m5", "m6", "m7", "m8", "m9"]);
+    let at = |id| s.message_path("default", id);
+    for id in [2, 4, 6, 8] {
+        fs::remove_file(at(id)).unwrap();
+    }
+    let outside = s.outside("outside.txt");
+    fs::write(&outside, OUTSIDE).unwrap();
+    symlink(&outside, at(2)).unwrap();
+    rustix::fs::mkfifoat(
+        rustix::fs::CWD,
+        at(4),
+        rustix::fs::Mode::from_raw_mode(0o600),
+    )
+    .unwrap();
+    let linked = s.outside("linked.txt");
+    fs::write(&linked, LINKED).unwrap();
+    fs::hard_link(&linked, at(6)).unwrap();
+    fs::create_dir(at(8)).unwrap();
+    let junk_file = at(1).with_file_name("junk");
+    fs::write(&junk_file, JUNK).unwrap();
+    Planted {
+        junk: vec![at(2), at(4), at(6), at(8), junk_file],
+        s,
+        outside,
+        linked,
+    }
+}
+
+impl Planted {
+    /// Asserts that every planted entry is intact.
+    #[track_caller]
+    fn intact(&self) {
+        let [sym, fifo, hard, dir, junk] = &self.junk[..] else {
+            unreachable!()
+        };
+        assert_eq!(fs::read(&self.outside).unwrap(), OUTSIDE);
+        assert_eq!(fs::read_link(sym).unwrap(), self.outside);
+        assert!(fs::symlink_metadata(fifo).unwrap().file_type().is_fifo());
+        assert_eq!(fs::read(&self.linked).unwrap(), LINKED);
+        assert_eq!(fs::read(hard).unwrap(), LINKED);
+        assert_eq!(fs::metadata(&self.linked).unwrap().nlink(), 2);
+        assert!(fs::symlink_metadata(dir).unwrap().is_dir());
+        assert_eq!(fs::read(junk).unwrap(), JUNK);
+    }
+
+    /// Asserts that stderr holds only warnings, and one about each planted entry.
+    #[track_caller]
+    fn warned_about_all(&self, stderr: &str) {
+        assert_only_warnings(stderr);
+        for path in &self.junk {
+            let path = path.to_str().unwrap();
+            assert!(
+                stderr.lines().any(|l| l.contains(path)),
+                "no warning naming {path}:\n{stderr}"
+            );
+        }
+    }
+}
+
+#[track_caller]
+fn assert_only_warnings(stderr: &str) {
+    for line in stderr.lines() {
+        assert!(
+            line.starts_with("spool: warning: skipping "),
+            "not a warning: {line:?}\n{stderr}"
+        );
+    }
+    assert!(stderr.is_empty() || stderr.ends_with('\n'));
+}
+
+fn json_ids(out: &Output) -> Vec<u64> {
+    crate::util::json_lines(&out.stdout)
+        .iter()
+        .map(|o| o["id"].as_u64().expect("id"))
+        .collect()
+}
+
+#[track_caller]
+fn ok_with_warnings(out: &Output) {
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_only_warnings(&out.stderr);
+}
+
+#[test]
+fn list_skips_planted_entries() {
+    let p = plant();
+    let out = p.s.run(&["list"]);
+    ok_with_warnings(&out);
+    let ids: Vec<&str> = std::str::from_utf8(&out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| l.split('\t').next().unwrap())
+        .collect();
+    assert_eq!(ids, ["1", "3", "5", "7", "9"]);
+    p.warned_about_all(&out.stderr);
+    let out = p.s.run(&["list", "--json"]);
+    ok_with_warnings(&out);
+    p.warned_about_all(&out.stderr);
+    assert_eq!(json_ids(&out), [1, 3, 5, 7, 9]);
+    let out = p.s.run(&["len"]);
+    ok_with_warnings(&out);
+    assert_eq!(out.stdout, b"5\n");
+    p.intact();
+}
+
+#[test]
+fn peek_skips_planted_entries() {
+    let p = plant();
+    let out = p.s.run(&["peek", "-n", "20", "--lines"]);
+    ok_with_warnings(&out);
+    assert_eq!(out.stdout, b"m1\nm3\nm5\nm7\nm9\n");
+    p.warned_about_all(&out.stderr);
+    p.intact();
+}
+
+#[test]
+fn pop_skips_planted_entries_and_keeps_the_order() {
+    let p = plant();
+    let mut stderr = String::new();
+    let mut popped = Vec::new();
+    loop {
+        let out = p.s.run(&["pop"]);
+        assert!(out.code == 0 || out.code == 1, "{out:?}");
+        assert_only_warnings(&out.stderr);
+        stderr.push_str(&out.stderr);
+        if out.code == 1 {
+            assert!(out.stdout.is_empty(), "{out:?}");
+            break;
+        }
+        popped.push(String::from_utf8(out.stdout).unwrap());
+        assert!(popped.len() <= 5, "popped {popped:?}");
+    }
+    assert_eq!(popped, ["m1", "m3", "m5", "m7", "m9"]);
+    p.warned_about_all(&stderr);
+    p.intact();
+    // The queue still works, with fresh ids.
+    assert!(p.s.push_id("default", "m10") >= 10);
+    let out = p.s.run(&["pop", "-n", "5", "--lines"]);
+    ok_with_warnings(&out);
+    assert_eq!(out.stdout, b"m10\n");
+    p.intact();
+}
+
+#[test]
+fn pop_many_skips_planted_entries() {
+    let p = plant();
+    let out = p.s.run(&["pop", "-n", "20", "-0"]);
+    ok_with_warnings(&out);
+    assert_eq!(out.stdout, b"m1\0m3\0m5\0m7\0m9\0");
+    p.warned_about_all(&out.stderr);
+    p.intact();
+}
+
+#[test]
+fn clear_removes_only_real_messages() {
+    let p = plant();
+    let out = p.s.run(&["clear"]);
+    ok_with_warnings(&out);
+    assert_eq!(out.stdout, b"5\n");
+    p.warned_about_all(&out.stderr);
+    p.intact();
+    let out = p.s.run(&["list", "--json"]);
+    ok_with_warnings(&out);
+    assert_eq!(json_ids(&out), Vec::<u64>::new());
+    let out = p.s.run(&["clear"]);
+    ok_with_warnings(&out);
+    assert_eq!(out.stdout, b"0\n");
+    p.intact();
+}
+
+#[test]
+fn stats_counts_only_real_messages() {
+    let p = plant();
+    let out = p.s.run(&["stats", "--json"]);
+    ok_with_warnings(&out);
+    let o = &crate::util::json_lines(&out.stdout)[0];
+    assert_eq!(o["waiting"], 5);
+    assert_eq!(o["bytes"], 10);
+    p.intact();
+}
+
+#[test]
+fn planted_entries_elsewhere_in_the_queue_are_left_alone() {
+    let s = Spool::new();
+    s.push(&["a", "b"]);
+    let q = s.queue_dir("default");
+    let outside = s.outside("outside.txt");
+    fs::write(&outside, OUTSIDE).unwrap();
+    let plants: Vec<PathBuf> = vec![
+        q.join("ready/not-a-bucket"),
+        q.join("claimed/garbage"),
+        q.join("claimed/00000000000000000001.zz"),
+        q.join("tmp/link-to-outside"),
+    ];
+    fs::write(&plants[0], JUNK).unwrap();
+    fs::write(&plants[1], JUNK).unwrap();
+    fs::write(&plants[2], JUNK).unwrap();
+    symlink(&outside, &plants[3]).unwrap();
+    // A push that creates a bucket sweeps tmp/; pops scan ready/ and claimed/.
+    let lines: String = (0..1000).map(|i| format!("{i}\n")).collect();
+    let out = s.cmd().args(["push", "--lines"]).stdin(lines).run();
+    ok_with_warnings(&out);
+    let out = s.run(&["pop", "-n", "2000", "--lines"]);
+    ok_with_warnings(&out);
+    assert!(out.stdout.starts_with(b"a\nb\n0\n1\n"), "{out:?}");
+    let out = s.run(&["pop"]);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert_only_warnings(&out.stderr);
+    assert_eq!(fs::read(&outside).unwrap(), OUTSIDE);
+    for plant in &plants[..3] {
+        assert_eq!(fs::read(plant).unwrap(), JUNK, "{}", plant.display());
+    }
+    assert_eq!(fs::read_link(&plants[3]).unwrap(), outside);
+}
+
+#[test]
+fn a_symlink_at_the_head_is_not_followed() {
+    let s = Spool::new();
+    s.push(&["first", "second"]);
+    let outside = s.outside("outside.txt");
+    fs::write(&outside, OUTSIDE).unwrap();
+    let head = s.message_path("default", 1);
+    fs::remove_file(&head).unwrap();
+    symlink(&outside, &head).unwrap();
+    let out = s.run(&["pop"]);
+    ok_with_warnings(&out);
+    assert_eq!(out.stdout, b"second");
+    assert!(out.stderr.contains("00000000000000000001"), "{out:?}");
+    assert_eq!(fs::read(&outside).unwrap(), OUTSIDE);
+    assert_eq!(fs::read_link(&head).unwrap(), outside);
+    let out = s.run(&["pop"]);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(out.stdout.is_empty());
+}
+
+#[test]
+fn an_unknown_queue_format_is_refused() {
+    let s = Spool::new();
+    s.push(&["m"]);
+    let format = s.queue_dir("default").join("format");
+    fs::write(&format, "spool-queue 99\n").unwrap();
+    for args in [
+        &["push", "x"][..],
+        &["pop"],
+        &["peek"],
+        &["list"],
+        &["len"],
+        &["clear"],
+    ] {
+        s.run(args).error();
+    }
+    assert_eq!(fs::read(&format).unwrap(), b"spool-queue 99\n");
+    assert_eq!(fs::read(s.message_path("default", 1)).unwrap(), b"m");
+    assert!(!s.message_path("default", 2).exists());
+}
+
+#[test]
+fn pop_to_a_full_device_is_an_error_that_keeps_the_message() {
+    if !Path::new("/dev/full").exists() {
+        return skip("/dev/full does not exist");
+    }
+    let s = Spool::new();
+    s.push(&["stay"]);
+    let full = fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .unwrap();
+    let out = s
+        .cmd()
+        .arg("pop")
+        .run_with_stdout(std::process::Stdio::from(full));
+    out.error().stderr_has("stays in the queue");
+    assert!(out.stderr.starts_with("spool: "));
+    s.run(&["len"]).success().stdout_is("1\n");
+    s.run(&["peek"]).success().stdout_is("stay");
+}

@@ -1,0 +1,233 @@
+//! The on-disk layout and its permissions.
+//!
+//! `ROOT/QUEUE/{format,counter,head,tmp/,ready/,claimed/}`; message N at
+//! `ready/<N/1000 in 17 digits>/<N in 20 digits>` holding exactly the payload; `format` is
+//! "spool-queue 1\n"; the length of `counter` is the next id. Directories are 0700 and
+//! files 0600 whatever the umask; read-only commands create nothing.
+
+use std::path::Path;
+
+use crate::util::{Spool, mode, names_in};
+
+fn counter_len(s: &Spool, queue: &str) -> u64 {
+    std::fs::metadata(s.queue_dir(queue).join("counter"))
+        .expect("counter exists")
+        .len()
+}
+
+#[test]
+fn first_push_creates_the_queue_layout() {
+    let s = Spool::new();
+    assert!(!s.root().exists());
+    s.push(&["hello"]);
+    assert_eq!(names_in(s.root()), ["default"]);
+    let q = s.queue_dir("default");
+    let present = names_in(&q);
+    for name in ["claimed", "counter", "format", "head", "ready", "tmp"] {
+        assert!(
+            present.iter().any(|p| p == name),
+            "no {name} in {present:?}"
+        );
+    }
+    for dir in ["tmp", "ready", "claimed"] {
+        assert!(q.join(dir).is_dir(), "{dir} is a directory");
+    }
+    assert_eq!(std::fs::read(q.join("format")).unwrap(), b"spool-queue 1\n");
+    assert_eq!(names_in(&q.join("tmp")), Vec::<String>::new());
+    assert_eq!(names_in(&q.join("claimed")), Vec::<String>::new());
+    assert_eq!(names_in(&q.join("ready")), ["00000000000000000"]);
+    assert_eq!(
+        names_in(&q.join("ready/00000000000000000")),
+        ["00000000000000000001"]
+    );
+    assert_eq!(
+        std::fs::read(s.message_path("default", 1)).unwrap(),
+        b"hello"
+    );
+    assert_eq!(counter_len(&s, "default"), 2);
+}
+
+#[test]
+fn counter_length_is_the_next_id() {
+    let s = Spool::new();
+    s.push(&["a", "b", "c"]);
+    assert_eq!(counter_len(&s, "default"), 4);
+    s.run(&["pop"]).success();
+    assert_eq!(counter_len(&s, "default"), 4);
+    assert_eq!(s.push_id("default", "d"), 4);
+    assert_eq!(counter_len(&s, "default"), 5);
+}
+
+#[test]
+fn message_files_are_named_by_id_and_hold_the_payload() {
+    let s = Spool::new();
+    let input: String = (1..=42).map(|i| format!("m{i}\n")).collect();
+    s.run_stdin(&["push", "--lines"], input).success();
+    let bucket = s.queue_dir("default").join("ready/00000000000000000");
+    let expected: Vec<String> = (1..=42).map(|i| format!("{i:020}")).collect();
+    assert_eq!(names_in(&bucket), expected);
+    assert_eq!(
+        std::fs::read(
+            s.queue_dir("default")
+                .join("ready/00000000000000000/00000000000000000042")
+        )
+        .unwrap(),
+        b"m42"
+    );
+    for i in 1..=42u64 {
+        assert_eq!(
+            std::fs::read(s.message_path("default", i)).unwrap(),
+            format!("m{i}").as_bytes()
+        );
+    }
+}
+
+#[test]
+fn buckets_hold_a_thousand_ids() {
+    let s = Spool::new();
+    let input: String = (1..=1001).map(|i| format!("{i}\n")).collect();
+    s.run_stdin(&["push", "--lines"], input).success();
+    let ready = s.queue_dir("default").join("ready");
+    assert_eq!(names_in(&ready), ["00000000000000000", "00000000000000001"]);
+    assert_eq!(names_in(&ready.join("00000000000000000")).len(), 999);
+    assert_eq!(
+        names_in(&ready.join("00000000000000001")),
+        ["00000000000000001000", "00000000000000001001"]
+    );
+    assert_eq!(
+        std::fs::read(ready.join("00000000000000000/00000000000000000999")).unwrap(),
+        b"999"
+    );
+    assert_eq!(
+        std::fs::read(ready.join("00000000000000001/00000000000000001000")).unwrap(),
+        b"1000"
+    );
+    assert_eq!(counter_len(&s, "default"), 1002);
+}
+
+/// Asserts 0700 on every directory and 0600 on every file under `path` (and on it).
+#[track_caller]
+fn assert_private(path: &Path) {
+    let meta = std::fs::symlink_metadata(path).unwrap();
+    if meta.is_dir() {
+        assert_eq!(mode(path), 0o700, "{} is not 0700", path.display());
+        for entry in std::fs::read_dir(path).unwrap() {
+            assert_private(&entry.unwrap().path());
+        }
+    } else {
+        assert!(meta.is_file(), "{} is not a file", path.display());
+        assert_eq!(mode(path), 0o600, "{} is not 0600", path.display());
+    }
+}
+
+#[test]
+fn modes_are_0700_and_0600_whatever_the_umask() {
+    for mask in [0o000, 0o022, 0o077, 0o277] {
+        let s = Spool::new();
+        s.cmd()
+            .umask(mask)
+            .args(["-q", "one", "push", "first"])
+            .run()
+            .success();
+        // A batch, a second queue and a second bucket, all under the same umask.
+        let lines: String = (1..=1001).map(|i| format!("{i}\n")).collect();
+        s.cmd()
+            .umask(mask)
+            .args(["-q", "one", "push", "--lines"])
+            .stdin(lines)
+            .run()
+            .success();
+        s.cmd()
+            .umask(mask)
+            .args(["-q", "two", "push", "a", "b"])
+            .run()
+            .success();
+        s.cmd()
+            .umask(mask)
+            .args(["-q", "two", "pop"])
+            .run()
+            .success()
+            .stdout_is("a");
+        assert_private(s.root());
+        assert!(s.message_path("one", 1002).is_file());
+    }
+}
+
+#[test]
+fn missing_parents_of_the_root_are_created_private() {
+    let s = Spool::new();
+    let root = s.outside("a/b/c");
+    s.cmd()
+        .no_dir()
+        .umask(0o000)
+        .arg("--dir")
+        .arg(&root)
+        .args(["push", "m"])
+        .run()
+        .success();
+    assert_private(&root);
+    assert_eq!(
+        std::fs::read(root.join("default/format")).unwrap(),
+        b"spool-queue 1\n"
+    );
+}
+
+const READ_ONLY: &[&[&str]] = &[
+    &["pop"],
+    &["pop", "-n", "3", "--lines"],
+    &["peek"],
+    &["peek", "-n", "2", "-0"],
+    &["list"],
+    &["list", "--json"],
+    &["len"],
+    &["stats"],
+    &["stats", "--json"],
+    &["stats", "--all"],
+    &["stats", "--all", "--json"],
+    &["queues"],
+    &["clear"],
+];
+
+#[track_caller]
+fn run_read_only(s: &Spool, queue: &str) {
+    for args in READ_ONLY {
+        let out = s.cmd().args(["-q", queue]).args(*args).run();
+        assert!(out.code == 0 || out.code == 1, "{out:?}");
+        assert_eq!(out.stderr, "", "{out:?}");
+    }
+}
+
+#[test]
+fn read_only_commands_on_a_missing_root_create_nothing() {
+    let s = Spool::new();
+    run_read_only(&s, "default");
+    run_read_only(&s, "other");
+    assert!(!s.root().exists(), "the root was created");
+    assert_eq!(names_in(s.tmp()), Vec::<String>::new());
+}
+
+#[test]
+fn read_only_commands_on_a_missing_queue_create_nothing() {
+    let s = Spool::new();
+    std::fs::create_dir(s.root()).unwrap();
+    run_read_only(&s, "default");
+    assert_eq!(names_in(s.root()), Vec::<String>::new());
+    s.run(&["-q", "other", "push", "m"]).success();
+    let before = names_in(&s.queue_dir("other"));
+    run_read_only(&s, "default");
+    assert_eq!(names_in(s.root()), ["other"]);
+    assert_eq!(names_in(&s.queue_dir("other")), before);
+}
+
+#[test]
+fn missing_queue_results() {
+    let s = Spool::new();
+    s.run(&["pop"]).nothing();
+    s.run(&["peek"]).nothing();
+    s.run(&["list"]).success().stdout_is("");
+    s.run(&["list", "--json"]).success().stdout_is("");
+    s.run(&["len"]).success().stdout_is("0\n");
+    s.run(&["clear"]).success().stdout_is("0\n");
+    s.run(&["queues"]).success().stdout_is("");
+    assert!(!s.root().exists());
+}

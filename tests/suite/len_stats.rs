@@ -1,0 +1,179 @@
+//! `spool len` and `spool stats` (text, `--json`, `--all`).
+
+use std::collections::BTreeSet;
+
+use serde_json::Value;
+
+use crate::util::{Spool, json_lines, names_in, parse_rfc3339};
+
+#[test]
+fn len_counts_waiting_messages() {
+    let s = Spool::new();
+    s.run(&["len"]).success().stdout_is("0\n");
+    s.push(&["a", "b", "c"]);
+    s.run(&["len"]).success().stdout_is("3\n");
+    s.run(&["pop"]).success();
+    s.run(&["len"]).success().stdout_is("2\n");
+    s.run(&["peek"]).success();
+    s.run(&["len"]).success().stdout_is("2\n");
+    s.run(&["-q", "elsewhere", "len"])
+        .success()
+        .stdout_is("0\n");
+    s.run(&["pop", "-n", "2", "-l"]).success();
+    s.run(&["len"]).success().stdout_is("0\n");
+}
+
+#[test]
+fn len_of_a_missing_queue_is_zero() {
+    let s = Spool::new();
+    s.run(&["-q", "nothing-here", "len"])
+        .success()
+        .stdout_is("0\n");
+    assert!(!s.root().exists());
+}
+
+#[test]
+fn stats_text() {
+    let s = Spool::new();
+    s.push(&["abc", "defg", "hello"]);
+    let out = s.run(&["stats"]);
+    out.success();
+    let text = out.text();
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(lines.contains(&"waiting:  3"), "{text}");
+    assert!(lines.contains(&"bytes:    12"), "{text}");
+    assert!(text.contains("default"), "{text}");
+    s.run(&["pop"]).success();
+    let text = s.run(&["stats"]).text();
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(lines.contains(&"waiting:  2"), "{text}");
+    assert!(lines.contains(&"bytes:    9"), "{text}");
+}
+
+#[test]
+fn stats_text_on_a_missing_queue() {
+    let s = Spool::new();
+    let out = s.run(&["stats"]);
+    out.success();
+    let text = out.text();
+    assert!(text.lines().any(|l| l == "waiting:  0"), "{text}");
+    assert!(text.lines().any(|l| l == "bytes:    0"), "{text}");
+    assert!(!s.root().exists());
+}
+
+const STATS_KEYS: [&str; 7] = [
+    "queue",
+    "waiting",
+    "bytes",
+    "claimed",
+    "oldest_enqueued",
+    "oldest_age_seconds",
+    "next_id",
+];
+
+/// Asserts the keys of the contract are there (more may follow in later versions).
+#[track_caller]
+fn check_keys(o: &Value) {
+    let keys: BTreeSet<&str> = o.as_object().unwrap().keys().map(String::as_str).collect();
+    let missing: Vec<&&str> = STATS_KEYS.iter().filter(|k| !keys.contains(**k)).collect();
+    assert!(missing.is_empty(), "missing {missing:?} in {o}");
+}
+
+#[test]
+fn stats_json() {
+    let s = Spool::new();
+    s.push(&["abc", "defg", "hello"]);
+    let out = s.run(&["stats", "--json"]);
+    out.success();
+    let objects = json_lines(&out.stdout);
+    assert_eq!(objects.len(), 1, "{out:?}");
+    let o = &objects[0];
+    check_keys(o);
+    assert_eq!(o["queue"], "default");
+    assert_eq!(o["waiting"], 3);
+    assert_eq!(o["bytes"], 12);
+    assert_eq!(o["claimed"], 0);
+    assert_eq!(o["next_id"], 4);
+    let oldest = o["oldest_enqueued"].as_str().expect("oldest_enqueued");
+    assert!(parse_rfc3339(oldest).is_some(), "{oldest}");
+    let listed = json_lines(&s.run(&["list", "--json"]).stdout);
+    assert_eq!(listed[0]["enqueued"].as_str(), Some(oldest));
+    let age = o["oldest_age_seconds"].as_f64().expect("age is a number");
+    assert!(age >= 0.0, "{o}");
+}
+
+#[test]
+fn stats_json_on_an_empty_and_a_missing_queue() {
+    let s = Spool::new();
+    let o = &json_lines(&s.run(&["stats", "--json"]).stdout)[0];
+    check_keys(o);
+    assert_eq!(o["queue"], "default");
+    assert_eq!(o["waiting"], 0);
+    assert_eq!(o["bytes"], 0);
+    assert_eq!(o["claimed"], 0);
+    assert_eq!(o["next_id"], 1);
+    assert!(o["oldest_enqueued"].is_null(), "{o}");
+    assert!(o["oldest_age_seconds"].is_null(), "{o}");
+    assert!(!s.root().exists());
+
+    s.push(&["a", "b"]);
+    s.run(&["pop", "-n", "2", "-l"]).success();
+    let o = &json_lines(&s.run(&["stats", "--json"]).stdout)[0];
+    assert_eq!(o["waiting"], 0);
+    assert_eq!(o["bytes"], 0);
+    assert_eq!(o["next_id"], 3);
+    assert!(o["oldest_enqueued"].is_null(), "{o}");
+}
+
+#[test]
+fn stats_all_covers_every_queue() {
+    let s = Spool::new();
+    s.run(&["-q", "beta", "push", "b1"]).success();
+    s.run(&["-q", "alpha", "push", "a1", "a22"]).success();
+    s.run(&["-q", "gamma", "push", "g"]).success();
+    s.run(&["-q", "gamma", "pop"]).success();
+
+    let out = s.run(&["stats", "--all", "--json"]);
+    out.success();
+    let objects = json_lines(&out.stdout);
+    let got: Vec<(String, u64, u64, u64)> = objects
+        .iter()
+        .map(|o| {
+            check_keys(o);
+            (
+                o["queue"].as_str().unwrap().to_string(),
+                o["waiting"].as_u64().unwrap(),
+                o["bytes"].as_u64().unwrap(),
+                o["next_id"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("alpha".to_string(), 2, 5, 3),
+            ("beta".to_string(), 1, 2, 2),
+            ("gamma".to_string(), 0, 0, 2),
+        ]
+    );
+
+    let out = s.run(&["stats", "--all"]);
+    out.success();
+    let text = out.text();
+    for q in ["alpha", "beta", "gamma"] {
+        assert!(text.lines().any(|l| l.contains(q)), "{q} in:\n{text}");
+    }
+    // -q does not narrow --all.
+    let out = s.run(&["-q", "beta", "stats", "--all", "--json"]);
+    assert_eq!(json_lines(&out.stdout).len(), 3);
+}
+
+#[test]
+fn stats_does_not_create_anything() {
+    let s = Spool::new();
+    s.run(&["-q", "a", "push", "x"]).success();
+    s.run(&["-q", "b", "stats"]).success();
+    s.run(&["-q", "b", "stats", "--json"]).success();
+    s.run(&["stats", "--all"]).success();
+    assert_eq!(names_in(s.root()), ["a"]);
+}

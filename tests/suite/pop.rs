@@ -1,0 +1,194 @@
+//! `spool pop`: the oldest message's exact bytes, then it is gone.
+
+use std::fs::{File, OpenOptions};
+use std::path::Path;
+use std::process::Stdio;
+
+use crate::util::{Spool, skip};
+
+#[test]
+fn pop_on_an_empty_queue_exits_1() {
+    let s = Spool::new();
+    s.run(&["pop"]).nothing();
+    s.push(&["x"]);
+    s.run(&["pop"]).success().stdout_is("x");
+    s.run(&["pop"]).nothing();
+    s.run(&["pop", "-n", "5", "--lines"]).nothing();
+    s.run(&["pop", "-n", "5", "-0"]).nothing();
+}
+
+#[test]
+fn pop_returns_the_oldest_and_deletes_it() {
+    let s = Spool::new();
+    s.push(&["a", "b"]);
+    s.push(&["c"]);
+    s.run(&["pop"]).success().stdout_is("a");
+    assert!(
+        !s.message_path("default", 1).exists(),
+        "message 1 still on disk"
+    );
+    assert_eq!(s.len("default"), 2);
+    assert_eq!(s.listed_ids("default"), [2, 3]);
+    s.run(&["pop"]).success().stdout_is("b");
+    s.run(&["pop"]).success().stdout_is("c");
+    s.run(&["pop"]).nothing();
+    assert_eq!(s.len("default"), 0);
+    let q = s.queue_dir("default");
+    assert_eq!(
+        crate::util::names_in(&q.join("claimed")),
+        Vec::<String>::new()
+    );
+    assert_eq!(crate::util::names_in(&q.join("tmp")), Vec::<String>::new());
+}
+
+#[test]
+fn pop_n_with_lines() {
+    let s = Spool::new();
+    s.push(&["a", "b", "c"]);
+    s.run(&["pop", "-n", "2", "--lines"])
+        .success()
+        .stdout_is("a\nb\n");
+    assert_eq!(s.len("default"), 1);
+    s.run(&["pop", "-n", "5", "-l"]).success().stdout_is("c\n");
+    s.run(&["pop", "-n", "2", "--lines"]).nothing();
+}
+
+#[test]
+fn pop_n_with_null() {
+    let s = Spool::new();
+    s.push(&["a\nb", "", "c"]);
+    s.run(&["pop", "--count", "2", "-0"])
+        .success()
+        .stdout_is("a\nb\0\0");
+    s.run(&["pop", "-n", "9", "--null"])
+        .success()
+        .stdout_is("c\0");
+}
+
+#[test]
+fn framing_applies_to_a_single_message_too() {
+    let s = Spool::new();
+    s.push(&["a", "b", "c", "d"]);
+    s.run(&["pop", "--lines"]).success().stdout_is("a\n");
+    s.run(&["pop", "-0"]).success().stdout_is("b\0");
+    s.run(&["pop", "-n", "1", "-l"]).success().stdout_is("c\n");
+    s.run(&["pop", "-n", "1"]).success().stdout_is("d");
+}
+
+#[test]
+fn pop_n_above_one_without_framing_removes_nothing() {
+    let s = Spool::new();
+    s.push(&["a", "b"]);
+    let out = s.run(&["pop", "-n", "2"]);
+    out.error().stderr_has("needs --lines or --null");
+    assert!(out.stdout.is_empty());
+    assert_eq!(s.len("default"), 2);
+    // Also on an empty queue: the usage error comes first.
+    let e = Spool::new();
+    e.run(&["pop", "-n", "3"])
+        .error()
+        .stderr_has("needs --lines or --null");
+}
+
+#[test]
+fn pop_across_buckets_keeps_the_order() {
+    let s = Spool::new();
+    let input: String = (1..=2100).map(|i| format!("{i}\n")).collect();
+    s.run_stdin(&["push", "--lines"], input.clone()).success();
+    let first: String = (1..=998).map(|i| format!("{i}\n")).collect();
+    s.run(&["pop", "-n", "998", "--lines"])
+        .success()
+        .stdout_is(first);
+    s.run(&["pop"]).success().stdout_is("999");
+    s.run(&["pop"]).success().stdout_is("1000");
+    let rest: String = (1001..=2100).map(|i| format!("{i}\n")).collect();
+    s.run(&["pop", "-n", "5000", "--lines"])
+        .success()
+        .stdout_is(rest);
+    s.run(&["pop"]).nothing();
+    assert_eq!(s.push_id("default", "next"), 2101);
+    s.run(&["pop"]).success().stdout_is("next");
+}
+
+#[test]
+fn pop_into_a_file() {
+    let s = Spool::new();
+    s.push(&["job one"]);
+    let path = s.outside("job.txt");
+    let out = s
+        .cmd()
+        .arg("pop")
+        .run_with_stdout(Stdio::from(File::create(&path).unwrap()));
+    out.success();
+    assert_eq!(std::fs::read(&path).unwrap(), b"job one");
+    assert_eq!(s.len("default"), 0);
+}
+
+/// Opens /dev/full for writing, or skips (failing in CI).
+fn dev_full() -> Option<File> {
+    if !Path::new("/dev/full").exists() {
+        skip("/dev/full does not exist");
+        return None;
+    }
+    Some(OpenOptions::new().write(true).open("/dev/full").unwrap())
+}
+
+#[test]
+fn pop_to_a_full_device_keeps_the_message() {
+    let Some(full) = dev_full() else { return };
+    let s = Spool::new();
+    s.push(&["precious", "second"]);
+    let out = s.cmd().arg("pop").run_with_stdout(Stdio::from(full));
+    out.error().stderr_has("stays in the queue");
+    assert_eq!(s.len("default"), 2);
+    s.run(&["peek"]).success().stdout_is("precious");
+    assert_eq!(s.listed_ids("default"), [1, 2]);
+    s.run(&["pop"]).success().stdout_is("precious");
+    s.run(&["pop"]).success().stdout_is("second");
+}
+
+#[test]
+fn pop_many_to_a_full_device_keeps_them_all() {
+    let Some(full) = dev_full() else { return };
+    let s = Spool::new();
+    s.push(&["a", "b", "c"]);
+    let out = s
+        .cmd()
+        .args(["pop", "-n", "3", "--lines"])
+        .run_with_stdout(Stdio::from(full));
+    out.error().stderr_has("in the queue");
+    assert_eq!(s.len("default"), 3);
+    assert_eq!(s.listed_ids("default"), [1, 2, 3]);
+    s.run(&["pop", "-n", "3", "--lines"])
+        .success()
+        .stdout_is("a\nb\nc\n");
+}
+
+#[test]
+fn pop_to_a_closed_pipe_keeps_the_message() {
+    let s = Spool::new();
+    s.push(&["kept"]);
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = s.cmd().arg("pop").run_with_stdout(Stdio::from(writer));
+    out.error().stderr_has("stays in the queue");
+    assert_eq!(s.len("default"), 1);
+    s.run(&["pop"]).success().stdout_is("kept");
+}
+
+#[test]
+fn popped_messages_are_never_returned_again() {
+    let s = Spool::new();
+    s.push(&["1", "2", "3", "4", "5", "6"]);
+    s.run(&["pop", "-n", "2", "-l"])
+        .success()
+        .stdout_is("1\n2\n");
+    s.run(&["peek", "-n", "9", "-l"])
+        .success()
+        .stdout_is("3\n4\n5\n6\n");
+    s.run(&["pop"]).success().stdout_is("3");
+    s.push(&["7"]);
+    s.run(&["pop", "-n", "9", "-l"])
+        .success()
+        .stdout_is("4\n5\n6\n7\n");
+}

@@ -1,0 +1,200 @@
+//! `spool push [MESSAGE]...`, `--lines`, `--null`, `--print-id`.
+
+use crate::util::{Spool, parse_ids};
+
+#[test]
+fn each_argument_is_one_message() {
+    let s = Spool::new();
+    s.run(&["push", "first job", "second\njob", ""])
+        .success()
+        .stdout_is("");
+    assert_eq!(s.len("default"), 3);
+    assert_eq!(
+        s.pop_all("default"),
+        [b"first job".to_vec(), b"second\njob".to_vec(), b"".to_vec()]
+    );
+}
+
+#[test]
+fn arguments_that_look_like_flags_after_double_dash() {
+    let s = Spool::new();
+    s.run(&["push", "--", "-n", "--lines"]).success();
+    assert_eq!(s.pop_all("default"), [b"-n".to_vec(), b"--lines".to_vec()]);
+}
+
+#[test]
+fn no_argument_pushes_all_of_stdin_as_one_message() {
+    let s = Spool::new();
+    s.run_stdin(&["push"], "line one\nline two\n\0binary\n")
+        .success()
+        .stdout_is("");
+    assert_eq!(s.len("default"), 1);
+    s.run(&["pop"])
+        .success()
+        .stdout_is("line one\nline two\n\0binary\n");
+}
+
+#[test]
+fn empty_stdin_is_one_empty_message() {
+    let s = Spool::new();
+    s.run_stdin(&["push"], "").success().stdout_is("");
+    assert_eq!(s.len("default"), 1);
+    assert_eq!(std::fs::read(s.message_path("default", 1)).unwrap(), b"");
+    s.run(&["pop"]).success().stdout_is("");
+    assert_eq!(s.len("default"), 0);
+    s.run(&["pop"]).nothing();
+}
+
+#[test]
+fn print_id_prints_each_new_id() {
+    let s = Spool::new();
+    s.run(&["push", "--print-id", "a"])
+        .success()
+        .stdout_is("1\n");
+    s.run(&["push", "--print-id", "b", "c", "d"])
+        .success()
+        .stdout_is("2\n3\n4\n");
+    s.run_stdin(&["push", "--print-id"], "e")
+        .success()
+        .stdout_is("5\n");
+    s.run_stdin(&["push", "--print-id", "--lines"], "f\ng\n")
+        .success()
+        .stdout_is("6\n7\n");
+    s.run_stdin(&["push", "--print-id", "-0"], "h\0")
+        .success()
+        .stdout_is("8\n");
+    s.run_stdin(&["push", "--print-id", "--lines"], "")
+        .success()
+        .stdout_is("");
+    // Without --print-id: silence.
+    s.run(&["push", "i"]).success().stdout_is("");
+    assert_eq!(s.listed_ids("default"), (1..=9).collect::<Vec<u64>>());
+}
+
+#[test]
+fn lines_one_message_per_line() {
+    let s = Spool::new();
+    s.run_stdin(&["push", "--lines"], "a\nb b\n\nc\r\n\ttab\n")
+        .success()
+        .stdout_is("");
+    assert_eq!(
+        s.pop_all("default"),
+        [
+            b"a".to_vec(),
+            b"b b".to_vec(),
+            b"".to_vec(),
+            b"c\r".to_vec(),
+            b"\ttab".to_vec()
+        ]
+    );
+}
+
+#[test]
+fn lines_final_line_without_newline_counts() {
+    let s = Spool::new();
+    s.run_stdin(&["push", "-l"], "x\ny").success();
+    assert_eq!(s.pop_all("default"), [b"x".to_vec(), b"y".to_vec()]);
+}
+
+#[test]
+fn lines_empty_lines_are_empty_messages() {
+    let s = Spool::new();
+    let out = s.run_stdin(&["push", "--lines", "--print-id"], "\n\n\n");
+    out.success();
+    assert_eq!(parse_ids(&out.stdout), [1, 2, 3]);
+    assert_eq!(s.pop_all("default"), vec![Vec::<u8>::new(); 3]);
+}
+
+#[test]
+fn lines_empty_input_pushes_nothing() {
+    let s = Spool::new();
+    s.run_stdin(&["push", "--lines"], "")
+        .success()
+        .stdout_is("");
+    assert_eq!(s.len("default"), 0);
+    s.run(&["pop"]).nothing();
+    // And no id was used up.
+    assert_eq!(s.push_id("default", "x"), 1);
+}
+
+#[test]
+fn lines_keep_nul_bytes_and_long_lines() {
+    let s = Spool::new();
+    let long = "z".repeat(200_000);
+    s.run_stdin(&["push", "--lines"], format!("a\0b\n{long}\nend"))
+        .success();
+    assert_eq!(
+        s.pop_all("default"),
+        [b"a\0b".to_vec(), long.into_bytes(), b"end".to_vec()]
+    );
+}
+
+#[test]
+fn null_one_message_per_record() {
+    let s = Spool::new();
+    s.run_stdin(&["push", "-0"], "a\0multi\nline\0\0last")
+        .success()
+        .stdout_is("");
+    assert_eq!(
+        s.pop_all("default"),
+        [
+            b"a".to_vec(),
+            b"multi\nline".to_vec(),
+            b"".to_vec(),
+            b"last".to_vec()
+        ]
+    );
+    s.run_stdin(&["push", "--null"], "x\0y\0").success();
+    assert_eq!(s.pop_all("default"), [b"x".to_vec(), b"y".to_vec()]);
+}
+
+#[test]
+fn null_empty_input_pushes_nothing() {
+    let s = Spool::new();
+    s.run_stdin(&["push", "--null"], "").success().stdout_is("");
+    assert_eq!(s.len("default"), 0);
+    s.run_stdin(&["push", "-0"], "\0").success();
+    assert_eq!(s.pop_all("default"), [Vec::<u8>::new()]);
+}
+
+#[test]
+fn messages_with_lines_or_null_are_a_usage_error() {
+    let s = Spool::new();
+    for args in [
+        &["push", "--lines", "m"][..],
+        &["push", "-l", "m", "n"],
+        &["push", "-0", "m"],
+        &["push", "m", "--null"],
+    ] {
+        let out = s.run_stdin(args, "stdin\n");
+        assert_eq!(out.code, 2, "{out:?}");
+        assert!(out.stdout.is_empty(), "{out:?}");
+    }
+    assert!(!s.root().exists(), "a usage error created the root");
+}
+
+#[test]
+fn many_lines_in_one_push_keep_their_order() {
+    let s = Spool::new();
+    let input: String = (0..3000).map(|i| format!("{i}\n")).collect();
+    let out = s.run_stdin(&["push", "--lines", "--print-id"], input.clone());
+    out.success();
+    assert_eq!(parse_ids(&out.stdout), (1..=3000).collect::<Vec<u64>>());
+    assert_eq!(s.len("default"), 3000);
+    s.run(&["pop", "-n", "3000", "--lines"])
+        .success()
+        .stdout_is(input);
+}
+
+#[test]
+fn ids_keep_growing_across_pushes_and_pops() {
+    let s = Spool::new();
+    let mut last = 0;
+    for i in 0..5 {
+        let id = s.push_id("default", &format!("m{i}"));
+        assert!(id > last, "id {id} after {last}");
+        last = id;
+        s.run(&["pop"]).success().stdout_is(format!("m{i}"));
+    }
+    assert_eq!(last, 5);
+}

@@ -1,0 +1,157 @@
+//! Where the root and the queue come from.
+//!
+//! Root: `--dir DIR`, else `$SPOOL_DIR`, else `$XDG_STATE_HOME/spool`, else
+//! `$HOME/.local/state/spool`. Queue: `-q/--queue`, else `$SPOOL_QUEUE`, else `default`.
+
+use std::path::Path;
+
+use crate::util::{Spool, names_in};
+
+/// Asserts that exactly one of `candidates` holds the queue `default` with `message`.
+#[track_caller]
+fn only_in(chosen: &Path, others: &[&Path], message: &str) {
+    let file = chosen.join("default/ready/00000000000000000/00000000000000000001");
+    assert_eq!(
+        std::fs::read(&file).unwrap_or_else(|e| panic!("{}: {e}", file.display())),
+        message.as_bytes()
+    );
+    for other in others {
+        assert!(!other.exists(), "{} was created", other.display());
+    }
+}
+
+#[test]
+fn dir_flag_wins_over_every_variable() {
+    let s = Spool::new();
+    let (env_dir, xdg, home) = (s.outside("env"), s.outside("xdg"), s.outside("home"));
+    s.cmd()
+        .env("SPOOL_DIR", &env_dir)
+        .env("XDG_STATE_HOME", &xdg)
+        .args(["push", "m"])
+        .run()
+        .success();
+    only_in(s.root(), &[&env_dir, &xdg, &home], "m");
+    s.cmd()
+        .env("SPOOL_DIR", &env_dir)
+        .env("XDG_STATE_HOME", &xdg)
+        .arg("pop")
+        .run()
+        .success()
+        .stdout_is("m");
+}
+
+#[test]
+fn spool_dir_variable_wins_over_xdg_and_home() {
+    let s = Spool::new();
+    let (env_dir, xdg, home) = (s.outside("env"), s.outside("xdg"), s.outside("home"));
+    s.cmd()
+        .no_dir()
+        .env("SPOOL_DIR", &env_dir)
+        .env("XDG_STATE_HOME", &xdg)
+        .args(["push", "m"])
+        .run()
+        .success();
+    only_in(&env_dir, &[s.root(), &xdg, &home], "m");
+    s.cmd()
+        .no_dir()
+        .env("SPOOL_DIR", &env_dir)
+        .arg("len")
+        .run()
+        .success()
+        .stdout_is("1\n");
+}
+
+#[test]
+fn xdg_state_home_when_no_dir_is_given() {
+    let s = Spool::new();
+    let (xdg, home) = (s.outside("xdg"), s.outside("home"));
+    s.cmd()
+        .no_dir()
+        .env("XDG_STATE_HOME", &xdg)
+        .args(["push", "m"])
+        .run()
+        .success();
+    only_in(&xdg.join("spool"), &[s.root(), &home], "m");
+    assert_eq!(names_in(&xdg), ["spool"]);
+    s.cmd()
+        .no_dir()
+        .env("XDG_STATE_HOME", &xdg)
+        .arg("pop")
+        .run()
+        .success()
+        .stdout_is("m");
+}
+
+#[test]
+fn home_when_nothing_else_is_set() {
+    let s = Spool::new();
+    let home = s.outside("home");
+    s.cmd().no_dir().args(["push", "m"]).run().success();
+    only_in(&home.join(".local/state/spool"), &[s.root()], "m");
+    s.cmd()
+        .no_dir()
+        .args(["pop"])
+        .run()
+        .success()
+        .stdout_is("m");
+}
+
+#[test]
+fn queue_defaults_to_default() {
+    let s = Spool::new();
+    s.push(&["m"]);
+    assert_eq!(names_in(s.root()), ["default"]);
+    s.run(&["-q", "default", "pop"]).success().stdout_is("m");
+}
+
+#[test]
+fn spool_queue_variable_names_the_queue() {
+    let s = Spool::new();
+    s.cmd()
+        .env("SPOOL_QUEUE", "jobs")
+        .args(["push", "m"])
+        .run()
+        .success();
+    assert_eq!(names_in(s.root()), ["jobs"]);
+    assert_eq!(s.len("default"), 0);
+    s.cmd()
+        .env("SPOOL_QUEUE", "jobs")
+        .arg("pop")
+        .run()
+        .success()
+        .stdout_is("m");
+}
+
+#[test]
+fn queue_flag_wins_over_the_variable() {
+    let s = Spool::new();
+    s.cmd()
+        .env("SPOOL_QUEUE", "fromenv")
+        .args(["-q", "fromflag", "push", "m"])
+        .run()
+        .success();
+    s.cmd()
+        .env("SPOOL_QUEUE", "fromenv")
+        .args(["push", "--queue", "fromflag", "n"])
+        .run()
+        .success();
+    assert_eq!(names_in(s.root()), ["fromflag"]);
+    s.run(&["-q", "fromflag", "pop", "-n", "5", "--lines"])
+        .success()
+        .stdout_is("m\nn\n");
+}
+
+#[test]
+fn queues_are_independent() {
+    let s = Spool::new();
+    s.run(&["-q", "a", "push", "a1", "a2"]).success();
+    s.run(&["-q", "b", "push", "b1"]).success();
+    assert_eq!(s.len("a"), 2);
+    assert_eq!(s.len("b"), 1);
+    s.run(&["-q", "b", "pop"]).success().stdout_is("b1");
+    s.run(&["-q", "b", "pop"]).nothing();
+    s.run(&["-q", "a", "pop"]).success().stdout_is("a1");
+    // Ids are per queue.
+    assert_eq!(s.push_id("b", "b2"), 2);
+    assert_eq!(s.push_id("a", "a3"), 3);
+}

@@ -1,0 +1,69 @@
+// The integration tests of spool, compiled as one test binary.
+//
+// Every test makes its own temporary spool root (see `util::Spool`) and runs the real
+// `spool` executable, checking exact standard output bytes, standard error and exit codes
+// (0 success, 1 nothing to return, 2 error with one "spool: " line on stderr).
+//
+// Module index:
+//
+// - util         the `Spool` fixture: a fresh root per test, a command runner with a
+//                clean environment, output assertions, visible skipping (which fails
+//                instead when CI=true)
+// - cli          --help on every subcommand, --version, completions, usage errors,
+//                global flags before and after the subcommand
+// - roots        where the root and the queue come from: --dir, $SPOOL_DIR,
+//                $XDG_STATE_HOME, $HOME; -q/--queue, $SPOOL_QUEUE, "default"
+// - names        queue name validation: invalid names fail and create nothing
+// - layout       the on-disk layout (format, counter, ready buckets), modes 0700/0600
+//                under any umask, read-only commands create nothing
+// - push         arguments, standard input, --lines, --null, --print-id
+// - pop          order, deletion, -n with --lines/--null, exit 1 when empty, failed
+//                delivery (/dev/full, closed pipe) keeps the message
+// - peek         same output as pop, removes nothing
+// - list         the text and JSON listings, timestamps and previews
+// - len_stats    len and stats (text, --json, --all)
+// - clear        removal counts, ids never reused after clear
+// - queues       the queue names of a root
+// - binary       byte-exact round trips: all 256 byte values, NULs, empty, 100 MB
+// - concurrency  8 producer and 8 consumer processes: nothing lost, nothing
+//                duplicated, each producer's order kept
+// - crash        pushes and pops killed at every step (strace fault injection): ids
+//                never reused, nothing partial ever delivered, nothing lost
+// - hostile      bad roots (a regular file, no permission) and junk planted in a queue
+//                (files, symlinks, FIFOs, hard links): never read, followed or deleted
+// - shell        whole pipelines through sh, as in the documentation
+
+mod util;
+
+#[path = "suite/binary.rs"]
+mod binary;
+#[path = "suite/clear.rs"]
+mod clear;
+#[path = "suite/cli.rs"]
+mod cli;
+#[path = "suite/concurrency.rs"]
+mod concurrency;
+#[path = "suite/crash.rs"]
+mod crash;
+#[path = "suite/hostile.rs"]
+mod hostile;
+#[path = "suite/layout.rs"]
+mod layout;
+#[path = "suite/len_stats.rs"]
+mod len_stats;
+#[path = "suite/list.rs"]
+mod list;
+#[path = "suite/names.rs"]
+mod names;
+#[path = "suite/peek.rs"]
+mod peek;
+#[path = "suite/pop.rs"]
+mod pop;
+#[path = "suite/push.rs"]
+mod push;
+#[path = "suite/queues.rs"]
+mod queues;
+#[path = "suite/roots.rs"]
+mod roots;
+#[path = "suite/shell.rs"]
+mod shell;
