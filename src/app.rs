@@ -52,9 +52,16 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> ExitCode {
     let cli = match Cli::try_parse_from(args) {
         Ok(cli) => cli,
         Err(e) if !e.use_stderr() => {
-            // --help and --version.
-            let _ = e.print();
-            return ExitCode::SUCCESS;
+            // --help and --version: a failure to write them is an error too.
+            let text = e.render().to_string();
+            let mut out = io::stdout().lock();
+            return match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("spool: write standard output: {}", describe(&e));
+                    ExitCode::from(FAILURE)
+                }
+            };
         }
         Err(e) => {
             eprintln!("spool: {}", usage_error(&e));
@@ -117,7 +124,7 @@ fn execute(cli: Cli) -> Outcome {
         return completions(args.shell);
     }
     let spool = Spool::new(resolve_root(cli.dir)?, |m| eprintln!("spool: warning: {m}"));
-    let queue = resolve_queue(cli.queue);
+    let queue = resolve_queue(cli.queue)?;
     match cli.command {
         Command::Push(args) => push(&spool, &queue, args),
         Command::Pop(args) => pop(&spool, &queue, args),
@@ -165,10 +172,18 @@ fn resolve_root(dir: Option<PathBuf>) -> std::result::Result<PathBuf, Failure> {
 }
 
 /// `-q`, else `$SPOOL_QUEUE`, else `default`. Validated by the store.
-fn resolve_queue(queue: Option<String>) -> String {
-    queue
-        .or_else(|| std::env::var("SPOOL_QUEUE").ok().filter(|v| !v.is_empty()))
-        .unwrap_or_else(|| "default".to_string())
+fn resolve_queue(queue: Option<OsString>) -> std::result::Result<String, Failure> {
+    let Some(name) = queue.or_else(|| std::env::var_os("SPOOL_QUEUE").filter(|v| !v.is_empty()))
+    else {
+        return Ok("default".to_string());
+    };
+    name.into_string().map_err(|name| {
+        Failure::Store(Error::invalid(
+            format!("invalid queue name {:?}", name.to_string_lossy()),
+            None,
+            store::names::QUEUE_NAME_RULE,
+        ))
+    })
 }
 
 fn stdout_file() -> std::result::Result<File, Failure> {
@@ -217,11 +232,17 @@ fn push(spool: &Spool, name: &str, args: PushArgs) -> Outcome {
         staging.publish(opts)?
     };
     if args.print_id {
+        let pushed = |e: io::Error| {
+            Failure::Store(
+                Error::io("write", "standard output", e)
+                    .with_note(format!("the {} messages were pushed", published.len())),
+            )
+        };
         let mut out = BufWriter::new(io::stdout().lock());
         for id in published.ids() {
-            writeln!(out, "{id}").map_err(stdout_error)?;
+            writeln!(out, "{id}").map_err(pushed)?;
         }
-        out.flush().map_err(stdout_error)?;
+        out.flush().map_err(pushed)?;
     }
     Ok(ExitCode::SUCCESS)
 }

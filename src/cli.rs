@@ -31,7 +31,7 @@ pub struct Cli {
 
     /// Queue name: 1-64 of A-Z a-z 0-9 . _ -, not starting with '.' [default: $SPOOL_QUEUE, else default]
     #[arg(short, long, global = true, value_name = "NAME")]
-    pub queue: Option<String>,
+    pub queue: Option<OsString>,
 
     #[command(subcommand)]
     pub command: Command,

@@ -32,6 +32,7 @@
 // - hostile      bad roots (a regular file, no permission) and junk planted in a queue
 //                (files, symlinks, FIFOs, hard links): never read, followed or deleted
 // - shell        whole pipelines through sh, as in the documentation
+// - generated    man/spool.1 and completions/ are current with the CLI definition
 
 mod util;
 
@@ -45,6 +46,8 @@ mod cli;
 mod concurrency;
 #[path = "suite/crash.rs"]
 mod crash;
+#[path = "suite/generated.rs"]
+mod generated;
 #[path = "suite/hostile.rs"]
 mod hostile;
 #[path = "suite/layout.rs"]

@@ -779,6 +779,8 @@ impl Queue {
     }
 
     /// Removes orphans from `tmp/`: entries whose writer died (their flock is free).
+    /// Producer lock held: a pusher unlocks its file once it holds that lock, just before
+    /// publishing it, so that no published message is ever seen locked.
     fn sweep_tmp(&self) -> Result<()> {
         let tmp_fd = self.open_dir("tmp")?;
         let tmp = tmp_fd.as_fd();
@@ -1188,7 +1190,7 @@ impl Queue {
                 Hold::Process => {
                     if !lock_briefly(&file) {
                         self.warn_once(
-                            &format!("{}/{name}", lane_dir(lane)),
+                            &format!("{}/{}/{name}", lane_dir(lane), bucket_name(bucket_of(key))),
                             "locked by another process",
                         );
                         continue;
@@ -1909,7 +1911,10 @@ impl Queue {
                 State::Claimed => {}
             }
         }
-        self.sweep_tmp()?;
+        {
+            let _p = self.lock_producer()?;
+            self.sweep_tmp()?;
+        }
         self.save_head(&mut c)?;
         match first_error {
             Some(e) => Err(e.with_note(format!("{removed} messages were removed"))),
@@ -2049,6 +2054,11 @@ impl Staging<'_> {
         let mut touched: Vec<(String, OwnedFd)> = Vec::new();
         let renamed = (|| -> Result<()> {
             let producer = q.lock_producer()?;
+            // Marked before the messages appear, so that a consumer that sees them also
+            // knows where to look (it then waits on the producer lock for the rest).
+            if delayed.is_none() {
+                q.mark_lane(lane)?;
+            }
             let mut i = 0;
             while i < self.count {
                 // The id is allocated before the rename makes it visible: a crash between
@@ -2092,17 +2102,20 @@ impl Staging<'_> {
                 }
                 let dir = &touched.last().expect("pushed above").1;
                 let src = src_name(i);
+                // Sweepers hold the producer lock too, and the sweep is behind us: the
+                // temporary file needs its own lock no more, and a published message must
+                // never be seen locked.
+                if let StagingKind::Single {
+                    file: Some(file), ..
+                } = &self.kind
+                {
+                    file.unlock()
+                        .map_err(|e| Error::io("unlock", q.at(&format!("tmp/{src}")), e))?;
+                }
                 match sys::rename_noreplace(src_dir, &src, dir.as_fd(), &target) {
                     Ok(()) => {
                         published.add(id);
                         i += 1;
-                        // A published file must not stay locked: a consumer would take
-                        // it for a message in another process's hands.
-                        if let StagingKind::Single { file, .. } = &self.kind
-                            && let Some(file) = file
-                        {
-                            let _ = file.unlock();
-                        }
                     }
                     Err(e) if errno_of(&e) == Some(Errno::EXIST) => {
                         // The counter is behind a message (restored or damaged spool):
@@ -2117,9 +2130,8 @@ impl Staging<'_> {
                     }
                 }
             }
-            match delayed {
-                Some(due) => q.mark_due(due)?,
-                None => q.mark_lane(lane)?,
+            if let Some(due) = delayed {
+                q.mark_due(due)?;
             }
             Ok(())
         })();
