@@ -31,6 +31,9 @@ _spool() {
             spool,extend)
                 cmd="spool__subcmd__extend"
                 ;;
+            spool,fsck)
+                cmd="spool__subcmd__fsck"
+                ;;
             spool,help)
                 cmd="spool__subcmd__help"
                 ;;
@@ -82,6 +85,9 @@ _spool() {
             spool__subcmd__help,extend)
                 cmd="spool__subcmd__help__subcmd__extend"
                 ;;
+            spool__subcmd__help,fsck)
+                cmd="spool__subcmd__help__subcmd__fsck"
+                ;;
             spool__subcmd__help,help)
                 cmd="spool__subcmd__help__subcmd__help"
                 ;;
@@ -125,7 +131,7 @@ _spool() {
 
     case "${cmd}" in
         spool)
-            opts="-q -h -V --dir --queue --help --version push pop peek claim show ack nack extend requeue run list len stats clear queues completions help"
+            opts="-q -h -V --dir --queue --help --version push pop peek claim show ack nack extend requeue run list len stats clear fsck queues completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -300,8 +306,34 @@ _spool() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        spool__subcmd__fsck)
+            opts="-q -h -V --repair --dir --queue --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --queue)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -q)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         spool__subcmd__help)
-            opts="push pop peek claim show ack nack extend requeue run list len stats clear queues completions help"
+            opts="push pop peek claim show ack nack extend requeue run list len stats clear fsck queues completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -371,6 +403,20 @@ _spool() {
             return 0
             ;;
         spool__subcmd__help__subcmd__extend)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        spool__subcmd__help__subcmd__fsck)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )

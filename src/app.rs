@@ -13,7 +13,7 @@ use clap::{CommandFactory, Parser};
 use serde::Serialize;
 
 use crate::cli::{
-    ClaimArgs, ClearArgs, Cli, Command, ListArgs, PushArgs, RequeueArgs, Shell, StateArg,
+    ClaimArgs, ClearArgs, Cli, Command, FsckArgs, ListArgs, PushArgs, RequeueArgs, Shell, StateArg,
     StatsArgs, TakeArgs, WaitArgs,
 };
 use crate::store::wait::Waiter;
@@ -146,6 +146,7 @@ fn execute(cli: Cli) -> Outcome {
         Command::Len => len(&spool, &queue),
         Command::Stats(args) => stats(&spool, &queue, args),
         Command::Clear(args) => clear(&spool, &queue, args),
+        Command::Fsck(args) => fsck(&spool, &queue, args),
         Command::Queues => queues(&spool),
         Command::Completions(_) => unreachable!("handled above"),
     }
@@ -863,6 +864,29 @@ fn clear(spool: &Spool, name: &str, args: ClearArgs) -> Outcome {
     };
     println_checked(&removed.to_string())?;
     Ok(ExitCode::SUCCESS)
+}
+
+fn fsck(spool: &Spool, name: &str, args: FsckArgs) -> Outcome {
+    let findings = spool.fsck(name, args.repair)?;
+    let mut text = String::new();
+    let mut unrepaired = 0;
+    for f in &findings {
+        text.push_str(&format!("{}: {}", f.path.display(), f.problem));
+        match &f.repair {
+            Some(r) => text.push_str(&format!(" (repaired: {r})")),
+            None => unrepaired += 1,
+        }
+        text.push('\n');
+    }
+    let mut out = io::stdout().lock();
+    out.write_all(text.as_bytes())
+        .and_then(|()| out.flush())
+        .map_err(stdout_error)?;
+    Ok(if unrepaired == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(SOME_FAILED)
+    })
 }
 
 fn queues(spool: &Spool) -> Outcome {

@@ -132,6 +132,17 @@ pub enum Command {
     #[command(after_help = "Examples:\n  spool -q scratch clear\n  spool clear --state failed")]
     Clear(ClearArgs),
 
+    /// Check a queue for damage, and repair it with --repair
+    ///
+    /// Reports temporary files left by crashes, entries that are not spool's (symlinks,
+    /// FIFOs, files with several links, foreign names, unreadable files), a counter behind
+    /// the highest id, a head above the first message, claims of dead processes and ended
+    /// leases. --repair removes spool's own leftovers, moves what it cannot use into
+    /// corrupt/ (it never deletes a message), returns claims and fixes the counters.
+    /// Exit status: 0 nothing wrong (or all repaired), 3 problems found, 2 error.
+    #[command(after_help = "Examples:\n  spool fsck\n  spool -q jobs fsck --repair")]
+    Fsck(FsckArgs),
+
     /// List the queues of the spool
     #[command(
         after_help = "Example:\n  for q in $(spool queues); do echo \"$q $(spool -q \"$q\" len)\"; done"
@@ -355,6 +366,14 @@ pub struct ClearArgs {
     /// Which messages [default: ready and delayed]
     #[arg(long, value_enum)]
     pub state: Option<StateArg>,
+}
+
+/// Arguments of `fsck`.
+#[derive(Debug, Args)]
+pub struct FsckArgs {
+    /// Repair what is found
+    #[arg(long)]
+    pub repair: bool,
 }
 
 /// Arguments of `stats`.

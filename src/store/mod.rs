@@ -13,8 +13,8 @@ use std::rc::Rc;
 
 pub use error::{Error, Result, describe};
 pub use queue::{
-    Claimed, FORMAT, Hold, Info, Message, Published, PushOptions, Queue, Settle, Staging, State,
-    Stats, TakeOptions, lane_dir, now_ms,
+    Claimed, FORMAT, Finding, Hold, Info, Message, Published, PushOptions, Queue, Settle, Staging,
+    State, Stats, TakeOptions, lane_dir, now_ms,
 };
 
 /// A spool: the root directory under which each queue is a directory.
@@ -53,6 +53,33 @@ impl Spool {
     pub fn create(&self, name: &str) -> Result<Queue> {
         check_name(name)?;
         Queue::create(&self.root, name, self.warner())
+    }
+
+    /// Checks a queue (and mends it, with `repair`). A queue directory whose format file
+    /// is missing is reported, and completed when repairing.
+    pub fn fsck(&self, name: &str, repair: bool) -> Result<Vec<Finding>> {
+        check_name(name)?;
+        let mut findings = Vec::new();
+        let queue = match Queue::open(&self.root, name, self.warner())? {
+            Some(q) => q,
+            None => {
+                let path = self.root.join(name);
+                if std::fs::symlink_metadata(&path).is_err() {
+                    return Err(Error::invalid("fsck", Some(&path), "no such queue"));
+                }
+                findings.push(Finding {
+                    path: path.join("format"),
+                    problem: "is missing: the queue was never completely created".into(),
+                    repair: repair.then(|| "created".to_string()),
+                });
+                if !repair {
+                    return Ok(findings);
+                }
+                self.create(name)?
+            }
+        };
+        findings.extend(queue.fsck(repair)?);
+        Ok(findings)
     }
 
     /// The names of the queues of this spool, sorted.

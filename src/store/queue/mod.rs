@@ -54,6 +54,9 @@ use super::error::{Error, Result};
 use super::names;
 use super::sys;
 
+mod fsck;
+pub use fsck::Finding;
+
 /// The content of a queue's `format` file.
 pub const FORMAT: &[u8] = b"spool-queue 1\n";
 
@@ -1261,18 +1264,21 @@ impl Queue {
                 self.warn_once(&rel, sys::describe_entry(&st));
                 continue;
             }
-            self.return_claim(claimed, &name, &entry, c)?;
+            self.return_claim(claimed, &name, &entry, c, true)?;
         }
         Ok(())
     }
 
     /// Moves a claim back to its place in its lane (consumer lock held).
+    /// `mark_lane`: take the producer lock to mark a priority lane (false when the caller
+    /// holds that lock and marks lanes itself).
     fn return_claim(
         &self,
         claimed: BorrowedFd<'_>,
         name: &str,
         entry: &Entry,
         c: &mut Consumer,
+        mark_lane: bool,
     ) -> Result<bool> {
         let pos = entry.position();
         let lane = entry.priority;
@@ -1285,8 +1291,10 @@ impl Queue {
             ..Entry::default()
         };
         if lane > 0 {
-            let _p = self.lock_producer()?;
-            self.mark_lane(lane)?;
+            if mark_lane {
+                let _p = self.lock_producer()?;
+                self.mark_lane(lane)?;
+            }
         } else if pos < c.head {
             // Lowered before the rename: after a crash the head is never above a message.
             c.head = pos;
@@ -1340,7 +1348,7 @@ impl Queue {
                 attempts: m.entry.attempts.saturating_sub(1),
                 ..m.entry.clone()
             };
-            if let Err(e) = self.return_claim(claimed, &m.name, &entry, &mut c) {
+            if let Err(e) = self.return_claim(claimed, &m.name, &entry, &mut c, true) {
                 result = result.and(Err(e));
             }
             // Unlocked before the consumer lock is released: a consumer must never find

@@ -1,0 +1,527 @@
+//! `spool fsck`: finds what is wrong in a queue and, with `repair`, mends it.
+//!
+//! It holds both locks for the whole check, so it sees a still queue. It never deletes a
+//! message: what it cannot use (foreign names, symlinks, FIFOs, files with several links,
+//! unreadable files) is moved into `corrupt/` under a name that says where it was, and
+//! only spool's own leftovers (orphaned temporary files) are removed.
+
+use std::fs::File;
+use std::os::fd::{AsFd, BorrowedFd};
+use std::path::PathBuf;
+
+use rustix::fs::{FileType, OFlags};
+use rustix::io::Errno;
+
+use super::{Consumer, Entry, Queue, bucket_of, errno_of, lane_dir, now_ms};
+use crate::store::error::{Error, Result};
+use crate::store::{names, sys};
+
+/// One problem found.
+#[derive(Debug, Clone)]
+pub struct Finding {
+    /// Where.
+    pub path: PathBuf,
+    /// What is wrong.
+    pub problem: String,
+    /// What was done about it, when repairing.
+    pub repair: Option<String>,
+}
+
+/// The files of a queue directory that are ours.
+const KNOWN: &[&str] = &[
+    "format", "counter", "head", "lanes", "due", "rate", "tmp", "delayed", "claimed", "failed",
+    "corrupt",
+];
+
+struct Check<'q> {
+    queue: &'q Queue,
+    repair: bool,
+    findings: Vec<Finding>,
+    /// The highest key or id seen anywhere: the counter must be above it.
+    highest: u64,
+    /// The lowest key in lane 0: the head must not be above it.
+    lowest_ready: Option<u64>,
+    /// Lanes that hold messages.
+    lanes: u64,
+    /// The earliest due time in delayed/ (unix ms).
+    earliest_due: Option<u64>,
+}
+
+impl Queue {
+    /// Checks the queue; with `repair`, mends what it finds. Returns the findings.
+    pub fn fsck(&self, repair: bool) -> Result<Vec<Finding>> {
+        let mut c = self.lock_consumer()?;
+        let producer = self.lock_producer()?;
+        let mut check = Check {
+            queue: self,
+            repair,
+            findings: Vec::new(),
+            highest: 0,
+            lowest_ready: None,
+            lanes: 0,
+            earliest_due: None,
+        };
+        check.queue_dir()?;
+        check.tmp()?;
+        for lane in 0..=9u8 {
+            check.lane(lane)?;
+        }
+        check.flat("delayed")?;
+        check.flat("failed")?;
+        check.claims(&mut c)?;
+        check.counters(&producer, &mut c)?;
+        drop(producer);
+        self.save_head(&mut c)?;
+        Ok(check.findings)
+    }
+}
+
+impl Check<'_> {
+    fn found(&mut self, rel: &str, problem: impl Into<String>, repair: Option<String>) {
+        self.findings.push(Finding {
+            path: self.queue.at(rel),
+            problem: problem.into(),
+            repair: if self.repair { repair } else { None },
+        });
+    }
+
+    /// Moves `name` of `dir` (at `rel`) into corrupt/, when repairing.
+    fn quarantine(
+        &mut self,
+        dir: BorrowedFd<'_>,
+        rel: &str,
+        name: &str,
+        problem: String,
+    ) -> Result<()> {
+        let path = if rel == "." {
+            name.to_string()
+        } else {
+            format!("{rel}/{name}")
+        };
+        let target = format!("{}.{}", path.replace('/', "%"), names::token());
+        let action = format!("moved to corrupt/{target}");
+        if self.repair {
+            let corrupt = self.queue.state_dir("corrupt")?;
+            match sys::rename_noreplace(dir, name, corrupt.as_fd(), &target) {
+                Ok(()) => sys::fsync(&corrupt)
+                    .map_err(|e| Error::io("fsync", self.queue.at("corrupt"), e))?,
+                Err(e) if errno_of(&e) == Some(Errno::NOENT) => return Ok(()),
+                Err(e) => return Err(Error::io("rename", self.queue.at(&path), e)),
+            }
+        }
+        self.found(&path, problem, Some(action));
+        Ok(())
+    }
+
+    /// What is wrong with the entry `name` of `dir`, if anything: only regular files with
+    /// one link that can be opened count.
+    fn unusable(&self, dir: BorrowedFd<'_>, name: &str) -> Result<Option<String>> {
+        let st = match sys::stat_at(dir, name) {
+            Ok(st) => st,
+            Err(e) if errno_of(&e) == Some(Errno::NOENT) => return Ok(None),
+            Err(e) => {
+                return Ok(Some(format!(
+                    "cannot be examined: {}",
+                    crate::store::describe(&e)
+                )));
+            }
+        };
+        if !sys::is_plain_file(&st) {
+            return Ok(Some(format!("is {}", sys::describe_entry(&st))));
+        }
+        match sys::open_beneath(dir, name, OFlags::RDONLY | OFlags::NONBLOCK, 0) {
+            Ok(_) => Ok(None),
+            Err(e) if errno_of(&e) == Some(Errno::NOENT) => Ok(None),
+            Err(e) => Ok(Some(format!(
+                "cannot be read: {}",
+                crate::store::describe(&e)
+            ))),
+        }
+    }
+
+    /// Entries of the queue directory that are not spool's.
+    fn queue_dir(&mut self) -> Result<()> {
+        let q = self.queue;
+        let names =
+            sys::read_names(q.open_dir(".")?).map_err(|e| Error::io("read", q.path(), e))?;
+        for name in names {
+            let lane = name == "ready"
+                || name.strip_prefix("ready-").is_some_and(|p| {
+                    matches!(p, "1" | "2" | "3" | "4" | "5" | "6" | "7" | "8" | "9")
+                });
+            if KNOWN.contains(&name.as_str()) || lane {
+                continue;
+            }
+            self.quarantine(q.dir(), ".", &name, "is not a file spool writes".into())?;
+        }
+        // The length files must be regular files: anything else is moved away and remade.
+        for rel in ["counter", "head", "lanes", "due", "rate"] {
+            match sys::stat_at(q.dir(), rel) {
+                Ok(st) if FileType::from_raw_mode(st.st_mode) == FileType::RegularFile => {}
+                Ok(st) => {
+                    let problem = format!("is {}, not a regular file", sys::describe_entry(&st));
+                    self.quarantine(q.dir(), ".", rel, problem)?;
+                    if self.repair {
+                        q.open_length_file(rel, true)?;
+                    }
+                }
+                Err(e) if errno_of(&e) == Some(Errno::NOENT) => {
+                    if matches!(rel, "counter" | "head") {
+                        self.found(rel, "is missing", Some("created".into()));
+                    }
+                    if self.repair {
+                        q.open_length_file(rel, true)?;
+                    }
+                }
+                Err(e) => return Err(Error::io("stat", q.at(rel), e)),
+            }
+        }
+        Ok(())
+    }
+
+    /// Orphaned temporary files are removed (the sweep); foreign ones quarantined.
+    fn tmp(&mut self) -> Result<()> {
+        let q = self.queue;
+        let tmp = q.state_dir("tmp")?;
+        let names =
+            sys::read_names(q.open_dir("tmp")?).map_err(|e| Error::io("read", q.at("tmp"), e))?;
+        for name in names {
+            let hex = |s: &str| s.len() == 16 && s.bytes().all(|b| b.is_ascii_hexdigit());
+            let ours = hex(&name)
+                || name.strip_prefix("format.").is_some_and(hex)
+                || name.strip_suffix(".batch").is_some_and(hex);
+            if !ours {
+                self.quarantine(
+                    tmp.as_fd(),
+                    "tmp",
+                    &name,
+                    "is not a name spool writes".into(),
+                )?;
+                continue;
+            }
+            let Ok(fd) =
+                sys::open_beneath(tmp.as_fd(), &name, OFlags::RDONLY | OFlags::NONBLOCK, 0)
+            else {
+                continue;
+            };
+            let file = File::from(fd);
+            if file.try_lock().is_ok() {
+                self.found(
+                    &format!("tmp/{name}"),
+                    "is left over by a writer that died",
+                    Some("removed".into()),
+                );
+            }
+        }
+        if self.repair {
+            q.sweep_tmp()?;
+        }
+        Ok(())
+    }
+
+    /// A priority lane: buckets of messages keyed by position.
+    fn lane(&mut self, lane: u8) -> Result<()> {
+        let q = self.queue;
+        let rel = lane_dir(lane);
+        let lane_fd = match sys::open_dir_beneath(q.dir(), rel) {
+            Ok(fd) => fd,
+            Err(e) if errno_of(&e) == Some(Errno::NOENT) => return Ok(()),
+            Err(e) => {
+                let problem = format!(
+                    "cannot be opened as a directory: {}",
+                    crate::store::describe(&e)
+                );
+                return self.quarantine(q.dir(), ".", rel, problem);
+            }
+        };
+        for bname in
+            sys::read_names(q.open_dir(rel)?).map_err(|e| Error::io("read", q.at(rel), e))?
+        {
+            let brel = format!("{rel}/{bname}");
+            let Some(b) = names::parse_bucket(&bname) else {
+                self.quarantine(lane_fd.as_fd(), rel, &bname, "is not a bucket name".into())?;
+                continue;
+            };
+            let bucket = match sys::open_dir_beneath(lane_fd.as_fd(), &bname) {
+                Ok(fd) => fd,
+                Err(e) => {
+                    let problem = format!(
+                        "is not a directory spool wrote: {}",
+                        crate::store::describe(&e)
+                    );
+                    self.quarantine(lane_fd.as_fd(), rel, &bname, problem)?;
+                    continue;
+                }
+            };
+            let mut kept = 0;
+            for name in sys::read_names(q.open_dir(&brel)?)
+                .map_err(|e| Error::io("read", q.at(&brel), e))?
+            {
+                let entry = Entry::parse(&name).filter(|e| {
+                    bucket_of(e.key) == b
+                        && e.id <= e.key
+                        && e.token.is_none()
+                        && e.lease.is_none()
+                        && e.reason.is_none()
+                        && e.priority == 0
+                });
+                let Some(entry) = entry else {
+                    self.quarantine(
+                        bucket.as_fd(),
+                        &brel,
+                        &name,
+                        "is not a message name for this place".into(),
+                    )?;
+                    continue;
+                };
+                if let Some(problem) = self.unusable(bucket.as_fd(), &name)? {
+                    self.quarantine(bucket.as_fd(), &brel, &name, problem)?;
+                    continue;
+                }
+                kept += 1;
+                self.highest = self.highest.max(entry.key);
+                self.lanes |= 1 << lane;
+                if lane == 0 {
+                    self.lowest_ready =
+                        Some(self.lowest_ready.map_or(entry.key, |l| l.min(entry.key)));
+                }
+            }
+            if kept == 0 && self.repair && b < bucket_of(self.highest) {
+                let _ = sys::remove_dir(lane_fd.as_fd(), &bname);
+            }
+        }
+        Ok(())
+    }
+
+    /// delayed/ and failed/.
+    fn flat(&mut self, rel: &'static str) -> Result<()> {
+        let q = self.queue;
+        let dir = q.state_dir(rel)?;
+        for name in
+            sys::read_names(q.open_dir(rel)?).map_err(|e| Error::io("read", q.at(rel), e))?
+        {
+            let ok = |e: &Entry| match rel {
+                "delayed" => e.token.is_none() && e.lease.is_none() && e.reason.is_none(),
+                _ => e.key == e.id && e.token.is_none() && e.lease.is_none(),
+            };
+            let Some(entry) = Entry::parse(&name).filter(ok) else {
+                self.quarantine(
+                    dir.as_fd(),
+                    rel,
+                    &name,
+                    "is not a message name for this place".into(),
+                )?;
+                continue;
+            };
+            if let Some(problem) = self.unusable(dir.as_fd(), &name)? {
+                self.quarantine(dir.as_fd(), rel, &name, problem)?;
+                continue;
+            }
+            self.highest = self.highest.max(entry.id);
+            if rel == "delayed" {
+                self.earliest_due = Some(self.earliest_due.map_or(entry.key, |d| d.min(entry.key)));
+            }
+        }
+        Ok(())
+    }
+
+    /// claimed/: claims of dead processes and ended leases go back.
+    fn claims(&mut self, c: &mut Consumer) -> Result<()> {
+        let q = self.queue;
+        let claimed = q.claimed_dir()?;
+        let now = now_ms();
+        for name in sys::read_names(
+            claimed
+                .try_clone_to_owned()
+                .map_err(|e| Error::io("dup", q.at("claimed"), e))?,
+        )
+        .map_err(|e| Error::io("read", q.at("claimed"), e))?
+        {
+            let rel = format!("claimed/{name}");
+            let Some(entry) = Entry::parse(&name)
+                .filter(|e| e.token.is_some() && e.key == e.id && e.reason.is_none())
+            else {
+                self.quarantine(claimed, "claimed", &name, "is not a claim name".into())?;
+                continue;
+            };
+            if let Some(problem) = self.unusable(claimed, &name)? {
+                self.quarantine(claimed, "claimed", &name, problem)?;
+                continue;
+            }
+            self.highest = self.highest.max(entry.id).max(entry.position());
+            let Ok(fd) = sys::open_beneath(claimed, &name, OFlags::RDONLY | OFlags::NONBLOCK, 0)
+            else {
+                continue;
+            };
+            let file = File::from(fd);
+            let held = file.try_lock().is_err();
+            let ended = entry.lease.is_none_or(|l| l <= now);
+            if held || !ended {
+                continue;
+            }
+            let problem = match entry.lease {
+                Some(_) => "is a claim whose lease ended",
+                None => "is a claim of a process that died",
+            };
+            if self.repair {
+                // The producer lock is held: mark the lane here, not in return_claim.
+                if entry.priority > 0 {
+                    self.lanes |= 1 << entry.priority;
+                }
+                if entry.priority == 0 {
+                    let pos = entry.position();
+                    self.lowest_ready = Some(self.lowest_ready.map_or(pos, |l| l.min(pos)));
+                }
+                q.return_claim(claimed, &name, &entry, c, false)?;
+            }
+            self.found(&rel, problem, Some("returned to the queue".into()));
+        }
+        Ok(())
+    }
+
+    /// The counter above every key; the head at or below the first message; the lanes
+    /// and the due hint covering what is there.
+    fn counters(&mut self, producer: &super::Producer, c: &mut Consumer) -> Result<()> {
+        let q = self.queue;
+        let next = q.next_key(producer)?;
+        if next <= self.highest {
+            self.found(
+                "counter",
+                format!(
+                    "is {next}, not above the highest id or key in the queue ({})",
+                    self.highest
+                ),
+                Some(format!("set to {}", self.highest + 1)),
+            );
+            if self.repair {
+                // Ids consumed since cannot be seen; leave room above what can.
+                q.set_next_key(producer, self.highest + 1)?;
+            }
+        }
+        if let Some(lowest) = self.lowest_ready
+            && c.head > lowest
+        {
+            self.found(
+                "head",
+                format!("is {}, above the first waiting message ({lowest})", c.head),
+                Some(format!("set to {lowest}")),
+            );
+            if self.repair {
+                c.head = lowest;
+            }
+        }
+        let lanes = q.read_length("lanes")?;
+        let missing = self.lanes & !lanes & !1;
+        if missing != 0 {
+            self.found(
+                "lanes",
+                "does not list every priority lane that holds messages",
+                Some("updated".into()),
+            );
+            if self.repair {
+                q.write_length("lanes", lanes | missing)?;
+            }
+        }
+        if let Some(due) = self.earliest_due {
+            let hint = q.read_length("due")?;
+            if hint == 0 || hint * 1000 > due {
+                self.found(
+                    "due",
+                    "is later than the first delayed message",
+                    Some("updated".into()),
+                );
+                if self.repair {
+                    q.write_length("due", (due / 1000).max(1))?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::store::{Hold, PushOptions, Spool, TakeOptions};
+    use std::io::Write;
+
+    fn setup() -> (tempfile::TempDir, Spool) {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::new(dir.path().join("spool"), |_| {});
+        let q = spool.create("q").unwrap();
+        let mut staging = q.stage(true).unwrap();
+        for m in [b"a", b"b", b"c"] {
+            staging
+                .add(|f, p| {
+                    f.write_all(m)
+                        .map_err(|e| crate::store::Error::io("write", p, e))
+                })
+                .unwrap();
+        }
+        staging.publish(PushOptions::default()).unwrap();
+        (dir, spool)
+    }
+
+    #[test]
+    fn a_clean_queue_has_no_findings() {
+        let (_d, spool) = setup();
+        assert!(spool.fsck("q", false).unwrap().is_empty());
+    }
+
+    #[test]
+    fn junk_is_quarantined_never_deleted_and_the_counter_moves_up() {
+        let (d, spool) = setup();
+        let q = d.path().join("spool/q");
+        std::fs::write(q.join("ready/00000000000000000/junk"), b"keep me").unwrap();
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(q.join("counter"))
+            .unwrap()
+            .set_len(2)
+            .unwrap();
+        let found = spool.fsck("q", false).unwrap();
+        assert_eq!(found.len(), 2, "{found:?}");
+        assert!(found.iter().all(|f| f.repair.is_none()));
+        assert!(
+            q.join("ready/00000000000000000/junk").exists(),
+            "reporting changes nothing"
+        );
+
+        let repaired = spool.fsck("q", true).unwrap();
+        assert_eq!(repaired.len(), 2);
+        assert!(repaired.iter().all(|f| f.repair.is_some()));
+        let corrupt: Vec<_> = std::fs::read_dir(q.join("corrupt"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        assert_eq!(corrupt.len(), 1);
+        assert_eq!(std::fs::read(&corrupt[0]).unwrap(), b"keep me");
+        assert_eq!(std::fs::metadata(q.join("counter")).unwrap().len(), 4);
+        assert!(spool.fsck("q", false).unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_dead_claim_goes_back() {
+        let (d, spool) = setup();
+        let queue = spool.open("q").unwrap().unwrap();
+        let taken = queue
+            .take(
+                1,
+                TakeOptions {
+                    hold: Hold::Process,
+                    max_attempts: None,
+                },
+            )
+            .unwrap();
+        drop(taken); // its holder "dies"
+        let found = spool.fsck("q", true).unwrap();
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(found[0].problem.contains("died"));
+        assert_eq!(
+            std::fs::read_dir(d.path().join("spool/q/claimed"))
+                .unwrap()
+                .count(),
+            0
+        );
+        assert_eq!(queue.waiting().unwrap(), 3);
+    }
+}
