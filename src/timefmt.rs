@@ -217,3 +217,31 @@ mod parse_tests {
         }
     }
 }
+
+#[cfg(test)]
+mod fuzz {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+
+        #[test]
+        fn parsers_never_panic(text in "\\PC{0,40}") {
+            let _ = parse_duration(&text);
+            let _ = parse_time(&text);
+        }
+
+        #[test]
+        fn durations_round_trip(n in 0u64..1_000_000, unit in prop_oneof!["ms", "s", "m", "h", "d"]) {
+            let per = match unit.as_str() { "ms" => 1, "s" => 1000, "m" => 60_000, "h" => 3_600_000, _ => 86_400_000 };
+            prop_assert_eq!(parse_duration(&format!("{n}{unit}")), Ok(Duration::from_millis(n * per)));
+        }
+
+        #[test]
+        fn times_round_trip(secs in 0u64..253_402_300_799) {
+            let t = UNIX_EPOCH + Duration::from_secs(secs);
+            prop_assert_eq!(parse_time(&rfc3339(t)), Ok(t));
+        }
+    }
+}

@@ -225,3 +225,37 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod fuzz {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+
+        #[test]
+        fn parsing_any_name_never_panics_and_round_trips(name in "\\PC{0,60}") {
+            if let Some(e) = Entry::parse(&name) {
+                prop_assert_eq!(e.name(), name);
+            }
+        }
+
+        #[test]
+        fn names_of_the_right_shape_round_trip(
+            key in 1u64..u64::MAX, attempts in 0u32..100, priority in 0u8..10,
+            expires in proptest::option::of(0u64..1u64 << 50), token in proptest::option::of("[0-9a-f]{1,32}"),
+            reason in proptest::option::of("[a-z0-9-]{1,40}"),
+        ) {
+            let e = Entry { key, id: key, seq: None, attempts, priority, expires, token, lease: None, reason };
+            prop_assert_eq!(Entry::parse(&e.name()), Some(e));
+        }
+
+        #[test]
+        fn near_misses_are_not_ours(name in "[0-9]{18,22}(\\.[a-z][0-9a-zA-Z-]{0,5}){0,3}") {
+            if let Some(e) = Entry::parse(&name) {
+                prop_assert_eq!(e.name(), name);
+            }
+        }
+    }
+}

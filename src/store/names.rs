@@ -81,3 +81,20 @@ mod tests {
         assert_eq!(token().len(), 16);
     }
 }
+
+#[cfg(test)]
+mod fuzz {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn queue_names_are_exactly_the_rule(name in "\\PC{0,70}") {
+            let ok = (1..=64).contains(&name.len())
+                && !name.starts_with('.')
+                && name.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c));
+            prop_assert_eq!(is_valid_queue_name(&name), ok);
+        }
+
+    }
+}

@@ -55,6 +55,8 @@ use super::names;
 use super::sys;
 
 mod fsck;
+#[cfg(test)]
+mod model;
 pub use fsck::Finding;
 
 /// The content of a queue's `format` file.
