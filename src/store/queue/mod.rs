@@ -1334,7 +1334,9 @@ impl Queue {
             Error::io("fsync", self.at("claimed"), e)
                 .with_note("the removal of delivered messages may not be durable")
         })?;
-        self.count_consumed(done.len() as u64)
+        // The count only feeds stats: a full disk must not turn a delivery into an error.
+        let _ = self.count_consumed(done.len() as u64);
+        Ok(())
     }
 
     /// Returns taken messages that were not delivered to their place, as if never taken.
@@ -1496,7 +1498,7 @@ impl Queue {
         sys::fsync(claimed).map_err(|e| {
             Error::io("fsync", self.at("claimed"), e).with_note("the ack may not be durable")
         })?;
-        self.count_consumed(1)?;
+        let _ = self.count_consumed(1); // stats only: never fails an ack
         Ok(entry.id)
     }
 
@@ -1980,6 +1982,12 @@ impl Staging<'_> {
     /// Writes one more message with `write`, which gets the open temporary file and its
     /// path (for errors).
     pub fn add(&mut self, write: impl FnOnce(&mut File, &Path) -> Result<()>) -> Result<()> {
+        // Nothing is published before `publish`: whatever fails here pushed nothing.
+        self.add_inner(write)
+            .map_err(|e| e.with_note("nothing was pushed"))
+    }
+
+    fn add_inner(&mut self, write: impl FnOnce(&mut File, &Path) -> Result<()>) -> Result<()> {
         let q = self.queue;
         let (rel, mut file, single) = match &mut self.kind {
             StagingKind::Single { name, file } => {
