@@ -107,7 +107,7 @@ complete -c spool -n "__fish_spool_using_subcommand requeue" -l all -d 'Every fa
 complete -c spool -n "__fish_spool_using_subcommand requeue" -s h -l help -d 'Print help'
 complete -c spool -n "__fish_spool_using_subcommand requeue" -s V -l version -d 'Print version'
 complete -c spool -n "__fish_spool_using_subcommand run" -s j -l jobs -d 'Run up to N commands at a time' -r
-complete -c spool -n "__fish_spool_using_subcommand run" -l max -d 'Stop after N messages' -r
+complete -c spool -n "__fish_spool_using_subcommand run" -l max -d 'Stop after N messages (a message retried counts again)' -r
 complete -c spool -n "__fish_spool_using_subcommand run" -l lease -d 'Time limit of each command: then it gets SIGTERM, 5 seconds later SIGKILL, and the message is retried' -r
 complete -c spool -n "__fish_spool_using_subcommand run" -l max-attempts -d 'A message that failed this many times moves to failed' -r
 complete -c spool -n "__fish_spool_using_subcommand run" -l backoff -d 'First retry delay, doubling with each attempt (capped at 1h)' -r

@@ -95,10 +95,24 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> ExitCode {
 /// Renders a clap error as one line: its first line without the "error: " prefix, and
 /// where to find help.
 fn usage_error(e: &clap::Error) -> String {
+    // clap's message is a first line, maybe indented details (the missing arguments),
+    // then a blank line and the usage: keep what comes before the blank line, as one line.
     let text = e.render().to_string();
-    let first = text.lines().next().unwrap_or("invalid usage");
-    let first = first.strip_prefix("error: ").unwrap_or(first);
-    format!("{first} (see spool --help)")
+    let mut parts: Vec<&str> = Vec::new();
+    for line in text.lines() {
+        if line.trim().is_empty() || line.starts_with("Usage:") {
+            break;
+        }
+        parts.push(line.trim());
+    }
+    let message = parts.join(" ");
+    let message = message.strip_prefix("error: ").unwrap_or(&message);
+    let message = if message.is_empty() {
+        "invalid usage"
+    } else {
+        message
+    };
+    format!("{message} (see spool --help)")
 }
 
 /// Why a command failed.
@@ -198,15 +212,26 @@ fn stdout_file() -> std::result::Result<File, Failure> {
 // ----- push -----
 
 fn push(spool: &Spool, name: &str, args: PushArgs) -> Outcome {
-    let now = SystemTime::now();
+    let now = now_ms();
     let ms = |t: SystemTime| {
         t.duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as u64)
     };
+    let after = |d: std::time::Duration| {
+        now.saturating_add(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+    };
+    let due = args.delay.map(after).or(args.at.map(ms));
+    if let Some(due) = due.filter(|&d| d > timefmt::LATEST_MS) {
+        return Err(Failure::Usage(format!(
+            "push: the message would be due after {}: nothing was pushed",
+            timefmt::rfc3339(ms_time(timefmt::LATEST_MS))
+        )));
+    }
     let opts = PushOptions {
         priority: args.priority,
-        due: args.delay.map(|d| ms(now + d)).or(args.at.map(ms)),
-        expires: args.ttl.map(|d| ms(now + d)),
+        due,
+        // A time to live past the end of the calendar is no limit at all.
+        expires: args.ttl.map(after).filter(|&e| e <= timefmt::LATEST_MS),
     };
     let queue = spool.create(name)?;
     let published = if !args.messages.is_empty() {

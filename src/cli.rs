@@ -22,7 +22,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
     version,
     propagate_version = true,
     max_term_width = 100,
-    after_help = "Examples:\n  echo hello | spool push\n  spool pop\n  producer | spool -q jobs push --lines\n  spool -q jobs pop -n 10 --lines | consumer\n\nExit status: 0 success, 1 nothing to return, 2 error."
+    after_help = "Examples:\n  echo hello | spool push\n  spool pop\n  producer | spool -q jobs push --lines\n  spool -q jobs pop -n 10 --lines | consumer\n\nExit status: 0 success, 1 nothing to return, 2 error, 3 run or fsck found failures."
 )]
 pub struct Cli {
     /// Spool directory [default: $SPOOL_DIR, else $XDG_STATE_HOME/spool, else ~/.local/state/spool]
@@ -280,13 +280,10 @@ pub struct ExtendArgs {
 
 /// Arguments of `requeue`.
 #[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("which").required(true).args(["ids", "all"])))]
 pub struct RequeueArgs {
     /// Ids of failed messages
-    #[arg(
-        value_name = "ID",
-        required_unless_present = "all",
-        conflicts_with = "all"
-    )]
+    #[arg(value_name = "ID")]
     pub ids: Vec<u64>,
 
     /// Every failed message
@@ -305,7 +302,7 @@ pub struct RunArgs {
     #[arg(short = 'j', long = "jobs", value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub jobs: u32,
 
-    /// Stop after N messages
+    /// Stop after N messages (a message retried counts again)
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     pub max: Option<u64>,
 

@@ -120,6 +120,13 @@ fn run_loop(
             match job.child.try_wait() {
                 Ok(Some(status)) => {
                     let job = jobs.remove(i).expect("index in range");
+                    // A command stopped at the end of its lease did not finish its work,
+                    // whatever it exits with: the message is retried.
+                    let status = if job.terminated.is_some() {
+                        None
+                    } else {
+                        Some(status)
+                    };
                     runner.settle(job.claimed, status)?;
                     continue;
                 }
@@ -251,18 +258,20 @@ impl Runner<'_> {
     }
 
     /// Acks, retries or fails a message by its command's exit status.
+    /// `status` is `None` for a command stopped at the end of its lease.
     fn settle(
         &mut self,
         claimed: Claimed,
-        status: std::process::ExitStatus,
+        status: Option<std::process::ExitStatus>,
     ) -> Result<(), Failure> {
-        let why = match (status.code(), status.signal()) {
-            (Some(c), _) => format!("exit-{c}"),
-            (_, Some(s)) => format!("signal-{s}"),
-            _ => "unknown".to_string(),
+        let why = match status.map(|s| (s.code(), s.signal())) {
+            None => "lease-ended".to_string(),
+            Some((Some(c), _)) => format!("exit-{c}"),
+            Some((_, Some(s))) => format!("signal-{s}"),
+            Some(_) => "unknown".to_string(),
         };
         let reason = format!("attempts-{why}");
-        let outcome = match status.code() {
+        let outcome = match status.and_then(|s| s.code()) {
             Some(0) => Settle::Ack,
             Some(100) => Settle::Fail { reason: "exit-100" },
             _ => {

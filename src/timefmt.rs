@@ -82,7 +82,9 @@ pub fn parse_time(text: &str) -> Result<SystemTime, String> {
     };
     if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
         let secs: u64 = text.parse().map_err(|_| bad())?;
-        return Ok(UNIX_EPOCH + Duration::from_secs(secs));
+        return UNIX_EPOCH
+            .checked_add(Duration::from_secs(secs))
+            .ok_or_else(bad);
     }
     let b = text.as_bytes();
     if b.len() < 20
@@ -138,8 +140,13 @@ pub fn parse_time(text: &str) -> Result<SystemTime, String> {
     if secs < 0 {
         return Err(bad());
     }
-    Ok(UNIX_EPOCH + Duration::new(secs as u64, nanos))
+    UNIX_EPOCH
+        .checked_add(Duration::new(secs as u64, nanos))
+        .ok_or_else(bad)
 }
+
+/// The latest time spool schedules anything at: 9999-12-31T23:59:59Z, in unix ms.
+pub const LATEST_MS: u64 = 253_402_300_799_000;
 
 /// (year, month, day) to days since 1970-01-01 (the inverse of `civil_from_days`).
 fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {

@@ -99,9 +99,11 @@ impl Entry {
             next_rank = rank + 1;
             let v = &part[1..]; // the tag is ASCII: slicing after it is on a char boundary
             match tag {
-                b'i' => e.id = digits(v)?,
+                // Fields equal to their default are never written: not accepted either, so
+                // that every entry has exactly one name.
+                b'i' => e.id = digits(v).filter(|&id| id != key)?,
                 b's' => e.seq = Some(digits(v)?),
-                b'a' => e.attempts = u32::try_from(digits(v)?).ok()?,
+                b'a' => e.attempts = u32::try_from(digits(v)?).ok().filter(|&a| a > 0)?,
                 b'p' => {
                     let p = digits(v)?;
                     if !(1..=9).contains(&p) {
@@ -131,7 +133,7 @@ impl Entry {
                 _ => return None,
             }
         }
-        if e.id == 0 {
+        if e.id == 0 || e.seq == Some(e.id) {
             return None;
         }
         Some(e)
@@ -220,6 +222,9 @@ mod tests {
             "00000000000000000042.tXYZ",
             "00000000000000000042.rBad",
             "00000000000000000042.tmp",
+            "00000000000000000042.a0",
+            "00000000000000000042.i42",
+            "00000000000000000042.s42",
         ] {
             assert_eq!(Entry::parse(bad), None, "{bad}");
         }

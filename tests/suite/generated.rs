@@ -25,7 +25,8 @@ standard error says what failed, on which path, and why, for example
 \fBspool: write /home/u/.local/state/spool/default/tmp/1f9c03e2b7a45d10: No space left on device (nothing was pushed)\fR
 .TP
 .B 3
-\fBrun\fR only: at least one message failed (it was retried or moved to failed).
+\fBrun\fR: at least one message failed (it was retried or moved to failed);
+\fBfsck\fR: problems were found and not repaired.
 .SH ENVIRONMENT
 .TP
 .B SPOOL_DIR
@@ -64,7 +65,7 @@ removed later.
 Waiting messages (mode 0600) of priority 0 and P, one file each, whose content is exactly
 the payload. A fresh message's NAME is its id in 20 digits and BUCKET is the id / 1000 in
 17 digits, so \fBls\fR and shell globs list messages in queue order: \fBcat ready/*/*\fR
-prints them all. The modification time is the enqueue time.
+prints the waiting messages of priority 0. The modification time is the enqueue time.
 .TP
 .I delayed/, claimed/, failed/
 Messages waiting for their time, handed out, and dead. NAME is a 20-digit key followed by

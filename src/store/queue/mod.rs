@@ -135,6 +135,10 @@ pub struct Queue {
     dir: OwnedFd,
     /// claimed/, opened once: every take and settle uses it.
     claimed: std::cell::OnceCell<OwnedFd>,
+    /// What this process's last look at delayed/ saw: the `due` hint it left (seconds)
+    /// and the exact earliest due time (ms). The hint is only to the second and may be
+    /// early; while it is unchanged, the exact time says when to look again.
+    due_seen: std::cell::Cell<Option<(u64, u64)>>,
     warn: Warn,
     warned: RefCell<HashSet<String>>,
 }
@@ -393,6 +397,7 @@ impl Queue {
             path,
             dir,
             claimed: std::cell::OnceCell::new(),
+            due_seen: std::cell::Cell::new(None),
             warn,
             warned: RefCell::new(HashSet::new()),
         }
@@ -643,12 +648,17 @@ impl Queue {
         Ok(())
     }
 
-    /// The earliest due time of a delayed message (unix ms, to the second), if any.
+    /// When a delayed message may next be due (unix ms), if any: the hint, or later the
+    /// exact time this process saw when it last looked.
     pub fn next_due(&self) -> Result<Option<u64>> {
-        Ok(match self.read_length("due")? {
-            0 => None,
-            s => Some(s * 1000),
-        })
+        let hint = match self.read_length("due")? {
+            0 => return Ok(None),
+            s => s,
+        };
+        Ok(Some(match self.due_seen.get() {
+            Some((seen_hint, exact)) if seen_hint == hint => exact,
+            _ => hint * 1000,
+        }))
     }
 
     /// Adds `n` consumed messages to this minute's count (consumer lock held).
@@ -1067,12 +1077,21 @@ impl Queue {
     }
 
     /// The next message to hand out: the priority lanes first, then lane 0 from the head.
-    fn next_candidate(&self, c: &mut Consumer, first: &mut bool) -> Result<Option<Box<Found>>> {
+    /// `lane_from` holds, per priority lane, the key to search from: past what this take
+    /// already took or skipped, so that a message it cannot take is not found again.
+    fn next_candidate(
+        &self,
+        c: &mut Consumer,
+        first: &mut bool,
+        lane_from: &mut [u64; 10],
+    ) -> Result<Option<Box<Found>>> {
         let lanes = self.read_length("lanes")?;
         for p in (1..=9u8).rev() {
+            let from = lane_from[usize::from(p)];
             if lanes & (1 << p) != 0
-                && let Lookup::Found(found) = self.scan_lane(p, 0, true)?
+                && let Lookup::Found(found) = self.scan_lane(p, from, from == 0)?
             {
+                lane_from[usize::from(p)] = found.entry.key + 1;
                 return Ok(Some(found));
             }
         }
@@ -1130,7 +1149,11 @@ impl Queue {
                 &moved.name(),
             )?;
         }
-        self.write_length("due", earliest.map_or(0, |e| (e / 1000).max(1)))?;
+        let hint = earliest.map_or(0, |e| (e / 1000).max(1));
+        if self.read_length("due")? != hint {
+            self.write_length("due", hint)?;
+        }
+        self.due_seen.set(earliest.map(|e| (hint, e)));
         Ok(())
     }
 
@@ -1146,9 +1169,11 @@ impl Queue {
         let claimed_dir = self.claimed_dir()?;
         let mut taken = Vec::new();
         let mut first = true;
+        let mut lane_from = [0u64; 10];
+        let mut failed_dir = None;
         let now = now_ms();
         while taken.len() < n {
-            let Some(found) = self.next_candidate(&mut c, &mut first)? else {
+            let Some(found) = self.next_candidate(&mut c, &mut first, &mut lane_from)? else {
                 break;
             };
             let Found {
@@ -1181,12 +1206,15 @@ impl Queue {
                     reason: Some(reason.into()),
                     ..entry.clone()
                 };
-                let failed_dir = self.state_dir("failed")?;
+                if failed_dir.is_none() {
+                    failed_dir = Some(self.state_dir("failed")?);
+                }
+                let to = failed_dir.as_ref().expect("set above");
                 self.move_entry(
                     bucket.as_fd(),
                     lane_dir(lane),
                     &name,
-                    failed_dir.as_fd(),
+                    to.as_fd(),
                     &failed.name(),
                 )?;
                 continue;
@@ -1233,6 +1261,9 @@ impl Queue {
             });
         }
         self.save_head(&mut c)?;
+        if let Some(dir) = failed_dir {
+            sys::fsync(&dir).map_err(|e| Error::io("fsync", self.at("failed"), e))?;
+        }
         Ok(taken)
     }
 
@@ -1385,17 +1416,14 @@ impl Queue {
                     expires: entry.expires,
                     ..Entry::default()
                 };
-                let moved = self.move_entry(
+                self.mark_due(due)?; // before the rename: never a hint later than a message
+                self.move_entry(
                     claimed.as_fd(),
                     "claimed",
                     name,
                     delayed.as_fd(),
                     &to.name(),
-                )?;
-                if moved {
-                    self.mark_due(due)?;
-                }
-                Ok(moved)
+                )
             }
             None => {
                 let seq = self.allocate(&producer)?;
@@ -1421,6 +1449,7 @@ impl Queue {
         entry: &Entry,
         reason: &str,
     ) -> Result<bool> {
+        let _p = self.lock_producer()?; // a clear of failed/ sees it whole or not at all
         let failed = self.state_dir("failed")?;
         let to = Entry {
             key: entry.id,
@@ -1917,8 +1946,10 @@ impl Queue {
                     let Ok(dir) = sys::open_dir_beneath(self.dir(), rel) else {
                         continue;
                     };
-                    // Messages delayed or failed after clear began have ids >= next.
-                    remove_in(self, &dir, rel, &|e: &Entry| e.id >= next)?;
+                    // Whatever moves into delayed/ or failed/ does so under the producer
+                    // lock: holding it, clear sees a still directory and takes all of it.
+                    let _p = self.lock_producer()?;
+                    remove_in(self, &dir, rel, &|_: &Entry| false)?;
                 }
                 State::Claimed => {}
             }
@@ -2074,8 +2105,11 @@ impl Staging<'_> {
             let producer = q.lock_producer()?;
             // Marked before the messages appear, so that a consumer that sees them also
             // knows where to look (it then waits on the producer lock for the rest).
-            if delayed.is_none() {
-                q.mark_lane(lane)?;
+            // Likewise the due hint, before the rename: a hint that is too early costs a
+            // look, one that is too late would hide the message.
+            match delayed {
+                None => q.mark_lane(lane)?,
+                Some(due) => q.mark_due(due)?,
             }
             let mut i = 0;
             while i < self.count {
@@ -2147,9 +2181,6 @@ impl Staging<'_> {
                         return Err(Error::io("rename", q.at(&format!("{src_prefix}/{src}")), e));
                     }
                 }
-            }
-            if let Some(due) = delayed {
-                q.mark_due(due)?;
             }
             Ok(())
         })();
