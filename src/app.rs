@@ -221,7 +221,7 @@ fn push(spool: &Spool, name: &str, args: PushArgs) -> Outcome {
         now.saturating_add(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
     };
     let due = args.delay.map(after).or(args.at.map(ms));
-    if let Some(due) = due.filter(|&d| d > timefmt::LATEST_MS) {
+    if due.is_some_and(|d| d > timefmt::LATEST_MS) {
         return Err(Failure::Usage(format!(
             "push: the message would be due after {}: nothing was pushed",
             timefmt::rfc3339(ms_time(timefmt::LATEST_MS))
