@@ -623,7 +623,7 @@ fn list(spool: &Spool, name: &str, args: ListArgs) -> Outcome {
     queue.walk(&states(args.state), |info, open| {
         let preview = match open()? {
             Some(mut file) => {
-                let n = read_prefix(&mut file, &mut head)
+                let n = store::read_full(&mut file, &mut head)
                     .map_err(|e| Error::io("read", format!("message {}", info.id), e))?;
                 preview(&head[..n.min(PREVIEW_BYTES)], n > PREVIEW_BYTES)
             }
@@ -682,19 +682,6 @@ fn list(spool: &Spool, name: &str, args: ListArgs) -> Outcome {
     })?;
     out.flush().map_err(stdout_error)?;
     Ok(ExitCode::SUCCESS)
-}
-
-fn read_prefix(file: &mut File, buf: &mut [u8]) -> io::Result<usize> {
-    let mut n = 0;
-    while n < buf.len() {
-        match file.read(&mut buf[n..]) {
-            Ok(0) => break,
-            Ok(k) => n += k,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(n)
 }
 
 /// A one-line, printable rendering of the start of a payload: valid UTF-8 is kept,

@@ -920,26 +920,9 @@ impl Queue {
             lane_dir(lane),
             bucket_name(bucket_of(entry.key))
         );
-        let fd = match sys::open_beneath(bucket.as_fd(), name, OFlags::RDONLY | OFlags::NONBLOCK, 0)
-        {
-            Ok(fd) => fd,
-            Err(e) if errno_of(&e) == Some(Errno::NOENT) => return Ok(None),
-            Err(e)
-                if matches!(
-                    errno_of(&e),
-                    Some(Errno::LOOP) | Some(Errno::NXIO) | Some(Errno::ISDIR)
-                ) =>
-            {
-                self.warn_once(&rel, "not a regular file");
-                return Ok(None);
-            }
-            Err(e) => return Err(Error::io("open", self.at(&rel), e)),
-        };
-        let stat = sys::stat_fd(&fd).map_err(|e| Error::io("stat", self.at(&rel), e))?;
-        if !sys::is_plain_file(&stat) {
-            self.warn_once(&rel, sys::describe_entry(&stat));
+        let Some((file, stat)) = self.open_plain(bucket, name, &rel)? else {
             return Ok(None);
-        }
+        };
         let bucket = bucket
             .try_clone()
             .map_err(|e| Error::io("dup", self.at(&rel), e))?;
@@ -948,9 +931,35 @@ impl Queue {
             bucket,
             name: name.to_string(),
             entry,
-            file: File::from(fd),
+            file,
             stat,
         })))
+    }
+
+    /// Opens `name` of `dir` (at `rel`, for messages) if it is a plain file: a regular
+    /// file with one link, opened without following a symlink or blocking on a FIFO.
+    /// Anything else is warned about and `None`, as is a file that is gone.
+    fn open_plain(&self, dir: impl AsFd, name: &str, rel: &str) -> Result<Option<(File, Stat)>> {
+        let fd = match sys::open_beneath(dir.as_fd(), name, OFlags::RDONLY | OFlags::NONBLOCK, 0) {
+            Ok(fd) => fd,
+            Err(e) if errno_of(&e) == Some(Errno::NOENT) => return Ok(None),
+            Err(e)
+                if matches!(
+                    errno_of(&e),
+                    Some(Errno::LOOP) | Some(Errno::NXIO) | Some(Errno::ISDIR)
+                ) =>
+            {
+                self.warn_once(rel, "not a regular file");
+                return Ok(None);
+            }
+            Err(e) => return Err(Error::io("open", self.at(rel), e)),
+        };
+        let stat = sys::stat_fd(&fd).map_err(|e| Error::io("stat", self.at(rel), e))?;
+        if !sys::is_plain_file(&stat) {
+            self.warn_once(rel, sys::describe_entry(&stat));
+            return Ok(None);
+        }
+        Ok(Some((File::from(fd), stat)))
     }
 
     /// Reads the names of a directory, parsed; junk is warned about and left out.
@@ -1710,30 +1719,10 @@ impl Queue {
         name: &str,
         entry: &Entry,
     ) -> Result<Option<(Info, File)>> {
-        let path = format!("{rel}/{name}");
-        let fd = match sys::open_beneath(dir.as_fd(), name, OFlags::RDONLY | OFlags::NONBLOCK, 0) {
-            Ok(fd) => fd,
-            Err(e) if errno_of(&e) == Some(Errno::NOENT) => return Ok(None),
-            Err(e)
-                if matches!(
-                    errno_of(&e),
-                    Some(Errno::LOOP) | Some(Errno::NXIO) | Some(Errno::ISDIR)
-                ) =>
-            {
-                self.warn_once(&path, "not a regular file");
-                return Ok(None);
-            }
-            Err(e) => return Err(Error::io("open", self.at(&path), e)),
-        };
-        let st = sys::stat_fd(&fd).map_err(|e| Error::io("stat", self.at(&path), e))?;
-        if !sys::is_plain_file(&st) {
-            self.warn_once(&path, sys::describe_entry(&st));
+        let Some((file, st)) = self.open_plain(dir, name, &format!("{rel}/{name}"))? else {
             return Ok(None);
-        }
-        Ok(Some((
-            self.info(state, entry, entry.priority, &st),
-            File::from(fd),
-        )))
+        };
+        Ok(Some((self.info(state, entry, entry.priority, &st), file)))
     }
 
     fn info(&self, state: State, entry: &Entry, lane: u8, st: &Stat) -> Info {
@@ -2254,8 +2243,8 @@ fn length(file: &File) -> io::Result<u64> {
     Ok(sys::stat_fd(file)?.st_size as u64)
 }
 
-/// Reads until `buf` is full or the end of the file.
-fn read_full(file: &mut File, buf: &mut [u8]) -> io::Result<usize> {
+/// Reads until `buf` is full or the end of the file; returns how much was read.
+pub fn read_full(file: &mut File, buf: &mut [u8]) -> io::Result<usize> {
     let mut n = 0;
     while n < buf.len() {
         match file.read(&mut buf[n..]) {
