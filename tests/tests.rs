@@ -8,7 +8,7 @@
 //
 // - util         the `Spool` fixture: a fresh root per test, a command runner with a
 //                clean environment, output assertions, visible skipping (which fails
-//                instead when CI=true)
+//                instead when CI=true), signals, and killing what a test left running
 // - cli          --help on every subcommand, --version, completions, usage errors,
 //                global flags before and after the subcommand
 // - roots        where the root and the queue come from: --dir, $SPOOL_DIR,
@@ -23,6 +23,20 @@
 // - list         the text and JSON listings, timestamps and previews
 // - len_stats    len and stats (text, --json, --all)
 // - clear        removal counts, ids never reused after clear
+// - claims       claim, show, ack, nack, extend; leases that end and stale tokens;
+//                attempts, --max-attempts, the failed state, requeue, clear --state,
+//                list --state (text and JSON); slow workers never ack twice
+// - wait         pop/peek/claim --wait and --timeout: woken by pushes, nacks, ended
+//                leases and due messages; durations (500ms ... 1d), bad and enormous
+//                ones
+// - schedule     push --delay/--at, --priority and --ttl: invisible until due, order
+//                by due time (ahead of later pushes) and priority, expiry to failed,
+//                priorities kept through every state, far-future times
+// - run          spool run: payload and environment, exit 0/100/other, backoff,
+//                --max-attempts, --max, -j, --lease (SIGTERM then SIGKILL), --wait,
+//                SIGINT/SIGTERM, exit status; kill -9 of run or pop hands the message
+//                on at once; -j 4 over 1,000 flaky messages: nothing lost, none run
+//                twice at once, each acked exactly once or failed
 // - queues       the queue names of a root
 // - binary       byte-exact round trips: all 256 byte values, NULs, empty, 100 MB
 // - concurrency  8 producer and 8 consumer processes: nothing lost, nothing
@@ -38,6 +52,8 @@ mod util;
 
 #[path = "suite/binary.rs"]
 mod binary;
+#[path = "suite/claims.rs"]
+mod claims;
 #[path = "suite/clear.rs"]
 mod clear;
 #[path = "suite/cli.rs"]
@@ -68,5 +84,11 @@ mod push;
 mod queues;
 #[path = "suite/roots.rs"]
 mod roots;
+#[path = "suite/run.rs"]
+mod run;
+#[path = "suite/schedule.rs"]
+mod schedule;
 #[path = "suite/shell.rs"]
 mod shell;
+#[path = "suite/wait.rs"]
+mod wait;

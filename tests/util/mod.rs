@@ -120,6 +120,20 @@ impl Spool {
         ids[0]
     }
 
+    /// Pushes `message` to the default queue with `push --print-id OPTIONS... MESSAGE` and
+    /// returns its id (ids have gaps once messages were nacked, requeued or delayed).
+    #[track_caller]
+    pub fn push_with(&self, options: &[&str], message: &str) -> u64 {
+        let mut args = vec!["push", "--print-id"];
+        args.extend_from_slice(options);
+        args.push(message);
+        let out = self.run(&args);
+        out.success();
+        let ids = parse_ids(&out.stdout);
+        assert_eq!(ids.len(), 1, "one id for one message:\n{out:?}");
+        ids[0]
+    }
+
     /// `spool -q QUEUE len`, parsed.
     #[track_caller]
     pub fn len(&self, queue: &str) -> u64 {
@@ -151,6 +165,15 @@ impl Spool {
         }
     }
 
+    /// Like [`pop_all`](Self::pop_all), as text (readable when an order assertion fails).
+    #[track_caller]
+    pub fn pop_all_text(&self, queue: &str) -> Vec<String> {
+        self.pop_all(queue)
+            .into_iter()
+            .map(|m| String::from_utf8(m).expect("UTF-8 message"))
+            .collect()
+    }
+
     /// The ids of `spool -q QUEUE list --json`.
     #[track_caller]
     pub fn listed_ids(&self, queue: &str) -> Vec<u64> {
@@ -160,6 +183,40 @@ impl Spool {
             .iter()
             .map(|v| v["id"].as_u64().expect("id is a number"))
             .collect()
+    }
+
+    /// `spool -q QUEUE list --json --state STATE`, parsed.
+    #[track_caller]
+    pub fn list_json(&self, queue: &str, state: &str) -> Vec<serde_json::Value> {
+        let out = self.run(&["-q", queue, "list", "--json", "--state", state]);
+        out.success();
+        json_lines(&out.stdout)
+    }
+
+    /// `(id, state)` of every message of `queue`, as `list --state all` shows them.
+    #[track_caller]
+    pub fn states(&self, queue: &str) -> Vec<(u64, String)> {
+        self.list_json(queue, "all")
+            .iter()
+            .map(|v| {
+                (
+                    v["id"].as_u64().expect("id is a number"),
+                    v["state"].as_str().expect("state is a string").to_string(),
+                )
+            })
+            .collect()
+    }
+
+    /// The one entry of `list --state all --json` with id `id` (panics unless exactly one).
+    #[track_caller]
+    pub fn entry(&self, queue: &str, id: u64) -> serde_json::Value {
+        let mut found: Vec<serde_json::Value> = self
+            .list_json(queue, "all")
+            .into_iter()
+            .filter(|v| v["id"].as_u64() == Some(id))
+            .collect();
+        assert_eq!(found.len(), 1, "message {id} listed once: {found:?}");
+        found.remove(0)
     }
 }
 
@@ -630,6 +687,77 @@ pub fn now_secs() -> i64 {
         .as_secs() as i64
 }
 
+/// Formats seconds since the epoch as RFC 3339 UTC with second precision, the inverse of
+/// [`parse_rfc3339`] (independent of the implementation under test).
+pub fn format_rfc3339(secs: i64) -> String {
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    // Civil from days (Howard Hinnant).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+/// Milliseconds since the epoch, now.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_millis() as i64
+}
+
+/// Polls `done` every 20 ms until it returns true; panics with `what` after `limit`.
+#[track_caller]
+pub fn wait_until(what: &str, limit: std::time::Duration, mut done: impl FnMut() -> bool) {
+    let start = std::time::Instant::now();
+    while !done() {
+        assert!(
+            start.elapsed() < limit,
+            "timed out after {limit:?} waiting until {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// Sends `signal` to the process `pid`.
+#[track_caller]
+pub fn send_signal(pid: u32, signal: rustix::process::Signal) {
+    let target = i32::try_from(pid)
+        .ok()
+        .and_then(rustix::process::Pid::from_raw)
+        .unwrap_or_else(|| panic!("not a process id: {pid}"));
+    rustix::process::kill_process(target, signal)
+        .unwrap_or_else(|e| panic!("kill {pid} with {signal:?}: {e}"));
+}
+
+/// A process the test started indirectly (a command run by `spool run`, which outlives a
+/// killed spool), killed with SIGKILL when dropped, so that no test leaves one behind.
+pub struct KillOnDrop(pub Option<u32>);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if let Some(pid) = self.0.take()
+            && let Some(target) = i32::try_from(pid)
+                .ok()
+                .and_then(rustix::process::Pid::from_raw)
+        {
+            let _ = rustix::process::kill_process(target, rustix::process::Signal::KILL);
+        }
+    }
+}
+
 /// A deterministic pseudo-random byte stream (xorshift64*), for large payloads.
 pub struct Noise(u64);
 
@@ -661,6 +789,14 @@ fn fixture_parses_rfc3339() {
     assert_eq!(parse_rfc3339("2026-11-25 08:29:18Z"), None);
     assert_eq!(parse_rfc3339("2026-11-25T08:29:18"), None);
     assert_eq!(parse_rfc3339("2026-11-25T08:29:18.5Z"), None);
+}
+
+#[test]
+fn fixture_formats_rfc3339() {
+    for secs in [0, 951_782_400, 1_795_595_358, 4_102_444_799] {
+        assert_eq!(parse_rfc3339(&format_rfc3339(secs)), Some(secs));
+    }
+    assert_eq!(format_rfc3339(1_795_595_358), "2026-11-25T08:29:18Z");
 }
 
 #[test]

@@ -1,0 +1,836 @@
+//! Claims: `claim`, `show`, `ack`, `nack`, `extend`, leases that end, attempts,
+//! `--max-attempts`, the failed state, `requeue`, `clear --state` and `list --state`.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use crate::util::{Output, Spool, json_lines, now_secs, parse_rfc3339};
+
+/// Runs `spool claim ARGS...` and returns the token it printed (asserting its shape).
+#[track_caller]
+fn claim(s: &Spool, args: &[&str]) -> String {
+    let mut all = vec!["claim"];
+    all.extend_from_slice(args);
+    let out = s.run(&all);
+    out.success();
+    token_of(&out)
+}
+
+/// The token printed by a successful claim: one line, `ID.HEX`.
+#[track_caller]
+fn token_of(out: &Output) -> String {
+    let text = out.text();
+    let token = text
+        .strip_suffix('\n')
+        .unwrap_or_else(|| panic!("the token ends with a newline:\n{out:?}"));
+    assert!(!token.contains('\n'), "one line:\n{out:?}");
+    let (id, hex) = token
+        .split_once('.')
+        .unwrap_or_else(|| panic!("token is ID.HEX:\n{out:?}"));
+    assert!(
+        !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit()) && !id.starts_with('0'),
+        "token id is a decimal number:\n{out:?}"
+    );
+    assert!(
+        !hex.is_empty()
+            && hex
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)),
+        "token ends in lowercase hex:\n{out:?}"
+    );
+    token.to_string()
+}
+
+/// The message id of a token.
+fn id_of(token: &str) -> u64 {
+    token.split('.').next().unwrap().parse().unwrap()
+}
+
+/// The `until` field of a listed entry, in unix seconds.
+#[track_caller]
+fn until(v: &serde_json::Value) -> i64 {
+    let text = v["until"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no until in {v}"));
+    parse_rfc3339(text).unwrap_or_else(|| panic!("until is not RFC 3339 UTC: {v}"))
+}
+
+/// Sleeps past the lease `lease` of a claim that returned at `claimed`, with a margin.
+fn sleep_past(claimed: Instant, lease: Duration) {
+    let end = claimed + lease + Duration::from_millis(300);
+    if let Some(left) = end.checked_duration_since(Instant::now()) {
+        std::thread::sleep(left);
+    }
+}
+
+#[test]
+fn claim_prints_a_token_and_moves_the_oldest_message_to_claimed() {
+    let s = Spool::new();
+    s.push(&["first", "second"]);
+    let before = now_secs();
+    let token = claim(&s, &[]);
+    let after = now_secs();
+    assert_eq!(id_of(&token), 1);
+    let first = s.entry("default", 1);
+    assert_eq!(first["state"], "claimed");
+    assert_eq!(first["attempts"], 1);
+    assert_eq!(first["preview"], "first");
+    // The default lease is 5 minutes.
+    let lease = until(&first);
+    assert!(
+        (before + 300 - 1..=after + 300 + 1).contains(&lease),
+        "lease ends at {lease}, not 5 minutes after {before}..={after}"
+    );
+    // Claimed messages are not waiting: pop, peek and len see only the second.
+    assert_eq!(s.listed_ids("default"), [2]);
+    assert_eq!(s.len("default"), 1);
+    s.run(&["peek"]).success().stdout_is("second");
+    let other = claim(&s, &["--lease", "1m"]);
+    assert_eq!(id_of(&other), 2);
+    assert_ne!(token, other);
+    s.run(&["claim"]).nothing();
+    s.run(&["pop"]).nothing();
+    s.run(&["peek"]).nothing();
+}
+
+#[test]
+fn claim_on_an_empty_or_missing_queue_exits_1() {
+    let s = Spool::new();
+    s.run(&["claim"]).nothing();
+    assert!(!s.root().exists(), "claim created the root");
+    s.push(&["x"]);
+    s.run(&["pop"]).success();
+    s.run(&["claim"]).nothing();
+    s.run(&["claim", "--lease", "1s", "--max-attempts", "2"])
+        .nothing();
+}
+
+#[test]
+fn tokens_differ_for_every_claim_of_the_same_message() {
+    let s = Spool::new();
+    s.push(&["again and again"]);
+    let mut seen = Vec::new();
+    for _ in 0..5 {
+        let token = claim(&s, &[]);
+        assert_eq!(id_of(&token), 1);
+        assert!(!seen.contains(&token), "token {token} reused: {seen:?}");
+        s.run(&["nack", &token]).success().stdout_is("");
+        seen.push(token);
+    }
+    assert_eq!(s.entry("default", 1)["attempts"], 5);
+}
+
+#[test]
+fn show_prints_a_message_in_every_state() {
+    let s = Spool::new();
+    // Failed: claimed once, then out of attempts.
+    let failed = s.push_with(&[], "doomed");
+    let token = claim(&s, &[]);
+    s.run(&["nack", &token]).success();
+    s.run(&["claim", "--max-attempts", "1"]).nothing();
+    // Claimed, ready, delayed.
+    let payload: Vec<u8> = (0..=255u8).collect();
+    let out = s
+        .cmd()
+        .args(["push", "--print-id"])
+        .stdin(payload.clone())
+        .run();
+    out.success();
+    let claimed = crate::util::parse_ids(&out.stdout)[0];
+    let token = claim(&s, &[]);
+    assert_eq!(id_of(&token), claimed);
+    let ready = s.push_with(&[], "ready one");
+    let delayed = s.push_with(&["--delay", "1h"], "later");
+    let states: HashMap<u64, String> = s.states("default").into_iter().collect();
+    let expected: HashMap<u64, String> = [
+        (failed, "failed"),
+        (claimed, "claimed"),
+        (ready, "ready"),
+        (delayed, "delayed"),
+    ]
+    .into_iter()
+    .map(|(id, st)| (id, st.to_string()))
+    .collect();
+    assert_eq!(states, expected);
+
+    s.run(&["show", &token]).success().stdout_is(&payload);
+    s.run(&["show", &claimed.to_string()])
+        .success()
+        .stdout_is(&payload);
+    s.run(&["show", &failed.to_string()])
+        .success()
+        .stdout_is("doomed");
+    s.run(&["show", &ready.to_string()])
+        .success()
+        .stdout_is("ready one");
+    s.run(&["show", &delayed.to_string()])
+        .success()
+        .stdout_is("later");
+    // Showing changes nothing.
+    let after: HashMap<u64, String> = s.states("default").into_iter().collect();
+    assert_eq!(after, expected);
+    assert_eq!(s.entry("default", claimed)["attempts"], 1);
+    assert_eq!(s.entry("default", ready)["attempts"], 0);
+}
+
+#[test]
+fn show_of_something_unknown_exits_2() {
+    let s = Spool::new();
+    s.run(&["show", "1"]).error();
+    s.push(&["a"]);
+    s.run(&["show", "2"]).error();
+    s.run(&["show", "1.0123456789abcdef"]).error();
+    for bad in ["0", "-1", "x", "01", "1.XYZ", "1.", ".ab", ""] {
+        let out = s.run(&["show", bad]);
+        out.error();
+        assert!(out.stdout.is_empty(), "{out:?}");
+    }
+    s.run(&["pop"]).success().stdout_is("a");
+    s.run(&["show", "1"]).error();
+}
+
+#[test]
+fn ack_deletes_the_claimed_message_once() {
+    let s = Spool::new();
+    s.push(&["a", "b"]);
+    let token = claim(&s, &[]);
+    s.run(&["ack", &token]).success().stdout_is("");
+    assert_eq!(s.states("default"), [(2, "ready".to_string())]);
+    s.run(&["show", "1"]).error();
+    // A second ack of the same token does nothing and says why.
+    let again = s.run(&["ack", &token]);
+    again.error().stderr_has(&token);
+    assert_eq!(s.states("default"), [(2, "ready".to_string())]);
+    s.run(&["pop"]).success().stdout_is("b");
+    s.run(&["pop"]).nothing();
+}
+
+#[test]
+fn bad_tokens_are_errors_that_change_nothing() {
+    let s = Spool::new();
+    s.push(&["a"]);
+    let token = claim(&s, &[]);
+    let (id, hex) = token.split_once('.').unwrap();
+    let wrong_hex = match hex.strip_prefix('0') {
+        Some(rest) => format!("{id}.1{rest}"),
+        None => format!("{id}.0{}", &hex[1..]),
+    };
+    for bad in [
+        "garbage",
+        "1",
+        "1.",
+        ".abc",
+        "0.abc",
+        "01.abc",
+        "1.ABC",
+        "2.abc",
+        wrong_hex.as_str(),
+    ] {
+        for cmd in [
+            vec!["ack", bad],
+            vec!["nack", bad],
+            vec!["extend", bad, "--lease", "1m"],
+            vec!["nack", bad, "--delay", "1s"],
+        ] {
+            let out = s.run(&cmd);
+            out.error();
+            assert!(out.stdout.is_empty(), "{out:?}");
+        }
+    }
+    let entry = s.entry("default", 1);
+    assert_eq!(entry["state"], "claimed");
+    assert_eq!(entry["attempts"], 1);
+    s.run(&["ack", &token]).success();
+    // On a queue that does not exist.
+    let e = Spool::new();
+    e.run(&["ack", "1.abc"]).error();
+    e.run(&["nack", "1.abc"]).error();
+    e.run(&["extend", "1.abc", "--lease", "1m"]).error();
+    assert!(!e.root().exists(), "a failed ack created the root");
+}
+
+#[test]
+fn nack_returns_the_message_behind_the_waiting_ones() {
+    let s = Spool::new();
+    s.push(&["a", "b", "c"]);
+    let token = claim(&s, &[]);
+    s.run(&["nack", &token]).success().stdout_is("");
+    let d = s.push_with(&[], "d");
+    assert_eq!(s.listed_ids("default"), [2, 3, 1, d]);
+    assert_eq!(s.entry("default", 1)["attempts"], 1);
+    assert_eq!(s.pop_all_text("default"), ["b", "c", "a", "d"]);
+    // The token was used up by the nack.
+    s.run(&["nack", &token]).error();
+    s.run(&["ack", &token]).error();
+    s.run(&["pop"]).nothing();
+}
+
+#[test]
+fn nack_with_a_delay_hides_the_message_until_then() {
+    let s = Spool::new();
+    s.push(&["a", "b"]);
+    let token = claim(&s, &[]);
+    let before = now_secs();
+    s.run(&["nack", &token, "--delay", "2s"]).success();
+    let after = now_secs();
+    let entry = s.entry("default", 1);
+    assert_eq!(entry["state"], "delayed");
+    assert_eq!(entry["attempts"], 1);
+    let due = until(&entry);
+    assert!(
+        (before + 2 - 1..=after + 2 + 1).contains(&due),
+        "due at {due}, not 2 s after {before}..={after}"
+    );
+    s.run(&["pop"]).success().stdout_is("b");
+    s.run(&["pop"]).nothing();
+    s.run(&["claim"]).nothing();
+    let out = s.run(&["pop", "--wait", "--timeout", "10s"]);
+    out.success().stdout_is("a");
+    assert!(
+        now_secs() >= due,
+        "delivered before its due time {due}:\n{out:?}"
+    );
+}
+
+#[test]
+fn extend_renews_the_lease() {
+    let s = Spool::new();
+    s.push(&["long job"]);
+    let token = claim(&s, &["--lease", "1s"]);
+    let claimed = Instant::now();
+    let before = now_secs();
+    s.run(&["extend", &token, "--lease", "1m"])
+        .success()
+        .stdout_is("");
+    let after = now_secs();
+    let lease = until(&s.entry("default", 1));
+    assert!(
+        (before + 60 - 1..=after + 60 + 1).contains(&lease),
+        "lease ends at {lease}, not a minute after {before}..={after}"
+    );
+    sleep_past(claimed, Duration::from_secs(1));
+    // The first lease is over, the renewed one is not: nobody else gets the message.
+    s.run(&["claim"]).nothing();
+    s.run(&["pop"]).nothing();
+    s.run(&["peek"]).nothing();
+    assert_eq!(s.entry("default", 1)["state"], "claimed");
+    s.run(&["show", &token]).success().stdout_is("long job");
+    // The token still works, for extend as for ack.
+    s.run(&["extend", &token, "--lease", "2h"]).success();
+    let two_hours = until(&s.entry("default", 1));
+    assert!(two_hours >= now_secs() + 7200 - 2, "lease {two_hours}");
+    s.run(&["extend", &token, "--lease", "1d"]).success();
+    let one_day = until(&s.entry("default", 1));
+    assert!(one_day >= now_secs() + 86_400 - 2, "lease {one_day}");
+    s.run(&["ack", &token]).success();
+    assert_eq!(s.states("default"), []);
+}
+
+#[test]
+fn an_ended_lease_returns_the_message_to_its_place() {
+    let s = Spool::new();
+    s.push(&["a", "b"]);
+    let token = claim(&s, &["--lease", "1s"]);
+    let claimed = Instant::now();
+    s.push(&["c"]);
+    sleep_past(claimed, Duration::from_secs(1));
+    // The next consumer that looks returns it, ahead of the messages pushed after it.
+    s.run(&["peek"]).success().stdout_is("a");
+    assert_eq!(s.listed_ids("default"), [1, 2, 3]);
+    let entry = s.entry("default", 1);
+    assert_eq!(entry["state"], "ready");
+    assert_eq!(entry["attempts"], 1, "the ended claim counts: {entry}");
+    // Its token is no good any more.
+    s.run(&["ack", &token]).error();
+    s.run(&["extend", &token, "--lease", "1m"]).error();
+    s.run(&["nack", &token]).error();
+    assert_eq!(s.listed_ids("default"), [1, 2, 3]);
+    assert_eq!(s.pop_all_text("default"), ["a", "b", "c"]);
+}
+
+#[test]
+fn each_look_returns_ended_leases_pop_and_claim_too() {
+    let s = Spool::new();
+    let mut firsts = Vec::new();
+    for queue in ["p", "c"] {
+        s.run(&["-q", queue, "push", "only"]).success();
+        let out = s.run(&["-q", queue, "claim", "--lease", "1s"]);
+        out.success();
+        firsts.push(token_of(&out));
+    }
+    let claimed = Instant::now();
+    for queue in ["p", "c"] {
+        s.run(&["-q", queue, "pop"]).nothing();
+        s.run(&["-q", queue, "claim"]).nothing();
+    }
+    sleep_past(claimed, Duration::from_secs(1));
+    s.run(&["-q", "p", "pop"]).success().stdout_is("only");
+    assert_eq!(s.states("p"), []);
+    let out = s.run(&["-q", "c", "claim"]);
+    out.success();
+    assert_ne!(token_of(&out), firsts[1]);
+    let entry = s.entry("c", 1);
+    assert_eq!(entry["state"], "claimed");
+    assert_eq!(entry["attempts"], 2);
+}
+
+#[test]
+fn a_stale_token_does_nothing_once_the_message_was_claimed_again() {
+    let s = Spool::new();
+    s.push(&["the job"]);
+    let stale = claim(&s, &["--lease", "1s"]);
+    let claimed = Instant::now();
+    sleep_past(claimed, Duration::from_secs(1));
+    let fresh = claim(&s, &["--lease", "1m"]);
+    assert_eq!(id_of(&fresh), 1);
+    assert_ne!(fresh, stale);
+    let lease = until(&s.entry("default", 1));
+
+    for cmd in [
+        vec!["ack", stale.as_str()],
+        vec!["nack", stale.as_str()],
+        vec!["nack", stale.as_str(), "--delay", "1s"],
+        vec!["extend", stale.as_str(), "--lease", "1s"],
+        vec!["show", stale.as_str()],
+    ] {
+        let out = s.run(&cmd);
+        out.error().stderr_has("claimed again");
+        assert!(out.stdout.is_empty(), "{out:?}");
+        // Nothing changed: the message is claimed once, under the fresh claim.
+        let entry = s.entry("default", 1);
+        assert_eq!(entry["state"], "claimed", "after {cmd:?}");
+        assert_eq!(entry["attempts"], 2, "after {cmd:?}");
+        assert_eq!(until(&entry), lease, "after {cmd:?}: the lease changed");
+    }
+    s.run(&["show", &fresh]).success().stdout_is("the job");
+    s.run(&["ack", &fresh]).success();
+    assert_eq!(s.states("default"), []);
+    // Neither token acks anything again.
+    s.run(&["ack", &fresh]).error();
+    s.run(&["ack", &stale]).error();
+    s.push(&["next"]);
+    s.run(&["pop"]).success().stdout_is("next");
+}
+
+#[test]
+fn a_token_works_until_its_ended_lease_is_noticed() {
+    let s = Spool::new();
+    s.push(&["slow"]);
+    let token = claim(&s, &["--lease", "1s"]);
+    let claimed = Instant::now();
+    sleep_past(claimed, Duration::from_secs(1));
+    // Nobody looked at the queue since the lease ended: the claim is still there.
+    s.run(&["show", &token]).success().stdout_is("slow");
+    s.run(&["ack", &token]).success();
+    assert_eq!(s.states("default"), []);
+    s.run(&["claim"]).nothing();
+}
+
+#[test]
+fn slow_workers_never_ack_a_message_twice() {
+    // Workers claim with a 1 s lease; for some messages the first worker sleeps past its
+    // lease before acking. Whatever the interleaving, each message is acked exactly once
+    // and none is lost.
+    const MESSAGES: u64 = 40;
+    const WORKERS: usize = 4;
+    let s = Spool::new();
+    let input: String = (1..=MESSAGES).map(|i| format!("job-{i}\n")).collect();
+    s.run_stdin(&["push", "--lines"], input).success();
+    let acked: Mutex<Vec<(u64, String)>> = Mutex::new(Vec::new());
+    let stop = AtomicBool::new(false);
+    let slowed: Mutex<HashSet<u64>> = Mutex::new(HashSet::new());
+    let started = Instant::now();
+    std::thread::scope(|scope| {
+        for w in 0..WORKERS {
+            let (s, acked, stop, slowed) = (&s, &acked, &stop, &slowed);
+            scope.spawn(move || {
+                while !stop.load(Ordering::SeqCst) {
+                    assert!(
+                        started.elapsed() < Duration::from_secs(60),
+                        "worker {w}: not drained after 60 s"
+                    );
+                    let out = s.run(&["claim", "--lease", "1s", "--max-attempts", "100"]);
+                    if out.code == 1 {
+                        out.nothing();
+                        if s.states("default").is_empty() {
+                            stop.store(true, Ordering::SeqCst);
+                        } else {
+                            std::thread::sleep(Duration::from_millis(50));
+                        }
+                        continue;
+                    }
+                    out.success();
+                    let token = token_of(&out);
+                    let shown = s.run(&["show", &token]);
+                    if shown.code == 2 {
+                        // The lease ended already (a slow machine): the claim is gone.
+                        shown.error();
+                        continue;
+                    }
+                    shown.success();
+                    let payload = shown.text();
+                    let id = id_of(&token);
+                    // A quarter of the messages: the first worker to get one is slow.
+                    if id.is_multiple_of(4) && slowed.lock().unwrap().insert(id) {
+                        std::thread::sleep(Duration::from_millis(1400));
+                    }
+                    let out = s.run(&["ack", &token]);
+                    match out.code {
+                        0 => {
+                            out.success();
+                            acked.lock().unwrap().push((id, payload));
+                        }
+                        _ => {
+                            out.error().stderr_has(&token);
+                        }
+                    }
+                }
+            });
+        }
+    });
+    let acked = acked.into_inner().unwrap();
+    let mut count: HashMap<u64, usize> = HashMap::new();
+    for (id, payload) in &acked {
+        assert_eq!(payload, &format!("job-{id}"), "message {id} payload");
+        *count.entry(*id).or_default() += 1;
+    }
+    for id in 1..=MESSAGES {
+        assert_eq!(count.get(&id), Some(&1), "message {id} acked once");
+    }
+    assert_eq!(acked.len() as u64, MESSAGES);
+    assert_eq!(s.states("default"), []);
+}
+
+#[test]
+fn every_claim_counts_an_attempt_and_max_attempts_fails_the_message() {
+    let s = Spool::new();
+    s.push(&["flaky"]);
+    for attempt in 1..=3u64 {
+        let token = claim(&s, &["--max-attempts", "3"]);
+        assert_eq!(id_of(&token), 1);
+        assert_eq!(s.entry("default", 1)["attempts"], attempt);
+        s.run(&["nack", &token]).success();
+        assert_eq!(s.entry("default", 1)["attempts"], attempt);
+    }
+    let next = s.push_with(&[], "next");
+    // Claimed 3 times: the fourth claim fails it and takes the next message instead.
+    let token = claim(&s, &["--max-attempts", "3"]);
+    assert_eq!(id_of(&token), next);
+    let failed = s.list_json("default", "failed");
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    assert_eq!(failed[0]["id"], 1);
+    assert_eq!(failed[0]["state"], "failed");
+    assert_eq!(failed[0]["attempts"], 3);
+    assert_eq!(failed[0]["reason"], "max-attempts");
+    assert_eq!(failed[0]["preview"], "flaky");
+    s.run(&["ack", &token]).success();
+    // A failed message is never handed out.
+    s.run(&["claim"]).nothing();
+    s.run(&["pop"]).nothing();
+    s.run(&["peek"]).nothing();
+    s.run(&["show", "1"]).success().stdout_is("flaky");
+}
+
+#[test]
+fn max_attempts_counts_claims_whose_lease_ended() {
+    let s = Spool::new();
+    s.push(&["crashes its workers"]);
+    for attempt in 1..=2u64 {
+        let token = claim(&s, &["--lease", "1s", "--max-attempts", "2"]);
+        let claimed = Instant::now();
+        assert_eq!(id_of(&token), 1);
+        assert_eq!(s.entry("default", 1)["attempts"], attempt);
+        sleep_past(claimed, Duration::from_secs(1)); // the worker "died"
+    }
+    s.run(&["claim", "--max-attempts", "2"]).nothing();
+    let entry = s.entry("default", 1);
+    assert_eq!(entry["state"], "failed");
+    assert_eq!(entry["attempts"], 2);
+    assert_eq!(entry["reason"], "max-attempts");
+}
+
+#[test]
+fn the_default_max_attempts_is_5() {
+    let s = Spool::new();
+    s.push(&["x"]);
+    for _ in 0..5 {
+        let token = claim(&s, &[]);
+        s.run(&["nack", &token]).success();
+    }
+    s.run(&["claim"]).nothing();
+    let entry = s.entry("default", 1);
+    assert_eq!(entry["state"], "failed");
+    assert_eq!(entry["attempts"], 5);
+    for bad in ["0", "-1", "x", ""] {
+        s.run(&["claim", "--max-attempts", bad]).error();
+        s.run(&["run", "--max-attempts", bad, "--", "true"]).error();
+    }
+}
+
+/// A queue with messages 1 and 2 failed (max-attempts), then one ready message, whose id
+/// is returned.
+fn two_failed() -> (Spool, u64) {
+    let s = Spool::new();
+    s.push(&["f1", "f2"]);
+    for _ in 0..2 {
+        let token = claim(&s, &[]);
+        s.run(&["nack", &token]).success();
+    }
+    s.run(&["claim", "--max-attempts", "1"]).nothing();
+    let ready = s.push_with(&[], "r");
+    let failed: Vec<u64> = s
+        .list_json("default", "failed")
+        .iter()
+        .map(|v| v["id"].as_u64().unwrap())
+        .collect();
+    assert_eq!(failed, [1, 2]);
+    (s, ready)
+}
+
+#[test]
+fn requeue_moves_failed_messages_back_with_their_attempts_reset() {
+    let (s, r) = two_failed();
+    s.run(&["requeue", "2"]).success().stdout_is("1\n");
+    let entry = s.entry("default", 2);
+    assert_eq!(entry["state"], "ready");
+    assert_eq!(entry["attempts"], 0);
+    assert!(entry.get("reason").is_none(), "{entry}");
+    // Behind the waiting ones.
+    assert_eq!(s.listed_ids("default"), [r, 2]);
+    s.run(&["requeue", "--all"]).success().stdout_is("1\n");
+    assert_eq!(s.listed_ids("default"), [r, 2, 1]);
+    s.run(&["requeue", "--all"]).success().stdout_is("0\n");
+    assert_eq!(s.pop_all_text("default"), ["r", "f2", "f1"]);
+}
+
+#[test]
+fn requeue_of_an_unknown_id_exits_2() {
+    let (s, r) = two_failed();
+    // r is ready, not failed; 99 does not exist.
+    for id in [r.to_string(), "99".to_string()] {
+        s.run(&["requeue", &id]).error().stderr_has(&id);
+        assert_eq!(s.list_json("default", "failed").len(), 2);
+        assert_eq!(s.listed_ids("default"), [r]);
+    }
+    s.run(&["requeue", "x"]).error();
+    s.run(&["requeue"]).error();
+    s.run(&["requeue", "1", "--all"]).error();
+    // Nothing lost when known and unknown ids are mixed.
+    let out = s.run(&["requeue", "1", "99"]);
+    out.error().stderr_has("99");
+    let mut ids: Vec<u64> = s.states("default").iter().map(|(id, _)| *id).collect();
+    ids.sort_unstable();
+    assert_eq!(ids, [1, 2, r]);
+    let e = Spool::new();
+    e.run(&["requeue", "--all"]).error();
+    assert!(!e.root().exists());
+}
+
+#[test]
+fn clear_removes_what_its_state_says_and_prints_the_count() {
+    // Failed 1 and 2, claimed c, ready r, delayed d.
+    let build = || {
+        let (s, c) = two_failed();
+        let r = s.push_with(&[], "r");
+        let d = s.push_with(&["--delay", "1h"], "d");
+        let token = claim(&s, &[]);
+        assert_eq!(id_of(&token), c);
+        (s, token, c, r, d)
+    };
+    let state_ids = |s: &Spool| -> Vec<(u64, String)> {
+        let mut v = s.states("default");
+        v.sort();
+        v
+    };
+    let named = |v: &[(u64, &str)]| -> Vec<(u64, String)> {
+        let mut v: Vec<(u64, String)> = v.iter().map(|(i, st)| (*i, st.to_string())).collect();
+        v.sort();
+        v
+    };
+    let (s, token, c, r, d) = build();
+    s.run(&["clear", "--state", "failed"])
+        .success()
+        .stdout_is("2\n");
+    assert_eq!(
+        state_ids(&s),
+        named(&[(c, "claimed"), (r, "ready"), (d, "delayed")])
+    );
+    s.run(&["clear", "--state", "failed"])
+        .success()
+        .stdout_is("0\n");
+    s.run(&["clear", "--state", "claimed"]).error();
+    s.run(&["clear"]).success().stdout_is("2\n");
+    assert_eq!(state_ids(&s), named(&[(c, "claimed")]));
+    s.run(&["ack", &token]).success();
+    assert_eq!(state_ids(&s), []);
+
+    let (s, _token, c, _, _) = build();
+    s.run(&["clear", "--state", "delayed"])
+        .success()
+        .stdout_is("1\n");
+    s.run(&["clear", "--state", "ready"])
+        .success()
+        .stdout_is("1\n");
+    assert_eq!(
+        state_ids(&s),
+        named(&[(1, "failed"), (2, "failed"), (c, "claimed")])
+    );
+    let (s, _token, c, _, _) = build();
+    s.run(&["clear", "--state", "all"])
+        .success()
+        .stdout_is("4\n");
+    assert_eq!(state_ids(&s), named(&[(c, "claimed")]));
+}
+
+#[test]
+fn list_state_shows_each_state_and_its_details() {
+    let (s, r) = two_failed(); // 1, 2 failed; r ready
+    let p = s.push_with(&["--priority", "4", "--ttl", "1h"], "p4");
+    let d = s.push_with(&["--delay", "1h"], "d");
+    let last = s.push_with(&[], "last");
+    let token = claim(&s, &[]); // the priority-4 message comes first
+    assert_eq!(id_of(&token), p);
+    let ids = |state: &str| -> Vec<u64> {
+        s.list_json("default", state)
+            .iter()
+            .map(|v| {
+                assert_eq!(v["state"], state);
+                v["id"].as_u64().unwrap()
+            })
+            .collect()
+    };
+    assert_eq!(ids("ready"), [r, last]);
+    assert_eq!(ids("delayed"), [d]);
+    assert_eq!(ids("claimed"), [p]);
+    assert_eq!(ids("failed"), [1, 2]);
+    let all: Vec<(u64, String)> = s.states("default");
+    let expected: Vec<(u64, String)> = [
+        (r, "ready"),
+        (last, "ready"),
+        (d, "delayed"),
+        (p, "claimed"),
+        (1, "failed"),
+        (2, "failed"),
+    ]
+    .iter()
+    .map(|(i, st)| (*i, st.to_string()))
+    .collect();
+    assert_eq!(all, expected);
+    // Plain `list` is the ready state.
+    assert_eq!(s.listed_ids("default"), [r, last]);
+
+    // The JSON keys, in order, with until/expires/reason only when they apply.
+    let out = s.run(&["list", "--state", "all", "--json"]);
+    out.success();
+    let text = out.text();
+    let base = ["id", "state", "size", "enqueued", "attempts", "priority"];
+    for (line, v) in text.lines().zip(json_lines(&out.stdout)) {
+        let mut keys: Vec<&str> = base.to_vec();
+        match v["state"].as_str().unwrap() {
+            "delayed" => keys.push("until"),
+            "claimed" => keys.extend(["until", "expires"]),
+            "failed" => keys.push("reason"),
+            _ => {}
+        }
+        keys.push("preview");
+        let present: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
+        let mut sorted = keys.clone();
+        sorted.sort_unstable();
+        assert_eq!(present, sorted, "keys of {line}");
+        let positions: Vec<usize> = keys
+            .iter()
+            .map(|k| line.find(&format!("\"{k}\":")).unwrap())
+            .collect();
+        assert!(
+            positions.windows(2).all(|w| w[0] < w[1]),
+            "keys out of order in {line}"
+        );
+    }
+    let claimed = s.entry("default", p);
+    assert_eq!(claimed["priority"], 4);
+    assert_eq!(claimed["attempts"], 1);
+    assert_eq!(claimed["preview"], "p4");
+    let expires = parse_rfc3339(claimed["expires"].as_str().unwrap()).unwrap();
+    assert!((now_secs() + 3600 - 60..=now_secs() + 3600 + 1).contains(&expires));
+
+    // The text listing: the state after the id, the details before the preview.
+    let out = s.run(&["list", "--state", "all"]);
+    out.success();
+    let rows: Vec<Vec<String>> = out
+        .text()
+        .lines()
+        .map(|l| l.split('\t').map(str::to_string).collect())
+        .collect();
+    assert_eq!(rows.len(), 6, "{out:?}");
+    for row in &rows {
+        assert_eq!(row.len(), 6, "six tab-separated fields: {row:?}");
+        assert!(parse_rfc3339(&row[3]).is_some(), "{row:?}");
+    }
+    let by_id: HashMap<u64, &Vec<String>> = rows
+        .iter()
+        .map(|row| (row[0].parse().unwrap(), row))
+        .collect();
+    assert_eq!(by_id[&r][1], "ready");
+    assert_eq!(by_id[&d][1], "delayed");
+    assert_eq!(by_id[&p][1], "claimed");
+    assert_eq!(by_id[&1][1], "failed");
+    assert!(by_id[&p][4].contains("attempts=1"), "{:?}", by_id[&p]);
+    assert!(by_id[&p][4].contains("priority=4"), "{:?}", by_id[&p]);
+    assert!(by_id[&p][4].contains("lease="), "{:?}", by_id[&p]);
+    assert!(by_id[&d][4].contains("due="), "{:?}", by_id[&d]);
+    assert!(
+        by_id[&1][4].contains("reason=max-attempts"),
+        "{:?}",
+        by_id[&1]
+    );
+    assert_eq!(by_id[&last][5], "last");
+    s.run(&["list", "--state", "bogus"]).error();
+}
+
+#[test]
+fn stats_count_every_state() {
+    let (s, r) = two_failed(); // 1, 2 failed; r ready
+    s.push_with(&["--delay", "1h"], "d");
+    s.push(&["r2"]);
+    let token = claim(&s, &[]);
+    assert_eq!(id_of(&token), r);
+    let out = s.run(&["stats", "--json"]);
+    out.success();
+    let v = &json_lines(&out.stdout)[0];
+    assert_eq!(v["waiting"], 1);
+    assert_eq!(v["delayed"], 1);
+    assert_eq!(v["claimed"], 1);
+    assert_eq!(v["failed"], 2);
+    assert_eq!(s.len("default"), 1);
+}
+
+#[test]
+fn a_missing_required_argument_is_named() {
+    let s = Spool::new();
+    s.push(&["x"]);
+    let token = claim(&s, &[]);
+    for (args, missing) in [
+        (vec!["extend", token.as_str()], "--lease"),
+        (vec!["pop", "--timeout", "1s"], "--wait"),
+        (vec!["claim", "--timeout", "1s"], "--wait"),
+        (vec!["requeue"], "--all"),
+        (vec!["run"], "COMMAND"),
+    ] {
+        let out = s.run(&args);
+        out.error().stderr_has(missing);
+    }
+    assert_eq!(s.entry("default", 1)["state"], "claimed");
+}
+
+#[test]
+fn a_claimed_message_is_not_handed_to_a_waiting_consumer() {
+    let s = Spool::new();
+    s.push(&["mine"]);
+    let token = claim(&s, &["--lease", "1m"]);
+    s.run(&["pop", "--wait", "--timeout", "1s"]).nothing();
+    s.run(&["claim", "--wait", "--timeout", "500ms"]).nothing();
+    s.run(&["ack", &token]).success();
+    assert_eq!(s.states("default"), []);
+}

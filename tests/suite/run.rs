@@ -1,0 +1,876 @@
+//! `spool run`: a command per message, with the payload on standard input and SPOOL_ID,
+//! SPOOL_QUEUE, SPOOL_ATTEMPT and SPOOL_DIR in its environment. Exit 0 acks, 100 fails at
+//! once, anything else retries with a doubling backoff until --max-attempts; commands
+//! past --lease get SIGTERM, then SIGKILL; a killed `spool run` hands its messages on at
+//! once; signals stop it gracefully.
+//!
+//! Commands that outlive the test (a `sleep 30` left behind by a killed `spool run`) write
+//! their pid to a file and `exec sleep`, so the test kills exactly them ([`KillOnDrop`]).
+
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use rustix::process::Signal;
+
+use crate::util::{
+    KillOnDrop, Output, Spool, finish, now_secs, parse_rfc3339, send_signal, wait_until,
+};
+
+/// How long a test waits for something that should happen at once, on a noisy machine.
+const SOON: Duration = Duration::from_secs(10);
+
+/// `spool run OPTIONS... -- sh -c SCRIPT`, with `env` set.
+fn run_sh(s: &Spool, options: &[&str], script: &str, env: &[(&str, &Path)]) -> Output {
+    let mut cmd = s
+        .cmd()
+        .arg("run")
+        .args(options)
+        .args(["--", "sh", "-c", script]);
+    for (k, v) in env {
+        cmd = cmd.env(k, v);
+    }
+    cmd.run()
+}
+
+/// Starts `spool run OPTIONS... -- sh -c SCRIPT` in the background.
+fn spawn_sh(
+    s: &Spool,
+    options: &[&str],
+    script: &str,
+    env: &[(&str, &Path)],
+) -> (std::process::Child, String) {
+    let mut cmd = s
+        .cmd()
+        .arg("run")
+        .args(options)
+        .args(["--", "sh", "-c", script]);
+    for (k, v) in env {
+        cmd = cmd.env(k, v);
+    }
+    cmd.spawn()
+}
+
+/// The content of a file, empty when it does not exist.
+fn read(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_default()
+}
+
+/// The pid a command wrote to `path` (waiting for it to be written).
+#[track_caller]
+fn pid_in(path: &Path) -> u32 {
+    let mut pid = None;
+    wait_until(&format!("a pid in {}", path.display()), SOON, || {
+        pid = read(path).trim().parse().ok();
+        pid.is_some()
+    });
+    pid.unwrap()
+}
+
+/// Asserts exit status `code` and an empty standard error.
+#[track_caller]
+fn exits(out: &Output, code: i32) {
+    assert!(
+        out.code == code && out.stderr.is_empty(),
+        "expected exit {code} and an empty stderr:\n{out:?}"
+    );
+}
+
+/// The `until` of message `id`, in unix seconds.
+#[track_caller]
+fn until(s: &Spool, id: u64) -> i64 {
+    let v = s.entry("default", id);
+    parse_rfc3339(
+        v["until"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no until: {v}")),
+    )
+    .unwrap_or_else(|| panic!("until is not RFC 3339 UTC: {v}"))
+}
+
+#[test]
+fn each_payload_goes_to_the_command_with_its_environment() {
+    let s = Spool::new();
+    let binary: Vec<u8> = (0..=255u8).rev().collect();
+    s.run(&["-q", "jobs", "push", "first"]).success();
+    s.cmd()
+        .args(["-q", "jobs", "push"])
+        .stdin(binary.clone())
+        .run()
+        .success();
+    s.run(&["-q", "jobs", "push", ""]).success();
+    let out = s
+        .cmd()
+        .args(["-q", "jobs", "run", "--", "sh", "-c"])
+        .arg(r#"printf '%s %s %s %s|' "$SPOOL_ID" "$SPOOL_QUEUE" "$SPOOL_ATTEMPT" "$SPOOL_DIR"; cat; echo"#)
+        .run();
+    out.success();
+    let root = s.root().display().to_string();
+    let mut expected = format!("1 jobs 1 {root}|first\n").into_bytes();
+    expected.extend(format!("2 jobs 1 {root}|").bytes());
+    expected.extend(&binary);
+    expected.extend(format!("\n3 jobs 1 {root}|\n").bytes());
+    out.stdout_is(expected);
+    assert_eq!(s.states("jobs"), []);
+}
+
+#[test]
+fn the_commands_output_passes_through() {
+    let s = Spool::new();
+    s.push(&["a", "b"]);
+    let out = s
+        .cmd()
+        .args([
+            "run",
+            "--",
+            "sh",
+            "-c",
+            "cat; echo; echo \"err $SPOOL_ID\" >&2",
+        ])
+        .run();
+    assert_eq!(out.code, 0, "{out:?}");
+    out.stdout_is("a\nb\n");
+    assert_eq!(out.stderr, "err 1\nerr 2\n");
+}
+
+#[test]
+fn run_on_an_empty_or_missing_queue_exits_0() {
+    let s = Spool::new();
+    let out = s.run(&["run", "--", "sh", "-c", "echo ran"]);
+    out.success().stdout_is("");
+    assert!(!s.root().exists(), "run created the root");
+    s.push(&["x"]);
+    s.run(&["pop"]).success();
+    s.run(&["run", "--", "sh", "-c", "echo ran"])
+        .success()
+        .stdout_is("");
+    s.run(&["run", "--max", "3", "-j", "2", "--", "false"])
+        .success();
+}
+
+#[test]
+fn exit_0_acks_100_fails_at_once_and_others_retry_after_the_backoff() {
+    let s = Spool::new();
+    s.push(&["ok", "permanent", "retry"]);
+    let before = now_secs();
+    let out = run_sh(
+        &s,
+        &[],
+        r#"read -r m; case $m in ok) exit 0;; permanent) exit 100;; *) exit 3;; esac"#,
+        &[],
+    );
+    let after = now_secs();
+    exits(&out, 3);
+    out.stdout_is("");
+    let permanent = s.entry("default", 2);
+    assert_eq!(permanent["state"], "failed");
+    assert_eq!(permanent["reason"], "exit-100");
+    assert_eq!(permanent["attempts"], 1);
+    let retry = s.entry("default", 3);
+    assert_eq!(retry["state"], "delayed");
+    assert_eq!(retry["attempts"], 1);
+    // The default backoff is 10 s.
+    let due = until(&s, 3);
+    assert!(
+        (before + 10 - 1..=after + 10 + 1).contains(&due),
+        "due at {due}, not 10 s after {before}..={after}"
+    );
+    assert_eq!(s.states("default").len(), 2, "message 1 was acked");
+    // exit 100 fails at once whatever --max-attempts says.
+    s.push(&["permanent"]);
+    let out = run_sh(&s, &["--max-attempts", "9"], "exit 100", &[]);
+    exits(&out, 3);
+    assert_eq!(s.list_json("default", "failed").len(), 2);
+}
+
+#[test]
+fn every_message_acked_exits_0() {
+    let s = Spool::new();
+    s.push(&["a", "b", "c"]);
+    let log = s.outside("log");
+    let out = run_sh(
+        &s,
+        &[],
+        r#"cat >> "$LOG"; echo >> "$LOG""#,
+        &[("LOG", &log)],
+    );
+    exits(&out, 0);
+    assert_eq!(read(&log), "a\nb\nc\n");
+    assert_eq!(s.states("default"), []);
+}
+
+#[test]
+fn retries_double_their_backoff_until_max_attempts_then_fail() {
+    let s = Spool::new();
+    s.push(&["stubborn"]);
+    let log = s.outside("attempts");
+    let script = r#"echo "$SPOOL_ATTEMPT" >> "$LOG"; exit 7"#;
+    let options = ["--backoff", "2s", "--max-attempts", "3"];
+    let env = [("LOG", log.as_path())];
+
+    // Attempt 1: retried 2 s later.
+    let before = now_secs();
+    exits(&run_sh(&s, &options, script, &env), 3);
+    let after = now_secs();
+    let v = s.entry("default", 1);
+    assert_eq!(v["state"], "delayed");
+    assert_eq!(v["attempts"], 1);
+    let due1 = until(&s, 1);
+    assert!(
+        (before + 2 - 1..=after + 2 + 1).contains(&due1),
+        "first retry due at {due1}, not 2 s after {before}..={after}"
+    );
+    // Not visible before then: another run finds nothing to do.
+    exits(&run_sh(&s, &options, script, &env), 0);
+    s.run(&["pop"]).nothing();
+    assert_eq!(read(&log), "1\n");
+
+    // Attempt 2 once due (run --wait --max 1 waits for it): retried 4 s later.
+    exits(
+        &run_sh(
+            &s,
+            &[
+                "--wait",
+                "--max",
+                "1",
+                "--backoff",
+                "2s",
+                "--max-attempts",
+                "3",
+            ],
+            script,
+            &env,
+        ),
+        3,
+    );
+    let ran = now_secs();
+    assert!(
+        ran >= due1,
+        "attempt 2 ran at {ran}, before its due time {due1}"
+    );
+    assert_eq!(read(&log), "1\n2\n");
+    let v = s.entry("default", 1);
+    assert_eq!(v["state"], "delayed");
+    assert_eq!(v["attempts"], 2);
+    let due2 = until(&s, 1);
+    assert!(
+        (due1 + 4 - 1..=ran + 4 + 1).contains(&due2),
+        "second retry due at {due2}: not 4 s after attempt 2 (first due {due1}, ran by {ran})"
+    );
+
+    // Attempt 3 is the last: failed.
+    exits(
+        &run_sh(
+            &s,
+            &[
+                "--wait",
+                "--max",
+                "1",
+                "--backoff",
+                "2s",
+                "--max-attempts",
+                "3",
+            ],
+            script,
+            &env,
+        ),
+        3,
+    );
+    assert!(now_secs() >= due2, "attempt 3 ran before its due time");
+    assert_eq!(read(&log), "1\n2\n3\n");
+    let v = s.entry("default", 1);
+    assert_eq!(v["state"], "failed");
+    assert_eq!(v["attempts"], 3);
+    assert_eq!(v["reason"], "attempts-exit-7");
+    exits(&run_sh(&s, &options, script, &env), 0);
+    assert_eq!(read(&log), "1\n2\n3\n", "a failed message ran again");
+
+    // Requeued, it runs again from attempt 1.
+    s.run(&["requeue", "--all"]).success().stdout_is("1\n");
+    let out = run_sh(&s, &[], r#"echo "$SPOOL_ATTEMPT" >> "$LOG""#, &env);
+    exits(&out, 0);
+    assert_eq!(read(&log), "1\n2\n3\n1\n");
+    assert_eq!(s.states("default"), []);
+}
+
+#[test]
+fn a_zero_backoff_retries_within_the_same_run() {
+    let s = Spool::new();
+    s.push(&["a", "b"]);
+    let log = s.outside("log");
+    let out = run_sh(
+        &s,
+        &["--backoff", "0s", "--max-attempts", "3"],
+        r#"read -r m; echo "$m $SPOOL_ATTEMPT" >> "$LOG"; [ "$m" = b ] || [ "$SPOOL_ATTEMPT" = 3 ]"#,
+        &[("LOG", &log)],
+    );
+    exits(&out, 3);
+    // Each retry goes behind the waiting messages.
+    assert_eq!(read(&log), "a 1\nb 1\na 2\na 3\n");
+    assert_eq!(s.states("default"), []);
+}
+
+#[test]
+fn the_default_max_attempts_is_5() {
+    let s = Spool::new();
+    s.push(&["never works"]);
+    let log = s.outside("log");
+    let out = run_sh(
+        &s,
+        &["--backoff", "0s"],
+        r#"echo "$SPOOL_ATTEMPT" >> "$LOG"; exit 1"#,
+        &[("LOG", &log)],
+    );
+    exits(&out, 3);
+    assert_eq!(read(&log), "1\n2\n3\n4\n5\n");
+    let v = s.entry("default", 1);
+    assert_eq!(v["state"], "failed");
+    assert_eq!(v["reason"], "attempts-exit-1");
+    assert_eq!(v["attempts"], 5);
+}
+
+#[test]
+fn a_command_killed_by_a_signal_is_retried_then_failed() {
+    let s = Spool::new();
+    s.push(&["crash"]);
+    let out = run_sh(
+        &s,
+        &["--backoff", "0s", "--max-attempts", "2"],
+        "kill -9 $$",
+        &[],
+    );
+    exits(&out, 3);
+    let v = s.entry("default", 1);
+    assert_eq!(v["state"], "failed");
+    assert_eq!(v["reason"], "attempts-signal-9");
+    assert_eq!(v["attempts"], 2);
+}
+
+#[test]
+fn max_stops_after_n_messages() {
+    let s = Spool::new();
+    s.push(&["1", "2", "3", "4", "5"]);
+    let out = s.run(&["run", "--max", "2", "--", "sh", "-c", "cat; echo"]);
+    out.success().stdout_is("1\n2\n");
+    assert_eq!(s.listed_ids("default"), [3, 4, 5]);
+    let out = s.run(&[
+        "run",
+        "--max",
+        "2",
+        "-j",
+        "4",
+        "--",
+        "sh",
+        "-c",
+        "cat; echo",
+    ]);
+    out.success();
+    assert_eq!(s.listed_ids("default"), [5]);
+    s.run(&["run", "--max", "0", "--", "true"]).error();
+    assert_eq!(s.listed_ids("default"), [5]);
+}
+
+#[test]
+fn jobs_run_commands_side_by_side() {
+    let s = Spool::new();
+    s.push(&["1", "2", "3", "4"]);
+    let log = s.outside("log");
+    let script = r#"echo "start $SPOOL_ID" >> "$LOG"; sleep 2; echo "end $SPOOL_ID" >> "$LOG""#;
+    exits(&run_sh(&s, &["-j", "4"], script, &[("LOG", &log)]), 0);
+    let lines: Vec<String> = read(&log).lines().map(str::to_string).collect();
+    assert_eq!(lines.len(), 8, "{lines:?}");
+    assert!(
+        lines[..4].iter().all(|l| l.starts_with("start")),
+        "all four started before any ended: {lines:?}"
+    );
+    assert_eq!(s.states("default"), []);
+    for bad in ["0", "1025", "x"] {
+        s.run(&["run", "-j", bad, "--", "true"]).error();
+    }
+}
+
+#[test]
+fn one_job_at_a_time_by_default() {
+    let s = Spool::new();
+    s.push(&["1", "2", "3"]);
+    let log = s.outside("log");
+    let script = r#"echo "start $SPOOL_ID" >> "$LOG"; sleep 0.2; echo "end $SPOOL_ID" >> "$LOG""#;
+    exits(&run_sh(&s, &[], script, &[("LOG", &log)]), 0);
+    assert_eq!(
+        read(&log),
+        "start 1\nend 1\nstart 2\nend 2\nstart 3\nend 3\n"
+    );
+}
+
+#[test]
+fn a_command_that_cannot_start_exits_2_and_keeps_the_message() {
+    let s = Spool::new();
+    s.push(&["kept"]);
+    let out = s.run(&["run", "--", "/nonexistent/command"]);
+    out.error();
+    let v = s.entry("default", 1);
+    assert_eq!(v["state"], "ready");
+    assert_eq!(v["attempts"], 0);
+    s.run(&["pop"]).success().stdout_is("kept");
+}
+
+#[test]
+fn a_command_past_its_lease_gets_sigterm_and_is_retried() {
+    let s = Spool::new();
+    s.push(&["slow once"]);
+    let log = s.outside("log");
+    let pidfile = s.outside("pid");
+    let started = Instant::now();
+    let out = run_sh(
+        &s,
+        &["--lease", "1s", "--backoff", "0s", "--max-attempts", "2"],
+        r#"echo "$SPOOL_ATTEMPT" >> "$LOG"; if [ "$SPOOL_ATTEMPT" = 1 ]; then echo $$ > "$PIDFILE"; exec sleep 30; fi"#,
+        &[("LOG", &log), ("PIDFILE", &pidfile)],
+    );
+    let _guard = KillOnDrop(read(&pidfile).trim().parse().ok());
+    let took = started.elapsed();
+    exits(&out, 3);
+    assert_eq!(read(&log), "1\n2\n");
+    assert_eq!(s.states("default"), []);
+    assert!(
+        took >= Duration::from_millis(900),
+        "the command was stopped before its lease ended: {took:?}"
+    );
+    assert!(
+        took < Duration::from_secs(20),
+        "not stopped at its lease: {took:?}"
+    );
+
+    // With no attempt left, it fails.
+    s.push(&["always slow"]);
+    let out = run_sh(
+        &s,
+        &["--lease", "1s", "--max-attempts", "1"],
+        r#"echo $$ > "$PIDFILE"; exec sleep 30"#,
+        &[("PIDFILE", &pidfile)],
+    );
+    let _guard = KillOnDrop(read(&pidfile).trim().parse().ok());
+    exits(&out, 3);
+    let failed = s.list_json("default", "failed");
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    assert_eq!(failed[0]["attempts"], 1);
+    let reason = failed[0]["reason"].as_str().unwrap();
+    assert!(reason.starts_with("attempts-"), "reason {reason}");
+}
+
+#[test]
+fn a_command_stopped_at_its_lease_is_retried_even_if_it_exits_0() {
+    let s = Spool::new();
+    s.push(&["graceful"]);
+    let log = s.outside("log");
+    let pidfile = s.outside("pid");
+    let out = run_sh(
+        &s,
+        &["--lease", "1s", "--backoff", "0s", "--max-attempts", "2"],
+        r#"trap 'exit 0' TERM
+echo "$SPOOL_ATTEMPT" >> "$LOG"
+if [ "$SPOOL_ATTEMPT" = 1 ]; then sleep 30 & echo $! > "$PIDFILE"; wait; fi"#,
+        &[("LOG", &log), ("PIDFILE", &pidfile)],
+    );
+    let _guard = KillOnDrop(read(&pidfile).trim().parse().ok());
+    exits(&out, 3);
+    assert_eq!(read(&log), "1\n2\n", "the stopped attempt was not retried");
+    assert_eq!(s.states("default"), []);
+}
+
+#[test]
+fn a_command_that_ignores_sigterm_gets_sigkill_5_s_later() {
+    let s = Spool::new();
+    s.push(&["stubborn"]);
+    let pidfile = s.outside("pid");
+    let started = Instant::now();
+    let out = run_sh(
+        &s,
+        &["--lease", "1s", "--max-attempts", "1"],
+        r#"trap '' TERM; echo $$ > "$PIDFILE"; exec sleep 30"#,
+        &[("PIDFILE", &pidfile)],
+    );
+    let _guard = KillOnDrop(read(&pidfile).trim().parse().ok());
+    let took = started.elapsed();
+    exits(&out, 3);
+    let v = s.entry("default", 1);
+    assert_eq!(v["state"], "failed");
+    let reason = v["reason"].as_str().unwrap();
+    assert!(reason.starts_with("attempts-"), "reason {reason}");
+    assert!(
+        took >= Duration::from_millis(5800),
+        "SIGKILL came before lease + 5 s: {took:?}"
+    );
+    assert!(took < Duration::from_secs(25), "never killed: {took:?}");
+}
+
+#[test]
+fn kill_9_of_run_hands_the_message_to_the_next_consumer_at_once() {
+    let s = Spool::new();
+    s.push(&["held by run", "second"]);
+    let pidfile = s.outside("pid");
+    let mut run = spawn_sh(
+        &s,
+        &[],
+        r#"echo $$ > "$PIDFILE"; exec sleep 30"#,
+        &[("PIDFILE", &pidfile)],
+    );
+    let _command = KillOnDrop(Some(pid_in(&pidfile)));
+    let v = s.entry("default", 1);
+    assert_eq!(v["state"], "claimed");
+    assert_eq!(v["attempts"], 1);
+    // A live run's message is not handed out.
+    s.run(&["claim", "--lease", "1m"]).success();
+    s.run(&["claim"]).nothing();
+
+    run.0.kill().expect("kill -9 spool run");
+    let status = run.0.wait().expect("wait for spool run");
+    assert_eq!(
+        std::os::unix::process::ExitStatusExt::signal(&status),
+        Some(9)
+    );
+    // Its command still runs, but the message is free: the very next claim gets it.
+    let died = Instant::now();
+    let out = s.run(&["claim"]);
+    out.success();
+    assert!(
+        out.text().starts_with("1."),
+        "the next claim gets message 1: {out:?}"
+    );
+    assert!(
+        died.elapsed() < Duration::from_secs(1),
+        "not at once: {:?}",
+        died.elapsed()
+    );
+    let v = s.entry("default", 1);
+    assert_eq!(v["state"], "claimed");
+    assert_eq!(v["attempts"], 2, "the killed run's attempt counts: {v}");
+    let token = out.text().trim_end().to_string();
+    s.run(&["show", &token]).success().stdout_is("held by run");
+}
+
+#[test]
+fn kill_9_of_run_with_jobs_returns_every_message_to_its_place() {
+    let s = Spool::new();
+    s.push(&["1", "2", "3", "4"]);
+    let pids = s.outside("pids");
+    std::fs::create_dir(&pids).unwrap();
+    let mut run = spawn_sh(
+        &s,
+        &["-j", "3"],
+        r#"echo $$ > "$PIDS/$SPOOL_ID"; exec sleep 30"#,
+        &[("PIDS", &pids)],
+    );
+    let _commands: Vec<KillOnDrop> = ["1", "2", "3"]
+        .iter()
+        .map(|id| KillOnDrop(Some(pid_in(&pids.join(id)))))
+        .collect();
+    run.0.kill().expect("kill -9 spool run");
+    run.0.wait().expect("wait for spool run");
+    let out = s
+        .cmd()
+        .args([
+            "run",
+            "--",
+            "sh",
+            "-c",
+            r#"echo "$SPOOL_ID $SPOOL_ATTEMPT $(cat)""#,
+        ])
+        .run();
+    out.success().stdout_is("1 2 1\n2 2 2\n3 2 3\n4 1 4\n");
+    assert_eq!(s.states("default"), []);
+}
+
+#[test]
+fn kill_9_of_a_pop_that_is_writing_hands_the_message_on() {
+    let s = Spool::new();
+    let mut big = vec![0u8; 1 << 20];
+    crate::util::Noise::new(7).fill(&mut big);
+    s.cmd().arg("push").stdin(big.clone()).run().success();
+    s.push(&["second"]);
+    // Nobody reads this pop's output: it blocks writing, holding the message.
+    let mut pop = s.cmd().arg("pop").spawn();
+    wait_until("the pop holds the message", SOON, || {
+        s.list_json("default", "claimed").len() == 1
+    });
+    s.run(&["claim"]).success(); // the second message, not the held one
+    pop.0.kill().expect("kill -9 spool pop");
+    pop.0.wait().expect("wait for spool pop");
+    let out = s.run(&["pop"]);
+    out.success();
+    assert!(
+        out.stdout == big,
+        "the held message comes back whole: {out:?}"
+    );
+}
+
+#[test]
+fn sigint_or_sigterm_stops_claiming_and_lets_the_running_command_finish() {
+    std::thread::scope(|scope| {
+        for signal in [Signal::INT, Signal::TERM] {
+            scope.spawn(move || {
+                let s = Spool::new();
+                s.push(&["1", "2", "3"]);
+                let log = s.outside("log");
+                let run = spawn_sh(
+                    &s,
+                    &[],
+                    r#"echo "start $SPOOL_ID" >> "$LOG"; sleep 1; echo "end $SPOOL_ID" >> "$LOG""#,
+                    &[("LOG", &log)],
+                );
+                wait_until("the first command started", SOON, || {
+                    read(&log) == "start 1\n"
+                });
+                send_signal(run.0.id(), signal);
+                let out = finish(run);
+                exits(&out, 0);
+                assert_eq!(read(&log), "start 1\nend 1\n", "after {signal:?}");
+                assert_eq!(s.listed_ids("default"), [2, 3], "after {signal:?}");
+                assert_eq!(s.states("default").len(), 2);
+            });
+        }
+    });
+}
+
+#[test]
+fn a_second_signal_is_passed_on_to_the_commands() {
+    let s = Spool::new();
+    s.push(&["interrupted"]);
+    let pidfile = s.outside("pid");
+    let mut run = spawn_sh(
+        &s,
+        &[],
+        r#"echo $$ > "$PIDFILE"; exec sleep 30"#,
+        &[("PIDFILE", &pidfile)],
+    );
+    let _command = KillOnDrop(Some(pid_in(&pidfile)));
+    send_signal(run.0.id(), Signal::TERM);
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        run.0.try_wait().unwrap().is_none(),
+        "run exited at the first signal, before its command finished"
+    );
+    let second = Instant::now();
+    send_signal(run.0.id(), Signal::TERM);
+    let out = finish(run);
+    assert!(
+        second.elapsed() < SOON,
+        "the command did not get the signal: {:?}",
+        second.elapsed()
+    );
+    exits(&out, 3);
+    let v = s.entry("default", 1);
+    assert_eq!(v["state"], "delayed", "retried: {v}");
+    assert_eq!(v["attempts"], 1);
+}
+
+#[test]
+fn run_wait_handles_messages_as_they_come() {
+    let s = Spool::new();
+    let out_file = s.outside("out");
+    let started = Instant::now();
+    let run = spawn_sh(
+        &s,
+        &["--wait"],
+        r#"cat >> "$OUT"; echo >> "$OUT""#,
+        &[("OUT", &out_file)],
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    s.push(&["a"]);
+    wait_until("a was handled", SOON, || read(&out_file) == "a\n");
+    s.push(&["b", "c"]);
+    wait_until("b and c were handled", SOON, || {
+        read(&out_file) == "a\nb\nc\n"
+    });
+    let pushed = Instant::now();
+    s.run(&["push", "--delay", "1s", "d"]).success();
+    wait_until("the delayed d was handled", SOON, || {
+        read(&out_file) == "a\nb\nc\nd\n"
+    });
+    assert!(
+        pushed.elapsed() >= Duration::from_millis(900),
+        "d ran before it was due"
+    );
+    send_signal(run.0.id(), Signal::TERM);
+    let out = finish(run);
+    exits(&out, 0);
+    assert!(started.elapsed() < Duration::from_secs(30));
+    assert_eq!(s.states("default"), []);
+}
+
+#[test]
+fn run_wait_on_an_idle_queue_exits_0_at_a_signal() {
+    let s = Spool::new();
+    s.push(&["x"]);
+    s.run(&["pop"]).success();
+    for queue in ["default", "missing"] {
+        let run = s
+            .cmd()
+            .args(["-q", queue, "run", "--wait", "--", "true"])
+            .spawn();
+        std::thread::sleep(Duration::from_millis(500));
+        let signalled = Instant::now();
+        send_signal(run.0.id(), Signal::TERM);
+        let out = finish(run);
+        exits(&out, 0);
+        assert!(signalled.elapsed() < SOON, "{queue}: slow to stop");
+    }
+}
+
+/// Whether the stress command fails attempt `attempt` of message `id`: the same
+/// arithmetic as [`FLAKY`], a hash that fails about one attempt in four.
+fn flaky_fails(id: u64, attempt: u64) -> bool {
+    const M: u64 = 1 << 32;
+    let mut x = (id * 7919 + attempt) * 1_540_483_477 % M;
+    x = (x ^ (x >> 15)) * 1_540_483_477 % M;
+    x ^= x >> 13;
+    x.is_multiple_of(4)
+}
+
+/// The stress command: logs its start and end with O_APPEND writes (one line each, in
+/// real order) and fails when [`flaky_fails`] says so.
+const FLAKY: &str = r#"read -r p || true
+echo "start $SPOOL_ID $SPOOL_ATTEMPT $p" >> "$LOG"
+x=$(( (SPOOL_ID * 7919 + SPOOL_ATTEMPT) * 1540483477 % 4294967296 ))
+x=$(( (x ^ (x >> 15)) * 1540483477 % 4294967296 ))
+x=$(( x ^ (x >> 13) ))
+if [ $(( x % 4 )) -eq 0 ]; then echo "end $SPOOL_ID $SPOOL_ATTEMPT fail" >> "$LOG"; exit 1; fi
+echo "end $SPOOL_ID $SPOOL_ATTEMPT ok" >> "$LOG""#;
+
+#[test]
+fn a_thousand_flaky_messages_are_each_acked_once_or_failed() {
+    const MESSAGES: u64 = 1000;
+    const MAX_ATTEMPTS: u64 = 3;
+    // What must happen to each message: the attempt that succeeds, or None (failed).
+    let expected: HashMap<u64, Option<u64>> = (1..=MESSAGES)
+        .map(|id| (id, (1..=MAX_ATTEMPTS).find(|&a| !flaky_fails(id, a))))
+        .collect();
+    let expected_failed: Vec<u64> = {
+        let mut v: Vec<u64> = expected
+            .iter()
+            .filter(|(_, ok)| ok.is_none())
+            .map(|(id, _)| *id)
+            .collect();
+        v.sort_unstable();
+        v
+    };
+    let retried = expected.values().filter(|ok| **ok != Some(1)).count();
+    assert!(
+        expected_failed.len() >= 5 && retried >= 150,
+        "the command should fail often enough: {} failed, {retried} retried",
+        expected_failed.len()
+    );
+
+    let s = Spool::new();
+    let input: String = (1..=MESSAGES).map(|i| format!("payload-{i}\n")).collect();
+    s.run_stdin(&["push", "--lines"], input).success();
+    let log = s.outside("log");
+    let options = [
+        "-j",
+        "4",
+        "--backoff",
+        "100ms",
+        "--max-attempts",
+        "3",
+        "--lease",
+        "1m",
+    ];
+    let started = Instant::now();
+    let mut rounds = 0;
+    loop {
+        rounds += 1;
+        // Two runs at once: each message must still go to only one of them at a time.
+        let runs: Vec<_> = (0..2)
+            .map(|_| spawn_sh(&s, &options, FLAKY, &[("LOG", &log)]))
+            .collect();
+        for run in runs {
+            let out = finish(run);
+            assert!(
+                (out.code == 0 || out.code == 3) && out.stderr.is_empty() && out.stdout.is_empty(),
+                "round {rounds}:\n{out:?}"
+            );
+        }
+        let pending = s
+            .states("default")
+            .into_iter()
+            .filter(|(_, state)| state != "failed")
+            .count();
+        if pending == 0 {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "{pending} messages still pending after {rounds} rounds"
+        );
+        std::thread::sleep(Duration::from_millis(150));
+    }
+
+    // The log, in the order things happened.
+    let text = read(&log);
+    let mut running: HashSet<u64> = HashSet::new();
+    let mut attempts: HashMap<u64, Vec<u64>> = HashMap::new();
+    let mut oks: HashMap<u64, Vec<u64>> = HashMap::new();
+    for line in text.lines() {
+        let f: Vec<&str> = line.split(' ').collect();
+        let id: u64 = f[1].parse().unwrap_or_else(|_| panic!("log line {line:?}"));
+        let attempt: u64 = f[2].parse().unwrap_or_else(|_| panic!("log line {line:?}"));
+        match (f[0], f.len()) {
+            ("start", 4) => {
+                assert_eq!(f[3], format!("payload-{id}"), "payload of {line:?}");
+                assert!(
+                    running.insert(id),
+                    "message {id} started while already running: {line:?}"
+                );
+                attempts.entry(id).or_default().push(attempt);
+            }
+            ("end", 4) => {
+                assert!(running.remove(&id), "end without a start: {line:?}");
+                assert_eq!(
+                    f[3] == "fail",
+                    flaky_fails(id, attempt),
+                    "outcome of {line:?}"
+                );
+                if f[3] == "ok" {
+                    oks.entry(id).or_default().push(attempt);
+                }
+            }
+            _ => panic!("unexpected log line {line:?}"),
+        }
+    }
+    assert!(running.is_empty(), "commands never ended: {running:?}");
+    for id in 1..=MESSAGES {
+        let tries = attempts.get(&id).cloned().unwrap_or_default();
+        match expected[&id] {
+            Some(ok) => {
+                assert_eq!(
+                    tries,
+                    (1..=ok).collect::<Vec<_>>(),
+                    "attempts of message {id}"
+                );
+                assert_eq!(oks.get(&id), Some(&vec![ok]), "message {id} succeeded once");
+            }
+            None => {
+                assert_eq!(tries, [1, 2, 3], "attempts of failed message {id}");
+                assert!(!oks.contains_key(&id), "failed message {id} succeeded");
+            }
+        }
+    }
+    // What is left: exactly the failed ones, each after its last attempt.
+    let failed = s.list_json("default", "failed");
+    let failed_ids: Vec<u64> = failed.iter().map(|v| v["id"].as_u64().unwrap()).collect();
+    assert_eq!(failed_ids, expected_failed);
+    for v in &failed {
+        assert_eq!(v["attempts"], MAX_ATTEMPTS, "{v}");
+        assert_eq!(v["reason"], "attempts-exit-1", "{v}");
+    }
+    assert_eq!(
+        s.states("default").len(),
+        expected_failed.len(),
+        "only failed messages are left"
+    );
+    let q = s.queue_dir("default");
+    assert_eq!(
+        crate::util::names_in(&q.join("claimed")),
+        Vec::<String>::new()
+    );
+}

@@ -1,0 +1,521 @@
+//! Delays, priorities and expiry: `push --delay`, `--at`, `--priority` and `--ttl`.
+//! Delayed messages are invisible until due, then come out in order of due time;
+//! priorities are strict and kept through every state; expired messages go to failed.
+
+use std::time::{Duration, Instant};
+
+use crate::util::{Spool, format_rfc3339, now_ms, now_secs, parse_rfc3339};
+
+/// The `until` (due time or lease end) of message `id`, in unix seconds.
+#[track_caller]
+fn until(s: &Spool, id: u64) -> i64 {
+    let v = s.entry("default", id);
+    parse_rfc3339(
+        v["until"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no until: {v}")),
+    )
+    .unwrap_or_else(|| panic!("until is not RFC 3339 UTC: {v}"))
+}
+
+/// Sleeps until the wall clock is at least `secs` (unix seconds) plus `margin`.
+fn sleep_until_secs(secs: i64, margin: Duration) {
+    let target = secs * 1000 + margin.as_millis() as i64;
+    let left = target - now_ms();
+    if left > 0 {
+        std::thread::sleep(Duration::from_millis(left as u64));
+    }
+}
+
+/// Sleeps until `duration` after `since`.
+fn sleep_from(since: Instant, duration: Duration) {
+    if let Some(left) = (since + duration).checked_duration_since(Instant::now()) {
+        std::thread::sleep(left);
+    }
+}
+
+/// A claim token from `spool claim ARGS...`.
+#[track_caller]
+fn claim(s: &Spool, args: &[&str]) -> String {
+    let mut all = vec!["claim"];
+    all.extend_from_slice(args);
+    let out = s.run(&all);
+    out.success();
+    out.text().trim_end().to_string()
+}
+
+fn id_of(token: &str) -> u64 {
+    token.split('.').next().unwrap().parse().unwrap()
+}
+
+#[test]
+fn a_delayed_message_is_invisible_until_due() {
+    let s = Spool::new();
+    let before = now_secs();
+    let d = s.push_with(&["--delay", "2s"], "delayed");
+    let pushed = Instant::now();
+    let after = now_secs();
+    let r = s.push_with(&[], "ready");
+    let due = until(&s, d);
+    assert!(
+        (before + 2..=after + 2).contains(&due),
+        "due at {due}, not 2 s after {before}..={after}"
+    );
+    assert_eq!(s.entry("default", d)["state"], "delayed");
+    assert_eq!(s.listed_ids("default"), [r]);
+    assert_eq!(s.len("default"), 1);
+    s.run(&["pop"]).success().stdout_is("ready");
+    s.run(&["pop"]).nothing();
+    s.run(&["peek"]).nothing();
+    s.run(&["claim"]).nothing();
+    s.run(&["pop", "-n", "5", "--lines"]).nothing();
+    assert_eq!(s.len("default"), 0);
+    // Well after the due time, a plain pop returns it.
+    sleep_from(pushed, Duration::from_millis(2500));
+    s.run(&["pop"]).success().stdout_is("delayed");
+    s.run(&["pop"]).nothing();
+    assert_eq!(s.states("default"), []);
+}
+
+#[test]
+fn at_takes_unix_seconds_and_rfc3339_with_any_offset() {
+    let s = Spool::new();
+    let t = now_secs() + 4;
+    let unix = s.push_with(&["--at", &t.to_string()], "unix");
+    let utc = s.push_with(&["--at", &format_rfc3339(t)], "utc");
+    let plus_one = format_rfc3339(t + 3600).replace('Z', "+01:00");
+    let offset = s.push_with(&["--at", &plus_one], "offset");
+    let minus = format_rfc3339(t - 5400).replace('Z', "-01:30");
+    let negative = s.push_with(&["--at", &minus], "negative");
+    let fraction = format_rfc3339(t).replace('Z', ".5Z");
+    let frac = s.push_with(&["--at", &fraction], "fraction");
+    for id in [unix, utc, offset, negative, frac] {
+        assert_eq!(s.entry("default", id)["state"], "delayed");
+        assert_eq!(until(&s, id), t, "due time of message {id}");
+    }
+    s.run(&["pop"]).nothing();
+    sleep_until_secs(t, Duration::from_millis(700));
+    // Due at the same second: in push order, the half second last.
+    assert_eq!(
+        s.pop_all_text("default"),
+        ["unix", "utc", "offset", "negative", "fraction"]
+    );
+}
+
+#[test]
+fn at_in_the_past_is_ready_at_once() {
+    let s = Spool::new();
+    s.push(&["first"]);
+    s.run(&["push", "--at", "2000-01-01T00:00:00Z", "y2k"])
+        .success();
+    s.run(&["push", "--at", "1", "epoch"]).success();
+    s.run(&["push", "--at", &(now_secs() - 1).to_string(), "just now"])
+        .success();
+    let popped = s.pop_all("default");
+    assert_eq!(popped.len(), 4, "{popped:?}");
+    assert_eq!(popped[0], b"first");
+    let mut rest: Vec<&[u8]> = popped[1..].iter().map(Vec::as_slice).collect();
+    rest.sort_unstable();
+    assert_eq!(rest, [b"epoch".as_slice(), b"just now", b"y2k"]);
+}
+
+#[test]
+fn bad_times_exit_2_and_push_nothing() {
+    let s = Spool::new();
+    for bad in [
+        "",
+        "tomorrow",
+        "now",
+        "-5",
+        "1.5",
+        "2026-13-01T00:00:00Z",
+        "2026-11-25T08:29:18",
+        "2026-11-25T08:29:18+0100",
+        "2026-11-25",
+        "1969-12-31T23:59:59Z",
+    ] {
+        let out = s.run(&["push", "--at", bad, "x"]);
+        out.error();
+        assert!(out.stdout.is_empty(), "{out:?}");
+    }
+    s.run(&["push", "--at", "1", "--delay", "1s", "x"]).error();
+    assert_eq!(s.states("default"), []);
+}
+
+#[test]
+fn delayed_messages_come_out_in_order_of_due_time() {
+    let s = Spool::new();
+    s.run(&["push", "--delay", "2500ms", "late"]).success();
+    s.run(&["push", "--delay", "1s", "early"]).success();
+    s.run(&["push", "--delay", "2s", "middle"]).success();
+    s.run(&["push", "--delay", "1500ms", "between"]).success();
+    let pushed = Instant::now();
+    let delayed: Vec<String> = s
+        .list_json("default", "delayed")
+        .iter()
+        .map(|v| v["preview"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(delayed, ["early", "between", "middle", "late"]);
+    s.run(&["pop"]).nothing();
+    sleep_from(pushed, Duration::from_millis(3000));
+    assert_eq!(
+        s.pop_all_text("default"),
+        ["early", "between", "middle", "late"]
+    );
+}
+
+#[test]
+fn a_due_message_goes_ahead_of_messages_pushed_after_its_due_time() {
+    // Whether or not a consumer looked at the queue in between, a message that became
+    // due at T is ahead of one pushed after T.
+    let s = Spool::new();
+    s.push(&["a"]);
+    s.run(&["push", "--delay", "1s", "due first"]).success();
+    let pushed = Instant::now();
+    sleep_from(pushed, Duration::from_millis(1500));
+    s.push(&["pushed after"]);
+    assert_eq!(
+        s.pop_all_text("default"),
+        ["a", "due first", "pushed after"]
+    );
+    // The same with a nack --delay.
+    s.push(&["n"]);
+    let token = claim(&s, &[]);
+    s.run(&["nack", &token, "--delay", "1s"]).success();
+    let nacked = Instant::now();
+    sleep_from(nacked, Duration::from_millis(1500));
+    s.push(&["later"]);
+    assert_eq!(s.pop_all_text("default"), ["n", "later"]);
+}
+
+#[test]
+fn each_delayed_message_appears_at_its_own_time() {
+    let s = Spool::new();
+    let before = Instant::now();
+    s.run(&["push", "--delay", "1s", "one"]).success();
+    let pushed = Instant::now();
+    s.run(&["push", "--delay", "3s", "three"]).success();
+    // Between the two due times, only the first is there.
+    sleep_from(pushed, Duration::from_millis(1500));
+    s.run(&["pop"]).success().stdout_is("one");
+    s.run(&["pop"]).nothing();
+    let out = s.run(&["pop", "--wait", "--timeout", "20s"]);
+    out.success().stdout_is("three");
+    assert!(
+        before.elapsed() >= Duration::from_millis(2900),
+        "popped after {:?}, before its due time",
+        before.elapsed()
+    );
+}
+
+#[test]
+fn priorities_go_first_and_fifo_within_a_priority() {
+    let s = Spool::new();
+    for (p, m) in [
+        ("1", "a1"),
+        ("5", "b5"),
+        ("0", "c0"),
+        ("5", "d5"),
+        ("9", "e9"),
+        ("1", "f1"),
+    ] {
+        s.run(&["push", "--priority", p, m]).success();
+    }
+    s.push(&["g0"]);
+    s.run(&["push", "--priority", "9", "h9"]).success();
+    let listed: Vec<(String, u64)> = s
+        .list_json("default", "ready")
+        .iter()
+        .map(|v| {
+            (
+                v["preview"].as_str().unwrap().to_string(),
+                v["priority"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    let expected = [
+        ("e9", 9),
+        ("h9", 9),
+        ("b5", 5),
+        ("d5", 5),
+        ("a1", 1),
+        ("f1", 1),
+        ("c0", 0),
+        ("g0", 0),
+    ];
+    assert_eq!(
+        listed,
+        expected
+            .iter()
+            .map(|(m, p)| (m.to_string(), *p))
+            .collect::<Vec<_>>()
+    );
+    s.run(&["peek", "-n", "3", "--lines"])
+        .success()
+        .stdout_is("e9\nh9\nb5\n");
+    s.run(&["pop", "-n", "3", "--lines"])
+        .success()
+        .stdout_is("e9\nh9\nb5\n");
+    // A higher priority pushed now still goes first.
+    s.run(&["push", "--priority", "2", "late2"]).success();
+    assert_eq!(
+        s.pop_all_text("default"),
+        ["d5", "late2", "a1", "f1", "c0", "g0"]
+    );
+}
+
+#[test]
+fn priority_must_be_0_to_9() {
+    let s = Spool::new();
+    for bad in ["10", "-1", "x", "", "1.5", "255", "256"] {
+        s.run(&["push", "--priority", bad, "m"]).error();
+    }
+    assert_eq!(s.states("default"), []);
+    for p in 0..=9u64 {
+        let id = s.push_with(&["--priority", &p.to_string()], "m");
+        assert_eq!(s.entry("default", id)["priority"], p);
+    }
+}
+
+#[test]
+fn a_message_keeps_its_priority_in_every_state() {
+    let s = Spool::new();
+    let old = s.push_with(&[], "old0");
+    let p = s.push_with(&["--priority", "7"], "p7");
+    let priority = |s: &Spool| s.entry("default", p)["priority"].as_u64();
+
+    // Claimed, then nacked: still ahead of the older priority-0 message.
+    let token = claim(&s, &[]);
+    assert_eq!(id_of(&token), p);
+    assert_eq!(priority(&s), Some(7));
+    s.run(&["nack", &token]).success();
+    assert_eq!(priority(&s), Some(7));
+    assert_eq!(s.listed_ids("default"), [p, old]);
+
+    // Nacked with a delay, then due.
+    let token = claim(&s, &[]);
+    assert_eq!(id_of(&token), p);
+    s.run(&["nack", &token, "--delay", "1s"]).success();
+    let nacked = Instant::now();
+    assert_eq!(s.entry("default", p)["state"], "delayed");
+    assert_eq!(priority(&s), Some(7));
+    sleep_from(nacked, Duration::from_millis(1800));
+    let token = claim(&s, &["--lease", "1s"]);
+    assert_eq!(id_of(&token), p, "the due priority-7 message goes first");
+
+    // Returned by its lease.
+    std::thread::sleep(Duration::from_millis(1300));
+    s.run(&["peek"]).success().stdout_is("p7");
+    assert_eq!(s.entry("default", p)["state"], "ready");
+    assert_eq!(priority(&s), Some(7));
+
+    // Failed (out of attempts: claimed 3 times so far).
+    s.run(&["claim", "--max-attempts", "3"]).success();
+    let failed = s.entry("default", p);
+    assert_eq!(failed["state"], "failed", "{failed}");
+    assert_eq!(failed["priority"], 7);
+    assert_eq!(failed["attempts"], 3);
+    // That claim took the priority-0 message instead.
+    let claimed = s.list_json("default", "claimed");
+    assert_eq!(claimed.len(), 1);
+    assert_eq!(claimed[0]["id"], old);
+
+    // Requeued: first again.
+    s.run(&["requeue", &p.to_string()])
+        .success()
+        .stdout_is("1\n");
+    assert_eq!(priority(&s), Some(7));
+    assert_eq!(s.entry("default", p)["attempts"], 0);
+    s.run(&["pop"]).success().stdout_is("p7");
+}
+
+#[test]
+fn a_delayed_priority_message_goes_ahead_of_lower_ones_once_due() {
+    let s = Spool::new();
+    s.run(&["push", "--priority", "3", "--delay", "1s", "urgent later"])
+        .success();
+    let pushed = Instant::now();
+    s.push(&["a", "b"]);
+    s.run(&["pop"]).success().stdout_is("a");
+    sleep_from(pushed, Duration::from_millis(1800));
+    s.run(&["pop"]).success().stdout_is("urgent later");
+    s.run(&["pop"]).success().stdout_is("b");
+}
+
+#[test]
+fn an_expired_message_moves_to_failed_and_is_skipped() {
+    let s = Spool::new();
+    let before = now_secs();
+    let short = s.push_with(&["--ttl", "1s"], "short");
+    let pushed = Instant::now();
+    let after = now_secs();
+    s.push_with(&["--ttl", "1h"], "long");
+    let plain = s.push_with(&[], "plain");
+    let v = s.entry("default", short);
+    let expires = parse_rfc3339(v["expires"].as_str().expect("expires")).unwrap();
+    assert!(
+        (before + 1..=after + 1).contains(&expires),
+        "expires at {expires}, not 1 s after {before}..={after}"
+    );
+    assert!(s.entry("default", plain).get("expires").is_none());
+    sleep_from(pushed, Duration::from_millis(1600));
+    // peek skips it; pop moves it to failed and takes the next one.
+    s.run(&["peek"]).success().stdout_is("long");
+    s.run(&["pop"]).success().stdout_is("long");
+    let v = s.entry("default", short);
+    assert_eq!(v["state"], "failed");
+    assert_eq!(v["reason"], "expired");
+    assert_eq!(v["attempts"], 0);
+    s.run(&["show", &short.to_string()])
+        .success()
+        .stdout_is("short");
+    assert!(s.entry("default", plain).get("expires").is_none());
+    s.run(&["pop"]).success().stdout_is("plain");
+    s.run(&["pop"]).nothing();
+    assert_eq!(s.states("default"), [(short, "failed".to_string())]);
+}
+
+#[test]
+fn claim_and_run_fail_expired_messages_too() {
+    let s = Spool::new();
+    s.run(&["-q", "c", "push", "--ttl", "1s", "a"]).success();
+    s.run(&["-q", "r", "push", "--ttl", "1s", "b"]).success();
+    let pushed = Instant::now();
+    sleep_from(pushed, Duration::from_millis(1600));
+    s.run(&["-q", "c", "claim"]).nothing();
+    let v = s.entry("c", 1);
+    assert_eq!(v["state"], "failed");
+    assert_eq!(v["reason"], "expired");
+
+    let marker = s.outside("ran");
+    let out = s
+        .cmd()
+        .env("MARKER", &marker)
+        .args(["-q", "r", "run", "--", "sh", "-c", "touch \"$MARKER\""])
+        .run();
+    assert_ne!(out.code, 2, "{out:?}");
+    assert!(!marker.exists(), "the command ran for an expired message");
+    let v = s.entry("r", 1);
+    assert_eq!(v["state"], "failed");
+    assert_eq!(v["reason"], "expired");
+}
+
+#[test]
+fn a_delay_counts_towards_the_ttl() {
+    let s = Spool::new();
+    let never = s.push_with(&["--delay", "2s", "--ttl", "1s"], "never");
+    s.push_with(&["--delay", "1s", "--ttl", "1h"], "fine");
+    let pushed = Instant::now();
+    s.run(&["pop"]).nothing();
+    sleep_from(pushed, Duration::from_millis(2500));
+    s.run(&["pop"]).success().stdout_is("fine");
+    s.run(&["pop"]).nothing();
+    let v = s.entry("default", never);
+    assert_eq!(v["state"], "failed");
+    assert_eq!(v["reason"], "expired");
+}
+
+#[test]
+fn a_message_that_expires_while_claimed_can_still_be_acked() {
+    let s = Spool::new();
+    s.push_with(&["--ttl", "1s"], "in progress");
+    let pushed = Instant::now();
+    let token = claim(&s, &["--lease", "1m"]);
+    sleep_from(pushed, Duration::from_millis(1600));
+    s.run(&["show", &token]).success().stdout_is("in progress");
+    s.run(&["ack", &token]).success();
+    assert_eq!(s.states("default"), []);
+}
+
+#[test]
+fn a_nacked_message_that_expired_goes_to_failed() {
+    let s = Spool::new();
+    let id = s.push_with(&["--ttl", "1s"], "too late");
+    let pushed = Instant::now();
+    let token = claim(&s, &["--lease", "1m"]);
+    sleep_from(pushed, Duration::from_millis(1600));
+    s.run(&["nack", &token]).success();
+    s.run(&["pop"]).nothing();
+    let v = s.entry("default", id);
+    assert_eq!(v["state"], "failed");
+    assert_eq!(v["reason"], "expired");
+    assert_eq!(v["attempts"], 1);
+    // Requeued, it loses its expiry and can be consumed.
+    s.run(&["requeue", "--all"]).success().stdout_is("1\n");
+    assert!(s.entry("default", id).get("expires").is_none());
+    s.run(&["pop"]).success().stdout_is("too late");
+}
+
+/// What is wrong with `push OPTIONS... far`, if anything: it must either be refused (exit
+/// 2, one line, nothing pushed) or be honoured with the message not visible now.
+fn far_push_problem(options: &[&str]) -> Option<String> {
+    let s = Spool::new();
+    let mut args = vec!["push"];
+    args.extend_from_slice(options);
+    args.push("far");
+    let out = s.run(&args);
+    let states = s.states("default");
+    if out.code == 0 && out.stderr.is_empty() {
+        let pop = s.run(&["pop"]);
+        if pop.code != 1 {
+            return Some(format!(
+                "{options:?}: pushed, then visible at once:\n{pop:?}"
+            ));
+        }
+        if states != [(1, "delayed".to_string())] {
+            return Some(format!("{options:?}: pushed, listed as {states:?}"));
+        }
+        None
+    } else if out.code != 2 || !crate::util::is_one_spool_line(&out.stderr) {
+        Some(format!("{options:?}: not one error line:\n{out:?}"))
+    } else if out.stderr.contains("internal error") {
+        Some(format!("{options:?}: crashed:\n{out:?}"))
+    } else if !states.is_empty() {
+        Some(format!(
+            "{options:?}: failed, yet pushed {states:?}:\n{out:?}"
+        ))
+    } else {
+        None
+    }
+}
+
+#[test]
+fn far_future_times_are_refused_or_honoured() {
+    let problems: Vec<String> = [
+        vec!["--at", "4102444800"], // 2100
+        vec!["--at", "9999-12-31T23:59:59Z"],
+        vec!["--delay", "36500d"],
+        vec!["--at", "99999999999999"],
+        vec!["--at", "18446744073709551615"],
+        vec!["--delay", "10000000000d"],
+        vec!["--delay", "18446744073709551s"],
+    ]
+    .iter()
+    .filter_map(|options| far_push_problem(options))
+    .collect();
+    assert!(problems.is_empty(), "{}", problems.join("\n\n"));
+}
+
+#[test]
+fn an_enormous_ttl_never_expires_at_once() {
+    let mut problems = Vec::new();
+    for ttl in ["36500d", "18446744073709551s"] {
+        let s = Spool::new();
+        let out = s.run(&["push", "--ttl", ttl, "keep"]);
+        if out.code == 0 {
+            let pop = s.run(&["pop"]);
+            if pop.code != 0 || pop.stdout != b"keep" {
+                problems.push(format!(
+                    "--ttl {ttl}: pushed, but not delivered: {pop:?}\nnow listed as {:?}",
+                    s.states("default")
+                ));
+            }
+        } else if out.code != 2
+            || out.stderr.contains("internal error")
+            || !s.states("default").is_empty()
+        {
+            problems.push(format!("--ttl {ttl}: {out:?}"));
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n\n"));
+}
