@@ -221,17 +221,17 @@ fn push(spool: &Spool, name: &str, args: PushArgs) -> Outcome {
         now.saturating_add(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
     };
     let due = args.delay.map(after).or(args.at.map(ms));
-    if due.is_some_and(|d| d > timefmt::LATEST_MS) {
+    if due.is_some_and(|d| d > store::LATEST_MS) {
         return Err(Failure::Usage(format!(
             "push: the message would be due after {}: nothing was pushed",
-            timefmt::rfc3339(ms_time(timefmt::LATEST_MS))
+            timefmt::rfc3339(ms_time(store::LATEST_MS))
         )));
     }
     let opts = PushOptions {
         priority: args.priority,
         due,
         // A time to live past the end of the calendar is no limit at all.
-        expires: args.ttl.map(after).filter(|&e| e <= timefmt::LATEST_MS),
+        expires: args.ttl.map(after).filter(|&e| e <= store::LATEST_MS),
     };
     let queue = spool.create(name)?;
     let published = if !args.messages.is_empty() {

@@ -145,9 +145,6 @@ pub fn parse_time(text: &str) -> Result<SystemTime, String> {
         .ok_or_else(bad)
 }
 
-/// The latest time spool schedules anything at: 9999-12-31T23:59:59Z, in unix ms.
-pub const LATEST_MS: u64 = 253_402_300_799_000;
-
 /// (year, month, day) to days since 1970-01-01 (the inverse of `civil_from_days`).
 fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
     let y = if m <= 2 { y - 1 } else { y };

@@ -13,8 +13,8 @@ use std::rc::Rc;
 
 pub use error::{Error, Result, describe};
 pub use queue::{
-    Claimed, FORMAT, Finding, Hold, Info, Message, Published, PushOptions, Queue, Settle, Staging,
-    State, Stats, TakeOptions, lane_dir, now_ms, read_full,
+    Claimed, FORMAT, Finding, Hold, Info, LATEST_MS, Message, Published, PushOptions, Queue,
+    Settle, Staging, State, Stats, TakeOptions, lane_dir, now_ms, read_full,
 };
 
 /// A spool: the root directory under which each queue is a directory.

@@ -79,6 +79,15 @@ pub fn now_ms() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
+/// The latest time spool schedules anything at: 9999-12-31T23:59:59Z, in unix ms. Later
+/// deadlines are held to it, so that names and the `due` length stay in range.
+pub const LATEST_MS: u64 = 253_402_300_799_000;
+
+/// `ms` milliseconds after `now`, held to [`LATEST_MS`].
+fn after(now: u64, ms: u64) -> u64 {
+    now.saturating_add(ms).min(LATEST_MS)
+}
+
 fn errno_of(e: &io::Error) -> Option<Errno> {
     e.raw_os_error().map(Errno::from_raw_os_error)
 }
@@ -1123,12 +1132,30 @@ impl Queue {
 
     /// Moves due messages from delayed/ to the back of their lane (consumer lock held).
     fn promote_due(&self) -> Result<()> {
-        let now = now_ms();
-        match self.next_due()? {
-            Some(due) if due <= now => {}
-            _ => return Ok(()),
+        if self.is_due()? {
+            let producer = self.lock_producer()?;
+            self.promote_due_locked(&producer)?;
         }
-        let producer = self.lock_producer()?;
+        Ok(())
+    }
+
+    /// Whether a delayed message may be due now.
+    fn is_due(&self) -> Result<bool> {
+        Ok(self.next_due()?.is_some_and(|due| due <= now_ms()))
+    }
+
+    /// Promotes due messages before keys are allocated for new ones (producer lock held),
+    /// so that a message due before a push is ahead of it, whether or not a consumer
+    /// looked in between.
+    fn promote_before_allocating(&self, producer: &Producer) -> Result<()> {
+        if self.is_due()? {
+            self.promote_due_locked(producer)?;
+        }
+        Ok(())
+    }
+
+    fn promote_due_locked(&self, producer: &Producer) -> Result<()> {
+        let now = now_ms();
         let delayed = self.state_dir("delayed")?;
         let mut due: Vec<(String, Entry)> = Vec::new();
         let mut earliest: Option<u64> = None;
@@ -1141,7 +1168,7 @@ impl Queue {
         }
         due.sort_unstable_by_key(|(_, e)| (e.key, e.id));
         for (name, entry) in due {
-            let seq = self.allocate(&producer)?;
+            let seq = self.allocate(producer)?;
             let lane = entry.priority;
             let bucket = self.make_bucket(lane, bucket_of(seq))?;
             let moved = Entry {
@@ -1239,7 +1266,7 @@ impl Queue {
                     }
                     None
                 }
-                Hold::Lease { lease_ms } => Some(now + lease_ms),
+                Hold::Lease { lease_ms } => Some(after(now, lease_ms)),
             };
             let claim = Entry {
                 key: entry.id,
@@ -1412,10 +1439,11 @@ impl Queue {
         delay_ms: Option<u64>,
     ) -> Result<bool> {
         let producer = self.lock_producer()?;
+        self.promote_before_allocating(&producer)?;
         let lane = entry.priority;
         match delay_ms.filter(|&d| d > 0) {
             Some(d) => {
-                let due = now_ms() + d;
+                let due = after(now_ms(), d);
                 let delayed = self.state_dir("delayed")?;
                 let to = Entry {
                     key: due,
@@ -1564,7 +1592,7 @@ impl Queue {
             ));
         }
         let renewed = Entry {
-            lease: Some(now_ms() + lease_ms),
+            lease: Some(after(now_ms(), lease_ms)),
             ..entry.clone()
         };
         if !self.move_entry(
@@ -1588,6 +1616,7 @@ impl Queue {
     pub fn requeue(&self, ids: &[u64]) -> Result<(Vec<u64>, Vec<u64>)> {
         let _c = self.lock_consumer()?;
         let producer = self.lock_producer()?;
+        self.promote_before_allocating(&producer)?;
         let failed = self.state_dir("failed")?;
         let mut entries = self.entries(&failed, "failed")?;
         entries.sort_unstable_by_key(|(_, e)| e.id);
@@ -2092,6 +2121,7 @@ impl Staging<'_> {
         let mut touched: Vec<(String, OwnedFd)> = Vec::new();
         let renamed = (|| -> Result<()> {
             let producer = q.lock_producer()?;
+            q.promote_before_allocating(&producer)?;
             // Marked before the messages appear, so that a consumer that sees them also
             // knows where to look (it then waits on the producer lock for the rest).
             // Likewise the due hint, before the rename: a hint that is too early costs a
