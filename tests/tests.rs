@@ -47,6 +47,11 @@
 //                (files, symlinks, FIFOs, hard links): never read, followed or deleted
 // - shell        whole pipelines through sh, as in the documentation
 // - generated    man/spool.1 and completions/ are current with the CLI definition
+// - faults       crash, fault and hostile-input tests (most need root and strace,
+//                xfsprogs, util-linux, e2fsprogs): power cuts on loop-mounted xfs and
+//                ext4, EIO/ENOSPC/EDQUOT and SIGKILL at every system call of every
+//                operation, a full disk, a file size limit, random kills under load, a
+//                hostile spool, another user, fsck; docs/RELIABILITY.md has the figures
 
 mod util;
 
@@ -62,6 +67,8 @@ mod cli;
 mod concurrency;
 #[path = "suite/crash.rs"]
 mod crash;
+#[path = "suite/faults/mod.rs"]
+mod faults;
 #[path = "suite/generated.rs"]
 mod generated;
 #[path = "suite/hostile.rs"]
