@@ -175,8 +175,8 @@ fn run_all(ops: &[Op], faults: &[Fault], label: &str) {
 }
 
 const PRODUCERS: &[Op] = &[Op::Push, Op::PushLarge, Op::Batch, Op::BigBatch];
-const CONSUMERS: &[Op] = &[Op::Pop, Op::Claim, Op::Run];
-const SETTLERS: &[Op] = &[Op::Ack, Op::Nack, Op::Clear];
+const CONSUMERS: &[Op] = &[Op::Pop, Op::Peek, Op::Claim, Op::Run];
+const SETTLERS: &[Op] = &[Op::Ack, Op::Nack, Op::Extend, Op::Clear];
 const EIO: &[Fault] = &[Fault::Error("EIO")];
 const SPACE: &[Fault] = &[Fault::Error("ENOSPC"), Fault::Error("EDQUOT")];
 const KILL: &[Fault] = &[Fault::Kill];
@@ -193,13 +193,21 @@ fn eio_at_every_call_of_push_and_batch_push() {
 }
 
 #[test]
-fn eio_at_every_call_of_pop_claim_and_run() {
-    sweep_test(CONSUMERS, EIO, "EIO at every call of pop, claim and run");
+fn eio_at_every_call_of_pop_peek_claim_and_run() {
+    sweep_test(
+        CONSUMERS,
+        EIO,
+        "EIO at every call of pop, peek, claim and run",
+    );
 }
 
 #[test]
-fn eio_at_every_call_of_ack_nack_and_clear() {
-    sweep_test(SETTLERS, EIO, "EIO at every call of ack, nack and clear");
+fn eio_at_every_call_of_ack_nack_extend_and_clear() {
+    sweep_test(
+        SETTLERS,
+        EIO,
+        "EIO at every call of ack, nack, extend and clear",
+    );
 }
 
 #[test]
@@ -212,12 +220,12 @@ fn enospc_and_edquot_at_every_call_of_push_and_batch_push() {
 }
 
 #[test]
-fn enospc_and_edquot_at_every_call_of_pop_claim_run_ack_nack_and_clear() {
+fn enospc_and_edquot_at_every_call_of_the_consumers() {
     let ops: Vec<Op> = CONSUMERS.iter().chain(SETTLERS).copied().collect();
     sweep_test(
         &ops,
         SPACE,
-        "ENOSPC and EDQUOT at every call of the consumers",
+        "ENOSPC and EDQUOT at every call of pop, peek, claim, run, ack, nack, extend and clear",
     );
 }
 
@@ -231,7 +239,11 @@ fn a_crash_at_every_call_of_push_and_batch_push_loses_nothing() {
 }
 
 #[test]
-fn a_crash_at_every_call_of_pop_claim_run_ack_nack_and_clear_loses_nothing() {
+fn a_crash_at_every_call_of_the_consumers_loses_nothing() {
     let ops: Vec<Op> = CONSUMERS.iter().chain(SETTLERS).copied().collect();
-    sweep_test(&ops, KILL, "SIGKILL at every call of the consumers");
+    sweep_test(
+        &ops,
+        KILL,
+        "SIGKILL at every call of pop, peek, claim, run, ack, nack, extend and clear",
+    );
 }

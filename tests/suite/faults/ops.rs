@@ -67,12 +67,16 @@ pub enum Op {
     BigBatch,
     /// `pop > FILE` (the output is a regular file, which pop syncs).
     Pop,
+    /// `peek -n 3 --lines`.
+    Peek,
     /// `claim --lease 300ms`.
     Claim,
     /// `ack TOKEN` of a claim of m1.
     Ack,
     /// `nack TOKEN` of a claim of m1.
     Nack,
+    /// `extend TOKEN --lease 2h` of a claim of m1.
+    Extend,
     /// `run --max 1 --backoff 0 -- true`.
     Run,
     /// `clear`.
@@ -100,7 +104,7 @@ pub struct Case {
 }
 
 impl Case {
-    /// A fresh spool with m1, m2, m3 queued (and m1 claimed, for ack and nack).
+    /// A fresh spool with m1, m2, m3 queued (and m1 claimed, for ack, nack and extend).
     pub fn new(op: Op) -> Result<Case, String> {
         let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
         let root = dir.path().join("spool");
@@ -108,7 +112,7 @@ impl Case {
             .run()
             .success()?;
         let mut token = String::new();
-        if matches!(op, Op::Ack | Op::Nack) {
+        if matches!(op, Op::Ack | Op::Nack | Op::Extend) {
             let out = Call::spool(&root, ["claim", "--lease", "1h"]).run();
             out.success()?;
             token = out.text().trim_end().to_string();
@@ -129,9 +133,11 @@ impl Case {
             Op::Batch => spool(&["push", "--lines"]).input(lines(&batch(3))),
             Op::BigBatch => spool(&["push", "--lines"]).input(lines(&batch(12))),
             Op::Pop => spool(&["pop"]).output_file(&self.out_file()),
+            Op::Peek => spool(&["peek", "-n", "3", "--lines"]),
             Op::Claim => spool(&["claim", "--lease", "300ms"]),
             Op::Ack => spool(&["ack", &self.token]),
             Op::Nack => spool(&["nack", &self.token]),
+            Op::Extend => spool(&["extend", &self.token, "--lease", "2h"]),
             Op::Run => spool(&["run", "--max", "1", "--backoff", "0", "--", "true"]),
             Op::Clear => spool(&["clear"]),
         }
@@ -230,6 +236,36 @@ impl Case {
                 } else {
                     vec![m(&["m1", "m2", "m3"])]
                 }
+            }
+            Op::Peek => {
+                // Peek changes nothing: whatever it printed, the queue is as it was.
+                let all = b"m1\nm2\nm3\n";
+                if out.ok() && out.stdout != all {
+                    return Err(format!("peek printed {:?}", out.text()));
+                }
+                if !all.starts_with(&out.stdout) {
+                    return Err(format!("a broken peek printed {:?}", out.text()));
+                }
+                vec![m(&["m1", "m2", "m3"])]
+            }
+            Op::Extend => {
+                // Extended or not, the claim holds and its token acks it.
+                let kept = states == [(2, "ready"), (3, "ready"), (1, "claimed")];
+                if !kept {
+                    return Err(format!("after extend the queue is {states:?}"));
+                }
+                if out.ok() {
+                    // The lease now ends in about 2 hours, not 1.
+                    let leases = super::common::claim_leases(&self.root.join("default"));
+                    let until = leases.first().and_then(|l| l.1).unwrap_or(0);
+                    if until < super::common::now_ms() + 90 * 60_000 {
+                        return Err(format!("extend exited 0, but the claims are {leases:?}"));
+                    }
+                }
+                Call::spool(&self.root, ["ack", &self.token])
+                    .run()
+                    .success()?;
+                vec![m(&["m2", "m3"])]
             }
             Op::Claim => {
                 if out.ok() {
