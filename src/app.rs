@@ -405,6 +405,9 @@ fn wait_for<T>(
         if let Some(q) = &queue
             && let Some(found) = attempt(q)?
         {
+            // Closing an inotify descriptor can take milliseconds in the kernel: leave it
+            // to the end of this short-lived process, after the message is delivered.
+            std::mem::forget(waiter);
             return Ok(Some((queue.expect("checked above"), found)));
         }
         if !wait.wait {

@@ -36,8 +36,9 @@ pub fn token() -> String {
     static SERIAL: AtomicU64 = AtomicU64::new(0);
     // RandomState is seeded from the OS's random source once per process; mixing in the
     // pid, a serial and the clock keeps tokens distinct within and across processes.
+    static PID: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
     let mut h = std::hash::RandomState::new().build_hasher();
-    h.write_u32(std::process::id());
+    h.write_u32(*PID.get_or_init(std::process::id));
     h.write_u64(SERIAL.fetch_add(1, Ordering::Relaxed));
     if let Ok(t) = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {
         h.write_u128(t.as_nanos());

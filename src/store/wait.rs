@@ -99,6 +99,8 @@ impl Waiter {
                 ready
             }
             Ok(_) => 0,
+            // A signal (SIGCHLD for `spool run`): return at once, the caller looks again.
+            Err(rustix::io::Errno::INTR) => 0,
             Err(_) => {
                 std::thread::sleep(Duration::from_millis(10));
                 0

@@ -50,8 +50,6 @@ struct Check<'q> {
 impl Queue {
     /// Checks the queue; with `repair`, mends what it finds. Returns the findings.
     pub fn fsck(&self, repair: bool) -> Result<Vec<Finding>> {
-        let mut c = self.lock_consumer()?;
-        let producer = self.lock_producer()?;
         let mut check = Check {
             queue: self,
             repair,
@@ -61,7 +59,15 @@ impl Queue {
             lanes: 0,
             earliest_due: None,
         };
+        // The lock files first: without them there is nothing to lock.
         check.queue_dir()?;
+        let broken = |f: &Finding| f.path == self.at("counter") || f.path == self.at("head");
+        if !repair && check.findings.iter().any(broken) {
+            return Ok(check.findings);
+        }
+        let mut c = self.lock_consumer()?;
+        let producer = self.lock_producer()?;
+        check.modes()?;
         check.tmp()?;
         for lane in 0..=9u8 {
             check.lane(lane)?;
@@ -179,6 +185,30 @@ impl Check<'_> {
         Ok(())
     }
 
+    /// The queue's directories are its owner's alone (0700): anyone else who can write
+    /// them can plant, move or remove messages.
+    fn modes(&mut self) -> Result<()> {
+        let q = self.queue;
+        let mut dirs = vec![".", "tmp", "delayed", "claimed", "failed"];
+        dirs.extend((0..=9u8).map(lane_dir));
+        for rel in dirs {
+            let Ok(fd) = sys::open_dir_beneath(q.dir(), rel) else {
+                continue;
+            };
+            let st = sys::stat_fd(&fd).map_err(|e| Error::io("stat", q.at(rel), e))?;
+            let mode = st.st_mode & 0o7777;
+            if mode & 0o077 != 0 {
+                let problem = format!("has mode {mode:04o}: others may change the queue");
+                self.found(rel, problem, Some("mode set to 0700".into()));
+                if self.repair {
+                    rustix::fs::fchmod(&fd, rustix::fs::Mode::from_bits_truncate(sys::DIR_MODE))
+                        .map_err(|e| Error::io("chmod", q.at(rel), e))?;
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Orphaned temporary files are removed (the sweep); foreign ones quarantined.
     fn tmp(&mut self) -> Result<()> {
         let q = self.queue;
@@ -198,6 +228,35 @@ impl Check<'_> {
                     "is not a name spool writes".into(),
                 )?;
                 continue;
+            }
+            let Ok(st) = sys::stat_at(tmp.as_fd(), &name) else {
+                continue;
+            };
+            let is_dir = FileType::from_raw_mode(st.st_mode) == FileType::Directory;
+            if !(sys::is_plain_file(&st) || is_dir && name.ends_with(".batch")) {
+                let problem = format!("is {}", sys::describe_entry(&st));
+                self.quarantine(tmp.as_fd(), "tmp", &name, problem)?;
+                continue;
+            }
+            if is_dir {
+                // A batch's files must be plain files named by their number.
+                let rel = format!("tmp/{name}");
+                let inner = sys::open_dir_beneath(tmp.as_fd(), &name)
+                    .map_err(|e| Error::io("open", q.at(&rel), e))?;
+                for entry in sys::read_names(q.open_dir(&rel)?)
+                    .map_err(|e| Error::io("read", q.at(&rel), e))?
+                {
+                    let plain =
+                        sys::stat_at(inner.as_fd(), &entry).is_ok_and(|st| sys::is_plain_file(&st));
+                    if !plain || !entry.bytes().all(|b| b.is_ascii_digit()) {
+                        self.quarantine(
+                            inner.as_fd(),
+                            &rel,
+                            &entry,
+                            "is not a file spool writes".into(),
+                        )?;
+                    }
+                }
             }
             let Ok(fd) =
                 sys::open_beneath(tmp.as_fd(), &name, OFlags::RDONLY | OFlags::NONBLOCK, 0)

@@ -945,6 +945,20 @@ impl Queue {
         })))
     }
 
+    /// Whether `name` of `dir` is a plain file (warning about it if not): checked before
+    /// moving an entry that is not opened first.
+    fn is_plain_entry(&self, dir: BorrowedFd<'_>, rel: &str, name: &str) -> Result<bool> {
+        match sys::stat_at(dir, name) {
+            Ok(st) if sys::is_plain_file(&st) => Ok(true),
+            Ok(st) => {
+                self.warn_once(&format!("{rel}/{name}"), sys::describe_entry(&st));
+                Ok(false)
+            }
+            Err(e) if errno_of(&e) == Some(Errno::NOENT) => Ok(false),
+            Err(e) => Err(Error::io("stat", self.at(&format!("{rel}/{name}")), e)),
+        }
+    }
+
     /// Opens `name` of `dir` (at `rel`, for messages) if it is a plain file: a regular
     /// file with one link, opened without following a symlink or blocking on a FIFO.
     /// Anything else is warned about and `None`, as is a file that is gone.
@@ -1102,8 +1116,8 @@ impl Queue {
         c: &mut Consumer,
         first: &mut bool,
         lane_from: &mut [u64; 10],
+        lanes: u64,
     ) -> Result<Option<Box<Found>>> {
-        let lanes = self.read_length("lanes")?;
         for p in (1..=9u8).rev() {
             let from = lane_from[usize::from(p)];
             if lanes & (1 << p) != 0
@@ -1160,6 +1174,9 @@ impl Queue {
         let mut due: Vec<(String, Entry)> = Vec::new();
         let mut earliest: Option<u64> = None;
         for (name, entry) in self.entries(&delayed, "delayed")? {
+            if !self.is_plain_entry(delayed.as_fd(), "delayed", &name)? {
+                continue;
+            }
             if entry.key <= now {
                 due.push((name, entry));
             } else {
@@ -1206,10 +1223,13 @@ impl Queue {
         let mut taken = Vec::new();
         let mut first = true;
         let mut lane_from = [0u64; 10];
+        // Read once per take: a lane a producer marks meanwhile is seen by the next one.
+        let lanes = self.read_length("lanes")?;
         let mut failed_dir = None;
         let now = now_ms();
         while taken.len() < n {
-            let Some(found) = self.next_candidate(&mut c, &mut first, &mut lane_from)? else {
+            let Some(found) = self.next_candidate(&mut c, &mut first, &mut lane_from, lanes)?
+            else {
                 break;
             };
             let Found {
@@ -1257,11 +1277,11 @@ impl Queue {
             }
             let lease = match opts.hold {
                 Hold::Process => {
-                    if !lock_briefly(&file) {
-                        self.warn_once(
-                            &format!("{}/{}/{name}", lane_dir(lane), bucket_name(bucket_of(key))),
-                            "locked by another process",
-                        );
+                    let rel = format!("{}/{}/{name}", lane_dir(lane), bucket_name(bucket_of(key)));
+                    let locked =
+                        lock_briefly(&file).map_err(|e| Error::io("lock", self.at(&rel), e))?;
+                    if !locked {
+                        self.warn_once(&rel, "locked by another process");
                         continue;
                     }
                     None
@@ -1299,6 +1319,12 @@ impl Queue {
         self.save_head(&mut c)?;
         if let Some(dir) = failed_dir {
             sys::fsync(&dir).map_err(|e| Error::io("fsync", self.at("failed"), e))?;
+        }
+        if matches!(opts.hold, Hold::Lease { .. }) && !taken.is_empty() {
+            // A claim outlives this process: make it durable before its token is shown.
+            // The journal commit also covers the counter that allocated its id, so the
+            // id is never handed out again after a crash.
+            sys::fsync(claimed_dir).map_err(|e| Error::io("fsync", self.at("claimed"), e))?;
         }
         Ok(taken)
     }
@@ -1623,6 +1649,9 @@ impl Queue {
         let mut moved = Vec::new();
         for (name, entry) in entries {
             if !ids.is_empty() && !ids.contains(&entry.id) {
+                continue;
+            }
+            if !self.is_plain_entry(failed.as_fd(), "failed", &name)? {
                 continue;
             }
             let seq = self.allocate(&producer)?;
@@ -2257,15 +2286,15 @@ impl Drop for Staging<'_> {
 
 /// Takes an flock on a message that should be free, waiting a little for a holder that
 /// is letting go (a pusher between its rename and its unlock).
-fn lock_briefly(file: &File) -> bool {
+fn lock_briefly(file: &File) -> io::Result<bool> {
     for _ in 0..200 {
         match file.try_lock() {
-            Ok(()) => return true,
+            Ok(()) => return Ok(true),
             Err(std::fs::TryLockError::WouldBlock) => std::thread::sleep(Duration::from_millis(1)),
-            Err(std::fs::TryLockError::Error(_)) => return false,
+            Err(std::fs::TryLockError::Error(e)) => return Err(e),
         }
     }
-    false
+    Ok(false)
 }
 
 /// The length of a file: the value of a counter.

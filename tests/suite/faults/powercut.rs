@@ -405,12 +405,16 @@ fn power_cuts(fstype: &str, size: &str) {
             "{ctx}: fsck --repair after the cut:\n{repair:?}"
         );
         fig.leftovers_repaired += repair.text().lines().count();
+        // A claim of the workload (2 s leases) may still hold at the repair and end just
+        // before this second look: that is a queue at work, not damage.
         let check = Call::spool(&root, ["fsck"]).run();
-        check
-            .success()
-            .unwrap_or_else(|e| panic!("{ctx}: fsck after repair: {e}"));
+        let text = check.text();
+        let damage: Vec<&str> = text
+            .lines()
+            .filter(|l| !l.ends_with("is a claim whose lease ended"))
+            .collect();
         assert!(
-            check.stdout.is_empty(),
+            matches!(check.code, Some(0) | Some(3)) && check.stderr.is_empty() && damage.is_empty(),
             "{ctx}: fsck after repair:\n{check:?}"
         );
         fig.most_messages = fig.most_messages.max(now.len());
