@@ -85,7 +85,11 @@ impl Queue {
 impl Check<'_> {
     fn found(&mut self, rel: &str, problem: impl Into<String>, repair: Option<String>) {
         self.findings.push(Finding {
-            path: self.queue.at(rel),
+            path: if rel == "." {
+                self.queue.path().to_path_buf()
+            } else {
+                self.queue.at(rel)
+            },
             problem: problem.into(),
             repair: if self.repair { repair } else { None },
         });
