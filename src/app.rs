@@ -719,9 +719,10 @@ fn len(spool: &Spool, name: &str) -> Outcome {
 }
 
 fn println_checked(line: &str) -> std::result::Result<(), Failure> {
-    let mut out = io::stdout().lock();
-    writeln!(out, "{line}")
-        .and_then(|()| out.flush())
+    // Straight to the descriptor: a line that failed must not stay in std's buffer, to be
+    // written again at exit.
+    let mut out = stdout_file()?;
+    out.write_all(format!("{line}\n").as_bytes())
         .map_err(stdout_error)
 }
 

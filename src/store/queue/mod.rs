@@ -1241,6 +1241,7 @@ impl Queue {
                 stat,
             } = *found;
             let key = entry.key;
+            let bucket_rel = format!("{}/{}", lane_dir(lane), bucket_name(bucket_of(key)));
             if lane == 0 {
                 c.head = key + 1;
                 if c.head % BUCKET_SIZE == 0 {
@@ -1268,7 +1269,7 @@ impl Queue {
                 let to = failed_dir.as_ref().expect("set above");
                 self.move_entry(
                     bucket.as_fd(),
-                    lane_dir(lane),
+                    &bucket_rel,
                     &name,
                     to.as_fd(),
                     &failed.name(),
@@ -1277,7 +1278,7 @@ impl Queue {
             }
             let lease = match opts.hold {
                 Hold::Process => {
-                    let rel = format!("{}/{}/{name}", lane_dir(lane), bucket_name(bucket_of(key)));
+                    let rel = format!("{bucket_rel}/{name}");
                     let locked =
                         lock_briefly(&file).map_err(|e| Error::io("lock", self.at(&rel), e))?;
                     if !locked {
@@ -1302,7 +1303,7 @@ impl Queue {
             let claim_name = claim.name();
             if !self.move_entry(
                 bucket.as_fd(),
-                lane_dir(lane),
+                &bucket_rel,
                 &name,
                 claimed_dir.as_fd(),
                 &claim_name,
