@@ -6,7 +6,6 @@
 //! with explicit modes (0600, 0700) and then `fchmod`ed, so the umask cannot widen or
 //! narrow them.
 
-use std::ffi::CStr;
 use std::fs::File;
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -43,11 +42,8 @@ pub fn open_beneath(
             mode,
             ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS,
         ) {
-            Err(Errno::NOSYS) | Err(Errno::PERM) if !rel.contains('/') => {
-                // Seccomp filters in some containers refuse openat2; fall through.
-                NO_OPENAT2.store(true, Ordering::Relaxed);
-            }
-            Err(Errno::NOSYS) => NO_OPENAT2.store(true, Ordering::Relaxed),
+            // Kernels before 5.6, and seccomp filters of some containers, refuse it.
+            Err(Errno::NOSYS) | Err(Errno::PERM) => NO_OPENAT2.store(true, Ordering::Relaxed),
             // ELOOP from RESOLVE_NO_SYMLINKS is the answer for a planted symlink.
             other => return other.map_err(io::Error::from),
         }
@@ -169,28 +165,18 @@ pub fn describe_entry(st: &Stat) -> &'static str {
 /// Reads every entry name of the directory `fd` (which it consumes), except `.` and `..`.
 /// Names that are not UTF-8 are returned lossily (they are never ours).
 pub fn read_names(fd: OwnedFd) -> io::Result<Vec<String>> {
-    let mut names = Vec::new();
-    for_each_name(fd, |name| {
-        names.push(name.to_string_lossy().into_owned());
-        Ok(())
-    })?;
-    Ok(names)
-}
-
-/// Calls `f` with each entry name of the directory `fd`, except `.` and `..`.
-pub fn for_each_name(fd: OwnedFd, mut f: impl FnMut(&CStr) -> io::Result<()>) -> io::Result<()> {
     let mut dir = Dir::new(fd)?;
     // `fd` may be a duplicate sharing its offset with a descriptor read before: start over.
     dir.rewind();
+    let mut names = Vec::new();
     while let Some(entry) = dir.read() {
         let entry = entry?;
         let name = entry.file_name();
-        if name == c"." || name == c".." {
-            continue;
+        if name != c"." && name != c".." {
+            names.push(name.to_string_lossy().into_owned());
         }
-        f(name)?;
     }
-    Ok(())
+    Ok(names)
 }
 
 /// `fsync` of a directory (or file) descriptor.

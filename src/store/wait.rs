@@ -45,11 +45,6 @@ impl Waiter {
         Waiter { inotify: None }
     }
 
-    /// Whether inotify is in use.
-    pub fn is_notified(&self) -> bool {
-        self.inotify.is_some()
-    }
-
     /// Sleeps until the queue may have changed, or `timeout` (at most the poll interval).
     pub fn wait(&mut self, timeout: Duration) {
         self.wait_also(timeout, &[], true);

@@ -195,7 +195,6 @@ pub struct Claimed {
     entry: Entry,
     name: String,
     file: File,
-    size: u64,
 }
 
 /// A message's metadata, as `list` and `stats` show it.
@@ -917,25 +916,25 @@ impl Queue {
     // ----- finding messages -----
 
     /// Opens the ready message `name` in `bucket` if it is a plain file; warns about junk.
+    /// Opens the ready message `name` of `bucket` if it is a plain file (warning about
+    /// junk). The bucket moves into what is found, or is handed back: no descriptor is
+    /// duplicated on the way of a pop.
     fn open_ready(
         &self,
         lane: u8,
-        bucket: &OwnedFd,
+        bucket: OwnedFd,
         name: &str,
         entry: Entry,
-    ) -> Result<Option<Box<Found>>> {
+    ) -> Result<Result<Box<Found>, OwnedFd>> {
         let rel = format!(
             "{}/{}/{name}",
             lane_dir(lane),
             bucket_name(bucket_of(entry.key))
         );
-        let Some((file, stat)) = self.open_plain(bucket, name, &rel)? else {
-            return Ok(None);
+        let Some((file, stat)) = self.open_plain(&bucket, name, &rel)? else {
+            return Ok(Err(bucket));
         };
-        let bucket = bucket
-            .try_clone()
-            .map_err(|e| Error::io("dup", self.at(&rel), e))?;
-        Ok(Some(Box::new(Found {
+        Ok(Ok(Box::new(Found {
             lane,
             bucket,
             name: name.to_string(),
@@ -1035,13 +1034,14 @@ impl Queue {
             return Ok(None);
         };
         let plain = Entry::fresh(key);
-        if let Some(found) = self.open_ready(0, &bucket, &plain.name(), plain)? {
-            return Ok(Some(found));
-        }
+        let bucket = match self.open_ready(0, bucket, &plain.name(), plain)? {
+            Ok(found) => return Ok(Some(found)),
+            Err(bucket) => bucket,
+        };
         let rel = format!("ready/{}", bucket_name(bucket_of(key)));
         for (name, entry) in self.entries(&bucket, &rel)? {
             if entry.key == key {
-                return self.open_ready(0, &bucket, &name, entry);
+                return Ok(self.open_ready(0, bucket, &name, entry)?.ok());
             }
         }
         Ok(None)
@@ -1075,9 +1075,11 @@ impl Queue {
                     })
                     .collect();
                 mine.sort_unstable_by_key(|(_, e)| e.key);
+                let mut bucket = bucket;
                 for (name, entry) in mine {
-                    if let Some(found) = self.open_ready(lane, &bucket, &name, entry)? {
-                        return Ok(Lookup::Found(found));
+                    match self.open_ready(lane, bucket, &name, entry)? {
+                        Ok(found) => return Ok(Lookup::Found(found)),
+                        Err(back) => bucket = back,
                     }
                 }
                 if tidy && empty && b < bucket_of(next) {
@@ -1238,7 +1240,7 @@ impl Queue {
                 name,
                 entry,
                 file,
-                stat,
+                stat: _,
             } = *found;
             let key = entry.key;
             let bucket_rel = format!("{}/{}", lane_dir(lane), bucket_name(bucket_of(key)));
@@ -1279,8 +1281,15 @@ impl Queue {
             let lease = match opts.hold {
                 Hold::Process => {
                     let rel = format!("{bucket_rel}/{name}");
-                    let locked =
-                        lock_briefly(&file).map_err(|e| Error::io("lock", self.at(&rel), e))?;
+                    // Nothing holds a ready message's lock but a foreign process: pushers
+                    // unlock before publishing, returns unlock under the consumer lock.
+                    let locked = match file.try_lock() {
+                        Ok(()) => true,
+                        Err(std::fs::TryLockError::WouldBlock) => false,
+                        Err(std::fs::TryLockError::Error(e)) => {
+                            return Err(Error::io("lock", self.at(&rel), e));
+                        }
+                    };
                     if !locked {
                         self.warn_once(&rel, "locked by another process");
                         continue;
@@ -1314,7 +1323,6 @@ impl Queue {
                 entry: claim,
                 name: claim_name,
                 file,
-                size: stat.st_size as u64,
             });
         }
         self.save_head(&mut c)?;
@@ -2031,10 +2039,6 @@ impl Claimed {
     pub fn id(&self) -> u64 {
         self.entry.id
     }
-    /// Payload length.
-    pub fn size(&self) -> u64 {
-        self.size
-    }
     /// Claims made, this one included.
     pub fn attempts(&self) -> u32 {
         self.entry.attempts
@@ -2069,7 +2073,7 @@ impl Staging<'_> {
     fn add_inner(&mut self, write: impl FnOnce(&mut File, &Path) -> Result<()>) -> Result<()> {
         let q = self.queue;
         let (rel, mut file, single) = match &mut self.kind {
-            StagingKind::Single { name, file } => {
+            StagingKind::Single { name, .. } => {
                 if !name.is_empty() {
                     return Err(Error::invalid(
                         "push",
@@ -2078,12 +2082,9 @@ impl Staging<'_> {
                     ));
                 }
                 let (n, lock) = q.create_locked(&self.tmp, "", false)?;
+                // Its name is recorded before writing, so that a failed write is cleaned
+                // up too; the file joins it once written.
                 *name = n;
-                // Recorded before writing, so that a failed write is cleaned up too.
-                *file = Some(
-                    lock.try_clone()
-                        .map_err(|e| Error::io("dup", q.at("tmp"), e))?,
-                );
                 (format!("tmp/{name}"), lock, true)
             }
             StagingKind::Batch { name, dir } => {
@@ -2100,17 +2101,15 @@ impl Staging<'_> {
             // A single message is synced now, and its flock kept until publish.
             sys::fdatasync(&file).map_err(|e| Error::io("fsync", &path, e))?;
             sys::check_close(&file).map_err(|e| Error::io("close", &path, e))?;
+            if let StagingKind::Single { file: slot, .. } = &mut self.kind {
+                *slot = Some(file);
+            }
         } else if self.unsynced.len() < SYNCFS_THRESHOLD {
             self.unsynced.push(file);
         } else {
             sys::close_checked(file.into()).map_err(|e| Error::io("close", &path, e))?;
         }
         Ok(())
-    }
-
-    /// How many messages are staged.
-    pub fn count(&self) -> usize {
-        self.count
     }
 
     /// Makes every staged message durable, then publishes them in order under one
@@ -2246,8 +2245,8 @@ impl Staging<'_> {
         }
         // Everything was renamed away: only an empty batch directory is left to remove.
         self.count = 0;
-        if let StagingKind::Single { file, .. } = &mut self.kind {
-            *file = None;
+        if let StagingKind::Single { name, .. } = &mut self.kind {
+            name.clear(); // published: nothing of it is left in tmp/
         }
         self.discard();
         for (rel, fd) in &touched {
@@ -2264,9 +2263,12 @@ impl Staging<'_> {
         self.unsynced.clear();
         match &mut self.kind {
             StagingKind::Single { name, file } => {
-                if file.take().is_some() && !name.is_empty() {
+                // Unlinked before its lock goes, so that no sweeper sees it half-removed.
+                if !name.is_empty() {
                     let _ = sys::remove_file(self.tmp.as_fd(), name);
+                    name.clear();
                 }
+                *file = None;
             }
             StagingKind::Batch { name, dir } => {
                 for i in 0..self.count {
@@ -2283,19 +2285,6 @@ impl Drop for Staging<'_> {
     fn drop(&mut self) {
         self.discard();
     }
-}
-
-/// Takes an flock on a message that should be free, waiting a little for a holder that
-/// is letting go (a pusher between its rename and its unlock).
-fn lock_briefly(file: &File) -> io::Result<bool> {
-    for _ in 0..200 {
-        match file.try_lock() {
-            Ok(()) => return Ok(true),
-            Err(std::fs::TryLockError::WouldBlock) => std::thread::sleep(Duration::from_millis(1)),
-            Err(std::fs::TryLockError::Error(e)) => return Err(e),
-        }
-    }
-    Ok(false)
 }
 
 /// The length of a file: the value of a counter.
