@@ -46,40 +46,40 @@ complete -c spool -n "__fish_spool_needs_command" -f -a "fsck" -d 'Check a queue
 complete -c spool -n "__fish_spool_needs_command" -f -a "queues" -d 'List the queues of the spool'
 complete -c spool -n "__fish_spool_needs_command" -f -a "completions" -d 'Print a shell completion script'
 complete -c spool -n "__fish_spool_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c spool -n "__fish_spool_using_subcommand push" -l dir -d 'Spool directory [default: $SPOOL_DIR, else $XDG_STATE_HOME/spool, else ~/.local/state/spool]' -r -F
+complete -c spool -n "__fish_spool_using_subcommand push" -s q -l queue -d 'Queue name: 1-64 of A-Z a-z 0-9 . _ -, not starting with \'.\' [default: $SPOOL_QUEUE, else default]' -r
 complete -c spool -n "__fish_spool_using_subcommand push" -l delay -d 'Invisible for this long (500ms, 30s, 5m, 2h, 1d)' -r
 complete -c spool -n "__fish_spool_using_subcommand push" -l at -d 'Invisible until this time (RFC 3339, or unix seconds)' -r
 complete -c spool -n "__fish_spool_using_subcommand push" -l priority -d 'Priority, 0 to 9: higher first, first-in first-out within a priority' -r
 complete -c spool -n "__fish_spool_using_subcommand push" -l ttl -d 'Moves to failed (reason "expired") if not consumed within this time' -r
-complete -c spool -n "__fish_spool_using_subcommand push" -l dir -d 'Spool directory [default: $SPOOL_DIR, else $XDG_STATE_HOME/spool, else ~/.local/state/spool]' -r -F
-complete -c spool -n "__fish_spool_using_subcommand push" -s q -l queue -d 'Queue name: 1-64 of A-Z a-z 0-9 . _ -, not starting with \'.\' [default: $SPOOL_QUEUE, else default]' -r
 complete -c spool -n "__fish_spool_using_subcommand push" -s l -l lines -d 'Read standard input as one message per line (the newline is removed)'
 complete -c spool -n "__fish_spool_using_subcommand push" -s 0 -l null -d 'Read standard input as one message per NUL-terminated record'
 complete -c spool -n "__fish_spool_using_subcommand push" -l print-id -d 'Print the id of each new message, one per line'
 complete -c spool -n "__fish_spool_using_subcommand push" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c spool -n "__fish_spool_using_subcommand push" -s V -l version -d 'Print version'
-complete -c spool -n "__fish_spool_using_subcommand pop" -s n -l count -d 'Up to N messages (N > 1 needs --lines or --null to frame them)' -r
-complete -c spool -n "__fish_spool_using_subcommand pop" -l timeout -d 'With --wait: exit 1 after this long (500ms, 30s, 5m, 2h, 1d)' -r
 complete -c spool -n "__fish_spool_using_subcommand pop" -l dir -d 'Spool directory [default: $SPOOL_DIR, else $XDG_STATE_HOME/spool, else ~/.local/state/spool]' -r -F
 complete -c spool -n "__fish_spool_using_subcommand pop" -s q -l queue -d 'Queue name: 1-64 of A-Z a-z 0-9 . _ -, not starting with \'.\' [default: $SPOOL_QUEUE, else default]' -r
+complete -c spool -n "__fish_spool_using_subcommand pop" -s n -l count -d 'Up to N messages (N > 1 needs --lines or --null to frame them)' -r
+complete -c spool -n "__fish_spool_using_subcommand pop" -l timeout -d 'With --wait: exit 1 after this long (500ms, 30s, 5m, 2h, 1d)' -r
 complete -c spool -n "__fish_spool_using_subcommand pop" -s l -l lines -d 'Follow each message with a newline'
 complete -c spool -n "__fish_spool_using_subcommand pop" -s 0 -l null -d 'Follow each message with a NUL byte'
 complete -c spool -n "__fish_spool_using_subcommand pop" -s w -l wait -d 'Wait for a message instead of exiting 1 when there is none'
 complete -c spool -n "__fish_spool_using_subcommand pop" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c spool -n "__fish_spool_using_subcommand pop" -s V -l version -d 'Print version'
-complete -c spool -n "__fish_spool_using_subcommand peek" -s n -l count -d 'Up to N messages (N > 1 needs --lines or --null to frame them)' -r
-complete -c spool -n "__fish_spool_using_subcommand peek" -l timeout -d 'With --wait: exit 1 after this long (500ms, 30s, 5m, 2h, 1d)' -r
 complete -c spool -n "__fish_spool_using_subcommand peek" -l dir -d 'Spool directory [default: $SPOOL_DIR, else $XDG_STATE_HOME/spool, else ~/.local/state/spool]' -r -F
 complete -c spool -n "__fish_spool_using_subcommand peek" -s q -l queue -d 'Queue name: 1-64 of A-Z a-z 0-9 . _ -, not starting with \'.\' [default: $SPOOL_QUEUE, else default]' -r
+complete -c spool -n "__fish_spool_using_subcommand peek" -s n -l count -d 'Up to N messages (N > 1 needs --lines or --null to frame them)' -r
+complete -c spool -n "__fish_spool_using_subcommand peek" -l timeout -d 'With --wait: exit 1 after this long (500ms, 30s, 5m, 2h, 1d)' -r
 complete -c spool -n "__fish_spool_using_subcommand peek" -s l -l lines -d 'Follow each message with a newline'
 complete -c spool -n "__fish_spool_using_subcommand peek" -s 0 -l null -d 'Follow each message with a NUL byte'
 complete -c spool -n "__fish_spool_using_subcommand peek" -s w -l wait -d 'Wait for a message instead of exiting 1 when there is none'
 complete -c spool -n "__fish_spool_using_subcommand peek" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c spool -n "__fish_spool_using_subcommand peek" -s V -l version -d 'Print version'
+complete -c spool -n "__fish_spool_using_subcommand claim" -l dir -d 'Spool directory [default: $SPOOL_DIR, else $XDG_STATE_HOME/spool, else ~/.local/state/spool]' -r -F
+complete -c spool -n "__fish_spool_using_subcommand claim" -s q -l queue -d 'Queue name: 1-64 of A-Z a-z 0-9 . _ -, not starting with \'.\' [default: $SPOOL_QUEUE, else default]' -r
 complete -c spool -n "__fish_spool_using_subcommand claim" -l lease -d 'How long the claim holds before the message returns by itself' -r
 complete -c spool -n "__fish_spool_using_subcommand claim" -l max-attempts -d 'A message already claimed this many times moves to failed instead' -r
 complete -c spool -n "__fish_spool_using_subcommand claim" -l timeout -d 'With --wait: exit 1 after this long (500ms, 30s, 5m, 2h, 1d)' -r
-complete -c spool -n "__fish_spool_using_subcommand claim" -l dir -d 'Spool directory [default: $SPOOL_DIR, else $XDG_STATE_HOME/spool, else ~/.local/state/spool]' -r -F
-complete -c spool -n "__fish_spool_using_subcommand claim" -s q -l queue -d 'Queue name: 1-64 of A-Z a-z 0-9 . _ -, not starting with \'.\' [default: $SPOOL_QUEUE, else default]' -r
 complete -c spool -n "__fish_spool_using_subcommand claim" -s w -l wait -d 'Wait for a message instead of exiting 1 when there is none'
 complete -c spool -n "__fish_spool_using_subcommand claim" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c spool -n "__fish_spool_using_subcommand claim" -s V -l version -d 'Print version'
@@ -91,14 +91,14 @@ complete -c spool -n "__fish_spool_using_subcommand ack" -l dir -d 'Spool direct
 complete -c spool -n "__fish_spool_using_subcommand ack" -s q -l queue -d 'Queue name: 1-64 of A-Z a-z 0-9 . _ -, not starting with \'.\' [default: $SPOOL_QUEUE, else default]' -r
 complete -c spool -n "__fish_spool_using_subcommand ack" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c spool -n "__fish_spool_using_subcommand ack" -s V -l version -d 'Print version'
-complete -c spool -n "__fish_spool_using_subcommand nack" -l delay -d 'Invisible for this long before it is ready again' -r
 complete -c spool -n "__fish_spool_using_subcommand nack" -l dir -d 'Spool directory [default: $SPOOL_DIR, else $XDG_STATE_HOME/spool, else ~/.local/state/spool]' -r -F
 complete -c spool -n "__fish_spool_using_subcommand nack" -s q -l queue -d 'Queue name: 1-64 of A-Z a-z 0-9 . _ -, not starting with \'.\' [default: $SPOOL_QUEUE, else default]' -r
+complete -c spool -n "__fish_spool_using_subcommand nack" -l delay -d 'Invisible for this long before it is ready again' -r
 complete -c spool -n "__fish_spool_using_subcommand nack" -s h -l help -d 'Print help'
 complete -c spool -n "__fish_spool_using_subcommand nack" -s V -l version -d 'Print version'
-complete -c spool -n "__fish_spool_using_subcommand extend" -l lease -d 'The new lease, from now' -r
 complete -c spool -n "__fish_spool_using_subcommand extend" -l dir -d 'Spool directory [default: $SPOOL_DIR, else $XDG_STATE_HOME/spool, else ~/.local/state/spool]' -r -F
 complete -c spool -n "__fish_spool_using_subcommand extend" -s q -l queue -d 'Queue name: 1-64 of A-Z a-z 0-9 . _ -, not starting with \'.\' [default: $SPOOL_QUEUE, else default]' -r
+complete -c spool -n "__fish_spool_using_subcommand extend" -l lease -d 'The new lease, from now' -r
 complete -c spool -n "__fish_spool_using_subcommand extend" -s h -l help -d 'Print help'
 complete -c spool -n "__fish_spool_using_subcommand extend" -s V -l version -d 'Print version'
 complete -c spool -n "__fish_spool_using_subcommand requeue" -l dir -d 'Spool directory [default: $SPOOL_DIR, else $XDG_STATE_HOME/spool, else ~/.local/state/spool]' -r -F
@@ -106,23 +106,23 @@ complete -c spool -n "__fish_spool_using_subcommand requeue" -s q -l queue -d 'Q
 complete -c spool -n "__fish_spool_using_subcommand requeue" -l all -d 'Every failed message'
 complete -c spool -n "__fish_spool_using_subcommand requeue" -s h -l help -d 'Print help'
 complete -c spool -n "__fish_spool_using_subcommand requeue" -s V -l version -d 'Print version'
+complete -c spool -n "__fish_spool_using_subcommand run" -l dir -d 'Spool directory [default: $SPOOL_DIR, else $XDG_STATE_HOME/spool, else ~/.local/state/spool]' -r -F
+complete -c spool -n "__fish_spool_using_subcommand run" -s q -l queue -d 'Queue name: 1-64 of A-Z a-z 0-9 . _ -, not starting with \'.\' [default: $SPOOL_QUEUE, else default]' -r
 complete -c spool -n "__fish_spool_using_subcommand run" -s j -l jobs -d 'Run up to N commands at a time' -r
 complete -c spool -n "__fish_spool_using_subcommand run" -l max -d 'Stop after N messages (a message retried counts again)' -r
 complete -c spool -n "__fish_spool_using_subcommand run" -l lease -d 'Time limit of each command: then it gets SIGTERM, 5 seconds later SIGKILL, and the message is retried' -r
 complete -c spool -n "__fish_spool_using_subcommand run" -l max-attempts -d 'A message that failed this many times moves to failed' -r
 complete -c spool -n "__fish_spool_using_subcommand run" -l backoff -d 'First retry delay, doubling with each attempt (capped at 1h)' -r
-complete -c spool -n "__fish_spool_using_subcommand run" -l dir -d 'Spool directory [default: $SPOOL_DIR, else $XDG_STATE_HOME/spool, else ~/.local/state/spool]' -r -F
-complete -c spool -n "__fish_spool_using_subcommand run" -s q -l queue -d 'Queue name: 1-64 of A-Z a-z 0-9 . _ -, not starting with \'.\' [default: $SPOOL_QUEUE, else default]' -r
 complete -c spool -n "__fish_spool_using_subcommand run" -s w -l wait -d 'Keep consuming, waking at once on pushes, instead of exiting when the queue is empty'
 complete -c spool -n "__fish_spool_using_subcommand run" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c spool -n "__fish_spool_using_subcommand run" -s V -l version -d 'Print version'
+complete -c spool -n "__fish_spool_using_subcommand list" -l dir -d 'Spool directory [default: $SPOOL_DIR, else $XDG_STATE_HOME/spool, else ~/.local/state/spool]' -r -F
+complete -c spool -n "__fish_spool_using_subcommand list" -s q -l queue -d 'Queue name: 1-64 of A-Z a-z 0-9 . _ -, not starting with \'.\' [default: $SPOOL_QUEUE, else default]' -r
 complete -c spool -n "__fish_spool_using_subcommand list" -l state -d 'Which messages' -r -f -a "ready\t'Waiting to be taken'
 delayed\t'Waiting for their time'
 claimed\t'Taken, not yet acked'
 failed\t'Dead letters'
 all\t'Every state'"
-complete -c spool -n "__fish_spool_using_subcommand list" -l dir -d 'Spool directory [default: $SPOOL_DIR, else $XDG_STATE_HOME/spool, else ~/.local/state/spool]' -r -F
-complete -c spool -n "__fish_spool_using_subcommand list" -s q -l queue -d 'Queue name: 1-64 of A-Z a-z 0-9 . _ -, not starting with \'.\' [default: $SPOOL_QUEUE, else default]' -r
 complete -c spool -n "__fish_spool_using_subcommand list" -l json -d 'One JSON object per line: id, state, size, enqueued (RFC 3339), attempts, priority, and when present until, expires, reason; then preview'
 complete -c spool -n "__fish_spool_using_subcommand list" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c spool -n "__fish_spool_using_subcommand list" -s V -l version -d 'Print version'
@@ -137,13 +137,13 @@ complete -c spool -n "__fish_spool_using_subcommand stats" -l all -d 'Every queu
 complete -c spool -n "__fish_spool_using_subcommand stats" -l watch -d 'Refresh every second until interrupted'
 complete -c spool -n "__fish_spool_using_subcommand stats" -s h -l help -d 'Print help'
 complete -c spool -n "__fish_spool_using_subcommand stats" -s V -l version -d 'Print version'
+complete -c spool -n "__fish_spool_using_subcommand clear" -l dir -d 'Spool directory [default: $SPOOL_DIR, else $XDG_STATE_HOME/spool, else ~/.local/state/spool]' -r -F
+complete -c spool -n "__fish_spool_using_subcommand clear" -s q -l queue -d 'Queue name: 1-64 of A-Z a-z 0-9 . _ -, not starting with \'.\' [default: $SPOOL_QUEUE, else default]' -r
 complete -c spool -n "__fish_spool_using_subcommand clear" -l state -d 'Which messages [default: ready and delayed]' -r -f -a "ready\t'Waiting to be taken'
 delayed\t'Waiting for their time'
 claimed\t'Taken, not yet acked'
 failed\t'Dead letters'
 all\t'Every state'"
-complete -c spool -n "__fish_spool_using_subcommand clear" -l dir -d 'Spool directory [default: $SPOOL_DIR, else $XDG_STATE_HOME/spool, else ~/.local/state/spool]' -r -F
-complete -c spool -n "__fish_spool_using_subcommand clear" -s q -l queue -d 'Queue name: 1-64 of A-Z a-z 0-9 . _ -, not starting with \'.\' [default: $SPOOL_QUEUE, else default]' -r
 complete -c spool -n "__fish_spool_using_subcommand clear" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c spool -n "__fish_spool_using_subcommand clear" -s V -l version -d 'Print version'
 complete -c spool -n "__fish_spool_using_subcommand fsck" -l dir -d 'Spool directory [default: $SPOOL_DIR, else $XDG_STATE_HOME/spool, else ~/.local/state/spool]' -r -F

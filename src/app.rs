@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::SystemTime;
 
-use clap::{CommandFactory, Parser};
+use clap::{CommandFactory, FromArgMatches};
 use serde::Serialize;
 
 use crate::cli::{
@@ -49,7 +49,19 @@ pub fn main() -> ExitCode {
 
 /// Runs spool with `args` (the first is the program name).
 pub fn run(args: impl IntoIterator<Item = OsString>) -> ExitCode {
-    let cli = match Cli::try_parse_from(args) {
+    // As Cli::try_parse_from, but the command definition and the matches are not freed:
+    // the process ends soon, and freeing them is a tenth of a short command's work.
+    let mut command = Cli::command();
+    let parsed = command
+        .try_get_matches_from_mut(args)
+        .and_then(|mut matches| {
+            let cli = Cli::from_arg_matches_mut(&mut matches);
+            std::mem::forget(matches);
+            cli
+        })
+        .map_err(|e| e.format(&mut command));
+    std::mem::forget(command);
+    let cli = match parsed {
         Ok(cli) => cli,
         Err(e) if !e.use_stderr() => {
             // --help and --version: a failure to write them is an error too.

@@ -37,8 +37,12 @@ pub struct Cli {
     pub command: Command,
 }
 
-/// The subcommands.
+/// The subcommands. Their arguments are built only for the subcommand being run (`defer`),
+/// which saves start-up time: every spool command is a process of its own. So the argument
+/// structs below carry plain comments: a doc comment on one would replace the help text of
+/// its variant here.
 #[derive(Debug, Subcommand)]
+#[command(defer = true)]
 pub enum Command {
     /// Add messages to the queue
     ///
@@ -156,7 +160,7 @@ pub enum Command {
     Completions(CompletionsArgs),
 }
 
-/// Arguments of `push`.
+// Arguments of `push`.
 #[derive(Debug, Args)]
 pub struct PushArgs {
     /// Messages to push, one per argument [default: all of standard input, as one message]
@@ -192,7 +196,7 @@ pub struct PushArgs {
     pub ttl: Option<Duration>,
 }
 
-/// Options of the commands that can wait for a message.
+// Options of the commands that can wait for a message.
 #[derive(Debug, Args)]
 pub struct WaitArgs {
     /// Wait for a message instead of exiting 1 when there is none
@@ -204,7 +208,7 @@ pub struct WaitArgs {
     pub timeout: Option<Duration>,
 }
 
-/// Arguments of `pop` and `peek`.
+// Arguments of `pop` and `peek`.
 #[derive(Debug, Args)]
 pub struct TakeArgs {
     /// Up to N messages (N > 1 needs --lines or --null to frame them)
@@ -223,7 +227,7 @@ pub struct TakeArgs {
     pub wait: WaitArgs,
 }
 
-/// Arguments of `claim`.
+// Arguments of `claim`.
 #[derive(Debug, Args)]
 pub struct ClaimArgs {
     /// How long the claim holds before the message returns by itself
@@ -238,7 +242,7 @@ pub struct ClaimArgs {
     pub wait: WaitArgs,
 }
 
-/// Arguments of `show`.
+// Arguments of `show`.
 #[derive(Debug, Args)]
 pub struct ShowArgs {
     /// A claim token (42.9f3a0c1d2e4b5a67) or a message id (42)
@@ -246,7 +250,7 @@ pub struct ShowArgs {
     pub what: String,
 }
 
-/// Arguments of `ack`.
+// Arguments of `ack`.
 #[derive(Debug, Args)]
 pub struct TokenArgs {
     /// The claim token printed by `spool claim`
@@ -254,7 +258,7 @@ pub struct TokenArgs {
     pub token: String,
 }
 
-/// Arguments of `nack`.
+// Arguments of `nack`.
 #[derive(Debug, Args)]
 pub struct NackArgs {
     /// The claim token printed by `spool claim`
@@ -266,7 +270,7 @@ pub struct NackArgs {
     pub delay: Option<Duration>,
 }
 
-/// Arguments of `extend`.
+// Arguments of `extend`.
 #[derive(Debug, Args)]
 pub struct ExtendArgs {
     /// The claim token printed by `spool claim`
@@ -278,7 +282,7 @@ pub struct ExtendArgs {
     pub lease: Duration,
 }
 
-/// Arguments of `requeue`.
+// Arguments of `requeue`.
 #[derive(Debug, Args)]
 #[command(group(clap::ArgGroup::new("which").required(true).args(["ids", "all"])))]
 pub struct RequeueArgs {
@@ -291,7 +295,7 @@ pub struct RequeueArgs {
     pub all: bool,
 }
 
-/// Arguments of `run`.
+// Arguments of `run`.
 #[derive(Debug, Args)]
 pub struct RunArgs {
     /// Keep consuming, waking at once on pushes, instead of exiting when the queue is empty
@@ -344,7 +348,7 @@ pub enum StateArg {
     All,
 }
 
-/// Arguments of `list`.
+// Arguments of `list`.
 #[derive(Debug, Args)]
 pub struct ListArgs {
     /// One JSON object per line: id, state, size, enqueued (RFC 3339), attempts, priority,
@@ -357,7 +361,7 @@ pub struct ListArgs {
     pub state: StateArg,
 }
 
-/// Arguments of `clear`.
+// Arguments of `clear`.
 #[derive(Debug, Args)]
 pub struct ClearArgs {
     /// Which messages [default: ready and delayed]
@@ -365,7 +369,7 @@ pub struct ClearArgs {
     pub state: Option<StateArg>,
 }
 
-/// Arguments of `fsck`.
+// Arguments of `fsck`.
 #[derive(Debug, Args)]
 pub struct FsckArgs {
     /// Repair what is found
@@ -373,7 +377,7 @@ pub struct FsckArgs {
     pub repair: bool,
 }
 
-/// Arguments of `stats`.
+// Arguments of `stats`.
 #[derive(Debug, Args)]
 pub struct StatsArgs {
     /// One JSON object (per queue with --all)
@@ -389,7 +393,7 @@ pub struct StatsArgs {
     pub watch: bool,
 }
 
-/// Arguments of `completions`.
+// Arguments of `completions`.
 #[derive(Debug, Args)]
 pub struct CompletionsArgs {
     /// The shell
