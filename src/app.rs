@@ -4,9 +4,8 @@
 use std::ffi::OsString;
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, BufWriter, Read, Write};
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, AsRawFd, IntoRawFd};
 use std::path::PathBuf;
-use std::process::ExitCode;
 use std::time::SystemTime;
 
 use clap::{CommandFactory, FromArgMatches};
@@ -23,6 +22,8 @@ use crate::store::{
 };
 use crate::timefmt;
 
+/// Exit status: success.
+pub(crate) const SUCCESS: u8 = 0;
 /// Exit status: nothing to return.
 const EMPTY: u8 = 1;
 /// Exit status: error.
@@ -36,19 +37,53 @@ const POP: TakeOptions = TakeOptions {
     max_attempts: None,
 };
 
-/// Runs spool with the process's arguments.
-pub fn main() -> ExitCode {
+/// Runs spool with the process's arguments and returns its exit status.
+///
+/// The binary enters here without Rust's runtime start-up (see src/main.rs), so this
+/// first does the part of it that spool needs.
+pub fn main() -> u8 {
+    standard_descriptors();
+    // A write to a closed pipe must fail with EPIPE, and one past RLIMIT_FSIZE with EFBIG,
+    // rather than kill the process. Catching the signals (rather than ignoring them) also
+    // leaves the commands of `spool run` with their default actions.
+    for signal in [signal_hook::consts::SIGPIPE, signal_hook::consts::SIGXFSZ] {
+        let _ = signal_hook::flag::register(
+            signal,
+            std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false)),
+        );
+    }
     std::panic::set_hook(Box::new(|info| {
         eprintln!("spool: internal error: {info}");
     }));
-    match std::panic::catch_unwind(|| run(std::env::args_os())) {
-        Ok(code) => code,
-        Err(_) => ExitCode::from(FAILURE),
+    std::panic::catch_unwind(|| run(std::env::args_os())).unwrap_or(FAILURE)
+}
+
+/// Occupies a closed standard descriptor, as Rust's start-up would, so that no file spool
+/// opens becomes its standard output; but with /dev/null opened so that using it fails
+/// with EBADF: `spool pop >&-` then keeps the message instead of writing it to nothing,
+/// and `spool push <&-` pushes nothing instead of an empty message.
+fn standard_descriptors() {
+    use rustix::fs::{Mode, OFlags};
+    let wanted = [
+        (rustix::stdio::stdin(), OFlags::WRONLY),
+        (rustix::stdio::stdout(), OFlags::RDONLY),
+        (rustix::stdio::stderr(), OFlags::RDONLY),
+    ];
+    for (fd, unusable) in wanted {
+        if rustix::io::fcntl_getfd(fd) != Err(rustix::io::Errno::BADF) {
+            continue;
+        }
+        // The lowest free descriptor is the closed one: the ones below it are open.
+        if let Ok(null) = rustix::fs::open("/dev/null", unusable, Mode::empty())
+            && null.as_raw_fd() == fd.as_raw_fd()
+        {
+            let _ = null.into_raw_fd(); // kept open for the life of the process
+        }
     }
 }
 
 /// Runs spool with `args` (the first is the program name).
-pub fn run(args: impl IntoIterator<Item = OsString>) -> ExitCode {
+pub fn run(args: impl IntoIterator<Item = OsString>) -> u8 {
     // As Cli::try_parse_from, but the command definition and the matches are not freed:
     // the process ends soon, and freeing them is a tenth of a short command's work.
     let mut command = Cli::command();
@@ -66,40 +101,37 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> ExitCode {
         Err(e) if !e.use_stderr() => {
             // --help and --version: a failure to write them is an error too.
             let text = e.render().to_string();
-            let mut out = io::stdout().lock();
-            return match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
-                Ok(()) => ExitCode::SUCCESS,
+            let written = io::stdout()
+                .as_fd()
+                .try_clone_to_owned()
+                .and_then(|fd| File::from(fd).write_all(text.as_bytes()));
+            return match written {
+                Ok(()) => SUCCESS,
                 Err(e) => {
                     eprintln!("spool: write standard output: {}", describe(&e));
-                    ExitCode::from(FAILURE)
+                    FAILURE
                 }
             };
         }
         Err(e) => {
             eprintln!("spool: {}", usage_error(&e));
-            return ExitCode::from(FAILURE);
+            return FAILURE;
         }
     };
-    // A write past RLIMIT_FSIZE must fail with EFBIG, not kill the process: catching
-    // SIGXFSZ (rather than ignoring it) also leaves children with the default action.
-    let _ = signal_hook::flag::register(
-        signal_hook::consts::SIGXFSZ,
-        std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false)),
-    );
     match execute(cli) {
         Ok(code) => code,
-        Err(Failure::Store(e)) if e.is_broken_pipe() => ExitCode::SUCCESS,
+        Err(Failure::Store(e)) if e.is_broken_pipe() => SUCCESS,
         Err(Failure::Store(e)) => {
             eprintln!("spool: {e}");
-            ExitCode::from(FAILURE)
+            FAILURE
         }
         Err(Failure::Usage(m)) => {
             eprintln!("spool: {m}");
-            ExitCode::from(FAILURE)
+            FAILURE
         }
         Err(Failure::Delivery(m)) => {
             eprintln!("spool: {m}");
-            ExitCode::from(FAILURE)
+            FAILURE
         }
     }
 }
@@ -143,7 +175,7 @@ impl From<Error> for Failure {
     }
 }
 
-pub(crate) type Outcome = std::result::Result<ExitCode, Failure>;
+pub(crate) type Outcome = std::result::Result<u8, Failure>;
 
 fn execute(cli: Cli) -> Outcome {
     if let Command::Completions(args) = &cli.command {
@@ -213,12 +245,25 @@ fn resolve_queue(queue: Option<OsString>) -> std::result::Result<String, Failure
     })
 }
 
+/// Standard input as a file of its own, which, unlike `io::stdin()`, reports a read from
+/// a closed standard input as the error it is rather than as an empty input.
+fn stdin_file() -> Result<File> {
+    io::stdin()
+        .as_fd()
+        .try_clone_to_owned()
+        .map(File::from)
+        .map_err(stdin_error)
+}
+
+/// Standard output as a file of its own. Every command writes through one: unlike
+/// `io::stdout()`, it reports a write to a closed standard output as the error it is, and
+/// keeps nothing in a buffer that would be written again at exit.
 fn stdout_file() -> std::result::Result<File, Failure> {
     io::stdout()
         .as_fd()
         .try_clone_to_owned()
         .map(File::from)
-        .map_err(|e| Failure::Delivery(format!("stdout: {}", describe(&e))))
+        .map_err(|e| Failure::Store(Error::io("open", "standard output", e)))
 }
 
 // ----- push -----
@@ -258,7 +303,7 @@ fn push(spool: &Spool, name: &str, args: PushArgs) -> Outcome {
         staging.publish(opts)?
     } else if args.lines || args.null {
         let delimiter = if args.null { b'\0' } else { b'\n' };
-        let mut input = BufReader::with_capacity(1 << 16, io::stdin().lock());
+        let mut input = BufReader::with_capacity(1 << 16, stdin_file()?);
         let mut staging = queue.stage(true)?;
         while !fill(&mut input)?.is_empty() {
             staging.add(|file, path| copy_record(&mut input, file, delimiter, path))?;
@@ -266,23 +311,25 @@ fn push(spool: &Spool, name: &str, args: PushArgs) -> Outcome {
         staging.publish(opts)?
     } else {
         let mut staging = queue.stage(false)?;
-        staging.add(|file, path| copy_all(&mut io::stdin().lock(), file, path))?;
+        let mut input = stdin_file()?;
+        staging.add(|file, path| copy_all(&mut input, file, path))?;
         staging.publish(opts)?
     };
     if args.print_id {
         let pushed = |e: io::Error| {
-            Failure::Store(
-                Error::io("write", "standard output", e)
-                    .with_note(format!("the {} messages were pushed", published.len())),
-            )
+            let note = match published.len() {
+                1 => "the message was pushed".to_string(),
+                n => format!("the {n} messages were pushed"),
+            };
+            Failure::Store(Error::io("write", "standard output", e).with_note(note))
         };
-        let mut out = BufWriter::new(io::stdout().lock());
+        let mut out = BufWriter::new(stdout_file()?);
         for id in published.ids() {
             writeln!(out, "{id}").map_err(pushed)?;
         }
         out.flush().map_err(pushed)?;
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(SUCCESS)
 }
 
 fn stdout_error(e: io::Error) -> Failure {
@@ -450,17 +497,43 @@ fn pop(spool: &Spool, name: &str, args: TakeArgs) -> Outcome {
         Ok((!taken.is_empty()).then_some(taken))
     })?
     else {
-        return Ok(ExitCode::from(EMPTY));
+        return Ok(EMPTY);
     };
     let mut out = stdout_file()?;
     let mut remaining = args.count;
+    // Removals are synced once, at the end, whichever way it comes.
+    let mut removed = 0;
+    let outcome = pop_rounds(
+        &queue,
+        &mut out,
+        frame,
+        &mut taken,
+        &mut remaining,
+        &mut removed,
+    );
+    let synced = queue.sync_removals(removed);
+    let code = outcome?; // a failed delivery is the error to report
+    synced?;
+    Ok(code)
+}
+
+/// Delivers what `pop` took, and takes more, until `remaining` reaches 0 or the queue is
+/// empty; adds to `removed` the messages delivered and deleted.
+fn pop_rounds(
+    queue: &Queue,
+    out: &mut File,
+    frame: Option<u8>,
+    taken: &mut Vec<Claimed>,
+    remaining: &mut u64,
+    removed: &mut u64,
+) -> Outcome {
     loop {
-        remaining -= taken.len() as u64;
+        *remaining -= taken.len() as u64;
         let mut done: Vec<Claimed> = Vec::with_capacity(taken.len());
-        let mut rest = taken.into_iter();
+        let mut rest = std::mem::take(taken).into_iter();
         let mut failed = None;
         for mut message in rest.by_ref() {
-            match deliver(&mut out, message.file(), frame) {
+            match deliver(out, message.file(), frame) {
                 Ok(()) => done.push(message),
                 Err(e) => {
                     failed = Some((e, message));
@@ -475,26 +548,25 @@ fn pop(spool: &Spool, name: &str, args: TakeArgs) -> Outcome {
             undelivered.extend(rest);
             error = Some(e);
         }
-        if let Err(e) = sync_output(&out) {
+        if let Err(e) = sync_output(out) {
             // Nothing written in this round is known to be safe: keep it all.
             undelivered.splice(0..0, done.drain(..));
             error.get_or_insert(e);
         }
-        queue.finish(done)?;
+        *removed += queue.remove_delivered(done)?;
         if let Some(e) = error {
             let ids: Vec<u64> = undelivered.iter().map(Claimed::id).collect();
             queue.give_back(undelivered)?;
             return Err(delivery_failure(&e, &ids));
         }
-        if remaining == 0 {
-            break;
+        if *remaining == 0 {
+            return Ok(SUCCESS);
         }
-        taken = queue.take(remaining.min(64) as usize, POP)?;
+        *taken = queue.take((*remaining).min(64) as usize, POP)?;
         if taken.is_empty() {
-            break;
+            return Ok(SUCCESS);
         }
     }
-    Ok(ExitCode::SUCCESS)
 }
 
 fn peek(spool: &Spool, name: &str, args: TakeArgs) -> Outcome {
@@ -517,11 +589,7 @@ fn peek(spool: &Spool, name: &str, args: TakeArgs) -> Outcome {
     if let Some(f) = failure {
         return Err(f);
     }
-    Ok(if found.is_none() {
-        ExitCode::from(EMPTY)
-    } else {
-        ExitCode::SUCCESS
-    })
+    Ok(if found.is_none() { EMPTY } else { SUCCESS })
 }
 
 fn claim(spool: &Spool, name: &str, args: ClaimArgs) -> Outcome {
@@ -536,11 +604,11 @@ fn claim(spool: &Spool, name: &str, args: ClaimArgs) -> Outcome {
         Ok((!taken.is_empty()).then_some(taken))
     })?
     else {
-        return Ok(ExitCode::from(EMPTY));
+        return Ok(EMPTY);
     };
     // If the token cannot be printed, the lease returns the message: nothing is lost.
     println_checked(&taken[0].token())?;
-    Ok(ExitCode::SUCCESS)
+    Ok(SUCCESS)
 }
 
 fn show(spool: &Spool, name: &str, what: &str) -> Outcome {
@@ -556,7 +624,7 @@ fn show(spool: &Spool, name: &str, what: &str) -> Outcome {
     let mut out = stdout_file()?;
     deliver(&mut out, &mut file, None)
         .map_err(|e| Failure::Delivery(format!("write standard output: {}", describe(&e))))?;
-    Ok(ExitCode::SUCCESS)
+    Ok(SUCCESS)
 }
 
 /// ack, nack and extend: act on a claim by its token.
@@ -572,7 +640,7 @@ fn settle(
         )));
     };
     act(&queue, token)?;
-    Ok(ExitCode::SUCCESS)
+    Ok(SUCCESS)
 }
 
 fn requeue(spool: &Spool, name: &str, args: RequeueArgs) -> Outcome {
@@ -590,7 +658,7 @@ fn requeue(spool: &Spool, name: &str, args: RequeueArgs) -> Outcome {
             ids.join(", ")
         )));
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(SUCCESS)
 }
 
 // ----- inspection -----
@@ -630,9 +698,9 @@ fn ms_time(ms: u64) -> SystemTime {
 
 fn list(spool: &Spool, name: &str, args: ListArgs) -> Outcome {
     let Some(queue) = spool.open(name)? else {
-        return Ok(ExitCode::SUCCESS);
+        return Ok(SUCCESS);
     };
-    let mut out = BufWriter::with_capacity(1 << 16, io::stdout().lock());
+    let mut out = BufWriter::with_capacity(1 << 16, stdout_file()?);
     let mut head = [0u8; PREVIEW_BYTES + 1];
     let show_state = args.state != StateArg::Ready;
     queue.walk(&states(args.state), |info, open| {
@@ -696,7 +764,7 @@ fn list(spool: &Spool, name: &str, args: ListArgs) -> Outcome {
         Ok(true)
     })?;
     out.flush().map_err(stdout_error)?;
-    Ok(ExitCode::SUCCESS)
+    Ok(SUCCESS)
 }
 
 /// A one-line, printable rendering of the start of a payload: valid UTF-8 is kept,
@@ -727,7 +795,7 @@ fn len(spool: &Spool, name: &str) -> Outcome {
         None => 0,
     };
     println_checked(&n.to_string())?;
-    Ok(ExitCode::SUCCESS)
+    Ok(SUCCESS)
 }
 
 fn println_checked(line: &str) -> std::result::Result<(), Failure> {
@@ -854,23 +922,20 @@ fn render_stats(
 
 fn stats(spool: &Spool, name: &str, args: StatsArgs) -> Outcome {
     use std::io::IsTerminal;
-    let tty = io::stdout().is_terminal();
+    let mut out = stdout_file()?;
+    let tty = out.is_terminal();
     loop {
         let text = render_stats(spool, name, &args)?;
-        let mut out = io::stdout().lock();
         if args.watch && tty {
             out.write_all(b"\x1b[H\x1b[2J").map_err(stdout_error)?;
         }
-        out.write_all(text.as_bytes())
-            .and_then(|()| out.flush())
-            .map_err(stdout_error)?;
+        out.write_all(text.as_bytes()).map_err(stdout_error)?;
         if !args.watch {
-            return Ok(ExitCode::SUCCESS);
+            return Ok(SUCCESS);
         }
         if !tty {
             out.write_all(b"\n").map_err(stdout_error)?;
         }
-        drop(out);
         std::thread::sleep(std::time::Duration::from_secs(1));
     }
 }
@@ -891,7 +956,7 @@ fn clear(spool: &Spool, name: &str, args: ClearArgs) -> Outcome {
         None => 0,
     };
     println_checked(&removed.to_string())?;
-    Ok(ExitCode::SUCCESS)
+    Ok(SUCCESS)
 }
 
 fn fsck(spool: &Spool, name: &str, args: FsckArgs) -> Outcome {
@@ -906,14 +971,13 @@ fn fsck(spool: &Spool, name: &str, args: FsckArgs) -> Outcome {
         }
         text.push('\n');
     }
-    let mut out = io::stdout().lock();
-    out.write_all(text.as_bytes())
-        .and_then(|()| out.flush())
+    stdout_file()?
+        .write_all(text.as_bytes())
         .map_err(stdout_error)?;
     Ok(if unrepaired == 0 {
-        ExitCode::SUCCESS
+        SUCCESS
     } else {
-        ExitCode::from(SOME_FAILED)
+        SOME_FAILED
     })
 }
 
@@ -923,11 +987,10 @@ fn queues(spool: &Spool) -> Outcome {
         text.push_str(&name);
         text.push('\n');
     }
-    let mut out = io::stdout().lock();
-    out.write_all(text.as_bytes())
-        .and_then(|()| out.flush())
+    stdout_file()?
+        .write_all(text.as_bytes())
         .map_err(stdout_error)?;
-    Ok(ExitCode::SUCCESS)
+    Ok(SUCCESS)
 }
 
 fn completions(shell: Shell) -> Outcome {
@@ -938,11 +1001,8 @@ fn completions(shell: Shell) -> Outcome {
     };
     let mut buf = Vec::new();
     clap_complete::generate(shell, &mut Cli::command(), "spool", &mut buf);
-    let mut out = io::stdout().lock();
-    out.write_all(&buf)
-        .and_then(|()| out.flush())
-        .map_err(stdout_error)?;
-    Ok(ExitCode::SUCCESS)
+    stdout_file()?.write_all(&buf).map_err(stdout_error)?;
+    Ok(SUCCESS)
 }
 
 #[cfg(test)]

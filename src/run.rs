@@ -14,12 +14,12 @@ use std::io::Read;
 use std::os::fd::AsFd;
 use std::os::unix::net::UnixStream;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
-use std::process::{Child, Command, ExitCode, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use rustix::process::{Pid, Signal, kill_process_group};
 
-use crate::app::{Failure, Outcome, SOME_FAILED};
+use crate::app::{Failure, Outcome, SOME_FAILED, SUCCESS};
 use crate::cli::RunArgs;
 use crate::store::wait::{POLL_INTERVAL, Waiter};
 use crate::store::{Claimed, Error, Hold, Queue, Settle, Spool, TakeOptions, now_ms};
@@ -100,10 +100,10 @@ fn run_loop(
         }
         let Some(q) = &queue else {
             if !args.wait || stopping {
-                return Ok(ExitCode::SUCCESS);
+                return Ok(SUCCESS);
             }
             if waiter.wait_also(POLL_INTERVAL, &[interrupts_in.as_fd()], true) & 1 != 0 {
-                return Ok(ExitCode::SUCCESS); // interrupted before there was anything to do
+                return Ok(SUCCESS); // interrupted before there was anything to do
             }
             continue;
         };
@@ -168,11 +168,7 @@ fn run_loop(
         }
         let done = jobs.is_empty() && (stopping || limit_reached(started) || (idle && !args.wait));
         if done {
-            return Ok(if failed == 0 {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::from(SOME_FAILED)
-            });
+            return Ok(if failed == 0 { SUCCESS } else { SOME_FAILED });
         }
         // Sleep until a signal, a child, the queue, a lease, or a due message.
         let mut sleep = POLL_INTERVAL;

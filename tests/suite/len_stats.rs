@@ -177,3 +177,24 @@ fn stats_does_not_create_anything() {
     s.run(&["stats", "--all"]).success();
     assert_eq!(names_in(s.root()), ["a"]);
 }
+
+#[test]
+fn commands_that_print_fail_when_standard_output_is_closed() {
+    let s = Spool::new();
+    s.push(&["m"]);
+    for command in [
+        "spool len",
+        "spool list",
+        "spool stats",
+        "spool queues",
+        "spool peek",
+        "spool --version",
+        "spool completions bash",
+    ] {
+        s.sh(&format!("{command} >&-"))
+            .run()
+            .error()
+            .stderr_has("write standard output: Bad file descriptor");
+    }
+    assert_eq!(s.len("default"), 1);
+}

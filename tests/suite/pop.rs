@@ -192,3 +192,51 @@ fn popped_messages_are_never_returned_again() {
         .success()
         .stdout_is("4\n5\n6\n7\n");
 }
+
+#[test]
+fn pop_with_standard_output_closed_keeps_the_message() {
+    let s = Spool::new();
+    s.push(&["kept", "second"]);
+    let out = s.sh("spool pop >&-").run();
+    out.error().stderr_has(
+        "spool: write standard output: Bad file descriptor (message 1 stays in the queue)",
+    );
+    let out = s.sh("spool pop -n 2 --lines >&-").run();
+    out.error()
+        .stderr_has("(messages 1 to 2 stay in the queue)");
+    assert_eq!(s.listed_ids("default"), [1, 2]);
+    s.run(&["pop", "-n", "2", "--lines"])
+        .success()
+        .stdout_is("kept\nsecond\n");
+}
+
+#[test]
+fn pop_with_standard_error_closed_still_reports_by_its_status() {
+    let s = Spool::new();
+    s.sh("spool pop 2>&-").run().nothing();
+    s.push(&["m"]);
+    s.sh("spool pop 2>&-").run().success().stdout_is("m");
+    // The error message has nowhere to go, but the status says it and nothing is lost.
+    s.push(&["n"]);
+    let out = s.sh("spool pop >&- 2>&-").run();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert_eq!(s.len("default"), 1);
+}
+
+#[test]
+fn pop_n_across_many_rounds_delivers_each_message_once_in_order() {
+    let s = Spool::new();
+    let lines: String = (1..=1000).map(|i| format!("{i}\n")).collect();
+    s.run_stdin(&["push", "--lines"], lines.clone()).success();
+    s.run(&["pop", "-n", "999", "--lines"])
+        .success()
+        .stdout_is(lines.split_inclusive('\n').take(999).collect::<String>());
+    assert_eq!(s.listed_ids("default"), [1000]);
+    assert!(
+        crate::util::names_in(&s.queue_dir("default").join("claimed")).is_empty(),
+        "nothing is left claimed"
+    );
+    s.run(&["pop", "-n", "5", "--lines"])
+        .success()
+        .stdout_is("1000\n");
+}

@@ -198,3 +198,37 @@ fn ids_keep_growing_across_pushes_and_pops() {
     }
     assert_eq!(last, 5);
 }
+
+#[test]
+fn push_with_standard_input_closed_pushes_nothing() {
+    let s = Spool::new();
+    for script in [
+        "spool push <&-",
+        "spool push --lines <&-",
+        "spool push -0 <&-",
+    ] {
+        s.sh(script)
+            .run()
+            .error()
+            .stderr_has("spool: read standard input: Bad file descriptor (nothing was pushed)");
+    }
+    assert_eq!(s.len("default"), 0);
+    // Arguments need no standard input.
+    s.sh("spool push arg <&-").run().success();
+    s.run(&["pop"]).success().stdout_is("arg");
+}
+
+#[test]
+fn push_print_id_with_standard_output_closed_pushes_and_says_so() {
+    let s = Spool::new();
+    // The message is on disk before its id is printed: the error says it was pushed.
+    s.sh("spool push --print-id m >&-")
+        .run()
+        .error()
+        .stderr_has("spool: write standard output: Bad file descriptor (the message was pushed)");
+    s.sh("spool push --print-id a b >&-")
+        .run()
+        .error()
+        .stderr_has("(the 2 messages were pushed)");
+    assert_eq!(s.pop_all_text("default"), ["m", "a", "b"]);
+}

@@ -776,7 +776,7 @@ impl Queue {
                 }
             } else {
                 let name = format!("{prefix}{token}");
-                let file = sys::create_exclusive(tmp.as_fd(), &name)
+                let file = sys::create_exclusive(tmp.as_fd(), &name, false)
                     .map_err(|e| Error::io("create", self.at(&format!("tmp/{name}")), e))?;
                 (name, file)
             };
@@ -1420,8 +1420,17 @@ impl Queue {
 
     /// Deletes delivered messages: unlinks them from `claimed/` and fsyncs it.
     pub fn finish(&self, done: Vec<Claimed>) -> Result<()> {
+        let removed = self.remove_delivered(done)?;
+        self.sync_removals(removed)
+    }
+
+    /// Deletes delivered messages, durably only once `sync_removals` returns: a consumer
+    /// that takes many in rounds syncs once at its end instead of once per round. Until
+    /// then a power cut can bring them back (delivered twice, never lost). Returns how
+    /// many were removed.
+    pub fn remove_delivered(&self, done: Vec<Claimed>) -> Result<u64> {
         if done.is_empty() {
-            return Ok(());
+            return Ok(0);
         }
         let claimed = self.claimed_dir()?;
         for m in &done {
@@ -1432,12 +1441,21 @@ impl Queue {
                 ))
             })?;
         }
-        sys::fsync(claimed).map_err(|e| {
+        Ok(done.len() as u64)
+    }
+
+    /// Makes the removal of `removed` delivered messages durable, and counts them for
+    /// stats.
+    pub fn sync_removals(&self, removed: u64) -> Result<()> {
+        if removed == 0 {
+            return Ok(());
+        }
+        sys::fsync(self.claimed_dir()?).map_err(|e| {
             Error::io("fsync", self.at("claimed"), e)
                 .with_note("the removal of delivered messages may not be durable")
         })?;
         // The count only feeds stats: a full disk must not turn a delivery into an error.
-        let _ = self.count_consumed(done.len() as u64);
+        let _ = self.count_consumed(removed);
         Ok(())
     }
 
@@ -2089,7 +2107,7 @@ impl Staging<'_> {
             }
             StagingKind::Batch { name, dir } => {
                 let entry = self.count.to_string();
-                let file = sys::create_exclusive(dir.as_fd(), &entry)
+                let file = sys::create_exclusive(dir.as_fd(), &entry, true)
                     .map_err(|e| Error::io("create", q.at(&format!("tmp/{name}/{entry}")), e))?;
                 (format!("tmp/{name}/{entry}"), file, false)
             }
@@ -2160,10 +2178,17 @@ impl Staging<'_> {
                 Some(due) => q.mark_due(due)?,
             }
             let mut i = 0;
+            let mut next = q.next_key(&producer)?;
+            let mut reserved = next; // the counter: ids below it are allocated
             while i < self.count {
-                // The id is allocated before the rename makes it visible: a crash between
-                // the two leaves a gap, never a reused id.
-                let id = q.allocate(&producer)?;
+                // Ids are allocated before the renames make them visible, the batch's all
+                // at once: a crash before a rename leaves a gap, never a reused id.
+                if next == reserved {
+                    reserved = next + (self.count - i) as u64;
+                    q.set_next_key(&producer, reserved)?;
+                }
+                let id = next;
+                next += 1;
                 let (rel, target) = match delayed {
                     Some(due) => {
                         let entry = Entry {

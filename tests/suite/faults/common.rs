@@ -448,8 +448,10 @@ impl Fault {
     }
 }
 
-/// Wraps `call` in `strace -f -qq -o TRACE -e trace=SYSCALL -e inject=SYSCALL:...:when=N`;
-/// after it ran, the trace says whether the fault hit (see [`fault_hit`]).
+/// Wraps `call` in `strace -qq -o TRACE -e trace=SYSCALL -e inject=SYSCALL:...:when=N`;
+/// after it ran, the trace says whether the fault hit (see [`fault_hit`]). Without `-f`:
+/// the faults go to spool's own calls, not to those of the commands `spool run` starts
+/// (spool has no other threads or processes).
 pub fn under_strace(call: Call, syscall: &str, fault: Fault, n: u32, trace: &Path) -> Call {
     // A close that fails by injection is not performed, unlike a real one (which always
     // releases the descriptor): its lock stays held. Trace flock too to see the process
@@ -465,7 +467,6 @@ pub fn under_strace(call: Call, syscall: &str, fault: Fault, n: u32, trace: &Pat
     }
     call.wrap([
         "strace".to_string(),
-        "-f".into(),
         "-qq".into(),
         "-o".into(),
         trace.to_string_lossy().into_owned(),
@@ -497,9 +498,11 @@ pub fn fault_hit(trace: &Path) -> bool {
     text.contains("(INJECTED)") || text.contains("killed by SIGKILL")
 }
 
-/// How many calls of each system call the dynamic loader makes before spool's own code
-/// runs (before the Rust runtime's first `poll`): strace counts them too, and failing
-/// them tests the loader, not spool. Counted once, by tracing `spool --version`.
+/// How many calls of each system call the C library's start-up (and the dynamic loader,
+/// in a dynamically linked build) makes before spool's own code runs: strace counts them
+/// too, and failing them tests the loader, not spool. spool's code starts with an `fcntl`
+/// (checking the standard descriptors), then `rt_sigaction`; with Rust's runtime start-up
+/// (no longer used) it was a `poll`. Counted once, by tracing `spool --version`.
 pub fn loader_calls(syscall: &str) -> u32 {
     static COUNTS: std::sync::OnceLock<Vec<(String, u32)>> = std::sync::OnceLock::new();
     let counts = COUNTS.get_or_init(|| {
@@ -524,7 +527,7 @@ pub fn loader_calls(syscall: &str) -> u32 {
             let Some(name) = call.split('(').next() else {
                 continue;
             };
-            if name == "poll" || name == "rt_sigaction" {
+            if matches!(name, "fcntl" | "poll" | "rt_sigaction") {
                 break;
             }
             match counts.iter_mut().find(|(n, _)| n == name) {

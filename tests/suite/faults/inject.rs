@@ -1,7 +1,7 @@
 //! Every system call of every operation fails, or kills the process, in turn.
 //!
 //! For each operation of [`super::ops`] and each system call of [`super::ops::SYSCALLS`],
-//! `strace -f -qq -o TRACE -e trace=CALL -e inject=CALL:error=ERR:when=N` makes the Nth
+//! `strace -qq -o TRACE -e trace=CALL -e inject=CALL:error=ERR:when=N` makes the Nth
 //! call fail, for N = 1, 2, ... until the operation no longer makes that many calls (the
 //! trace shows no injection). The calls the dynamic loader makes before spool starts are
 //! not counted (they test the loader). Each run must either succeed completely or exit 2
