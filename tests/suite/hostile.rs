@@ -405,3 +405,26 @@ fn pop_to_a_full_device_is_an_error_that_keeps_the_message() {
     s.run(&["len"]).success().stdout_is("1\n");
     s.run(&["peek"]).success().stdout_is("stay");
 }
+
+#[test]
+fn a_message_locked_by_another_process_is_skipped_and_taken_once_free() {
+    let s = Spool::new();
+    s.push(&["locked", "free"]);
+    // Another program (this test) holds an flock on the first message, which spool never
+    // does on a waiting one: pop must not take it from under that program, nor forget it.
+    let holder = fs::File::open(s.message_path("default", 1)).unwrap();
+    holder.lock().unwrap();
+    let out = s.run(&["pop"]);
+    assert_eq!(
+        (out.code, out.stdout.as_slice()),
+        (0, &b"free"[..]),
+        "{out:?}"
+    );
+    assert!(out.stderr.contains("locked by another process"), "{out:?}");
+    let out = s.run(&["pop"]);
+    assert_eq!((out.code, out.stdout.as_slice()), (1, &b""[..]), "{out:?}");
+    assert!(out.stderr.contains("locked by another process"), "{out:?}");
+    drop(holder);
+    s.run(&["pop"]).success().stdout_is("locked");
+    s.run(&["pop"]).nothing();
+}

@@ -162,6 +162,16 @@ struct Found {
     stat: Stat,
 }
 
+/// What a look at one key of lane 0 found.
+enum Exact {
+    /// The message under that key.
+    Found(Box<Found>),
+    /// No message under that key.
+    Absent,
+    /// That key, and every key after it, was never allocated.
+    Unallocated,
+}
+
 /// What a search of a lane found.
 enum Lookup {
     /// The first message at or after the key searched from.
@@ -801,6 +811,18 @@ impl Queue {
         ))
     }
 
+    /// The lane ran dry: a good moment to remove what crashed writers left in tmp/, when
+    /// there is anything there (only then is the producer lock taken).
+    fn sweep_tmp_if_any(&self) -> Result<()> {
+        let names = sys::read_names(self.open_dir("tmp")?)
+            .map_err(|e| Error::io("read", self.at("tmp"), e))?;
+        if !names.is_empty() {
+            let _producer = self.lock_producer()?;
+            self.sweep_tmp()?;
+        }
+        Ok(())
+    }
+
     /// Removes orphans from `tmp/`: entries whose writer died (their flock is free).
     /// Producer lock held: a pusher unlocks its file once it holds that lock, just before
     /// publishing it, so that no published message is ever seen locked.
@@ -1028,23 +1050,37 @@ impl Queue {
     }
 
     /// The message keyed `key` in lane 0, found without a scan: by its plain name, else
-    /// in a read of its one bucket (names with fields).
-    fn find_exact(&self, key: u64) -> Result<Option<Box<Found>>> {
+    /// in a read of its one bucket (names with fields), unless the counter says that no
+    /// key from `key` on was ever allocated.
+    fn find_exact(&self, key: u64) -> Result<Exact> {
+        // Every key in lane 0 is below the counter. A producer moves the counter before
+        // its renames, so a key it allocated is never taken for unallocated.
+        let unallocated = || -> Result<bool> { Ok(key >= self.read_length("counter")?) };
         let Some(bucket) = self.open_bucket(0, bucket_of(key))? else {
-            return Ok(None);
+            return Ok(if unallocated()? {
+                Exact::Unallocated
+            } else {
+                Exact::Absent
+            });
         };
         let plain = Entry::fresh(key);
         let bucket = match self.open_ready(0, bucket, &plain.name(), plain)? {
-            Ok(found) => return Ok(Some(found)),
+            Ok(found) => return Ok(Exact::Found(found)),
             Err(bucket) => bucket,
         };
+        if unallocated()? {
+            return Ok(Exact::Unallocated);
+        }
         let rel = format!("ready/{}", bucket_name(bucket_of(key)));
         for (name, entry) in self.entries(&bucket, &rel)? {
             if entry.key == key {
-                return Ok(self.open_ready(0, bucket, &name, entry)?.ok());
+                return Ok(match self.open_ready(0, bucket, &name, entry)? {
+                    Ok(found) => Exact::Found(found),
+                    Err(_) => Exact::Absent,
+                });
             }
         }
-        Ok(None)
+        Ok(Exact::Absent)
     }
 
     /// Scans lane `lane` for its first message keyed at least `lower`, holding the producer
@@ -1104,10 +1140,20 @@ impl Queue {
     /// The first message of lane 0 keyed at least `from`. `head_scan` makes a miss scan
     /// from the lowest key present (the head is only a hint) and tidy up.
     fn find_ready(&self, from: u64, head_scan: bool) -> Result<Lookup> {
-        if let Some(found) = self.find_exact(from)? {
-            return Ok(Lookup::Found(found));
+        match self.find_exact(from)? {
+            Exact::Found(found) => Ok(Lookup::Found(found)),
+            // No key from here on was allocated, and none below the head is in lane 0
+            // (the head is lowered before anything returns below it): lane 0 is empty,
+            // known without the scan, which would wait for the producer lock. An empty
+            // queue polled by consumers costs them a few calls, and its producers nothing.
+            Exact::Unallocated => {
+                if head_scan {
+                    self.sweep_tmp_if_any()?;
+                }
+                Ok(Lookup::Empty { next: from })
+            }
+            Exact::Absent => self.scan_lane(0, if head_scan { 0 } else { from }, head_scan),
         }
-        self.scan_lane(0, if head_scan { 0 } else { from }, head_scan)
     }
 
     /// The next message to hand out: the priority lanes first, then lane 0 from the head.
@@ -1228,6 +1274,12 @@ impl Queue {
         // Read once per take: a lane a producer marks meanwhile is seen by the next one.
         let lanes = self.read_length("lanes")?;
         let mut failed_dir = None;
+        // Buckets of lane 0 whose last key this take passed: every key of theirs is
+        // allocated and below the head, so once emptied they stay empty.
+        let mut passed = Vec::new();
+        // The lowest key of lane 0 this take passed but left in place: the head must not
+        // stay above it, or pop would not look for it again.
+        let mut skipped: Option<u64> = None;
         let now = now_ms();
         while taken.len() < n {
             let Some(found) = self.next_candidate(&mut c, &mut first, &mut lane_from, lanes)?
@@ -1247,9 +1299,7 @@ impl Queue {
             if lane == 0 {
                 c.head = key + 1;
                 if c.head % BUCKET_SIZE == 0 {
-                    // Every key of that bucket is allocated and below the head: it stays empty.
-                    let ready = self.open_dir("ready")?;
-                    let _ = sys::remove_dir(ready.as_fd(), &bucket_name(bucket_of(key)));
+                    passed.push(bucket_of(key));
                 }
             }
             let reason = match (entry.expires, opts.max_attempts) {
@@ -1292,6 +1342,9 @@ impl Queue {
                     };
                     if !locked {
                         self.warn_once(&rel, "locked by another process");
+                        if lane == 0 {
+                            skipped = Some(skipped.map_or(key, |k: u64| k.min(key)));
+                        }
                         continue;
                     }
                     None
@@ -1324,6 +1377,16 @@ impl Queue {
                 name: claim_name,
                 file,
             });
+        }
+        if let Some(k) = skipped {
+            c.head = c.head.min(k);
+        }
+        if !passed.is_empty() {
+            let ready = self.open_dir("ready")?;
+            for b in passed {
+                // Fails, harmlessly, when something is still in it.
+                let _ = sys::remove_dir(ready.as_fd(), &bucket_name(b));
+            }
         }
         self.save_head(&mut c)?;
         if let Some(dir) = failed_dir {
@@ -1781,7 +1844,9 @@ impl Queue {
             }
         };
         // A fresh message sits under its id in lane 0: try that first.
-        if let Some(found) = self.find_exact(id)?.filter(|f| f.entry.id == id) {
+        if let Exact::Found(found) = self.find_exact(id)?
+            && found.entry.id == id
+        {
             let info = self.info(State::Ready, &found.entry, 0, &found.stat);
             return Ok(Some((info, found.file)));
         }
@@ -1964,7 +2029,9 @@ impl Queue {
         let mut removed = 0u64;
         let mut first_error: Option<Error> = None;
         let mut remove_in =
-            |q: &Queue, dir: &OwnedFd, rel: &str, keep: &dyn Fn(&Entry) -> bool| -> Result<()> {
+            |q: &Queue, dir: &OwnedFd, rel: &str, keep: &dyn Fn(&Entry) -> bool| -> Result<bool> {
+                // Whether every entry not kept is gone.
+                let mut all = true;
                 for (name, entry) in q.entries(dir, rel)? {
                     if keep(&entry) {
                         continue;
@@ -1983,15 +2050,18 @@ impl Queue {
                         Ok(()) => removed += 1,
                         Err(e) if errno_of(&e) == Some(Errno::NOENT) => {}
                         Err(e) => {
+                            all = false;
                             first_error.get_or_insert(Error::io("remove", q.at(&path), e));
                         }
                     }
                 }
-                sys::fsync(dir).map_err(|e| Error::io("fsync", q.at(rel), e))
+                sys::fsync(dir).map_err(|e| Error::io("fsync", q.at(rel), e))?;
+                Ok(all)
             };
         for &state in states {
             match state {
                 State::Ready => {
+                    let mut lane0_cleared = true;
                     for lane in 0..=9u8 {
                         let Some((lane_fd, buckets)) = self.buckets(lane, 0)? else {
                             continue;
@@ -2004,8 +2074,9 @@ impl Queue {
                                 continue;
                             };
                             let rel = format!("{}/{}", lane_dir(lane), bucket_name(b));
-                            remove_in(self, &bucket, &rel, &|e: &Entry| e.key >= next)?;
-                            if b < bucket_of(next) {
+                            let all = remove_in(self, &bucket, &rel, &|e: &Entry| e.key >= next)?;
+                            lane0_cleared &= lane > 0 || all;
+                            if all && b < bucket_of(next) {
                                 sys::remove_dir(lane_fd.as_fd(), &bucket_name(b))
                                     .map_err(|e| Error::io("remove", self.at(&rel), e))?;
                             }
@@ -2013,7 +2084,11 @@ impl Queue {
                         sys::fsync(&lane_fd)
                             .map_err(|e| Error::io("fsync", self.at(lane_dir(lane)), e))?;
                     }
-                    c.head = c.head.max(next);
+                    // The head passes the cleared keys only if all of lane 0 went: pop
+                    // trusts that nothing waits below it.
+                    if lane0_cleared {
+                        c.head = c.head.max(next);
+                    }
                 }
                 State::Delayed | State::Failed => {
                     let rel = state.as_str();

@@ -190,7 +190,9 @@ impl Case {
                     vec![with]
                 } else if killed || out.stderr.contains("may have been published") {
                     vec![m(&["m1", "m2", "m3"]), with]
-                } else if out.stderr.contains("messages were pushed") {
+                } else if out.stderr.contains("messages were pushed")
+                    || out.stderr.contains("message was pushed")
+                {
                     vec![with]
                 } else {
                     vec![m(&["m1", "m2", "m3"])]
