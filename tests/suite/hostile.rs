@@ -428,3 +428,37 @@ fn a_message_locked_by_another_process_is_skipped_and_taken_once_free() {
     s.run(&["pop"]).success().stdout_is("locked");
     s.run(&["pop"]).nothing();
 }
+
+#[test]
+fn a_format_file_that_is_not_exactly_the_format_is_refused() {
+    let s = Spool::new();
+    s.push(&["m"]);
+    let format = s.queue_dir("default").join("format");
+    let long = format!("spool-queue 1\n{}", "x".repeat(100));
+    let cases: [(&str, &dyn Fn()); 4] = [
+        ("unsupported queue format", &|| {
+            fs::write(&format, "spool-queue 1\nmore\n").unwrap()
+        }),
+        ("unsupported queue format", &|| {
+            fs::write(&format, &long).unwrap()
+        }),
+        ("not a regular file", &|| fs::create_dir(&format).unwrap()),
+        ("not a regular file", &|| {
+            let status = std::process::Command::new("mkfifo")
+                .arg(&format)
+                .status()
+                .unwrap();
+            assert!(status.success());
+        }),
+    ];
+    for (why, plant) in cases {
+        let _ = fs::remove_file(&format);
+        let _ = fs::remove_dir(&format);
+        plant();
+        for args in [&["push", "x"][..], &["pop"], &["len"]] {
+            s.run(args).error().stderr_has(why);
+        }
+    }
+    assert_eq!(fs::read(s.message_path("default", 1)).unwrap(), b"m");
+    assert!(!s.message_path("default", 2).exists());
+}

@@ -395,13 +395,19 @@ impl Queue {
     pub(super) fn create(root: &Path, name: &str, warn: Warn) -> Result<Queue> {
         let path = root.join(name);
         let root_fd = open_or_create_root(root)?;
-        let created = sys::make_dir(root_fd.as_fd(), name)
-            .map_err(|e| Error::io("create queue", &path, e))?;
-        if created {
-            sys::fsync(&root_fd).map_err(|e| Error::io("fsync", root, e))?;
+        // Usually it exists: open first, create only when that fails.
+        let dir = match sys::open_dir_beneath(root_fd.as_fd(), name) {
+            Err(e) if errno_of(&e) == Some(Errno::NOENT) => {
+                let created = sys::make_dir(root_fd.as_fd(), name)
+                    .map_err(|e| Error::io("create queue", &path, e))?;
+                if created {
+                    sys::fsync(&root_fd).map_err(|e| Error::io("fsync", root, e))?;
+                }
+                sys::open_dir_beneath(root_fd.as_fd(), name)
+            }
+            other => other,
         }
-        let dir = sys::open_dir_beneath(root_fd.as_fd(), name)
-            .map_err(|e| Error::io("open queue", &path, e))?;
+        .map_err(|e| Error::io("open queue", &path, e))?;
         let queue = Queue::from_dir(name, path, dir, warn);
         if !queue.check_format()? {
             queue.initialize()?;
@@ -453,7 +459,16 @@ impl Queue {
             Err(e) if errno_of(&e) == Some(Errno::NOENT) => return Ok(false),
             Err(e) => return Err(Error::io("open", self.at("format"), e)),
         };
-        let st = sys::stat_fd(&fd).map_err(|e| Error::io("stat", self.at("format"), e))?;
+        let mut file = File::from(fd);
+        let mut buf = [0u8; 64];
+        // One read is enough for the small regular file it should be: such a read returns
+        // less than asked only at the end of the file. Anything else is looked at closely.
+        if let Ok(n) = file.read(&mut buf)
+            && &buf[..n] == FORMAT
+        {
+            return Ok(true);
+        }
+        let st = sys::stat_fd(&file).map_err(|e| Error::io("stat", self.at("format"), e))?;
         if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile {
             return Err(Error::invalid(
                 "read",
@@ -461,10 +476,9 @@ impl Queue {
                 "not a regular file",
             ));
         }
-        let mut buf = [0u8; 64];
-        let mut file = File::from(fd);
-        let n =
-            read_full(&mut file, &mut buf).map_err(|e| Error::io("read", self.at("format"), e))?;
+        let n = std::io::Seek::rewind(&mut file)
+            .and_then(|()| read_full(&mut file, &mut buf))
+            .map_err(|e| Error::io("read", self.at("format"), e))?;
         if &buf[..n] == FORMAT {
             Ok(true)
         } else {
@@ -2290,12 +2304,14 @@ impl Staging<'_> {
                     let fd = match delayed {
                         Some(_) => q.state_dir("delayed")?,
                         None => {
-                            let fresh_bucket = q.open_bucket(lane, bucket_of(id))?.is_none();
-                            let fd = q.make_bucket(lane, bucket_of(id))?;
-                            if fresh_bucket {
-                                q.sweep_tmp()?;
+                            match q.open_bucket(lane, bucket_of(id))? {
+                                Some(fd) => fd,
+                                None => {
+                                    let fd = q.make_bucket(lane, bucket_of(id))?;
+                                    q.sweep_tmp()?; // a new bucket: a good moment
+                                    fd
+                                }
                             }
-                            fd
                         }
                     };
                     touched.push((rel.clone(), fd));
