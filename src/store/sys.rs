@@ -12,7 +12,7 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use rustix::fs::{
-    AtFlags, Dir, FileType, Mode, OFlags, RenameFlags, ResolveFlags, Stat, fchmod, fstat, linkat,
+    AtFlags, FileType, Mode, OFlags, RenameFlags, ResolveFlags, Stat, fchmod, fstat, linkat,
     mkdirat, openat, openat2, renameat_with, unlinkat,
 };
 use rustix::io::Errno;
@@ -182,14 +182,16 @@ pub fn describe_entry(st: &Stat) -> &'static str {
     }
 }
 
-/// Reads every entry name of the directory `fd` (which it consumes), except `.` and `..`.
+/// Reads every entry name of the directory `fd`, from its start, except `.` and `..`.
 /// Names that are not UTF-8 are returned lossily (they are never ours).
-pub fn read_names(fd: OwnedFd) -> io::Result<Vec<String>> {
-    let mut dir = Dir::new(fd)?;
-    // `fd` may be a duplicate sharing its offset with a descriptor read before: start over.
-    dir.rewind();
+pub fn read_names(fd: impl AsFd) -> io::Result<Vec<String>> {
+    let fd = fd.as_fd();
+    // `fd` may have been read before: start over.
+    rustix::fs::seek(fd, rustix::fs::SeekFrom::Start(0))?;
+    let mut buf = [std::mem::MaybeUninit::<u8>::uninit(); 16 * 1024]; // on the stack: no allocation
+    let mut dir = rustix::fs::RawDir::new(fd, &mut buf);
     let mut names = Vec::new();
-    while let Some(entry) = dir.read() {
+    while let Some(entry) = dir.next() {
         let entry = entry?;
         let name = entry.file_name();
         if name != c"." && name != c".." {

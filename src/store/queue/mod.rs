@@ -256,6 +256,8 @@ pub struct Stats {
 /// The producer lock, held while keys are allocated and published.
 struct Producer {
     counter: File,
+    /// The counter's length: only the holder of the lock changes it.
+    length: std::cell::Cell<u64>,
 }
 
 /// The consumer lock, held while messages are found and claimed.
@@ -610,22 +612,41 @@ impl Queue {
         sys::set_len(&f, value).map_err(|e| Error::io("write", self.at(rel), e))
     }
 
+    /// Opens the length file `rel` (counter, head) and locks it; returns it and its
+    /// length, read under the lock. Its type is checked then too: opened `O_NONBLOCK`, a
+    /// FIFO or a device in its place neither blocks the open nor takes the lock for long.
+    fn lock_length_file(&self, rel: &str) -> Result<(File, u64)> {
+        let fd = sys::open_beneath(self.dir(), rel, OFlags::RDWR | OFlags::NONBLOCK, 0)
+            .map_err(|e| Error::io("open", self.at(rel), e))?;
+        let file = File::from(fd);
+        file.lock().map_err(|e| Error::io("lock", self.at(rel), e))?;
+        let st = sys::stat_fd(&file).map_err(|e| Error::io("stat", self.at(rel), e))?;
+        if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile {
+            return Err(Error::invalid(
+                "open",
+                Some(&self.at(rel)),
+                "not a regular file",
+            ));
+        }
+        Ok((file, st.st_size as u64))
+    }
+
     fn lock_producer(&self) -> Result<Producer> {
-        let counter = self.open_length_file("counter", false)?;
-        counter
-            .lock()
-            .map_err(|e| Error::io("lock", self.at("counter"), e))?;
-        Ok(Producer { counter })
+        let (counter, length) = self.lock_length_file("counter")?;
+        Ok(Producer {
+            counter,
+            length: std::cell::Cell::new(length),
+        })
     }
 
     fn next_key(&self, p: &Producer) -> Result<u64> {
-        Ok(length(&p.counter)
-            .map_err(|e| Error::io("stat", self.at("counter"), e))?
-            .max(1))
+        Ok(p.length.get().max(1))
     }
 
     fn set_next_key(&self, p: &Producer, next: u64) -> Result<()> {
-        sys::set_len(&p.counter, next).map_err(|e| Error::io("write", self.at("counter"), e))
+        sys::set_len(&p.counter, next).map_err(|e| Error::io("write", self.at("counter"), e))?;
+        p.length.set(next);
+        Ok(())
     }
 
     /// Allocates one key (producer lock held).
@@ -636,11 +657,7 @@ impl Queue {
     }
 
     fn lock_consumer(&self) -> Result<Consumer> {
-        let head_file = self.open_length_file("head", false)?;
-        head_file
-            .lock()
-            .map_err(|e| Error::io("lock", self.at("head"), e))?;
-        let head = length(&head_file).map_err(|e| Error::io("stat", self.at("head"), e))?;
+        let (head_file, head) = self.lock_length_file("head")?;
         Ok(Consumer {
             head_file,
             head,
@@ -1022,12 +1039,7 @@ impl Queue {
 
     /// Reads the names of a directory, parsed; junk is warned about and left out.
     fn entries(&self, dir: impl AsFd, rel: &str) -> Result<Vec<(String, Entry)>> {
-        let names = sys::read_names(
-            dir.as_fd()
-                .try_clone_to_owned()
-                .map_err(|e| Error::io("dup", self.at(rel), e))?,
-        )
-        .map_err(|e| Error::io("read", self.at(rel), e))?;
+        let names = sys::read_names(dir).map_err(|e| Error::io("read", self.at(rel), e))?;
         let mut out = Vec::with_capacity(names.len());
         for name in names {
             match Entry::parse(&name) {
