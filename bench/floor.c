@@ -221,7 +221,9 @@ static int open_oldest(int root, uint64_t *head, char *name, size_t cap)
             return fd;
         if (errno != ENOENT)
             die("open", name);
-        /* A miss: empty, or a gap left by a skipped id (tail is updated after the rename). */
+        /* A miss: empty (the head is at the tail: nothing was published from here on), or
+         * a gap left by a skipped id. Telling a gap from a push that is publishing *head
+         * right now needs the tail lock: a push renames before it moves the tail. */
         struct stat st;
         if (fstatat(root, "tail", &st, 0) != 0) {
             if (errno == ENOENT)
@@ -230,7 +232,18 @@ static int open_oldest(int root, uint64_t *head, char *name, size_t cap)
         }
         if (*head >= (uint64_t)st.st_size)
             return -1;
-        (*head)++;
+        uint64_t tail;
+        int lock = lock_length_file(root, "tail", &tail);
+        fd = openat(root, name, O_RDONLY | O_CLOEXEC);
+        int missing = fd < 0;
+        if (missing && errno != ENOENT)
+            die("open", name);
+        xclose(lock, "tail");
+        if (!missing)
+            return fd;
+        if (*head >= tail)
+            return -1;
+        (*head)++; /* a real gap: published ids only ever go up */
     }
 }
 
