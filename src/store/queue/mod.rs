@@ -619,7 +619,8 @@ impl Queue {
         let fd = sys::open_beneath(self.dir(), rel, OFlags::RDWR | OFlags::NONBLOCK, 0)
             .map_err(|e| Error::io("open", self.at(rel), e))?;
         let file = File::from(fd);
-        file.lock().map_err(|e| Error::io("lock", self.at(rel), e))?;
+        file.lock()
+            .map_err(|e| Error::io("lock", self.at(rel), e))?;
         let st = sys::stat_fd(&file).map_err(|e| Error::io("stat", self.at(rel), e))?;
         if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile {
             return Err(Error::invalid(
