@@ -29,10 +29,12 @@
 //!   than the rename that publishes the message and the directory fsync after it. So every
 //!   key that was ever visible is below the durable counter, and ids are never reused, not
 //!   after a power cut and not after `clear`.
-//! - No message in `ready/` has a key below `head` (a hint: after a crash it may be lower,
-//!   never higher). Pop opens `ready/BUCKET/HEAD` directly, O(1) in depth; only a miss (a
-//!   gap, an empty queue, a name with fields) reads a bucket or scans, the scan under both
-//!   locks, touching bucket names, not messages.
+//! - No message in `ready/` has a key below `head` (after a crash it may be lower, never
+//!   higher; whatever puts a message back below it lowers it first). Pop opens
+//!   `ready/BUCKET/HEAD` directly, O(1) in depth. A miss with the head at or above the
+//!   counter is an empty lane, known without a scan; only another miss (a gap, a name
+//!   with fields) reads a bucket or scans, the scan under both locks, touching bucket
+//!   names, not messages.
 //! - Consumers never delete a message before it was delivered: pop renames it into
 //!   `claimed/` holding an flock on it, writes it out, then unlinks it. A claim whose flock
 //!   is free and whose lease (if any) has passed goes back to its place in `ready/`.
