@@ -225,9 +225,16 @@ impl Runner<'_> {
     fn spawn(&self, claimed: Claimed) -> Result<Job, Failure> {
         let stdin = claimed.reopen(self.queue)?;
         let mut cmd = Command::new(&self.args.command[0]);
-        cmd.args(&self.args.command[1..])
-            .stdin(Stdio::from(stdin))
-            .env("SPOOL_ID", claimed.id().to_string())
+        cmd.args(&self.args.command[1..]).stdin(Stdio::from(stdin));
+        // Where spool's own output was closed, the command writes to nothing rather than
+        // to the unwritable /dev/null that holds the descriptor's place in spool.
+        if crate::app::closed_at_start(1) {
+            cmd.stdout(Stdio::null());
+        }
+        if crate::app::closed_at_start(2) {
+            cmd.stderr(Stdio::null());
+        }
+        cmd.env("SPOOL_ID", claimed.id().to_string())
             .env("SPOOL_QUEUE", self.queue.name())
             .env("SPOOL_ATTEMPT", claimed.attempts().to_string())
             .env("SPOOL_DIR", &self.spool_dir)

@@ -109,8 +109,13 @@ fn umask_narrows_files() -> bool {
 pub fn make_dir(dir: BorrowedFd<'_>, name: &str) -> io::Result<bool> {
     match mkdirat(dir, name, Mode::from_bits_truncate(DIR_MODE)) {
         Ok(()) => {
-            let fd = open_dir_beneath(dir, name)?;
-            fchmod(&fd, Mode::from_bits_truncate(DIR_MODE))?;
+            match open_dir_beneath(dir, name) {
+                Ok(fd) => fchmod(&fd, Mode::from_bits_truncate(DIR_MODE))?,
+                // Removed already (a sweeper took a new batch directory for an orphan
+                // before its writer could lock it): the caller's open sees that too.
+                Err(e) if e.raw_os_error() == Some(Errno::NOENT.raw_os_error()) => {}
+                Err(e) => return Err(e),
+            }
             Ok(true)
         }
         Err(Errno::EXIST) => Ok(false),

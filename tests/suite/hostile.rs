@@ -462,3 +462,32 @@ fn a_format_file_that_is_not_exactly_the_format_is_refused() {
     assert_eq!(fs::read(s.message_path("default", 1)).unwrap(), b"m");
     assert!(!s.message_path("default", 2).exists());
 }
+
+#[test]
+fn a_counter_behind_the_messages_hides_none_and_reuses_no_key_below_the_head() {
+    let s = Spool::new();
+    s.push(&["a", "b", "c", "d", "e"]);
+    s.run(&["pop", "-n", "2", "--lines"])
+        .success()
+        .stdout_is("a\nb\n");
+    // A damaged queue: message 3 gone, the counter set back below the head (3).
+    fs::remove_file(s.message_path("default", 3)).unwrap();
+    let counter = s.queue_dir("default").join("counter");
+    fs::OpenOptions::new()
+        .write(true)
+        .open(&counter)
+        .unwrap()
+        .set_len(2)
+        .unwrap();
+    s.run(&["pop"]).success().stdout_is("d");
+    // A push must not take a key below the head, where no pop would look.
+    let out = s.run(&["push", "f"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    s.run(&["pop", "-n", "5", "--lines"])
+        .success()
+        .stdout_is("e\nf\n");
+    s.run(&["pop"]).nothing();
+    // A missing counter is an error, not an empty queue.
+    fs::remove_file(&counter).unwrap();
+    s.run(&["pop"]).error().stderr_has("counter");
+}

@@ -874,3 +874,19 @@ fn a_thousand_flaky_messages_are_each_acked_once_or_failed() {
         Vec::<String>::new()
     );
 }
+
+#[test]
+fn commands_write_to_nothing_when_run_has_its_output_closed() {
+    let s = Spool::new();
+    s.push(&["job"]);
+    // Started with its standard output and error closed (as some daemons are), run must
+    // not hand its commands a descriptor they cannot write to: their echo must succeed.
+    s.sh("spool run --max 1 --max-attempts 1 -- sh -c 'cat >/dev/null && echo done && echo note >&2' >&- 2>&-")
+        .run()
+        .success();
+    assert_eq!(s.len("default"), 0);
+    assert!(
+        s.list_json("default", "all").is_empty(),
+        "the job was acked"
+    );
+}

@@ -594,6 +594,22 @@ impl Queue {
     }
 
     /// The value of a length file of the queue directory (0 when missing), in one stat.
+    /// The counter's length, read without its lock; a missing counter is an error (a
+    /// queue is created with one), not an empty queue.
+    fn counter_length(&self) -> Result<u64> {
+        match sys::stat_at(self.dir(), "counter") {
+            Ok(st) if FileType::from_raw_mode(st.st_mode) == FileType::RegularFile => {
+                Ok(st.st_size as u64)
+            }
+            Ok(_) => Err(Error::invalid(
+                "stat",
+                Some(&self.at("counter")),
+                "not a regular file",
+            )),
+            Err(e) => Err(Error::io("stat", self.at("counter"), e)),
+        }
+    }
+
     fn read_length(&self, rel: &str) -> Result<u64> {
         match sys::stat_at(self.dir(), rel) {
             Ok(st) if FileType::from_raw_mode(st.st_mode) == FileType::RegularFile => {
@@ -652,9 +668,25 @@ impl Queue {
         Ok(())
     }
 
+    /// The next key to allocate (producer lock held): the counter's, unless the counter is
+    /// behind the head, which a sound queue never is (a restored or damaged one may be).
+    /// Keys below the head would go where no consumer looks: allocation starts at the head.
+    fn free_key(&self, p: &Producer) -> Result<u64> {
+        let next = self.next_key(p)?;
+        let head = self.read_length("head")?;
+        if next < head {
+            (self.warn)(&format!(
+                "{}: counter was behind the head; skipping ahead",
+                self.at("counter").display()
+            ));
+            return Ok(head);
+        }
+        Ok(next)
+    }
+
     /// Allocates one key (producer lock held).
     fn allocate(&self, p: &Producer) -> Result<u64> {
-        let key = self.next_key(p)?;
+        let key = self.free_key(p)?;
         self.set_next_key(p, key + 1)?;
         Ok(key)
     }
@@ -1084,7 +1116,7 @@ impl Queue {
     fn find_exact(&self, key: u64) -> Result<Exact> {
         // Every key in lane 0 is below the counter. A producer moves the counter before
         // its renames, so a key it allocated is never taken for unallocated.
-        let unallocated = || -> Result<bool> { Ok(key >= self.read_length("counter")?) };
+        let unallocated = || -> Result<bool> { Ok(key >= self.counter_length()?) };
         let Some(bucket) = self.open_bucket(0, bucket_of(key))? else {
             return Ok(if unallocated()? {
                 Exact::Unallocated
@@ -1110,6 +1142,29 @@ impl Queue {
             }
         }
         Ok(Exact::Absent)
+    }
+
+    /// Whether lane 0 may hold anything, by its listings (no lock): any bucket but
+    /// BUCKET(from), or any entry in that one. In a sound queue with the head at `from`
+    /// and nothing allocated from there on, that bucket is empty and the only one; what
+    /// else is there (a counter behind its messages, a bucket emptied by a crash) is left
+    /// to the scan, which finds it, or tidies it away.
+    fn lane0_may_hold(&self, from: u64) -> Result<bool> {
+        let Some((_, buckets)) = self.buckets(0, 0)? else {
+            return Ok(false);
+        };
+        for b in buckets {
+            if b != bucket_of(from) {
+                return Ok(true);
+            }
+            if let Some(bucket) = self.open_bucket(0, b)? {
+                let rel = format!("ready/{}", bucket_name(b));
+                if !self.entries(&bucket, &rel)?.is_empty() {
+                    return Ok(true);
+                }
+            }
+        }
+        Ok(false)
     }
 
     /// Scans lane `lane` for its first message keyed at least `lower`, holding the producer
@@ -1171,17 +1226,22 @@ impl Queue {
     fn find_ready(&self, from: u64, head_scan: bool) -> Result<Lookup> {
         match self.find_exact(from)? {
             Exact::Found(found) => Ok(Lookup::Found(found)),
-            // No key from here on was allocated, and none below the head is in lane 0
-            // (the head is lowered before anything returns below it): lane 0 is empty,
-            // known without the scan, which would wait for the producer lock. An empty
-            // queue polled by consumers costs them a few calls, and its producers nothing.
-            Exact::Unallocated => {
+            // No key from here on was allocated, none below the head is in lane 0 (the
+            // head is lowered before anything returns below it), and the listings agree:
+            // lane 0 is empty, known without the scan, which would wait for the producer
+            // lock. An empty queue polled by consumers costs them a few calls, and its
+            // producers nothing.
+            Exact::Unallocated if !self.lane0_may_hold(from)? => {
                 if head_scan {
                     self.sweep_tmp_if_any()?;
                 }
                 Ok(Lookup::Empty { next: from })
             }
-            Exact::Absent => self.scan_lane(0, if head_scan { 0 } else { from }, head_scan),
+            // A counter behind its messages (a restored or damaged queue) must not hide
+            // them: the scan finds them, and the next push skips past them.
+            Exact::Unallocated | Exact::Absent => {
+                self.scan_lane(0, if head_scan { 0 } else { from }, head_scan)
+            }
         }
     }
 
@@ -1512,17 +1572,19 @@ impl Queue {
 
     /// Deletes delivered messages: unlinks them from `claimed/` and fsyncs it.
     pub fn finish(&self, done: Vec<Claimed>) -> Result<()> {
-        let removed = self.remove_delivered(done)?;
-        self.sync_removals(removed)
+        let mut removed = 0;
+        let result = self.remove_delivered(done, &mut removed);
+        let synced = self.sync_removals(removed);
+        result.and(synced)
     }
 
     /// Deletes delivered messages, durably only once `sync_removals` returns: a consumer
     /// that takes many in rounds syncs once at its end instead of once per round. Until
-    /// then a power cut can bring them back (delivered twice, never lost). Returns how
-    /// many were removed.
-    pub fn remove_delivered(&self, done: Vec<Claimed>) -> Result<u64> {
+    /// then a power cut can bring them back (delivered twice, never lost). Adds to
+    /// `removed` each one removed, also when a later one fails.
+    pub fn remove_delivered(&self, done: Vec<Claimed>, removed: &mut u64) -> Result<()> {
         if done.is_empty() {
-            return Ok(0);
+            return Ok(());
         }
         let claimed = self.claimed_dir()?;
         for m in &done {
@@ -1532,8 +1594,9 @@ impl Queue {
                     m.entry.id
                 ))
             })?;
+            *removed += 1;
         }
-        Ok(done.len() as u64)
+        Ok(())
     }
 
     /// Makes the removal of `removed` delivered messages durable, and counts them for
@@ -2282,7 +2345,7 @@ impl Staging<'_> {
                 Some(due) => q.mark_due(due)?,
             }
             let mut i = 0;
-            let mut next = q.next_key(&producer)?;
+            let mut next = q.free_key(&producer)?;
             let mut reserved = next; // the counter: ids below it are allocated
             while i < self.count {
                 // Ids are allocated before the renames make them visible, the batch's all
