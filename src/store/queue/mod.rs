@@ -170,8 +170,8 @@ enum Exact {
     Found(Box<Found>),
     /// No message under that key.
     Absent,
-    /// That key, and every key after it, was never allocated.
-    Unallocated,
+    /// That key, and every key after it, was never allocated; with its bucket, if open.
+    Unallocated(Option<OwnedFd>),
 }
 
 /// What a search of a lane found.
@@ -597,20 +597,16 @@ impl Queue {
     /// The counter's length, read without its lock; a missing counter is an error (a
     /// queue is created with one), not an empty queue.
     fn counter_length(&self) -> Result<u64> {
-        match sys::stat_at(self.dir(), "counter") {
-            Ok(st) if FileType::from_raw_mode(st.st_mode) == FileType::RegularFile => {
-                Ok(st.st_size as u64)
-            }
-            Ok(_) => Err(Error::invalid(
-                "stat",
-                Some(&self.at("counter")),
-                "not a regular file",
-            )),
-            Err(e) => Err(Error::io("stat", self.at("counter"), e)),
-        }
+        self.stat_length("counter", None)
     }
 
     fn read_length(&self, rel: &str) -> Result<u64> {
+        self.stat_length(rel, Some(0))
+    }
+
+    /// The length of the length file `rel`, in one stat; `missing` is its value when it
+    /// does not exist (`None`: that is an error).
+    fn stat_length(&self, rel: &str, missing: Option<u64>) -> Result<u64> {
         match sys::stat_at(self.dir(), rel) {
             Ok(st) if FileType::from_raw_mode(st.st_mode) == FileType::RegularFile => {
                 Ok(st.st_size as u64)
@@ -620,8 +616,10 @@ impl Queue {
                 Some(&self.at(rel)),
                 "not a regular file",
             )),
-            Err(e) if errno_of(&e) == Some(Errno::NOENT) => Ok(0),
-            Err(e) => Err(Error::io("stat", self.at(rel), e)),
+            Err(e) => match missing {
+                Some(value) if errno_of(&e) == Some(Errno::NOENT) => Ok(value),
+                _ => Err(Error::io("stat", self.at(rel), e)),
+            },
         }
     }
 
@@ -880,23 +878,34 @@ impl Queue {
     /// The lane ran dry: a good moment to remove what crashed writers left in tmp/, when
     /// there is anything there (only then is the producer lock taken).
     fn sweep_tmp_if_any(&self) -> Result<()> {
-        let names = sys::read_names(self.open_dir("tmp")?)
-            .map_err(|e| Error::io("read", self.at("tmp"), e))?;
+        let (tmp, names) = self.tmp_names()?;
         if !names.is_empty() {
+            // Listed before the lock: what came since is being written, what went since
+            // is skipped.
             let _producer = self.lock_producer()?;
-            self.sweep_tmp()?;
+            self.sweep_names(&tmp, names)?;
         }
         Ok(())
+    }
+
+    /// `tmp/`, open, and the names in it.
+    fn tmp_names(&self) -> Result<(OwnedFd, Vec<String>)> {
+        let tmp = self.open_dir("tmp")?;
+        let names = sys::read_names(&tmp).map_err(|e| Error::io("read", self.at("tmp"), e))?;
+        Ok((tmp, names))
     }
 
     /// Removes orphans from `tmp/`: entries whose writer died (their flock is free).
     /// Producer lock held: a pusher unlocks its file once it holds that lock, just before
     /// publishing it, so that no published message is ever seen locked.
     fn sweep_tmp(&self) -> Result<()> {
-        let tmp_fd = self.open_dir("tmp")?;
+        let (tmp, names) = self.tmp_names()?;
+        self.sweep_names(&tmp, names)
+    }
+
+    /// [`Self::sweep_tmp`] of the entries `names` of `tmp_fd`.
+    fn sweep_names(&self, tmp_fd: &OwnedFd, names: Vec<String>) -> Result<()> {
         let tmp = tmp_fd.as_fd();
-        let names = sys::read_names(self.open_dir("tmp")?)
-            .map_err(|e| Error::io("read", self.at("tmp"), e))?;
         for name in names {
             let rel = format!("tmp/{name}");
             let hex = |s: &str| s.len() == 16 && s.bytes().all(|b| b.is_ascii_hexdigit());
@@ -1119,7 +1128,7 @@ impl Queue {
         let unallocated = || -> Result<bool> { Ok(key >= self.counter_length()?) };
         let Some(bucket) = self.open_bucket(0, bucket_of(key))? else {
             return Ok(if unallocated()? {
-                Exact::Unallocated
+                Exact::Unallocated(None)
             } else {
                 Exact::Absent
             });
@@ -1130,7 +1139,7 @@ impl Queue {
             Err(bucket) => bucket,
         };
         if unallocated()? {
-            return Ok(Exact::Unallocated);
+            return Ok(Exact::Unallocated(Some(bucket)));
         }
         let rel = format!("ready/{}", bucket_name(bucket_of(key)));
         for (name, entry) in self.entries(&bucket, &rel)? {
@@ -1149,7 +1158,8 @@ impl Queue {
     /// and nothing allocated from there on, that bucket is empty and the only one; what
     /// else is there (a counter behind its messages, a bucket emptied by a crash) is left
     /// to the scan, which finds it, or tidies it away.
-    fn lane0_may_hold(&self, from: u64) -> Result<bool> {
+    /// `bucket`: BUCKET(from), if [`Self::find_exact`] opened it.
+    fn lane0_may_hold(&self, from: u64, bucket: Option<&OwnedFd>) -> Result<bool> {
         let Some((_, buckets)) = self.buckets(0, 0)? else {
             return Ok(false);
         };
@@ -1157,11 +1167,20 @@ impl Queue {
             if b != bucket_of(from) {
                 return Ok(true);
             }
-            if let Some(bucket) = self.open_bucket(0, b)? {
-                let rel = format!("ready/{}", bucket_name(b));
-                if !self.entries(&bucket, &rel)?.is_empty() {
-                    return Ok(true);
-                }
+            let opened;
+            let bucket = match bucket {
+                Some(fd) => fd,
+                None => match self.open_bucket(0, b)? {
+                    Some(fd) => {
+                        opened = fd;
+                        &opened
+                    }
+                    None => continue,
+                },
+            };
+            let rel = format!("ready/{}", bucket_name(b));
+            if !self.entries(bucket, &rel)?.is_empty() {
+                return Ok(true);
             }
         }
         Ok(false)
@@ -1231,7 +1250,7 @@ impl Queue {
             // lane 0 is empty, known without the scan, which would wait for the producer
             // lock. An empty queue polled by consumers costs them a few calls, and its
             // producers nothing.
-            Exact::Unallocated if !self.lane0_may_hold(from)? => {
+            Exact::Unallocated(bucket) if !self.lane0_may_hold(from, bucket.as_ref())? => {
                 if head_scan {
                     self.sweep_tmp_if_any()?;
                 }
@@ -1239,7 +1258,7 @@ impl Queue {
             }
             // A counter behind its messages (a restored or damaged queue) must not hide
             // them: the scan finds them, and the next push skips past them.
-            Exact::Unallocated | Exact::Absent => {
+            Exact::Unallocated(_) | Exact::Absent => {
                 self.scan_lane(0, if head_scan { 0 } else { from }, head_scan)
             }
         }
