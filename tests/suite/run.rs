@@ -225,24 +225,18 @@ fn retries_double_their_backoff_until_max_attempts_then_fail() {
     s.run(&["pop"]).nothing();
     assert_eq!(read(&log), "1\n");
 
+    // One attempt, waiting for the message to be due.
+    const RETRY_ONCE_DUE: &[&str] = &[
+        "--wait",
+        "--max",
+        "1",
+        "--backoff",
+        "2s",
+        "--max-attempts",
+        "3",
+    ];
     // Attempt 2 once due (run --wait --max 1 waits for it): retried 4 s later.
-    exits(
-        &run_sh(
-            &s,
-            &[
-                "--wait",
-                "--max",
-                "1",
-                "--backoff",
-                "2s",
-                "--max-attempts",
-                "3",
-            ],
-            script,
-            &env,
-        ),
-        3,
-    );
+    exits(&run_sh(&s, RETRY_ONCE_DUE, script, &env), 3);
     let ran = now_secs();
     assert!(
         ran >= due1,
@@ -259,23 +253,7 @@ fn retries_double_their_backoff_until_max_attempts_then_fail() {
     );
 
     // Attempt 3 is the last: failed.
-    exits(
-        &run_sh(
-            &s,
-            &[
-                "--wait",
-                "--max",
-                "1",
-                "--backoff",
-                "2s",
-                "--max-attempts",
-                "3",
-            ],
-            script,
-            &env,
-        ),
-        3,
-    );
+    exits(&run_sh(&s, RETRY_ONCE_DUE, script, &env), 3);
     assert!(now_secs() >= due2, "attempt 3 ran before its due time");
     assert_eq!(read(&log), "1\n2\n3\n");
     let v = s.entry("default", 1);
