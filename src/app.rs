@@ -261,7 +261,7 @@ fn resolve_queue(queue: Option<OsString>) -> std::result::Result<String, Failure
         Failure::Store(Error::invalid(
             format!("invalid queue name {:?}", name.to_string_lossy()),
             None,
-            store::names::QUEUE_NAME_RULE,
+            store::local::layout::QUEUE_NAME_RULE,
         ))
     })
 }

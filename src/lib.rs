@@ -14,6 +14,7 @@
 
 pub mod app;
 pub mod cli;
+pub mod clock;
 mod run;
 pub mod store;
 pub mod timefmt;

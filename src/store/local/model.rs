@@ -218,7 +218,7 @@ proptest! {
 
     #[test]
     fn tokens_parse_only_in_their_shape(text in "\\PC{0,40}") {
-        if let Some((id, hex)) = super::parse_token(&text) {
+        if let Some((id, hex)) = super::layout::parse_token(&text) {
             prop_assert_eq!(format!("{id}.{hex}"), text);
         }
     }

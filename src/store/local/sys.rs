@@ -1,4 +1,5 @@
-//! Thin, checked wrappers over the system calls the queue needs and std lacks.
+//! Thin, checked wrappers over the system calls the queue needs and std lacks. They return
+//! rustix's `Errno`, so callers match error numbers directly.
 //!
 //! Every path inside a queue is resolved with `openat2(RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS)`
 //! from the queue's directory descriptor, so a symlink planted anywhere in a queue is never
@@ -7,7 +8,6 @@
 //! narrow them.
 
 use std::fs::File;
-use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -15,7 +15,7 @@ use rustix::fs::{
     AtFlags, FileType, Mode, OFlags, RenameFlags, ResolveFlags, Stat, fchmod, fstat, linkat,
     mkdirat, openat, openat2, renameat_with, unlinkat,
 };
-use rustix::io::Errno;
+use rustix::io::{Errno, Result};
 
 /// Mode of every file spool creates.
 pub const FILE_MODE: u32 = 0o600;
@@ -26,12 +26,7 @@ static NO_OPENAT2: AtomicBool = AtomicBool::new(false);
 static NO_RENAMEAT2: AtomicBool = AtomicBool::new(false);
 
 /// Opens `rel` below `dir` without following any symlink on the way.
-pub fn open_beneath(
-    dir: BorrowedFd<'_>,
-    rel: &str,
-    flags: OFlags,
-    mode: u32,
-) -> io::Result<OwnedFd> {
+pub fn open_beneath(dir: BorrowedFd<'_>, rel: &str, flags: OFlags, mode: u32) -> Result<OwnedFd> {
     let flags = flags | OFlags::CLOEXEC | OFlags::NOFOLLOW;
     let mode = Mode::from_bits_truncate(mode);
     if !NO_OPENAT2.load(Ordering::Relaxed) {
@@ -45,7 +40,7 @@ pub fn open_beneath(
             // Kernels before 5.6, and seccomp filters of some containers, refuse it.
             Err(Errno::NOSYS) | Err(Errno::PERM) => NO_OPENAT2.store(true, Ordering::Relaxed),
             // ELOOP from RESOLVE_NO_SYMLINKS is the answer for a planted symlink.
-            other => return other.map_err(io::Error::from),
+            other => return other,
         }
     }
     // Without openat2: walk the components one by one, each with O_NOFOLLOW.
@@ -54,7 +49,7 @@ pub fn open_beneath(
     while let Some(part) = parts.next() {
         let at = current.as_ref().map_or(dir, |fd| fd.as_fd());
         if parts.peek().is_none() {
-            return Ok(openat(at, part, flags, mode)?);
+            return openat(at, part, flags, mode);
         }
         let next = openat(
             at,
@@ -64,18 +59,18 @@ pub fn open_beneath(
         )?;
         current = Some(next);
     }
-    Err(io::Error::from(Errno::INVAL))
+    Err(Errno::INVAL)
 }
 
 /// Opens the directory `rel` below `dir` (for reading entries, fsync, or as an anchor).
-pub fn open_dir_beneath(dir: BorrowedFd<'_>, rel: &str) -> io::Result<OwnedFd> {
+pub fn open_dir_beneath(dir: BorrowedFd<'_>, rel: &str) -> Result<OwnedFd> {
     open_beneath(dir, rel, OFlags::DIRECTORY | OFlags::RDONLY, 0)
 }
 
 /// Creates the file `name` in `dir` exclusively, with mode 0600 whatever the umask.
 /// `many`: one of many files this process creates, for which the umask is read once and
 /// the `fchmod` skipped when the umask takes nothing from 0600.
-pub fn create_exclusive(dir: BorrowedFd<'_>, name: &str, many: bool) -> io::Result<File> {
+pub fn create_exclusive(dir: BorrowedFd<'_>, name: &str, many: bool) -> Result<File> {
     let fd = openat(
         dir,
         name,
@@ -106,20 +101,20 @@ fn umask_narrows_files() -> bool {
 
 /// Creates the directory `name` in `dir` with mode 0700 whatever the umask.
 /// Returns false when it already existed.
-pub fn make_dir(dir: BorrowedFd<'_>, name: &str) -> io::Result<bool> {
+pub fn make_dir(dir: BorrowedFd<'_>, name: &str) -> Result<bool> {
     match mkdirat(dir, name, Mode::from_bits_truncate(DIR_MODE)) {
         Ok(()) => {
             match open_dir_beneath(dir, name) {
                 Ok(fd) => fchmod(&fd, Mode::from_bits_truncate(DIR_MODE))?,
                 // Removed already (a sweeper took a new batch directory for an orphan
                 // before its writer could lock it): the caller's open sees that too.
-                Err(e) if e.raw_os_error() == Some(Errno::NOENT.raw_os_error()) => {}
+                Err(Errno::NOENT) => {}
                 Err(e) => return Err(e),
             }
             Ok(true)
         }
         Err(Errno::EXIST) => Ok(false),
-        Err(e) => Err(e.into()),
+        Err(e) => Err(e),
     }
 }
 
@@ -132,11 +127,11 @@ pub fn rename_noreplace(
     old: &str,
     new_dir: BorrowedFd<'_>,
     new: &str,
-) -> io::Result<()> {
+) -> Result<()> {
     if !NO_RENAMEAT2.load(Ordering::Relaxed) {
         match renameat_with(old_dir, old, new_dir, new, RenameFlags::NOREPLACE) {
             Err(Errno::INVAL) | Err(Errno::NOSYS) => NO_RENAMEAT2.store(true, Ordering::Relaxed),
-            other => return other.map_err(io::Error::from),
+            other => return other,
         }
     }
     linkat(old_dir, old, new_dir, new, AtFlags::empty())?;
@@ -145,27 +140,27 @@ pub fn rename_noreplace(
 }
 
 /// Removes the file `name` from `dir`.
-pub fn remove_file(dir: BorrowedFd<'_>, name: &str) -> io::Result<()> {
-    Ok(unlinkat(dir, name, AtFlags::empty())?)
+pub fn remove_file(dir: BorrowedFd<'_>, name: &str) -> Result<()> {
+    unlinkat(dir, name, AtFlags::empty())
 }
 
 /// Removes the directory `name` from `dir`; false when it was not empty or already gone.
-pub fn remove_dir(dir: BorrowedFd<'_>, name: &str) -> io::Result<bool> {
+pub fn remove_dir(dir: BorrowedFd<'_>, name: &str) -> Result<bool> {
     match unlinkat(dir, name, AtFlags::REMOVEDIR) {
         Ok(()) => Ok(true),
         Err(Errno::NOTEMPTY) | Err(Errno::EXIST) | Err(Errno::NOENT) => Ok(false),
-        Err(e) => Err(e.into()),
+        Err(e) => Err(e),
     }
 }
 
 /// `fstatat` without following a final symlink.
-pub fn stat_at(dir: BorrowedFd<'_>, name: &str) -> io::Result<Stat> {
-    Ok(rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW)?)
+pub fn stat_at(dir: BorrowedFd<'_>, name: &str) -> Result<Stat> {
+    rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW)
 }
 
 /// `fstat`.
-pub fn stat_fd(fd: impl AsFd) -> io::Result<Stat> {
-    Ok(fstat(fd)?)
+pub fn stat_fd(fd: impl AsFd) -> Result<Stat> {
+    fstat(fd)
 }
 
 /// Whether a stat describes a regular file with exactly one link: the only kind of entry
@@ -189,7 +184,7 @@ pub fn describe_entry(st: &Stat) -> &'static str {
 
 /// Reads every entry name of the directory `fd`, from its start, except `.` and `..`.
 /// Names that are not UTF-8 are returned lossily (they are never ours).
-pub fn read_names(fd: impl AsFd) -> io::Result<Vec<String>> {
+pub fn read_names(fd: impl AsFd) -> Result<Vec<String>> {
     let fd = fd.as_fd();
     // `fd` may have been read before: start over.
     rustix::fs::seek(fd, rustix::fs::SeekFrom::Start(0))?;
@@ -207,23 +202,23 @@ pub fn read_names(fd: impl AsFd) -> io::Result<Vec<String>> {
 }
 
 /// `fsync` of a directory (or file) descriptor.
-pub fn fsync(fd: impl AsFd) -> io::Result<()> {
-    Ok(rustix::fs::fsync(fd)?)
+pub fn fsync(fd: impl AsFd) -> Result<()> {
+    rustix::fs::fsync(fd)
 }
 
 /// `fdatasync`.
-pub fn fdatasync(fd: impl AsFd) -> io::Result<()> {
-    Ok(rustix::fs::fdatasync(fd)?)
+pub fn fdatasync(fd: impl AsFd) -> Result<()> {
+    rustix::fs::fdatasync(fd)
 }
 
 /// `syncfs`: flushes the whole filesystem that holds `fd`.
-pub fn syncfs(fd: impl AsFd) -> io::Result<()> {
-    Ok(rustix::fs::syncfs(fd)?)
+pub fn syncfs(fd: impl AsFd) -> Result<()> {
+    rustix::fs::syncfs(fd)
 }
 
 /// `ftruncate`: the counters of a queue are file lengths.
-pub fn set_len(fd: impl AsFd, len: u64) -> io::Result<()> {
-    Ok(rustix::fs::ftruncate(fd, len)?)
+pub fn set_len(fd: impl AsFd, len: u64) -> Result<()> {
+    rustix::fs::ftruncate(fd, len)
 }
 
 /// Closes a file and reports the error `close` returns, which `drop` would swallow.
@@ -231,17 +226,17 @@ pub fn set_len(fd: impl AsFd, len: u64) -> io::Result<()> {
 /// The descriptor is duplicated first and the duplicate closed, so that a file whose
 /// lock must outlive this check (a temporary file not yet published) keeps it: `close`
 /// still runs the filesystem's flush, which is where NFS reports deferred write errors.
-pub fn check_close(file: &File) -> io::Result<()> {
+pub fn check_close(file: &File) -> Result<()> {
     let dup = rustix::io::fcntl_dupfd_cloexec(file, 0)?;
     close_checked(dup)
 }
 
 /// Closes `fd`, returning the error of `close(2)`; `OwnedFd`'s drop discards it.
 #[allow(unsafe_code)]
-pub fn close_checked(fd: OwnedFd) -> io::Result<()> {
+pub fn close_checked(fd: OwnedFd) -> Result<()> {
     use std::os::fd::IntoRawFd;
     let raw = fd.into_raw_fd();
     // SAFETY: `raw` comes from an `OwnedFd` we consumed, so nothing else owns or uses it,
     // and it is closed exactly once here. close(2) releases it even when it reports an error.
-    unsafe { rustix::io::try_close(raw) }.map_err(io::Error::from)
+    unsafe { rustix::io::try_close(raw) }
 }

@@ -12,9 +12,13 @@ use std::path::PathBuf;
 use rustix::fs::{FileType, OFlags};
 use rustix::io::Errno;
 
-use super::{Consumer, Entry, Queue, bucket_of, errno_of, lane_dir, now_ms};
+use super::entry::Entry;
+use super::layout::{bucket_of, lane_dir};
+use super::lengths::{Consumer, Producer};
+use super::sys;
+use super::{Queue, layout};
+use crate::clock::now_ms;
 use crate::store::error::{Error, Result};
-use crate::store::{names, sys};
 
 /// One problem found.
 #[derive(Debug, Clone)]
@@ -108,14 +112,14 @@ impl Check<'_> {
         } else {
             format!("{rel}/{name}")
         };
-        let target = format!("{}.{}", path.replace('/', "%"), names::token());
+        let target = format!("{}.{}", path.replace('/', "%"), layout::token());
         let action = format!("moved to corrupt/{target}");
         if self.repair {
             let corrupt = self.queue.state_dir("corrupt")?;
             match sys::rename_noreplace(dir, name, corrupt.as_fd(), &target) {
                 Ok(()) => sys::fsync(&corrupt)
                     .map_err(|e| Error::io("fsync", self.queue.at("corrupt"), e))?,
-                Err(e) if errno_of(&e) == Some(Errno::NOENT) => return Ok(()),
+                Err(Errno::NOENT) => return Ok(()),
                 Err(e) => return Err(Error::io("rename", self.queue.at(&path), e)),
             }
         }
@@ -128,11 +132,11 @@ impl Check<'_> {
     fn unusable(&self, dir: BorrowedFd<'_>, name: &str) -> Result<Option<String>> {
         let st = match sys::stat_at(dir, name) {
             Ok(st) => st,
-            Err(e) if errno_of(&e) == Some(Errno::NOENT) => return Ok(None),
+            Err(Errno::NOENT) => return Ok(None),
             Err(e) => {
                 return Ok(Some(format!(
                     "cannot be examined: {}",
-                    crate::store::describe(&e)
+                    crate::store::describe(&e.into())
                 )));
             }
         };
@@ -141,10 +145,10 @@ impl Check<'_> {
         }
         match sys::open_beneath(dir, name, OFlags::RDONLY | OFlags::NONBLOCK, 0) {
             Ok(_) => Ok(None),
-            Err(e) if errno_of(&e) == Some(Errno::NOENT) => Ok(None),
+            Err(Errno::NOENT) => Ok(None),
             Err(e) => Ok(Some(format!(
                 "cannot be read: {}",
-                crate::store::describe(&e)
+                crate::store::describe(&e.into())
             ))),
         }
     }
@@ -175,7 +179,7 @@ impl Check<'_> {
                         q.open_length_file(rel, true)?;
                     }
                 }
-                Err(e) if errno_of(&e) == Some(Errno::NOENT) => {
+                Err(Errno::NOENT) => {
                     if matches!(rel, "counter" | "head") {
                         self.found(rel, "is missing", Some("created".into()));
                     }
@@ -288,11 +292,11 @@ impl Check<'_> {
         let rel = lane_dir(lane);
         let lane_fd = match sys::open_dir_beneath(q.dir(), rel) {
             Ok(fd) => fd,
-            Err(e) if errno_of(&e) == Some(Errno::NOENT) => return Ok(()),
+            Err(Errno::NOENT) => return Ok(()),
             Err(e) => {
                 let problem = format!(
                     "cannot be opened as a directory: {}",
-                    crate::store::describe(&e)
+                    crate::store::describe(&e.into())
                 );
                 return self.quarantine(q.dir(), ".", rel, problem);
             }
@@ -301,7 +305,7 @@ impl Check<'_> {
             sys::read_names(q.open_dir(rel)?).map_err(|e| Error::io("read", q.at(rel), e))?
         {
             let brel = format!("{rel}/{bname}");
-            let Some(b) = names::parse_bucket(&bname) else {
+            let Some(b) = layout::parse_bucket(&bname) else {
                 self.quarantine(lane_fd.as_fd(), rel, &bname, "is not a bucket name".into())?;
                 continue;
             };
@@ -310,7 +314,7 @@ impl Check<'_> {
                 Err(e) => {
                     let problem = format!(
                         "is not a directory spool wrote: {}",
-                        crate::store::describe(&e)
+                        crate::store::describe(&e.into())
                     );
                     self.quarantine(lane_fd.as_fd(), rel, &bname, problem)?;
                     continue;
@@ -444,7 +448,7 @@ impl Check<'_> {
 
     /// The counter above every key; the head at or below the first message; the lanes
     /// and the due hint covering what is there.
-    fn counters(&mut self, producer: &super::Producer, c: &mut Consumer) -> Result<()> {
+    fn counters(&mut self, producer: &Producer, c: &mut Consumer) -> Result<()> {
         let q = self.queue;
         let next = q.next_key(producer)?;
         if next <= self.highest {

@@ -1,0 +1,272 @@
+//! Access inside one queue directory: paths for messages, the directories of the
+//! states, entries opened or moved without following links, the format file, and the
+//! queue's creation.
+//!
+//! Every path is resolved beneath the queue's directory descriptor (see `sys`), and
+//! only plain files (regular, one link) are ever read, moved or deleted: anything else
+//! is warned about once and left where it is.
+
+use std::fs::File;
+use std::io::{Read, Write};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+use rustix::fs::{FileType, OFlags, Stat};
+use rustix::io::Errno;
+
+use super::entry::Entry;
+use super::layout::{self};
+use super::lengths::length;
+use super::{Queue, sys};
+use crate::store::error::{Error, Result};
+
+impl Queue {
+    pub(super) fn dir(&self) -> BorrowedFd<'_> {
+        self.dir.as_fd()
+    }
+
+    pub(super) fn at(&self, rel: &str) -> PathBuf {
+        self.path.join(rel)
+    }
+
+    pub(super) fn warn_once(&self, rel: &str, what: &str) {
+        if self.warned.borrow_mut().insert(rel.to_string()) {
+            (self.warn)(&format!("skipping {}: {what}", self.at(rel).display()));
+        }
+    }
+
+    /// True when the format file is there and ours; false when it is missing.
+    pub(super) fn check_format(&self) -> Result<bool> {
+        let fd = match sys::open_beneath(self.dir(), "format", OFlags::RDONLY | OFlags::NONBLOCK, 0)
+        {
+            Ok(fd) => fd,
+            Err(Errno::NOENT) => return Ok(false),
+            Err(e) => return Err(Error::io("open", self.at("format"), e)),
+        };
+        let mut file = File::from(fd);
+        let mut buf = [0u8; 64];
+        // One read is enough for the small regular file it should be: such a read returns
+        // less than asked only at the end of the file. Anything else is looked at closely.
+        if let Ok(n) = file.read(&mut buf)
+            && &buf[..n] == layout::FORMAT
+        {
+            return Ok(true);
+        }
+        let st = sys::stat_fd(&file).map_err(|e| Error::io("stat", self.at("format"), e))?;
+        if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile {
+            return Err(Error::invalid(
+                "read",
+                Some(&self.at("format")),
+                "not a regular file",
+            ));
+        }
+        let n = std::io::Seek::rewind(&mut file)
+            .and_then(|()| super::read::read_full(&mut file, &mut buf))
+            .map_err(|e| Error::io("read", self.at("format"), e))?;
+        if &buf[..n] == layout::FORMAT {
+            Ok(true)
+        } else {
+            Err(Error::invalid(
+                "read",
+                Some(&self.at("format")),
+                format!(
+                    "unsupported queue format {:?} (this spool reads {:?})",
+                    String::from_utf8_lossy(&buf[..n]).trim_end(),
+                    String::from_utf8_lossy(layout::FORMAT).trim_end()
+                ),
+            ))
+        }
+    }
+
+    /// Creates the queue's files; safe to run concurrently and again after a crash.
+    pub(super) fn initialize(&self) -> Result<()> {
+        for sub in ["tmp", "ready", "delayed", "claimed", "failed"] {
+            sys::make_dir(self.dir(), sub).map_err(|e| Error::io("create", self.at(sub), e))?;
+        }
+        self.open_length_file("rate", true)?;
+        for counter in ["counter", "head"] {
+            let file = self.open_length_file(counter, true)?;
+            file.lock()
+                .map_err(|e| Error::io("lock", self.at(counter), e))?;
+            if length(&file).map_err(|e| Error::io("stat", self.at(counter), e))? == 0 {
+                sys::set_len(&file, 1).map_err(|e| Error::io("write", self.at(counter), e))?;
+            }
+        }
+        // The format file goes last, published like a message: whoever sees it sees a
+        // complete queue.
+        let tmp = self.open_dir("tmp")?;
+        let (name, mut file) = self.create_locked(&tmp, "format.", false)?;
+        let tmp_path = self.at(&format!("tmp/{name}"));
+        file.write_all(layout::FORMAT)
+            .map_err(|e| Error::io("write", &tmp_path, e))?;
+        sys::fdatasync(&file).map_err(|e| Error::io("fsync", &tmp_path, e))?;
+        sys::check_close(&file).map_err(|e| Error::io("close", &tmp_path, e))?;
+        match sys::rename_noreplace(tmp.as_fd(), &name, self.dir(), "format") {
+            Ok(()) => {}
+            Err(Errno::EXIST) => {
+                let _ = sys::remove_file(tmp.as_fd(), &name);
+            }
+            Err(e) => return Err(Error::io("rename", &tmp_path, e)),
+        }
+        for sub in ["tmp", "ready", "delayed", "claimed", "failed"] {
+            let fd = self.open_dir(sub)?;
+            sys::fsync(&fd).map_err(|e| Error::io("fsync", self.at(sub), e))?;
+        }
+        sys::fsync(self.dir()).map_err(|e| Error::io("fsync", &self.path, e))?;
+        if !self.check_format()? {
+            return Err(Error::invalid(
+                "create",
+                Some(&self.at("format")),
+                "format file vanished",
+            ));
+        }
+        Ok(())
+    }
+
+    pub(super) fn open_dir(&self, rel: &str) -> Result<OwnedFd> {
+        sys::open_dir_beneath(self.dir(), rel).map_err(|e| Error::io("open", self.at(rel), e))
+    }
+
+    /// Opens a state directory, creating it if this queue predates it.
+    pub(super) fn state_dir(&self, rel: &str) -> Result<OwnedFd> {
+        match sys::open_dir_beneath(self.dir(), rel) {
+            Err(Errno::NOENT) => {
+                sys::make_dir(self.dir(), rel).map_err(|e| Error::io("create", self.at(rel), e))?;
+                sys::fsync(self.dir()).map_err(|e| Error::io("fsync", &self.path, e))?;
+                self.open_dir(rel)
+            }
+            other => other.map_err(|e| Error::io("open", self.at(rel), e)),
+        }
+    }
+
+    /// claimed/, opened on first use.
+    pub(super) fn claimed_dir(&self) -> Result<BorrowedFd<'_>> {
+        if self.claimed.get().is_none() {
+            let fd = self.state_dir("claimed")?;
+            let _ = self.claimed.set(fd);
+        }
+        Ok(self.claimed.get().expect("set above").as_fd())
+    }
+
+    /// Moves `name` from `from` to `to_name` in `to`, never replacing; `Ok(false)` when
+    /// the source is gone (someone else moved it first).
+    pub(super) fn move_entry(
+        &self,
+        from: BorrowedFd<'_>,
+        from_rel: &str,
+        name: &str,
+        to: BorrowedFd<'_>,
+        to_name: &str,
+    ) -> Result<bool> {
+        match sys::rename_noreplace(from, name, to, to_name) {
+            Ok(()) => Ok(true),
+            Err(Errno::NOENT) => Ok(false),
+            Err(e) => Err(Error::io(
+                "rename",
+                self.at(&format!("{from_rel}/{name}")),
+                e,
+            )),
+        }
+    }
+
+    /// Whether `name` of `dir` is a plain file (warning about it if not): checked before
+    /// moving an entry that is not opened first.
+    pub(super) fn is_plain_entry(
+        &self,
+        dir: BorrowedFd<'_>,
+        rel: &str,
+        name: &str,
+    ) -> Result<bool> {
+        match sys::stat_at(dir, name) {
+            Ok(st) if sys::is_plain_file(&st) => Ok(true),
+            Ok(st) => {
+                self.warn_once(&format!("{rel}/{name}"), sys::describe_entry(&st));
+                Ok(false)
+            }
+            Err(Errno::NOENT) => Ok(false),
+            Err(e) => Err(Error::io("stat", self.at(&format!("{rel}/{name}")), e)),
+        }
+    }
+
+    /// Opens `name` of `dir` (at `rel`, for messages) if it is a plain file: a regular
+    /// file with one link, opened without following a symlink or blocking on a FIFO.
+    /// Anything else is warned about and `None`, as is a file that is gone.
+    pub(super) fn open_plain(
+        &self,
+        dir: impl AsFd,
+        name: &str,
+        rel: &str,
+    ) -> Result<Option<(File, Stat)>> {
+        let fd = match sys::open_beneath(dir.as_fd(), name, OFlags::RDONLY | OFlags::NONBLOCK, 0) {
+            Ok(fd) => fd,
+            Err(Errno::NOENT) => return Ok(None),
+            Err(Errno::LOOP | Errno::NXIO | Errno::ISDIR) => {
+                self.warn_once(rel, "not a regular file");
+                return Ok(None);
+            }
+            Err(e) => return Err(Error::io("open", self.at(rel), e)),
+        };
+        let stat = sys::stat_fd(&fd).map_err(|e| Error::io("stat", self.at(rel), e))?;
+        if !sys::is_plain_file(&stat) {
+            self.warn_once(rel, sys::describe_entry(&stat));
+            return Ok(None);
+        }
+        Ok(Some((File::from(fd), stat)))
+    }
+
+    /// Reads the names of a directory, parsed; junk is warned about and left out.
+    pub(super) fn entries(&self, dir: impl AsFd, rel: &str) -> Result<Vec<(String, Entry)>> {
+        let names = sys::read_names(dir).map_err(|e| Error::io("read", self.at(rel), e))?;
+        let mut out = Vec::with_capacity(names.len());
+        for name in names {
+            match Entry::parse(&name) {
+                Some(e) => out.push((name, e)),
+                None => self.warn_once(&format!("{rel}/{name}"), "not a name spool writes"),
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Opens the root directory, creating it (and missing parents) with mode 0700 and
+/// fsyncing each parent, so that the queue's directory entry survives a power cut.
+pub(super) fn open_or_create_root(root: &Path) -> Result<OwnedFd> {
+    let open = |p: &Path| {
+        rustix::fs::open(
+            p,
+            OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC,
+            rustix::fs::Mode::empty(),
+        )
+    };
+    match open(root) {
+        Ok(fd) => return Ok(fd),
+        Err(Errno::NOENT) => {}
+        Err(e) => return Err(Error::io("open spool", root, e)),
+    }
+    let mut missing = vec![root.to_path_buf()];
+    let mut parent_fd = loop {
+        let top = missing.last().expect("nonempty");
+        let parent = match top.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        match open(&parent) {
+            Ok(fd) => break fd,
+            Err(Errno::NOENT) => missing.push(parent),
+            Err(e) => return Err(Error::io("open", &parent, e)),
+        }
+    };
+    while let Some(dir) = missing.pop() {
+        let name = dir
+            .file_name()
+            .ok_or_else(|| Error::invalid("create spool", Some(root), "not a directory name"))?;
+        let name = name
+            .to_str()
+            .ok_or_else(|| Error::invalid("create spool", Some(root), "path is not UTF-8"))?;
+        sys::make_dir(parent_fd.as_fd(), name).map_err(|e| Error::io("create spool", &dir, e))?;
+        sys::fsync(&parent_fd)
+            .map_err(|e| Error::io("fsync", dir.parent().unwrap_or(Path::new(".")), e))?;
+        parent_fd = open(&dir).map_err(|e| Error::io("open spool", &dir, e))?;
+    }
+    Ok(parent_fd)
+}

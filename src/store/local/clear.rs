@@ -1,0 +1,112 @@
+//! Clear: removes the messages of some states, all or nothing per message, never a
+//! claim in progress, and never a push that was not yet published when it began.
+
+use std::os::fd::{AsFd, OwnedFd};
+
+use rustix::io::Errno;
+
+use super::entry::Entry;
+use super::layout::{bucket_name, bucket_of, lane_dir};
+use super::{Queue, sys};
+use crate::store::State;
+use crate::store::error::{Error, Result};
+
+impl Queue {
+    /// Removes every message of `states` (ready, delayed, failed); returns how many.
+    /// Pushes that finished publishing before it began are cleared; later ones are kept;
+    /// none is half-removed. Claims in progress are left alone.
+    pub fn clear(&self, states: &[State]) -> Result<u64> {
+        let mut c = self.lock_consumer()?;
+        self.recover_claims(&mut c)?;
+        let next = {
+            let p = self.lock_producer()?;
+            self.next_key(&p)?
+        };
+        let mut removed = 0u64;
+        let mut first_error: Option<Error> = None;
+        let mut remove_in =
+            |q: &Queue, dir: &OwnedFd, rel: &str, keep: &dyn Fn(&Entry) -> bool| -> Result<bool> {
+                // Whether every entry not kept is gone.
+                let mut all = true;
+                for (name, entry) in q.entries(dir, rel)? {
+                    if keep(&entry) {
+                        continue;
+                    }
+                    let path = format!("{rel}/{name}");
+                    match sys::stat_at(dir.as_fd(), &name) {
+                        Ok(st) if sys::is_plain_file(&st) => {}
+                        Ok(st) => {
+                            q.warn_once(&path, sys::describe_entry(&st));
+                            continue;
+                        }
+                        Err(Errno::NOENT) => continue,
+                        Err(e) => return Err(Error::io("stat", q.at(&path), e)),
+                    }
+                    match sys::remove_file(dir.as_fd(), &name) {
+                        Ok(()) => removed += 1,
+                        Err(Errno::NOENT) => {}
+                        Err(e) => {
+                            all = false;
+                            first_error.get_or_insert(Error::io("remove", q.at(&path), e));
+                        }
+                    }
+                }
+                sys::fsync(dir).map_err(|e| Error::io("fsync", q.at(rel), e))?;
+                Ok(all)
+            };
+        for &state in states {
+            match state {
+                State::Ready => {
+                    let mut lane0_cleared = true;
+                    for lane in 0..=9u8 {
+                        let Some((lane_fd, buckets)) = self.buckets(lane, 0)? else {
+                            continue;
+                        };
+                        for b in buckets {
+                            if b > bucket_of(next) {
+                                continue;
+                            }
+                            let Some(bucket) = self.open_bucket(lane, b)? else {
+                                continue;
+                            };
+                            let rel = format!("{}/{}", lane_dir(lane), bucket_name(b));
+                            let all = remove_in(self, &bucket, &rel, &|e: &Entry| e.key >= next)?;
+                            lane0_cleared &= lane > 0 || all;
+                            if all && b < bucket_of(next) {
+                                sys::remove_dir(lane_fd.as_fd(), &bucket_name(b))
+                                    .map_err(|e| Error::io("remove", self.at(&rel), e))?;
+                            }
+                        }
+                        sys::fsync(&lane_fd)
+                            .map_err(|e| Error::io("fsync", self.at(lane_dir(lane)), e))?;
+                    }
+                    // The head passes the cleared keys only if all of lane 0 went: pop
+                    // trusts that nothing waits below it.
+                    if lane0_cleared {
+                        c.head = c.head.max(next);
+                    }
+                }
+                State::Delayed | State::Failed => {
+                    let rel = state.as_str();
+                    let Ok(dir) = sys::open_dir_beneath(self.dir(), rel) else {
+                        continue;
+                    };
+                    // Whatever moves into delayed/ or failed/ does so under the producer
+                    // lock: holding it, clear sees a still directory and takes all of it.
+                    let _p = self.lock_producer()?;
+                    remove_in(self, &dir, rel, &|_: &Entry| false)?;
+                }
+                State::Claimed => {}
+            }
+        }
+        {
+            let _p = self.lock_producer()?;
+            self.sweep_tmp()?;
+        }
+        self.save_head(&mut c)?;
+        match first_error {
+            Some(e) => Err(e.with_note(format!("{removed} messages were removed"))),
+            None => Ok(removed),
+        }
+    }
+}

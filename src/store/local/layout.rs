@@ -1,0 +1,261 @@
+//! Every name on disk, defined once, with the predicates that recognise them: the files
+//! and directories of a queue directory, lanes, buckets, temporary names, claim tokens
+//! and queue names. The names of message files (a key and fields) are in
+//! [`super::entry`]. docs/FORMAT.md is the reference.
+//!
+//! ```text
+//! QUEUE/format     "spool-queue 1\n", written last when the queue is created
+//! QUEUE/counter    its length is the next id to allocate; flock = producer lock
+//! QUEUE/head       its length is a lower bound of the keys in ready/; flock = consumer lock
+//! QUEUE/lanes      its length is a bit set of the priority lanes 1-9 that may hold messages
+//! QUEUE/due        its length is the earliest due time (unix seconds) in delayed/, 0 if none
+//! QUEUE/rate       consumption counts per minute, for stats (16 slots of two u64)
+//! QUEUE/tmp/       TOKEN, format.TOKEN, TOKEN.batch/N: being written, flocked by the writer
+//! QUEUE/ready/BUCKET/NAME     waiting messages of priority 0, BUCKET = key / 1000
+//! QUEUE/ready-P/BUCKET/NAME   waiting messages of priority P (1-9)
+//! QUEUE/delayed/NAME          not visible before their due time (the key)
+//! QUEUE/claimed/NAME          handed out: flocked by a running pop or run, or leased
+//! QUEUE/failed/NAME           dead letters, with their reason
+//! QUEUE/corrupt/              what fsck --repair moved aside
+//! ```
+
+/// The content of a queue's `format` file.
+pub const FORMAT: &[u8] = b"spool-queue 1\n";
+
+/// The format file.
+pub const FORMAT_FILE: &str = "format";
+/// The length file of the next id; its flock is the producer lock.
+pub const COUNTER: &str = "counter";
+/// The length file of the lowest key of lane 0; its flock is the consumer lock.
+pub const HEAD: &str = "head";
+/// The length file whose length is the bit set of priority lanes in use.
+pub const LANES: &str = "lanes";
+/// The length file whose length is the earliest due time, in seconds.
+pub const DUE: &str = "due";
+/// Consumption counts per minute.
+pub const RATE: &str = "rate";
+/// The length files, in the order they are checked.
+pub const LENGTH_FILES: [&str; 5] = [COUNTER, HEAD, LANES, DUE, RATE];
+
+/// Messages being written.
+pub const TMP: &str = "tmp";
+/// Lane 0 of the ready messages.
+pub const READY: &str = "ready";
+/// Messages waiting for their due time.
+pub const DELAYED: &str = "delayed";
+/// Messages handed out.
+pub const CLAIMED: &str = "claimed";
+/// Dead letters.
+pub const FAILED: &str = "failed";
+/// Where fsck moves what it cannot use.
+pub const CORRUPT: &str = "corrupt";
+/// The directories every queue is created with.
+pub const STATE_DIRS: [&str; 5] = [TMP, READY, DELAYED, CLAIMED, FAILED];
+
+/// What a waiter watches: every push changes the length of the counter, every take that
+/// of the head, and every return, nack or ack moves a name out of claimed/.
+pub const WATCHED_LENGTHS: [&str; 2] = [COUNTER, HEAD];
+
+/// The number of priority lanes (0 to 9).
+pub const LANE_COUNT: u8 = 10;
+
+/// The directory of priority lane `p` (held to 9).
+pub fn lane_dir(p: u8) -> &'static str {
+    const NAMES: [&str; LANE_COUNT as usize] = [
+        "ready", "ready-1", "ready-2", "ready-3", "ready-4", "ready-5", "ready-6", "ready-7",
+        "ready-8", "ready-9",
+    ];
+    NAMES[usize::from(p.min(LANE_COUNT - 1))]
+}
+
+/// Whether `name` is a file or directory of a queue directory that spool writes.
+pub fn is_queue_entry(name: &str) -> bool {
+    name == FORMAT_FILE
+        || name == CORRUPT
+        || LENGTH_FILES.contains(&name)
+        || STATE_DIRS.contains(&name)
+        || (0..LANE_COUNT).any(|p| lane_dir(p) == name)
+}
+
+/// Keys per bucket directory.
+pub const BUCKET_SIZE: u64 = 1000;
+const BUCKET_WIDTH: usize = 17;
+
+/// The bucket of a key.
+pub fn bucket_of(key: u64) -> u64 {
+    key / BUCKET_SIZE
+}
+
+/// The directory name of bucket `b`.
+pub fn bucket_name(b: u64) -> String {
+    format!("{b:0BUCKET_WIDTH$}")
+}
+
+/// The path of bucket `b` of lane `lane`, relative to the queue directory.
+pub fn bucket_rel(lane: u8, b: u64) -> String {
+    format!("{}/{}", lane_dir(lane), bucket_name(b))
+}
+
+/// Whether `s` is a token as [`token`] makes them: 16 lowercase hex digits.
+fn is_token(s: &str) -> bool {
+    s.len() == 16 && s.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// The prefix of the temporary name of a format file being written.
+pub const FORMAT_TMP_PREFIX: &str = "format.";
+/// The suffix of a batch directory in tmp/.
+pub const BATCH_SUFFIX: &str = ".batch";
+
+/// Whether `name` is an entry spool writes in tmp/: `TOKEN` (one message),
+/// `format.TOKEN` (a format file) or `TOKEN.batch` (a batch directory).
+pub fn is_tmp_name(name: &str) -> bool {
+    is_token(name)
+        || name.strip_prefix(FORMAT_TMP_PREFIX).is_some_and(is_token)
+        || name.strip_suffix(BATCH_SUFFIX).is_some_and(is_token)
+}
+
+/// Whether `name` is a message of a batch directory: its index in decimal digits.
+pub fn is_batch_entry(name: &str) -> bool {
+    !name.is_empty() && name.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// A claim token as users see it: `ID.HEX`.
+pub fn format_token(id: u64, hex: &str) -> String {
+    format!("{id}.{hex}")
+}
+
+/// Splits a token into id and hex part; `None` unless it is of the form spool prints.
+pub fn parse_token(token: &str) -> Option<(u64, &str)> {
+    let (id, hex) = token.split_once('.')?;
+    if id.is_empty() || !id.bytes().all(|b| b.is_ascii_digit()) || id.starts_with('0') {
+        return None;
+    }
+    if hex.is_empty()
+        || hex.len() > 32
+        || !hex
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    {
+        return None;
+    }
+    Some((id.parse().ok()?, hex))
+}
+
+/// What a queue name may be, for the error message.
+pub const QUEUE_NAME_RULE: &str =
+    "a queue name is 1 to 64 characters of A-Z a-z 0-9 . _ - and does not start with '.'";
+
+/// Checks a queue name: 1 to 64 of `A-Z a-z 0-9 . _ -`, not starting with `.`.
+pub fn is_valid_queue_name(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && !name.starts_with('.')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
+fn parse_digits(name: &str, width: usize) -> Option<u64> {
+    if name.len() == width && name.bytes().all(|b| b.is_ascii_digit()) {
+        name.parse().ok()
+    } else {
+        None
+    }
+}
+
+/// Parses a bucket directory name.
+pub fn parse_bucket(name: &str) -> Option<u64> {
+    parse_digits(name, BUCKET_WIDTH)
+}
+
+/// A fresh random token of 16 hex digits, for temporary and claim names.
+pub fn token() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static SERIAL: AtomicU64 = AtomicU64::new(0);
+    // RandomState is seeded from the OS's random source once per process; mixing in the
+    // pid, a serial and the clock keeps tokens distinct within and across processes.
+    static PID: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    let mut h = std::hash::RandomState::new().build_hasher();
+    h.write_u32(*PID.get_or_init(std::process::id));
+    h.write_u64(SERIAL.fetch_add(1, Ordering::Relaxed));
+    if let Ok(t) = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {
+        h.write_u128(t.as_nanos());
+    }
+    format!("{:016x}", h.finish())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn queue_names() {
+        for ok in ["a", "default", "A-Z_0.9", &"x".repeat(64)] {
+            assert!(is_valid_queue_name(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            ".",
+            "..",
+            ".hidden",
+            "a/b",
+            "a b",
+            "é",
+            &"x".repeat(65),
+            "a\0",
+        ] {
+            assert!(!is_valid_queue_name(bad), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn buckets() {
+        assert_eq!(parse_bucket("00000000000000042"), Some(42));
+        assert_eq!(parse_bucket("42"), None);
+        assert_eq!(bucket_name(42), "00000000000000042");
+        assert_eq!(parse_bucket(&bucket_name(bucket_of(123_456))), Some(123));
+    }
+
+    #[test]
+    fn tmp_names() {
+        let t = token();
+        assert!(is_tmp_name(&t));
+        assert!(is_tmp_name(&format!("{FORMAT_TMP_PREFIX}{t}")));
+        assert!(is_tmp_name(&format!("{t}{BATCH_SUFFIX}")));
+        assert!(!is_tmp_name("notes.txt"));
+        assert!(is_batch_entry("12") && !is_batch_entry("1a"));
+    }
+
+    #[test]
+    fn queue_entries() {
+        for name in ["format", "counter", "ready", "ready-9", "corrupt", "tmp"] {
+            assert!(is_queue_entry(name), "{name}");
+        }
+        for name in ["ready-0", "ready-10", "junk"] {
+            assert!(!is_queue_entry(name), "{name}");
+        }
+    }
+
+    #[test]
+    fn tokens_differ() {
+        assert_ne!(token(), token());
+        assert_eq!(token().len(), 16);
+    }
+}
+
+#[cfg(test)]
+mod fuzz {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn queue_names_are_exactly_the_rule(name in "\\PC{0,70}") {
+            let ok = (1..=64).contains(&name.len())
+                && !name.starts_with('.')
+                && name.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c));
+            prop_assert_eq!(is_valid_queue_name(&name), ok);
+        }
+
+    }
+}

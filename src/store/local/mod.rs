@@ -1,0 +1,288 @@
+//! One queue: a directory of message files, a few counters, and two locks.
+//!
+//! Layout (format 1; docs/FORMAT.md is the reference):
+//!
+//! ```text
+//! QUEUE/format     "spool-queue 1\n", written last when the queue is created
+//! QUEUE/counter    its length is the next id to allocate; flock = producer lock
+//! QUEUE/head       its length is a lower bound of the keys in ready/; flock = consumer lock
+//! QUEUE/lanes      its length is a bit set of the priority lanes 1-9 that may hold messages
+//! QUEUE/due        its length is the earliest due time (unix seconds) in delayed/, 0 if none
+//! QUEUE/rate       consumption counts per minute, for stats (16 slots of two u64)
+//! QUEUE/tmp/       messages being written: TOKEN (one) or TOKEN.batch/N (many),
+//!                  each flocked by its writer; unlocked ones are orphans
+//! QUEUE/ready/BUCKET/NAME     waiting messages of priority 0, BUCKET = key / 1000
+//! QUEUE/ready-P/BUCKET/NAME   waiting messages of priority P (1-9)
+//! QUEUE/delayed/NAME          messages not visible before their due time (the key)
+//! QUEUE/claimed/NAME          messages handed out: flocked by a running pop or run,
+//!                             or leased (`l` field) by a claim
+//! QUEUE/failed/NAME           dead letters, with their reason (`r` field)
+//! ```
+//!
+//! NAME is described in [`super::entry`]: a 20-digit key and optional fields.
+//!
+//! Invariants:
+//! - A key is allocated from the counter and its file renamed into a ready lane while the
+//!   producer lock is held, in increasing order; so under the producer lock every allocated
+//!   key is either published or abandoned, and a scan of a lane sees a consistent set.
+//! - The counter is a file *length*: `ftruncate` is journaled metadata, committed no later
+//!   than the rename that publishes the message and the directory fsync after it. So every
+//!   key that was ever visible is below the durable counter, and ids are never reused, not
+//!   after a power cut and not after `clear`.
+//! - No message in `ready/` has a key below `head` (after a crash it may be lower, never
+//!   higher; whatever puts a message back below it lowers it first). Pop opens
+//!   `ready/BUCKET/HEAD` directly, O(1) in depth. A miss with the head at or above the
+//!   counter is an empty lane, known without a scan; only another miss (a gap, a name
+//!   with fields) reads a bucket or scans, the scan under both locks, touching bucket
+//!   names, not messages.
+//! - Consumers never delete a message before it was delivered: pop renames it into
+//!   `claimed/` holding an flock on it, writes it out, then unlinks it. A claim whose flock
+//!   is free and whose lease (if any) has passed goes back to its place in `ready/`.
+//! - Lock order: consumer lock, then producer lock; never the other way.
+
+//!
+//! Each concern lives in a file of its own, all adding to one `impl Queue`:
+//! [`layout`] (every on-disk name), `access` (paths, directories and entries inside a
+//! queue), `lengths` (the length files and the two locks), `rate`, `push` (staging and
+//! publishing), `sweep` (leftovers of dead writers), `buckets` (lanes and their buckets),
+//! `head` (finding the next ready message), `promote` (delayed messages falling due),
+//! `take`, `settle` (what happens to a claim), `read` (peek, show, walk, stats), `clear`,
+//! [`fsck`] and [`wait`].
+
+use std::cell::RefCell;
+use std::collections::HashSet;
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+
+use rustix::fs::OFlags;
+use rustix::io::Errno;
+
+use crate::store::error::{Error, Result};
+use access::open_or_create_root;
+use fsck::Finding;
+
+mod access;
+mod buckets;
+mod clear;
+mod entry;
+pub mod fsck;
+mod head;
+pub mod layout;
+mod lengths;
+#[cfg(test)]
+mod model;
+mod promote;
+mod push;
+mod rate;
+mod read;
+mod settle;
+mod sweep;
+mod sys;
+mod take;
+pub mod wait;
+
+pub use layout::FORMAT;
+pub use push::Staging;
+pub use read::{Message, read_full};
+pub use take::Claimed;
+
+/// Receives warnings about entries that are skipped.
+pub type Warn = Box<dyn Fn(&str)>;
+
+/// An open queue.
+pub struct Queue {
+    name: String,
+    path: PathBuf,
+    dir: OwnedFd,
+    /// claimed/, opened once: every take and settle uses it.
+    claimed: std::cell::OnceCell<OwnedFd>,
+    /// What this process's last look at delayed/ saw: the `due` hint it left (seconds)
+    /// and the exact earliest due time (ms). The hint is only to the second and may be
+    /// early; while it is unchanged, the exact time says when to look again.
+    due_seen: std::cell::Cell<Option<(u64, u64)>>,
+    warn: Warn,
+    warned: RefCell<HashSet<String>>,
+}
+
+impl Queue {
+    /// Opens the queue directory `name` of `root`; `Ok(None)` when it does not exist (or
+    /// was never completely created).
+    pub(super) fn open(root: &Path, name: &str, warn: Warn) -> Result<Option<Queue>> {
+        let path = root.join(name);
+        let root_fd = match rustix::fs::open(
+            root,
+            OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC,
+            rustix::fs::Mode::empty(),
+        ) {
+            Ok(fd) => fd,
+            Err(Errno::NOENT) => return Ok(None),
+            Err(e) => return Err(Error::io("open spool", root, e)),
+        };
+        let dir = match sys::open_dir_beneath(root_fd.as_fd(), name) {
+            Ok(fd) => fd,
+            Err(Errno::NOENT) => return Ok(None),
+            Err(e) => return Err(Error::io("open queue", &path, e)),
+        };
+        let queue = Queue::from_dir(name, path, dir, warn);
+        if !queue.check_format()? {
+            return Ok(None);
+        }
+        Ok(Some(queue))
+    }
+
+    /// Opens the queue `name` of `root`, creating the root and the queue as needed.
+    pub(super) fn create(root: &Path, name: &str, warn: Warn) -> Result<Queue> {
+        let path = root.join(name);
+        let root_fd = open_or_create_root(root)?;
+        // Usually it exists: open first, create only when that fails.
+        let dir = match sys::open_dir_beneath(root_fd.as_fd(), name) {
+            Err(Errno::NOENT) => {
+                let created = sys::make_dir(root_fd.as_fd(), name)
+                    .map_err(|e| Error::io("create queue", &path, e))?;
+                if created {
+                    sys::fsync(&root_fd).map_err(|e| Error::io("fsync", root, e))?;
+                }
+                sys::open_dir_beneath(root_fd.as_fd(), name)
+            }
+            other => other,
+        }
+        .map_err(|e| Error::io("open queue", &path, e))?;
+        let queue = Queue::from_dir(name, path, dir, warn);
+        if !queue.check_format()? {
+            queue.initialize()?;
+        }
+        Ok(queue)
+    }
+
+    pub(super) fn from_dir(name: &str, path: PathBuf, dir: OwnedFd, warn: Warn) -> Queue {
+        Queue {
+            name: name.to_string(),
+            path,
+            dir,
+            claimed: std::cell::OnceCell::new(),
+            due_seen: std::cell::Cell::new(None),
+            warn,
+            warned: RefCell::new(HashSet::new()),
+        }
+    }
+
+    /// The queue's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The queue's directory.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+/// A spool: the root directory under which each queue is a directory.
+#[derive(Clone)]
+pub struct Spool {
+    root: PathBuf,
+    warn: Rc<dyn Fn(&str)>,
+}
+
+impl Spool {
+    /// A spool rooted at `root`; `warn` receives one line per skipped entry.
+    pub fn new(root: impl Into<PathBuf>, warn: impl Fn(&str) + 'static) -> Spool {
+        Spool {
+            root: root.into(),
+            warn: Rc::new(warn),
+        }
+    }
+
+    /// The root directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn warner(&self) -> Warn {
+        let warn = Rc::clone(&self.warn);
+        Box::new(move |m| warn(m))
+    }
+
+    /// Opens an existing queue; `Ok(None)` when it does not exist. Creates nothing.
+    pub fn open(&self, name: &str) -> Result<Option<Queue>> {
+        check_name(name)?;
+        Queue::open(&self.root, name, self.warner())
+    }
+
+    /// Opens a queue, creating the root and the queue when missing.
+    pub fn create(&self, name: &str) -> Result<Queue> {
+        check_name(name)?;
+        Queue::create(&self.root, name, self.warner())
+    }
+
+    /// Checks a queue (and mends it, with `repair`). A queue directory whose format file
+    /// is missing is reported, and completed when repairing.
+    pub fn fsck(&self, name: &str, repair: bool) -> Result<Vec<Finding>> {
+        check_name(name)?;
+        let mut findings = Vec::new();
+        let queue = match Queue::open(&self.root, name, self.warner())? {
+            Some(q) => q,
+            None => {
+                let path = self.root.join(name);
+                if std::fs::symlink_metadata(&path).is_err() {
+                    return Err(Error::invalid("fsck", Some(&path), "no such queue"));
+                }
+                findings.push(Finding {
+                    path: path.join("format"),
+                    problem: "is missing: the queue was never completely created".into(),
+                    repair: repair.then(|| "created".to_string()),
+                });
+                if !repair {
+                    return Ok(findings);
+                }
+                self.create(name)?
+            }
+        };
+        findings.extend(queue.fsck(repair)?);
+        Ok(findings)
+    }
+
+    /// The names of the queues of this spool, sorted.
+    pub fn queues(&self) -> Result<Vec<String>> {
+        let entries = match std::fs::read_dir(&self.root) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(Error::io("read spool", &self.root, e)),
+        };
+        let mut names = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(|e| Error::io("read spool", &self.root, e))?;
+            let Some(name) = entry.file_name().to_str().map(str::to_string) else {
+                continue;
+            };
+            if !layout::is_valid_queue_name(&name) {
+                continue;
+            }
+            let format = entry.path().join("format");
+            match std::fs::symlink_metadata(&format) {
+                Ok(m) if m.file_type().is_file() && entry.file_type().is_ok_and(|t| t.is_dir()) => {
+                    names.push(name)
+                }
+                _ => {}
+            }
+        }
+        names.sort();
+        Ok(names)
+    }
+}
+
+fn check_name(name: &str) -> Result<()> {
+    if layout::is_valid_queue_name(name) {
+        Ok(())
+    } else {
+        Err(Error::invalid(
+            format!("invalid queue name {name:?}"),
+            None,
+            layout::QUEUE_NAME_RULE,
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,342 @@
+//! Push: messages are staged in `tmp/` (one flocked file, or a flocked batch directory
+//! of numbered files), made durable, then published in order under the producer lock by
+//! no-replace renames into their lane (or into delayed/), after the counter that
+//! allocates their ids has moved past them. A crash before a rename leaves a gap, never
+//! a reused id; a staged message is never seen by a consumer before it is whole.
+
+use std::fs::File;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::path::Path;
+
+use rustix::io::Errno;
+
+use super::entry::Entry;
+use super::layout::{self, bucket_name, bucket_of, lane_dir};
+use super::{Queue, sys};
+use crate::clock::now_ms;
+use crate::store::error::{Error, Result};
+use crate::store::{Published, PushOptions};
+
+/// Below this many messages a batch fsyncs each file; above, it flushes the filesystem once.
+const SYNCFS_THRESHOLD: usize = 8;
+/// Messages being written, before they are published.
+pub struct Staging<'q> {
+    pub(super) queue: &'q Queue,
+    pub(super) tmp: OwnedFd,
+    pub(super) kind: StagingKind,
+    pub(super) count: usize,
+    /// Files kept open until publish, to fdatasync them when the batch is small.
+    pub(super) unsynced: Vec<File>,
+}
+
+pub(super) enum StagingKind {
+    /// One message: `tmp/TOKEN`, flocked through `file`.
+    Single { name: String, file: Option<File> },
+    /// Many: `tmp/TOKEN.batch/N`, the directory flocked through `dir`.
+    Batch { name: String, dir: File },
+}
+
+impl Queue {
+    /// Starts writing messages. `many` chooses a batch directory (for more than one).
+    pub fn stage(&self, many: bool) -> Result<Staging<'_>> {
+        let tmp = self.open_dir("tmp")?;
+        let kind = if many {
+            let (name, dir) = self.create_locked(&tmp, "", true)?;
+            StagingKind::Batch { name, dir }
+        } else {
+            StagingKind::Single {
+                name: String::new(),
+                file: None,
+            }
+        };
+        Ok(Staging {
+            queue: self,
+            tmp,
+            kind,
+            count: 0,
+            unsynced: Vec::new(),
+        })
+    }
+
+    /// Creates `tmp/PREFIX TOKEN` (a file) or `tmp/TOKEN.batch` (a directory) and flocks it.
+    /// A sweeper may take an unlocked entry for an orphan in the instant between create
+    /// and lock; then it is gone or locked, and we start again with a new name.
+    pub(super) fn create_locked(
+        &self,
+        tmp: &OwnedFd,
+        prefix: &str,
+        dir: bool,
+    ) -> Result<(String, File)> {
+        for _ in 0..8 {
+            let token = layout::token();
+            let (name, lock) = if dir {
+                let name = format!("{prefix}{token}.batch");
+                sys::make_dir(tmp.as_fd(), &name)
+                    .map_err(|e| Error::io("create", self.at(&format!("tmp/{name}")), e))?;
+                match sys::open_dir_beneath(tmp.as_fd(), &name) {
+                    Ok(fd) => (name, File::from(fd)),
+                    Err(Errno::NOENT) => continue,
+                    Err(e) => return Err(Error::io("open", self.at(&format!("tmp/{name}")), e)),
+                }
+            } else {
+                let name = format!("{prefix}{token}");
+                let file = sys::create_exclusive(tmp.as_fd(), &name, false)
+                    .map_err(|e| Error::io("create", self.at(&format!("tmp/{name}")), e))?;
+                (name, file)
+            };
+            match lock.try_lock() {
+                Ok(()) => {}
+                Err(std::fs::TryLockError::WouldBlock) => continue,
+                Err(std::fs::TryLockError::Error(e)) => {
+                    return Err(Error::io("lock", self.at(&format!("tmp/{name}")), e));
+                }
+            }
+            let st = sys::stat_fd(&lock)
+                .map_err(|e| Error::io("stat", self.at(&format!("tmp/{name}")), e))?;
+            if st.st_nlink == 0 {
+                continue;
+            }
+            return Ok((name, lock));
+        }
+        Err(Error::invalid(
+            "create",
+            Some(&self.at("tmp")),
+            "temporary files keep vanishing",
+        ))
+    }
+}
+
+impl Staging<'_> {
+    /// Writes one more message with `write`, which gets the open temporary file and its
+    /// path (for errors).
+    pub fn add(&mut self, write: impl FnOnce(&mut File, &Path) -> Result<()>) -> Result<()> {
+        // Nothing is published before `publish`: whatever fails here pushed nothing.
+        self.add_inner(write)
+            .map_err(|e| e.with_note("nothing was pushed"))
+    }
+
+    fn add_inner(&mut self, write: impl FnOnce(&mut File, &Path) -> Result<()>) -> Result<()> {
+        let q = self.queue;
+        let (rel, mut file, single) = match &mut self.kind {
+            StagingKind::Single { name, .. } => {
+                if !name.is_empty() {
+                    return Err(Error::invalid(
+                        "push",
+                        Some(q.path()),
+                        "one message per single staging",
+                    ));
+                }
+                let (n, lock) = q.create_locked(&self.tmp, "", false)?;
+                // Its name is recorded before writing, so that a failed write is cleaned
+                // up too; the file joins it once written.
+                *name = n;
+                (format!("tmp/{name}"), lock, true)
+            }
+            StagingKind::Batch { name, dir } => {
+                let entry = self.count.to_string();
+                let file = sys::create_exclusive(dir.as_fd(), &entry, true)
+                    .map_err(|e| Error::io("create", q.at(&format!("tmp/{name}/{entry}")), e))?;
+                (format!("tmp/{name}/{entry}"), file, false)
+            }
+        };
+        self.count += 1;
+        let path = q.at(&rel);
+        write(&mut file, &path)?;
+        if single {
+            // A single message is synced now, and its flock kept until publish.
+            sys::fdatasync(&file).map_err(|e| Error::io("fsync", &path, e))?;
+            sys::check_close(&file).map_err(|e| Error::io("close", &path, e))?;
+            if let StagingKind::Single { file: slot, .. } = &mut self.kind {
+                *slot = Some(file);
+            }
+        } else if self.unsynced.len() < SYNCFS_THRESHOLD {
+            self.unsynced.push(file);
+        } else {
+            sys::close_checked(file.into()).map_err(|e| Error::io("close", &path, e))?;
+        }
+        Ok(())
+    }
+
+    /// Makes every staged message durable, then publishes them in order under one
+    /// producer lock, and fsyncs the directories they went to.
+    pub fn publish(mut self, opts: PushOptions) -> Result<Published> {
+        let q = self.queue;
+        let mut published = Published::default();
+        if self.count == 0 {
+            self.discard();
+            return Ok(published);
+        }
+        // Data first: a small batch fsyncs each file, a large one the whole filesystem.
+        if let StagingKind::Batch { name, .. } = &self.kind {
+            let small = self.count <= SYNCFS_THRESHOLD;
+            for (i, file) in self.unsynced.drain(..).enumerate() {
+                let path = q.at(&format!("tmp/{name}/{i}"));
+                if small {
+                    sys::fdatasync(&file).map_err(|e| Error::io("fsync", &path, e))?;
+                }
+                sys::close_checked(file.into()).map_err(|e| Error::io("close", &path, e))?;
+            }
+            if !small {
+                sys::syncfs(&self.tmp).map_err(|e| Error::io("sync", q.path(), e))?;
+            }
+        }
+        let (src_dir, src_prefix): (BorrowedFd<'_>, String) = match &self.kind {
+            StagingKind::Single { .. } => (self.tmp.as_fd(), String::from("tmp")),
+            StagingKind::Batch { name, dir } => (dir.as_fd(), format!("tmp/{name}")),
+        };
+        let src_name = |i: usize| -> String {
+            match &self.kind {
+                StagingKind::Single { name, .. } => name.clone(),
+                StagingKind::Batch { .. } => i.to_string(),
+            }
+        };
+        let delayed = opts.due.filter(|&d| d > now_ms());
+        let lane = opts.priority.min(9);
+        let mut touched: Vec<(String, OwnedFd)> = Vec::new();
+        let renamed = (|| -> Result<()> {
+            let producer = q.lock_producer()?;
+            q.promote_before_allocating(&producer)?;
+            // Marked before the messages appear, so that a consumer that sees them also
+            // knows where to look (it then waits on the producer lock for the rest).
+            // Likewise the due hint, before the rename: a hint that is too early costs a
+            // look, one that is too late would hide the message.
+            match delayed {
+                None => q.mark_lane(lane)?,
+                Some(due) => q.mark_due(due)?,
+            }
+            let mut i = 0;
+            let mut next = q.free_key(&producer)?;
+            let mut reserved = next; // the counter: ids below it are allocated
+            while i < self.count {
+                // Ids are allocated before the renames make them visible, the batch's all
+                // at once: a crash before a rename leaves a gap, never a reused id.
+                if next == reserved {
+                    reserved = next + (self.count - i) as u64;
+                    q.set_next_key(&producer, reserved)?;
+                }
+                let id = next;
+                next += 1;
+                let (rel, target) = match delayed {
+                    Some(due) => {
+                        let entry = Entry {
+                            key: due,
+                            id,
+                            priority: lane,
+                            expires: opts.expires,
+                            ..Entry::default()
+                        };
+                        ("delayed".to_string(), entry.name())
+                    }
+                    None => {
+                        let entry = Entry {
+                            expires: opts.expires,
+                            ..Entry::fresh(id)
+                        };
+                        (
+                            format!("{}/{}", lane_dir(lane), bucket_name(bucket_of(id))),
+                            entry.name(),
+                        )
+                    }
+                };
+                if touched.last().is_none_or(|(r, _)| *r != rel) {
+                    let fd = match delayed {
+                        Some(_) => q.state_dir("delayed")?,
+                        None => {
+                            match q.open_bucket(lane, bucket_of(id))? {
+                                Some(fd) => fd,
+                                None => {
+                                    let fd = q.make_bucket(lane, bucket_of(id))?;
+                                    q.sweep_tmp()?; // a new bucket: a good moment
+                                    fd
+                                }
+                            }
+                        }
+                    };
+                    touched.push((rel.clone(), fd));
+                }
+                let dir = &touched.last().expect("pushed above").1;
+                let src = src_name(i);
+                // Sweepers hold the producer lock too, and the sweep is behind us: the
+                // temporary file needs its own lock no more, and a published message must
+                // never be seen locked.
+                if let StagingKind::Single {
+                    file: Some(file), ..
+                } = &self.kind
+                {
+                    file.unlock()
+                        .map_err(|e| Error::io("unlock", q.at(&format!("tmp/{src}")), e))?;
+                }
+                match sys::rename_noreplace(src_dir, &src, dir.as_fd(), &target) {
+                    Ok(()) => {
+                        published.add(id);
+                        i += 1;
+                    }
+                    Err(Errno::EXIST) => {
+                        // The counter is behind a message (restored or damaged spool):
+                        // never overwrite, move past it.
+                        (q.warn)(&format!(
+                            "{}: counter was behind message {id}; skipping ahead",
+                            q.at("counter").display()
+                        ));
+                    }
+                    Err(e) => {
+                        return Err(Error::io("rename", q.at(&format!("{src_prefix}/{src}")), e));
+                    }
+                }
+            }
+            Ok(())
+        })();
+        if let Err(e) = renamed {
+            let note = match published.len() {
+                0 => "nothing was pushed".to_string(),
+                n => format!(
+                    "{n} of {} messages were published and may be visible",
+                    self.count
+                ),
+            };
+            self.discard();
+            return Err(e.with_note(note));
+        }
+        // Everything was renamed away: only an empty batch directory is left to remove.
+        self.count = 0;
+        if let StagingKind::Single { name, .. } = &mut self.kind {
+            name.clear(); // published: nothing of it is left in tmp/
+        }
+        self.discard();
+        for (rel, fd) in &touched {
+            sys::fsync(fd).map_err(|e| {
+                Error::io("fsync", q.at(rel), e)
+                    .with_note("the message may have been published: check before pushing it again")
+            })?;
+        }
+        Ok(published)
+    }
+
+    /// Removes what is left of the staging area.
+    fn discard(&mut self) {
+        self.unsynced.clear();
+        match &mut self.kind {
+            StagingKind::Single { name, file } => {
+                // Unlinked before its lock goes, so that no sweeper sees it half-removed.
+                if !name.is_empty() {
+                    let _ = sys::remove_file(self.tmp.as_fd(), name);
+                    name.clear();
+                }
+                *file = None;
+            }
+            StagingKind::Batch { name, dir } => {
+                for i in 0..self.count {
+                    let _ = sys::remove_file(dir.as_fd(), &i.to_string());
+                }
+                let _ = sys::remove_dir(self.tmp.as_fd(), name);
+            }
+        }
+        self.count = 0;
+    }
+}
+
+impl Drop for Staging<'_> {
+    fn drop(&mut self) {
+        self.discard();
+    }
+}

@@ -1,0 +1,238 @@
+//! What happens to a claim after the take: ack (deleted), nack or retry (back behind the
+//! waiting ones, or delayed), extend (a new lease), fail (to failed/ with a reason),
+//! and requeue (failed messages back to the ready lanes). Tokens fence stale claims: a
+//! token from an earlier claim of the same message finds nothing.
+
+use std::os::fd::{AsFd, BorrowedFd};
+
+use rustix::io::Errno;
+
+use super::entry::Entry;
+use super::layout::{self, bucket_of, lane_dir};
+use super::take::Claimed;
+use super::{Queue, sys};
+use crate::clock::{after, now_ms};
+use crate::store::Settle;
+use crate::store::error::{Error, Result};
+
+impl Queue {
+    /// Puts a claimed message back behind the waiting ones, or in delayed/ for `delay_ms`.
+    pub(super) fn requeue_claim(
+        &self,
+        claimed: BorrowedFd<'_>,
+        name: &str,
+        entry: &Entry,
+        delay_ms: Option<u64>,
+    ) -> Result<bool> {
+        let producer = self.lock_producer()?;
+        self.promote_before_allocating(&producer)?;
+        let lane = entry.priority;
+        match delay_ms.filter(|&d| d > 0) {
+            Some(d) => {
+                let due = after(now_ms(), d);
+                let delayed = self.state_dir("delayed")?;
+                let to = Entry {
+                    key: due,
+                    id: entry.id,
+                    attempts: entry.attempts,
+                    priority: lane,
+                    expires: entry.expires,
+                    ..Entry::default()
+                };
+                self.mark_due(due)?; // before the rename: never a hint later than a message
+                self.move_entry(
+                    claimed.as_fd(),
+                    "claimed",
+                    name,
+                    delayed.as_fd(),
+                    &to.name(),
+                )
+            }
+            None => {
+                let seq = self.allocate(&producer)?;
+                let bucket = self.make_bucket(lane, bucket_of(seq))?;
+                let to = Entry {
+                    key: seq,
+                    id: entry.id,
+                    attempts: entry.attempts,
+                    expires: entry.expires,
+                    ..Entry::default()
+                };
+                self.mark_lane(lane)?;
+                self.move_entry(claimed.as_fd(), "claimed", name, bucket.as_fd(), &to.name())
+            }
+        }
+    }
+
+    /// Moves a claimed message to failed/ with `reason`.
+    pub(super) fn fail_claim(
+        &self,
+        claimed: BorrowedFd<'_>,
+        name: &str,
+        entry: &Entry,
+        reason: &str,
+    ) -> Result<bool> {
+        let _p = self.lock_producer()?; // a clear of failed/ sees it whole or not at all
+        let failed = self.state_dir("failed")?;
+        let to = Entry {
+            key: entry.id,
+            id: entry.id,
+            attempts: entry.attempts,
+            priority: entry.priority,
+            expires: entry.expires,
+            reason: Some(reason.to_string()),
+            ..Entry::default()
+        };
+        let moved =
+            self.move_entry(claimed.as_fd(), "claimed", name, failed.as_fd(), &to.name())?;
+        sys::fsync(&failed).map_err(|e| Error::io("fsync", self.at("failed"), e))?;
+        Ok(moved)
+    }
+
+    /// Settles one of this process's claims: retry after `delay_ms`, or fail for good.
+    pub fn settle(&self, m: Claimed, outcome: Settle<'_>) -> Result<()> {
+        let claimed = self.claimed_dir()?;
+        match outcome {
+            Settle::Ack => return self.finish(vec![m]),
+            Settle::Retry { delay_ms } => {
+                self.requeue_claim(claimed, &m.name, &m.entry, Some(delay_ms))?
+            }
+            Settle::Fail { reason } => self.fail_claim(claimed, &m.name, &m.entry, reason)?,
+        };
+        Ok(())
+    }
+
+    /// Finds the claim of `token` in claimed/.
+    pub(super) fn find_claim(&self, token: &str) -> Result<(BorrowedFd<'_>, String, Entry)> {
+        let bad = || {
+            Error::invalid(
+                format!("token {token:?}"),
+                None,
+                "not a claim token (they look like 42.9f3a0c1d2e4b5a67)",
+            )
+        };
+        let (id, hex) = layout::parse_token(token).ok_or_else(bad)?;
+        let claimed = self.claimed_dir()?;
+        let mut other = false;
+        for (name, entry) in self.entries(claimed, "claimed")? {
+            if entry.id != id {
+                continue;
+            }
+            if entry.token.as_deref() == Some(hex) {
+                return Ok((claimed, name, entry));
+            }
+            other = true;
+        }
+        let why = if other {
+            format!("message {id} was claimed again since: this token is no longer valid")
+        } else {
+            format!(
+                "no claim of message {id} has this token: its lease ended, or it was acked or nacked"
+            )
+        };
+        Err(Error::invalid(format!("token {token}"), None, why))
+    }
+
+    /// Acknowledges a claim: the message is deleted.
+    pub fn ack(&self, token: &str) -> Result<u64> {
+        let (claimed, name, entry) = self.find_claim(token)?;
+        match sys::remove_file(claimed.as_fd(), &name) {
+            Ok(()) => {}
+            Err(Errno::NOENT) => {
+                return Err(Error::invalid(
+                    format!("token {token}"),
+                    None,
+                    "the claim ended while acking: nothing was acked",
+                ));
+            }
+            Err(e) => return Err(Error::io("remove", self.at(&format!("claimed/{name}")), e)),
+        }
+        sys::fsync(claimed).map_err(|e| {
+            Error::io("fsync", self.at("claimed"), e).with_note("the ack may not be durable")
+        })?;
+        let _ = self.count_consumed(1); // stats only: never fails an ack
+        Ok(entry.id)
+    }
+
+    /// Returns a claimed message behind the waiting ones (after `delay_ms`, if given).
+    pub fn nack(&self, token: &str, delay_ms: Option<u64>) -> Result<u64> {
+        let (claimed, name, entry) = self.find_claim(token)?;
+        if !self.requeue_claim(claimed, &name, &entry, delay_ms)? {
+            return Err(Error::invalid(
+                format!("token {token}"),
+                None,
+                "the claim ended while nacking: nothing was done",
+            ));
+        }
+        Ok(entry.id)
+    }
+
+    /// Renews a claim's lease to `lease_ms` from now.
+    pub fn extend(&self, token: &str, lease_ms: u64) -> Result<u64> {
+        let (claimed, name, entry) = self.find_claim(token)?;
+        if entry.lease.is_none() {
+            return Err(Error::invalid(
+                format!("token {token}"),
+                None,
+                "held by a running process, not by a lease",
+            ));
+        }
+        let renewed = Entry {
+            lease: Some(after(now_ms(), lease_ms)),
+            ..entry.clone()
+        };
+        if !self.move_entry(
+            claimed.as_fd(),
+            "claimed",
+            &name,
+            claimed.as_fd(),
+            &renewed.name(),
+        )? {
+            return Err(Error::invalid(
+                format!("token {token}"),
+                None,
+                "the claim ended while extending: nothing was done",
+            ));
+        }
+        Ok(entry.id)
+    }
+
+    /// Moves failed messages back to the ready lanes, behind the waiting ones, with their
+    /// attempts reset. `ids` empty means all. Returns the ids moved and those not found.
+    pub fn requeue(&self, ids: &[u64]) -> Result<(Vec<u64>, Vec<u64>)> {
+        let _c = self.lock_consumer()?;
+        let producer = self.lock_producer()?;
+        self.promote_before_allocating(&producer)?;
+        let failed = self.state_dir("failed")?;
+        let mut entries = self.entries(&failed, "failed")?;
+        entries.sort_unstable_by_key(|(_, e)| e.id);
+        let mut moved = Vec::new();
+        for (name, entry) in entries {
+            if !ids.is_empty() && !ids.contains(&entry.id) {
+                continue;
+            }
+            if !self.is_plain_entry(failed.as_fd(), "failed", &name)? {
+                continue;
+            }
+            let seq = self.allocate(&producer)?;
+            let lane = entry.priority;
+            let bucket = self.make_bucket(lane, bucket_of(seq))?;
+            self.mark_lane(lane)?;
+            let to = Entry {
+                key: seq,
+                id: entry.id,
+                ..Entry::default()
+            };
+            if self.move_entry(failed.as_fd(), "failed", &name, bucket.as_fd(), &to.name())? {
+                sys::fsync(&bucket).map_err(|e| Error::io("fsync", self.at(lane_dir(lane)), e))?;
+                moved.push(entry.id);
+            }
+        }
+        let missing = ids
+            .iter()
+            .copied()
+            .filter(|id| !moved.contains(id))
+            .collect();
+        Ok((moved, missing))
+    }
+}

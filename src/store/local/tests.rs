@@ -1,0 +1,157 @@
+//! Unit tests of the local engine, on a temporary spool.
+
+use super::entry::Entry;
+use super::layout::bucket_name;
+use super::*;
+use crate::store::{Error, Hold, PushOptions, Spool, State, TakeOptions};
+use std::cell::RefCell;
+use std::io::{Read, Write};
+use std::rc::Rc;
+
+const POP: TakeOptions = TakeOptions {
+    hold: Hold::Process,
+    max_attempts: None,
+};
+
+fn spool() -> (tempfile::TempDir, Spool, Rc<RefCell<Vec<String>>>) {
+    let dir = tempfile::tempdir().unwrap();
+    let warnings = Rc::new(RefCell::new(Vec::new()));
+    let sink = Rc::clone(&warnings);
+    let spool = Spool::new(dir.path().join("spool"), move |m| {
+        sink.borrow_mut().push(m.to_string())
+    });
+    (dir, spool, warnings)
+}
+
+fn push(q: &Queue, messages: &[&[u8]]) -> Vec<u64> {
+    let mut staging = q.stage(messages.len() > 1).unwrap();
+    for m in messages {
+        staging
+            .add(|f, p| f.write_all(m).map_err(|e| Error::io("write", p, e)))
+            .unwrap();
+    }
+    staging
+        .publish(PushOptions::default())
+        .unwrap()
+        .ids()
+        .collect()
+}
+
+fn pop_all(q: &Queue) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    loop {
+        let mut taken = q.take(1, POP).unwrap();
+        let Some(m) = taken.first_mut() else {
+            return out;
+        };
+        let mut buf = Vec::new();
+        m.file().read_to_end(&mut buf).unwrap();
+        out.push(buf);
+        q.finish(taken).unwrap();
+    }
+}
+
+#[test]
+fn ids_increase_across_batches_and_clear() {
+    let (_d, spool, _) = spool();
+    let q = spool.create("q").unwrap();
+    assert_eq!(push(&q, &[b"a"]), vec![1]);
+    assert_eq!(push(&q, &[b"b", b"c", b"d"]), vec![2, 3, 4]);
+    assert_eq!(q.clear(&[State::Ready, State::Delayed]).unwrap(), 4);
+    assert_eq!(push(&q, &[b"e"]), vec![5]);
+    assert_eq!(pop_all(&q), vec![b"e".to_vec()]);
+}
+
+#[test]
+fn large_batches_cross_buckets_in_order() {
+    let (_d, spool, _) = spool();
+    let q = spool.create("q").unwrap();
+    let payloads: Vec<Vec<u8>> = (0..2500).map(|i| format!("m{i}").into_bytes()).collect();
+    let refs: Vec<&[u8]> = payloads.iter().map(Vec::as_slice).collect();
+    let ids = push(&q, &refs);
+    assert_eq!(ids, (1..=2500).collect::<Vec<_>>());
+    assert_eq!(q.stats().unwrap().ready, 2500);
+    assert_eq!(pop_all(&q), payloads);
+    // Passed buckets are removed; the one the counter is in may stay.
+    let buckets = std::fs::read_dir(q.path().join("ready")).unwrap().count();
+    assert!(buckets <= 1, "{buckets} buckets left");
+}
+
+#[test]
+fn a_dropped_claim_returns_to_its_place() {
+    let (_d, spool, _) = spool();
+    let q = spool.create("q").unwrap();
+    push(&q, &[b"one", b"two"]);
+    let taken = q.take(1, POP).unwrap();
+    assert_eq!(taken[0].id(), 1);
+    // The process "dies": its flock goes with the file, the claim stays on disk.
+    drop(taken);
+    assert_eq!(
+        std::fs::read_dir(q.path().join("claimed")).unwrap().count(),
+        1
+    );
+    assert_eq!(pop_all(&q), vec![b"one".to_vec(), b"two".to_vec()]);
+}
+
+#[test]
+fn a_live_claim_is_not_recovered() {
+    let (_d, spool, _) = spool();
+    let q = spool.create("q").unwrap();
+    push(&q, &[b"one", b"two"]);
+    let held = q.take(1, POP).unwrap();
+    let next = q.take(1, POP).unwrap();
+    assert_eq!(next[0].id(), 2);
+    q.give_back(held).unwrap();
+    q.give_back(next).unwrap();
+    assert_eq!(pop_all(&q), vec![b"one".to_vec(), b"two".to_vec()]);
+}
+
+#[test]
+fn gaps_are_skipped_and_the_head_heals() {
+    let (_d, spool, _) = spool();
+    let q = spool.create("q").unwrap();
+    push(&q, &[b"a", b"b", b"c"]);
+    std::fs::remove_file(
+        q.path()
+            .join("ready/00000000000000000/00000000000000000001"),
+    )
+    .unwrap();
+    // A head file reset to 1 (as after a crash) must not hide anything either.
+    assert_eq!(pop_all(&q), vec![b"b".to_vec(), b"c".to_vec()]);
+}
+
+#[test]
+fn junk_is_skipped_with_a_warning() {
+    let (_d, spool, warnings) = spool();
+    let q = spool.create("q").unwrap();
+    push(&q, &[b"a", b"b"]);
+    let bucket = q.path().join("ready").join(bucket_name(0));
+    let id_name = |id: u64| Entry::fresh(id).name();
+    std::fs::write(bucket.join("junk"), b"x").unwrap();
+    std::fs::remove_file(bucket.join(id_name(1))).unwrap();
+    std::os::unix::fs::symlink("/etc/passwd", bucket.join(id_name(1))).unwrap();
+    assert_eq!(pop_all(&q), vec![b"b".to_vec()]);
+    assert!(bucket.join("junk").exists());
+    assert!(std::fs::symlink_metadata(bucket.join(id_name(1))).is_ok());
+    let w = warnings.borrow();
+    assert!(w.iter().any(|m| m.contains("junk")), "{w:?}");
+    assert!(w.iter().any(|m| m.contains(&id_name(1))), "{w:?}");
+}
+
+#[test]
+fn counter_behind_a_message_never_overwrites_it() {
+    let (_d, spool, warnings) = spool();
+    let q = spool.create("q").unwrap();
+    push(&q, &[b"a", b"b"]);
+    let counter = std::fs::OpenOptions::new()
+        .write(true)
+        .open(q.path().join("counter"))
+        .unwrap();
+    counter.set_len(1).unwrap();
+    assert_eq!(push(&q, &[b"c"]), vec![3]);
+    assert_eq!(
+        pop_all(&q),
+        vec![b"a".to_vec(), b"b".to_vec(), b"c".to_vec()]
+    );
+    assert!(!warnings.borrow().is_empty());
+}
