@@ -15,7 +15,7 @@ use rustix::fs::{FileType, OFlags, Stat};
 use rustix::io::Errno;
 
 use super::entry::Entry;
-use super::layout::{self};
+use super::layout::{self, *};
 use super::lengths::length;
 use super::{Queue, sys};
 use crate::store::error::{Error, Result};
@@ -37,11 +37,15 @@ impl Queue {
 
     /// True when the format file is there and ours; false when it is missing.
     pub(super) fn check_format(&self) -> Result<bool> {
-        let fd = match sys::open_beneath(self.dir(), "format", OFlags::RDONLY | OFlags::NONBLOCK, 0)
-        {
+        let fd = match sys::open_beneath(
+            self.dir(),
+            FORMAT_FILE,
+            OFlags::RDONLY | OFlags::NONBLOCK,
+            0,
+        ) {
             Ok(fd) => fd,
             Err(Errno::NOENT) => return Ok(false),
-            Err(e) => return Err(Error::io("open", self.at("format"), e)),
+            Err(e) => return Err(Error::io("open", self.at(FORMAT_FILE), e)),
         };
         let mut file = File::from(fd);
         let mut buf = [0u8; 64];
@@ -52,23 +56,23 @@ impl Queue {
         {
             return Ok(true);
         }
-        let st = sys::stat_fd(&file).map_err(|e| Error::io("stat", self.at("format"), e))?;
+        let st = sys::stat_fd(&file).map_err(|e| Error::io("stat", self.at(FORMAT_FILE), e))?;
         if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile {
             return Err(Error::invalid(
                 "read",
-                Some(&self.at("format")),
+                Some(&self.at(FORMAT_FILE)),
                 "not a regular file",
             ));
         }
         let n = std::io::Seek::rewind(&mut file)
             .and_then(|()| super::read::read_full(&mut file, &mut buf))
-            .map_err(|e| Error::io("read", self.at("format"), e))?;
+            .map_err(|e| Error::io("read", self.at(FORMAT_FILE), e))?;
         if &buf[..n] == layout::FORMAT {
             Ok(true)
         } else {
             Err(Error::invalid(
                 "read",
-                Some(&self.at("format")),
+                Some(&self.at(FORMAT_FILE)),
                 format!(
                     "unsupported queue format {:?} (this spool reads {:?})",
                     String::from_utf8_lossy(&buf[..n]).trim_end(),
@@ -80,11 +84,11 @@ impl Queue {
 
     /// Creates the queue's files; safe to run concurrently and again after a crash.
     pub(super) fn initialize(&self) -> Result<()> {
-        for sub in ["tmp", "ready", "delayed", "claimed", "failed"] {
+        for sub in STATE_DIRS {
             sys::make_dir(self.dir(), sub).map_err(|e| Error::io("create", self.at(sub), e))?;
         }
-        self.open_length_file("rate", true)?;
-        for counter in ["counter", "head"] {
+        self.open_length_file(RATE, true)?;
+        for counter in [COUNTER, HEAD] {
             let file = self.open_length_file(counter, true)?;
             file.lock()
                 .map_err(|e| Error::io("lock", self.at(counter), e))?;
@@ -94,21 +98,21 @@ impl Queue {
         }
         // The format file goes last, published like a message: whoever sees it sees a
         // complete queue.
-        let tmp = self.open_dir("tmp")?;
-        let (name, mut file) = self.create_locked(&tmp, "format.", false)?;
-        let tmp_path = self.at(&format!("tmp/{name}"));
+        let tmp = self.open_dir(TMP)?;
+        let (name, mut file) = self.create_locked(&tmp, FORMAT_TMP_PREFIX, false)?;
+        let tmp_path = self.at(&format!("{TMP}/{name}"));
         file.write_all(layout::FORMAT)
             .map_err(|e| Error::io("write", &tmp_path, e))?;
         sys::fdatasync(&file).map_err(|e| Error::io("fsync", &tmp_path, e))?;
         sys::check_close(&file).map_err(|e| Error::io("close", &tmp_path, e))?;
-        match sys::rename_noreplace(tmp.as_fd(), &name, self.dir(), "format") {
+        match sys::rename_noreplace(tmp.as_fd(), &name, self.dir(), FORMAT_FILE) {
             Ok(()) => {}
             Err(Errno::EXIST) => {
                 let _ = sys::remove_file(tmp.as_fd(), &name);
             }
             Err(e) => return Err(Error::io("rename", &tmp_path, e)),
         }
-        for sub in ["tmp", "ready", "delayed", "claimed", "failed"] {
+        for sub in STATE_DIRS {
             let fd = self.open_dir(sub)?;
             sys::fsync(&fd).map_err(|e| Error::io("fsync", self.at(sub), e))?;
         }
@@ -116,7 +120,7 @@ impl Queue {
         if !self.check_format()? {
             return Err(Error::invalid(
                 "create",
-                Some(&self.at("format")),
+                Some(&self.at(FORMAT_FILE)),
                 "format file vanished",
             ));
         }
@@ -142,7 +146,7 @@ impl Queue {
     /// claimed/, opened on first use.
     pub(super) fn claimed_dir(&self) -> Result<BorrowedFd<'_>> {
         if self.claimed.get().is_none() {
-            let fd = self.state_dir("claimed")?;
+            let fd = self.state_dir(CLAIMED)?;
             let _ = self.claimed.set(fd);
         }
         Ok(self.claimed.get().expect("set above").as_fd())

@@ -5,14 +5,14 @@ use std::os::fd::{AsFd, OwnedFd};
 
 use rustix::io::Errno;
 
-use super::layout::{self, bucket_name, bucket_of, lane_dir};
+use super::layout::{self, *};
 use super::{Queue, sys};
 use crate::store::error::{Error, Result};
 
 impl Queue {
     /// Opens bucket `b` of lane `lane`; `None` when it does not exist.
     pub(super) fn open_bucket(&self, lane: u8, b: u64) -> Result<Option<OwnedFd>> {
-        let rel = format!("{}/{}", lane_dir(lane), bucket_name(b));
+        let rel = bucket_rel(lane, b);
         match sys::open_dir_beneath(self.dir(), &rel) {
             Ok(fd) => Ok(Some(fd)),
             Err(Errno::NOENT) => Ok(None),
@@ -31,35 +31,79 @@ impl Queue {
             return Ok(fd);
         }
         let lane_fd = self.state_dir(lane_dir(lane))?;
-        let rel = format!("{}/{}", lane_dir(lane), bucket_name(b));
+        let rel = bucket_rel(lane, b);
         sys::make_dir(lane_fd.as_fd(), &bucket_name(b))
             .map_err(|e| Error::io("create", self.at(&rel), e))?;
         sys::fsync(&lane_fd).map_err(|e| Error::io("fsync", self.at(lane_dir(lane)), e))?;
         self.open_dir(&rel)
     }
 
-    /// The sorted bucket numbers of lane `lane` at or above `lower`.
-    pub(super) fn buckets(&self, lane: u8, lower: u64) -> Result<Option<(OwnedFd, Vec<u64>)>> {
+    /// Starts a walk over the buckets of lane `lane` holding keys at or above `lower`, in
+    /// key order; `None` when the lane does not exist. Names that are not buckets are
+    /// warned about and passed over. Memory is the bucket numbers, never the messages.
+    pub(super) fn lane_walk(&self, lane: u8, lower: u64) -> Result<Option<LaneWalk>> {
         let rel = lane_dir(lane);
-        let fd = match sys::open_dir_beneath(self.dir(), rel) {
+        let dir = match sys::open_dir_beneath(self.dir(), rel) {
             Ok(fd) => fd,
             Err(Errno::NOENT) => return Ok(None),
             Err(e) => return Err(Error::io("open", self.at(rel), e)),
         };
-        let mut buckets = Vec::new();
-        let names = sys::read_names(
-            fd.try_clone()
-                .map_err(|e| Error::io("dup", self.at(rel), e))?,
-        )
-        .map_err(|e| Error::io("read", self.at(rel), e))?;
+        let mut numbers = Vec::new();
+        let names = sys::read_names(&dir).map_err(|e| Error::io("read", self.at(rel), e))?;
         for name in names {
             match layout::parse_bucket(&name) {
-                Some(b) if b >= bucket_of(lower) => buckets.push(b),
+                Some(b) if b >= bucket_of(lower) => numbers.push(b),
                 Some(_) => {}
                 None => self.warn_once(&format!("{rel}/{name}"), "not a bucket spool wrote"),
             }
         }
-        buckets.sort_unstable();
-        Ok(Some((fd, buckets)))
+        numbers.sort_unstable();
+        Ok(Some(LaneWalk {
+            lane,
+            dir,
+            numbers: numbers.into_iter(),
+        }))
     }
+
+    /// The next bucket of `walk` that can be opened (one removed meanwhile is passed over).
+    pub(super) fn next_bucket(&self, walk: &mut LaneWalk) -> Result<Option<Bucket>> {
+        for number in walk.numbers.by_ref() {
+            if let Some(fd) = self.open_bucket(walk.lane, number)? {
+                return Ok(Some(Bucket {
+                    number,
+                    fd,
+                    rel: bucket_rel(walk.lane, number),
+                }));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Removes the bucket of `walk` numbered `number`, which was found empty; one that is
+    /// not empty any more stays.
+    pub(super) fn remove_bucket(&self, walk: &LaneWalk, number: u64) -> Result<()> {
+        sys::remove_dir(walk.dir.as_fd(), &bucket_name(number))
+            .map_err(|e| Error::io("remove", self.at(&bucket_rel(walk.lane, number)), e))?;
+        Ok(())
+    }
+}
+
+/// A walk over the buckets of one lane, in key order (see [`Queue::lane_walk`]).
+pub(super) struct LaneWalk {
+    /// The lane.
+    pub(super) lane: u8,
+    /// The lane's directory.
+    pub(super) dir: OwnedFd,
+    /// The bucket numbers not yet walked, ascending.
+    pub(super) numbers: std::vec::IntoIter<u64>,
+}
+
+/// A bucket of a lane, open.
+pub(super) struct Bucket {
+    /// Its number: key / 1000.
+    pub(super) number: u64,
+    /// Its directory.
+    pub(super) fd: OwnedFd,
+    /// Its path relative to the queue directory.
+    pub(super) rel: String,
 }

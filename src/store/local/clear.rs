@@ -5,8 +5,9 @@ use std::os::fd::{AsFd, OwnedFd};
 
 use rustix::io::Errno;
 
+use super::buckets::Bucket;
 use super::entry::Entry;
-use super::layout::{bucket_name, bucket_of, lane_dir};
+use super::layout::*;
 use super::{Queue, sys};
 use crate::store::State;
 use crate::store::error::{Error, Result};
@@ -59,25 +60,23 @@ impl Queue {
                 State::Ready => {
                     let mut lane0_cleared = true;
                     for lane in 0..=9u8 {
-                        let Some((lane_fd, buckets)) = self.buckets(lane, 0)? else {
+                        let Some(mut walk) = self.lane_walk(lane, 0)? else {
                             continue;
                         };
-                        for b in buckets {
-                            if b > bucket_of(next) {
-                                continue;
-                            }
-                            let Some(bucket) = self.open_bucket(lane, b)? else {
-                                continue;
-                            };
-                            let rel = format!("{}/{}", lane_dir(lane), bucket_name(b));
-                            let all = remove_in(self, &bucket, &rel, &|e: &Entry| e.key >= next)?;
+                        // Buckets above the counter's hold only pushes that began later.
+                        walk.numbers = walk
+                            .numbers
+                            .filter(|&b| b <= bucket_of(next))
+                            .collect::<Vec<_>>()
+                            .into_iter();
+                        while let Some(Bucket { number, fd, rel }) = self.next_bucket(&mut walk)? {
+                            let all = remove_in(self, &fd, &rel, &|e: &Entry| e.key >= next)?;
                             lane0_cleared &= lane > 0 || all;
-                            if all && b < bucket_of(next) {
-                                sys::remove_dir(lane_fd.as_fd(), &bucket_name(b))
-                                    .map_err(|e| Error::io("remove", self.at(&rel), e))?;
+                            if all && number < bucket_of(next) {
+                                self.remove_bucket(&walk, number)?;
                             }
                         }
-                        sys::fsync(&lane_fd)
+                        sys::fsync(&walk.dir)
                             .map_err(|e| Error::io("fsync", self.at(lane_dir(lane)), e))?;
                     }
                     // The head passes the cleared keys only if all of lane 0 went: pop

@@ -5,18 +5,18 @@
 //! unreadable files) is moved into `corrupt/` under a name that says where it was, and
 //! only spool's own leftovers (orphaned temporary files) are removed.
 
-use std::fs::File;
 use std::os::fd::{AsFd, BorrowedFd};
 use std::path::PathBuf;
 
 use rustix::fs::{FileType, OFlags};
 use rustix::io::Errno;
 
+use super::Queue;
 use super::entry::Entry;
-use super::layout::{bucket_of, lane_dir};
+use super::layout::{self, *};
 use super::lengths::{Consumer, Producer};
+use super::sweep::Probe;
 use super::sys;
-use super::{Queue, layout};
 use crate::clock::now_ms;
 use crate::store::error::{Error, Result};
 
@@ -30,12 +30,6 @@ pub struct Finding {
     /// What was done about it, when repairing.
     pub repair: Option<String>,
 }
-
-/// The files of a queue directory that are ours.
-const KNOWN: &[&str] = &[
-    "format", "counter", "head", "lanes", "due", "rate", "tmp", "delayed", "claimed", "failed",
-    "corrupt",
-];
 
 struct Check<'q> {
     queue: &'q Queue,
@@ -65,7 +59,7 @@ impl Queue {
         };
         // The lock files first: without them there is nothing to lock.
         check.queue_dir()?;
-        let broken = |f: &Finding| f.path == self.at("counter") || f.path == self.at("head");
+        let broken = |f: &Finding| f.path == self.at(COUNTER) || f.path == self.at(HEAD);
         if !repair && check.findings.iter().any(broken) {
             return Ok(check.findings);
         }
@@ -76,8 +70,8 @@ impl Queue {
         for lane in 0..=9u8 {
             check.lane(lane)?;
         }
-        check.flat("delayed")?;
-        check.flat("failed")?;
+        check.flat(DELAYED)?;
+        check.flat(FAILED)?;
         check.claims(&mut c)?;
         check.counters(&producer, &mut c)?;
         drop(producer);
@@ -115,10 +109,10 @@ impl Check<'_> {
         let target = format!("{}.{}", path.replace('/', "%"), layout::token());
         let action = format!("moved to corrupt/{target}");
         if self.repair {
-            let corrupt = self.queue.state_dir("corrupt")?;
+            let corrupt = self.queue.state_dir(CORRUPT)?;
             match sys::rename_noreplace(dir, name, corrupt.as_fd(), &target) {
                 Ok(()) => sys::fsync(&corrupt)
-                    .map_err(|e| Error::io("fsync", self.queue.at("corrupt"), e))?,
+                    .map_err(|e| Error::io("fsync", self.queue.at(CORRUPT), e))?,
                 Err(Errno::NOENT) => return Ok(()),
                 Err(e) => return Err(Error::io("rename", self.queue.at(&path), e)),
             }
@@ -159,17 +153,13 @@ impl Check<'_> {
         let names =
             sys::read_names(q.open_dir(".")?).map_err(|e| Error::io("read", q.path(), e))?;
         for name in names {
-            let lane = name == "ready"
-                || name.strip_prefix("ready-").is_some_and(|p| {
-                    matches!(p, "1" | "2" | "3" | "4" | "5" | "6" | "7" | "8" | "9")
-                });
-            if KNOWN.contains(&name.as_str()) || lane {
+            if is_queue_entry(&name) {
                 continue;
             }
             self.quarantine(q.dir(), ".", &name, "is not a file spool writes".into())?;
         }
         // The length files must be regular files: anything else is moved away and remade.
-        for rel in ["counter", "head", "lanes", "due", "rate"] {
+        for rel in LENGTH_FILES {
             match sys::stat_at(q.dir(), rel) {
                 Ok(st) if FileType::from_raw_mode(st.st_mode) == FileType::RegularFile => {}
                 Ok(st) => {
@@ -180,7 +170,7 @@ impl Check<'_> {
                     }
                 }
                 Err(Errno::NOENT) => {
-                    if matches!(rel, "counter" | "head") {
+                    if matches!(rel, COUNTER | HEAD) {
                         self.found(rel, "is missing", Some("created".into()));
                     }
                     if self.repair {
@@ -197,8 +187,9 @@ impl Check<'_> {
     /// them can plant, move or remove messages.
     fn modes(&mut self) -> Result<()> {
         let q = self.queue;
-        let mut dirs = vec![".", "tmp", "delayed", "claimed", "failed"];
-        dirs.extend((0..=9u8).map(lane_dir));
+        let mut dirs = vec!["."];
+        dirs.extend(STATE_DIRS);
+        dirs.extend((1..LANE_COUNT).map(lane_dir));
         for rel in dirs {
             let Ok(fd) = sys::open_dir_beneath(q.dir(), rel) else {
                 continue;
@@ -220,35 +211,26 @@ impl Check<'_> {
     /// Orphaned temporary files are removed (the sweep); foreign ones quarantined.
     fn tmp(&mut self) -> Result<()> {
         let q = self.queue;
-        let tmp = q.state_dir("tmp")?;
+        let tmp = q.state_dir(TMP)?;
         let names =
-            sys::read_names(q.open_dir("tmp")?).map_err(|e| Error::io("read", q.at("tmp"), e))?;
+            sys::read_names(q.open_dir(TMP)?).map_err(|e| Error::io("read", q.at(TMP), e))?;
         for name in names {
-            let hex = |s: &str| s.len() == 16 && s.bytes().all(|b| b.is_ascii_hexdigit());
-            let ours = hex(&name)
-                || name.strip_prefix("format.").is_some_and(hex)
-                || name.strip_suffix(".batch").is_some_and(hex);
-            if !ours {
-                self.quarantine(
-                    tmp.as_fd(),
-                    "tmp",
-                    &name,
-                    "is not a name spool writes".into(),
-                )?;
+            if !is_tmp_name(&name) {
+                self.quarantine(tmp.as_fd(), TMP, &name, "is not a name spool writes".into())?;
                 continue;
             }
             let Ok(st) = sys::stat_at(tmp.as_fd(), &name) else {
                 continue;
             };
             let is_dir = FileType::from_raw_mode(st.st_mode) == FileType::Directory;
-            if !(sys::is_plain_file(&st) || is_dir && name.ends_with(".batch")) {
+            if !(sys::is_plain_file(&st) || is_dir && name.ends_with(BATCH_SUFFIX)) {
                 let problem = format!("is {}", sys::describe_entry(&st));
-                self.quarantine(tmp.as_fd(), "tmp", &name, problem)?;
+                self.quarantine(tmp.as_fd(), TMP, &name, problem)?;
                 continue;
             }
             if is_dir {
                 // A batch's files must be plain files named by their number.
-                let rel = format!("tmp/{name}");
+                let rel = format!("{TMP}/{name}");
                 let inner = sys::open_dir_beneath(tmp.as_fd(), &name)
                     .map_err(|e| Error::io("open", q.at(&rel), e))?;
                 for entry in sys::read_names(q.open_dir(&rel)?)
@@ -256,7 +238,7 @@ impl Check<'_> {
                 {
                     let plain =
                         sys::stat_at(inner.as_fd(), &entry).is_ok_and(|st| sys::is_plain_file(&st));
-                    if !plain || !entry.bytes().all(|b| b.is_ascii_digit()) {
+                    if !plain || !is_batch_entry(&entry) {
                         self.quarantine(
                             inner.as_fd(),
                             &rel,
@@ -266,15 +248,10 @@ impl Check<'_> {
                     }
                 }
             }
-            let Ok(fd) =
-                sys::open_beneath(tmp.as_fd(), &name, OFlags::RDONLY | OFlags::NONBLOCK, 0)
-            else {
-                continue;
-            };
-            let file = File::from(fd);
-            if file.try_lock().is_ok() {
+            let rel = format!("{TMP}/{name}");
+            if let Probe::Abandoned(..) = q.probe(tmp.as_fd(), &name, &rel)? {
                 self.found(
-                    &format!("tmp/{name}"),
+                    &rel,
                     "is left over by a writer that died",
                     Some("removed".into()),
                 );
@@ -368,7 +345,7 @@ impl Check<'_> {
             sys::read_names(q.open_dir(rel)?).map_err(|e| Error::io("read", q.at(rel), e))?
         {
             let ok = |e: &Entry| match rel {
-                "delayed" => e.token.is_none() && e.lease.is_none() && e.reason.is_none(),
+                DELAYED => e.token.is_none() && e.lease.is_none() && e.reason.is_none(),
                 _ => e.key == e.id && e.token.is_none() && e.lease.is_none(),
             };
             let Some(entry) = Entry::parse(&name).filter(ok) else {
@@ -385,7 +362,7 @@ impl Check<'_> {
                 continue;
             }
             self.highest = self.highest.max(entry.id);
-            if rel == "delayed" {
+            if rel == DELAYED {
                 self.earliest_due = Some(self.earliest_due.map_or(entry.key, |d| d.min(entry.key)));
             }
         }
@@ -400,30 +377,24 @@ impl Check<'_> {
         for name in sys::read_names(
             claimed
                 .try_clone_to_owned()
-                .map_err(|e| Error::io("dup", q.at("claimed"), e))?,
+                .map_err(|e| Error::io("dup", q.at(CLAIMED), e))?,
         )
-        .map_err(|e| Error::io("read", q.at("claimed"), e))?
+        .map_err(|e| Error::io("read", q.at(CLAIMED), e))?
         {
-            let rel = format!("claimed/{name}");
+            let rel = format!("{CLAIMED}/{name}");
             let Some(entry) = Entry::parse(&name)
                 .filter(|e| e.token.is_some() && e.key == e.id && e.reason.is_none())
             else {
-                self.quarantine(claimed, "claimed", &name, "is not a claim name".into())?;
+                self.quarantine(claimed, CLAIMED, &name, "is not a claim name".into())?;
                 continue;
             };
             if let Some(problem) = self.unusable(claimed, &name)? {
-                self.quarantine(claimed, "claimed", &name, problem)?;
+                self.quarantine(claimed, CLAIMED, &name, problem)?;
                 continue;
             }
             self.highest = self.highest.max(entry.id).max(entry.position());
-            let Ok(fd) = sys::open_beneath(claimed, &name, OFlags::RDONLY | OFlags::NONBLOCK, 0)
-            else {
-                continue;
-            };
-            let file = File::from(fd);
-            let held = file.try_lock().is_err();
             let ended = entry.lease.is_none_or(|l| l <= now);
-            if held || !ended {
+            if !ended || matches!(q.probe(claimed, &name, &rel)?, Probe::Held) {
                 continue;
             }
             let problem = match entry.lease {
@@ -453,7 +424,7 @@ impl Check<'_> {
         let next = q.next_key(producer)?;
         if next <= self.highest {
             self.found(
-                "counter",
+                COUNTER,
                 format!(
                     "is {next}, not above the highest id or key in the queue ({})",
                     self.highest
@@ -469,7 +440,7 @@ impl Check<'_> {
             && c.head > lowest
         {
             self.found(
-                "head",
+                HEAD,
                 format!("is {}, above the first waiting message ({lowest})", c.head),
                 Some(format!("set to {lowest}")),
             );
@@ -477,28 +448,28 @@ impl Check<'_> {
                 c.head = lowest;
             }
         }
-        let lanes = q.read_length("lanes")?;
+        let lanes = q.read_length(LANES)?;
         let missing = self.lanes & !lanes & !1;
         if missing != 0 {
             self.found(
-                "lanes",
+                LANES,
                 "does not list every priority lane that holds messages",
                 Some("updated".into()),
             );
             if self.repair {
-                q.write_length("lanes", lanes | missing)?;
+                q.write_length(LANES, lanes | missing)?;
             }
         }
         if let Some(due) = self.earliest_due {
-            let hint = q.read_length("due")?;
+            let hint = q.read_length(DUE)?;
             if hint == 0 || hint * 1000 > due {
                 self.found(
-                    "due",
+                    DUE,
                     "is later than the first delayed message",
                     Some("updated".into()),
                 );
                 if self.repair {
-                    q.write_length("due", (due / 1000).max(1))?;
+                    q.write_length(DUE, (due / 1000).max(1))?;
                 }
             }
         }
@@ -538,7 +509,7 @@ mod tests {
     fn junk_is_quarantined_never_deleted_and_the_counter_moves_up() {
         let (d, spool) = setup();
         let q = d.path().join("spool/q");
-        std::fs::write(q.join("ready/00000000000000000/junk"), b"keep me").unwrap();
+        std::fs::write(q.join("{READY}/00000000000000000/junk"), b"keep me").unwrap();
         std::fs::OpenOptions::new()
             .write(true)
             .open(q.join("counter"))
@@ -549,7 +520,7 @@ mod tests {
         assert_eq!(found.len(), 2, "{found:?}");
         assert!(found.iter().all(|f| f.repair.is_none()));
         assert!(
-            q.join("ready/00000000000000000/junk").exists(),
+            q.join("{READY}/00000000000000000/junk").exists(),
             "reporting changes nothing"
         );
 

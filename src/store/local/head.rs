@@ -4,15 +4,16 @@
 //! without a scan; any other miss scans bucket names under the producer lock.
 
 use std::fs::File;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::OwnedFd;
 
 use rustix::fs::Stat;
 
+use super::Queue;
+use super::buckets::Bucket;
 use super::entry::Entry;
-use super::layout::{bucket_name, bucket_of, lane_dir};
+use super::layout::*;
 use super::lengths::Consumer;
-use super::{Queue, sys};
-use crate::store::error::{Error, Result};
+use crate::store::error::Result;
 
 /// A message found in a ready lane, opened.
 pub(super) struct Found {
@@ -94,7 +95,7 @@ impl Queue {
         if unallocated()? {
             return Ok(Exact::Unallocated(Some(bucket)));
         }
-        let rel = format!("ready/{}", bucket_name(bucket_of(key)));
+        let rel = format!("{READY}/{}", bucket_name(bucket_of(key)));
         for (name, entry) in self.entries(&bucket, &rel)? {
             if entry.key == key {
                 return Ok(match self.open_ready(0, bucket, &name, entry)? {
@@ -113,10 +114,10 @@ impl Queue {
     /// to the scan, which finds it, or tidies it away.
     /// `bucket`: BUCKET(from), if [`Self::find_exact`] opened it.
     pub(super) fn lane0_may_hold(&self, from: u64, bucket: Option<&OwnedFd>) -> Result<bool> {
-        let Some((_, buckets)) = self.buckets(0, 0)? else {
+        let Some(walk) = self.lane_walk(0, 0)? else {
             return Ok(false);
         };
-        for b in buckets {
+        for b in walk.numbers {
             if b != bucket_of(from) {
                 return Ok(true);
             }
@@ -131,8 +132,7 @@ impl Queue {
                     None => continue,
                 },
             };
-            let rel = format!("ready/{}", bucket_name(b));
-            if !self.entries(bucket, &rel)?.is_empty() {
+            if !self.entries(bucket, &bucket_rel(0, b))?.is_empty() {
                 return Ok(true);
             }
         }
@@ -145,13 +145,9 @@ impl Queue {
     pub(super) fn scan_lane(&self, lane: u8, lower: u64, tidy: bool) -> Result<Lookup> {
         let producer = self.lock_producer()?;
         let next = self.next_key(&producer)?;
-        if let Some((lane_fd, buckets)) = self.buckets(lane, lower)? {
-            for b in buckets {
-                let Some(bucket) = self.open_bucket(lane, b)? else {
-                    continue;
-                };
-                let rel = format!("{}/{}", lane_dir(lane), bucket_name(b));
-                let all = self.entries(&bucket, &rel)?;
+        if let Some(mut walk) = self.lane_walk(lane, lower)? {
+            while let Some(Bucket { number: b, fd, rel }) = self.next_bucket(&mut walk)? {
+                let all = self.entries(&fd, &rel)?;
                 let empty = all.is_empty();
                 let mut mine: Vec<(String, Entry)> = all
                     .into_iter()
@@ -167,7 +163,7 @@ impl Queue {
                     })
                     .collect();
                 mine.sort_unstable_by_key(|(_, e)| e.key);
-                let mut bucket = bucket;
+                let mut bucket = fd;
                 for (name, entry) in mine {
                     match self.open_ready(lane, bucket, &name, entry)? {
                         Ok(found) => return Ok(Lookup::Found(found)),
@@ -175,16 +171,15 @@ impl Queue {
                     }
                 }
                 if tidy && empty && b < bucket_of(next) {
-                    sys::remove_dir(lane_fd.as_fd(), &bucket_name(b))
-                        .map_err(|e| Error::io("remove", self.at(&rel), e))?;
+                    self.remove_bucket(&walk, b)?;
                 }
             }
         }
         if tidy {
             if lane > 0 && lower == 0 {
-                let lanes = self.read_length("lanes")?;
+                let lanes = self.read_length(LANES)?;
                 if lanes & (1 << lane) != 0 {
-                    self.write_length("lanes", lanes & !(1 << lane))?;
+                    self.write_length(LANES, lanes & !(1 << lane))?;
                 }
             }
             // The lane ran dry: a good moment to remove what crashed writers left in tmp/.

@@ -12,6 +12,7 @@ use std::io::{self};
 use rustix::fs::{FileType, OFlags};
 use rustix::io::Errno;
 
+use super::layout::*;
 use super::{Queue, sys};
 use crate::store::error::{Error, Result};
 
@@ -59,7 +60,7 @@ impl Queue {
     /// The counter's length, read without its lock; a missing counter is an error (a
     /// queue is created with one), not an empty queue.
     pub(super) fn counter_length(&self) -> Result<u64> {
-        self.stat_length("counter", None)
+        self.stat_length(COUNTER, None)
     }
 
     pub(super) fn read_length(&self, rel: &str) -> Result<u64> {
@@ -111,7 +112,7 @@ impl Queue {
     }
 
     pub(super) fn lock_producer(&self) -> Result<Producer> {
-        let (counter, length) = self.lock_length_file("counter")?;
+        let (counter, length) = self.lock_length_file(COUNTER)?;
         Ok(Producer {
             counter,
             length: std::cell::Cell::new(length),
@@ -123,7 +124,7 @@ impl Queue {
     }
 
     pub(super) fn set_next_key(&self, p: &Producer, next: u64) -> Result<()> {
-        sys::set_len(&p.counter, next).map_err(|e| Error::io("write", self.at("counter"), e))?;
+        sys::set_len(&p.counter, next).map_err(|e| Error::io("write", self.at(COUNTER), e))?;
         p.length.set(next);
         Ok(())
     }
@@ -133,11 +134,11 @@ impl Queue {
     /// Keys below the head would go where no consumer looks: allocation starts at the head.
     pub(super) fn free_key(&self, p: &Producer) -> Result<u64> {
         let next = self.next_key(p)?;
-        let head = self.read_length("head")?;
+        let head = self.read_length(HEAD)?;
         if next < head {
             (self.warn)(&format!(
                 "{}: counter was behind the head; skipping ahead",
-                self.at("counter").display()
+                self.at(COUNTER).display()
             ));
             return Ok(head);
         }
@@ -152,7 +153,7 @@ impl Queue {
     }
 
     pub(super) fn lock_consumer(&self) -> Result<Consumer> {
-        let (head_file, head) = self.lock_length_file("head")?;
+        let (head_file, head) = self.lock_length_file(HEAD)?;
         Ok(Consumer {
             head_file,
             head,
@@ -162,8 +163,7 @@ impl Queue {
 
     pub(super) fn save_head(&self, c: &mut Consumer) -> Result<()> {
         if c.head != c.written {
-            sys::set_len(&c.head_file, c.head)
-                .map_err(|e| Error::io("write", self.at("head"), e))?;
+            sys::set_len(&c.head_file, c.head).map_err(|e| Error::io("write", self.at(HEAD), e))?;
             c.written = c.head;
         }
         Ok(())
@@ -174,10 +174,10 @@ impl Queue {
         if p == 0 {
             return Ok(());
         }
-        let lanes = self.read_length("lanes")?;
+        let lanes = self.read_length(LANES)?;
         let bit = 1u64 << p;
         if lanes & bit == 0 {
-            self.write_length("lanes", lanes | bit)?;
+            self.write_length(LANES, lanes | bit)?;
         }
         Ok(())
     }
@@ -185,9 +185,9 @@ impl Queue {
     /// Lowers the due hint to `due_ms` if it is earlier (producer lock held).
     pub(super) fn mark_due(&self, due_ms: u64) -> Result<()> {
         let secs = (due_ms / 1000).max(1);
-        let current = self.read_length("due")?;
+        let current = self.read_length(DUE)?;
         if current == 0 || secs < current {
-            self.write_length("due", secs)?;
+            self.write_length(DUE, secs)?;
         }
         Ok(())
     }

@@ -7,7 +7,7 @@ use std::os::fd::AsFd;
 
 use super::Queue;
 use super::entry::Entry;
-use super::layout::bucket_of;
+use super::layout::*;
 use super::lengths::Producer;
 use crate::clock::now_ms;
 use crate::store::error::Result;
@@ -16,7 +16,7 @@ impl Queue {
     /// When a delayed message may next be due (unix ms), if any: the hint, or later the
     /// exact time this process saw when it last looked.
     pub fn next_due(&self) -> Result<Option<u64>> {
-        let hint = match self.read_length("due")? {
+        let hint = match self.read_length(DUE)? {
             0 => return Ok(None),
             s => s,
         };
@@ -52,11 +52,11 @@ impl Queue {
 
     pub(super) fn promote_due_locked(&self, producer: &Producer) -> Result<()> {
         let now = now_ms();
-        let delayed = self.state_dir("delayed")?;
+        let delayed = self.state_dir(DELAYED)?;
         let mut due: Vec<(String, Entry)> = Vec::new();
         let mut earliest: Option<u64> = None;
-        for (name, entry) in self.entries(&delayed, "delayed")? {
-            if !self.is_plain_entry(delayed.as_fd(), "delayed", &name)? {
+        for (name, entry) in self.entries(&delayed, DELAYED)? {
+            if !self.is_plain_entry(delayed.as_fd(), DELAYED, &name)? {
                 continue;
             }
             if entry.key <= now {
@@ -78,15 +78,15 @@ impl Queue {
             self.mark_lane(lane)?;
             self.move_entry(
                 delayed.as_fd(),
-                "delayed",
+                DELAYED,
                 &name,
                 bucket.as_fd(),
                 &moved.name(),
             )?;
         }
         let hint = earliest.map_or(0, |e| (e / 1000).max(1));
-        if self.read_length("due")? != hint {
-            self.write_length("due", hint)?;
+        if self.read_length(DUE)? != hint {
+            self.write_length(DUE, hint)?;
         }
         self.due_seen.set(earliest.map(|e| (hint, e)));
         Ok(())

@@ -11,7 +11,7 @@ use std::path::Path;
 use rustix::io::Errno;
 
 use super::entry::Entry;
-use super::layout::{self, bucket_name, bucket_of, lane_dir};
+use super::layout::{self, *};
 use super::{Queue, sys};
 use crate::clock::now_ms;
 use crate::store::error::{Error, Result};
@@ -39,7 +39,7 @@ pub(super) enum StagingKind {
 impl Queue {
     /// Starts writing messages. `many` chooses a batch directory (for more than one).
     pub fn stage(&self, many: bool) -> Result<Staging<'_>> {
-        let tmp = self.open_dir("tmp")?;
+        let tmp = self.open_dir(TMP)?;
         let kind = if many {
             let (name, dir) = self.create_locked(&tmp, "", true)?;
             StagingKind::Batch { name, dir }
@@ -72,27 +72,27 @@ impl Queue {
             let (name, lock) = if dir {
                 let name = format!("{prefix}{token}.batch");
                 sys::make_dir(tmp.as_fd(), &name)
-                    .map_err(|e| Error::io("create", self.at(&format!("tmp/{name}")), e))?;
+                    .map_err(|e| Error::io("create", self.at(&format!("{TMP}/{name}")), e))?;
                 match sys::open_dir_beneath(tmp.as_fd(), &name) {
                     Ok(fd) => (name, File::from(fd)),
                     Err(Errno::NOENT) => continue,
-                    Err(e) => return Err(Error::io("open", self.at(&format!("tmp/{name}")), e)),
+                    Err(e) => return Err(Error::io("open", self.at(&format!("{TMP}/{name}")), e)),
                 }
             } else {
                 let name = format!("{prefix}{token}");
                 let file = sys::create_exclusive(tmp.as_fd(), &name, false)
-                    .map_err(|e| Error::io("create", self.at(&format!("tmp/{name}")), e))?;
+                    .map_err(|e| Error::io("create", self.at(&format!("{TMP}/{name}")), e))?;
                 (name, file)
             };
             match lock.try_lock() {
                 Ok(()) => {}
                 Err(std::fs::TryLockError::WouldBlock) => continue,
                 Err(std::fs::TryLockError::Error(e)) => {
-                    return Err(Error::io("lock", self.at(&format!("tmp/{name}")), e));
+                    return Err(Error::io("lock", self.at(&format!("{TMP}/{name}")), e));
                 }
             }
             let st = sys::stat_fd(&lock)
-                .map_err(|e| Error::io("stat", self.at(&format!("tmp/{name}")), e))?;
+                .map_err(|e| Error::io("stat", self.at(&format!("{TMP}/{name}")), e))?;
             if st.st_nlink == 0 {
                 continue;
             }
@@ -100,7 +100,7 @@ impl Queue {
         }
         Err(Error::invalid(
             "create",
-            Some(&self.at("tmp")),
+            Some(&self.at(TMP)),
             "temporary files keep vanishing",
         ))
     }
@@ -130,13 +130,13 @@ impl Staging<'_> {
                 // Its name is recorded before writing, so that a failed write is cleaned
                 // up too; the file joins it once written.
                 *name = n;
-                (format!("tmp/{name}"), lock, true)
+                (format!("{TMP}/{name}"), lock, true)
             }
             StagingKind::Batch { name, dir } => {
                 let entry = self.count.to_string();
                 let file = sys::create_exclusive(dir.as_fd(), &entry, true)
-                    .map_err(|e| Error::io("create", q.at(&format!("tmp/{name}/{entry}")), e))?;
-                (format!("tmp/{name}/{entry}"), file, false)
+                    .map_err(|e| Error::io("create", q.at(&format!("{TMP}/{name}/{entry}")), e))?;
+                (format!("{TMP}/{name}/{entry}"), file, false)
             }
         };
         self.count += 1;
@@ -170,7 +170,7 @@ impl Staging<'_> {
         if let StagingKind::Batch { name, .. } = &self.kind {
             let small = self.count <= SYNCFS_THRESHOLD;
             for (i, file) in self.unsynced.drain(..).enumerate() {
-                let path = q.at(&format!("tmp/{name}/{i}"));
+                let path = q.at(&format!("{TMP}/{name}/{i}"));
                 if small {
                     sys::fdatasync(&file).map_err(|e| Error::io("fsync", &path, e))?;
                 }
@@ -181,8 +181,8 @@ impl Staging<'_> {
             }
         }
         let (src_dir, src_prefix): (BorrowedFd<'_>, String) = match &self.kind {
-            StagingKind::Single { .. } => (self.tmp.as_fd(), String::from("tmp")),
-            StagingKind::Batch { name, dir } => (dir.as_fd(), format!("tmp/{name}")),
+            StagingKind::Single { .. } => (self.tmp.as_fd(), String::from(TMP)),
+            StagingKind::Batch { name, dir } => (dir.as_fd(), format!("{TMP}/{name}")),
         };
         let src_name = |i: usize| -> String {
             match &self.kind {
@@ -225,7 +225,7 @@ impl Staging<'_> {
                             expires: opts.expires,
                             ..Entry::default()
                         };
-                        ("delayed".to_string(), entry.name())
+                        (DELAYED.to_string(), entry.name())
                     }
                     None => {
                         let entry = Entry {
@@ -240,7 +240,7 @@ impl Staging<'_> {
                 };
                 if touched.last().is_none_or(|(r, _)| *r != rel) {
                     let fd = match delayed {
-                        Some(_) => q.state_dir("delayed")?,
+                        Some(_) => q.state_dir(DELAYED)?,
                         None => {
                             match q.open_bucket(lane, bucket_of(id))? {
                                 Some(fd) => fd,
@@ -264,7 +264,7 @@ impl Staging<'_> {
                 } = &self.kind
                 {
                     file.unlock()
-                        .map_err(|e| Error::io("unlock", q.at(&format!("tmp/{src}")), e))?;
+                        .map_err(|e| Error::io("unlock", q.at(&format!("{TMP}/{src}")), e))?;
                 }
                 match sys::rename_noreplace(src_dir, &src, dir.as_fd(), &target) {
                     Ok(()) => {
@@ -276,7 +276,7 @@ impl Staging<'_> {
                         // never overwrite, move past it.
                         (q.warn)(&format!(
                             "{}: counter was behind message {id}; skipping ahead",
-                            q.at("counter").display()
+                            q.at(COUNTER).display()
                         ));
                     }
                     Err(e) => {

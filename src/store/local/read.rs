@@ -9,9 +9,10 @@ use std::os::fd::{AsFd, OwnedFd};
 use rustix::fs::Stat;
 use rustix::io::Errno;
 
+use super::buckets::Bucket;
 use super::entry::Entry;
 use super::head::{Exact, Lookup};
-use super::layout::{bucket_name, bucket_of, lane_dir};
+use super::layout::*;
 use super::{Queue, sys};
 use crate::clock::now_ms;
 use crate::store::error::{Error, Result};
@@ -28,7 +29,7 @@ impl Queue {
             self.recover_claims(&mut c)?;
             self.promote_due()?;
             self.save_head(&mut c)?;
-            self.read_length("lanes")?
+            self.read_length(LANES)?
         };
         let now = now_ms();
         let mut seen = 0;
@@ -83,7 +84,7 @@ impl Queue {
     pub fn show(&self, what: &str) -> Result<Option<(Info, File)>> {
         if what.contains('.') {
             let (claimed, name, entry) = self.find_claim(what)?;
-            return self.open_entry(claimed, "claimed", State::Claimed, &name, &entry);
+            return self.open_entry(claimed, CLAIMED, State::Claimed, &name, &entry);
         }
         let id: u64 = match what.parse() {
             Ok(id) if id > 0 && !what.starts_with('0') => id,
@@ -161,25 +162,14 @@ impl Queue {
             match state {
                 State::Ready => {
                     for lane in (0..=9u8).rev() {
-                        let Some((_, buckets)) = self.buckets(lane, 0)? else {
+                        let Some(mut walk) = self.lane_walk(lane, 0)? else {
                             continue;
                         };
-                        for b in buckets {
-                            let Some(bucket) = self.open_bucket(lane, b)? else {
-                                continue;
-                            };
-                            let rel = format!("{}/{}", lane_dir(lane), bucket_name(b));
-                            let mut entries = self.entries(&bucket, &rel)?;
-                            entries.retain(|(_, e)| bucket_of(e.key) == b);
+                        while let Some(Bucket { number, fd, rel }) = self.next_bucket(&mut walk)? {
+                            let mut entries = self.entries(&fd, &rel)?;
+                            entries.retain(|(_, e)| bucket_of(e.key) == number);
                             entries.sort_unstable_by_key(|(_, e)| e.key);
-                            if !self.walk_entries(
-                                &bucket,
-                                &rel,
-                                State::Ready,
-                                lane,
-                                entries,
-                                &mut f,
-                            )? {
+                            if !self.walk_entries(&fd, &rel, State::Ready, lane, entries, &mut f)? {
                                 return Ok(());
                             }
                         }
@@ -251,7 +241,7 @@ impl Queue {
             }
             Ok(true)
         })?;
-        s.next_id = self.read_length("counter")?.max(1);
+        s.next_id = self.read_length(COUNTER)?.max(1);
         (s.consumed, s.window) = self.consumed_recently()?;
         Ok(s)
     }

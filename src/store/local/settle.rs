@@ -8,7 +8,7 @@ use std::os::fd::{AsFd, BorrowedFd};
 use rustix::io::Errno;
 
 use super::entry::Entry;
-use super::layout::{self, bucket_of, lane_dir};
+use super::layout::{self, *};
 use super::take::Claimed;
 use super::{Queue, sys};
 use crate::clock::{after, now_ms};
@@ -30,7 +30,7 @@ impl Queue {
         match delay_ms.filter(|&d| d > 0) {
             Some(d) => {
                 let due = after(now_ms(), d);
-                let delayed = self.state_dir("delayed")?;
+                let delayed = self.state_dir(DELAYED)?;
                 let to = Entry {
                     key: due,
                     id: entry.id,
@@ -40,13 +40,7 @@ impl Queue {
                     ..Entry::default()
                 };
                 self.mark_due(due)?; // before the rename: never a hint later than a message
-                self.move_entry(
-                    claimed.as_fd(),
-                    "claimed",
-                    name,
-                    delayed.as_fd(),
-                    &to.name(),
-                )
+                self.move_entry(claimed.as_fd(), CLAIMED, name, delayed.as_fd(), &to.name())
             }
             None => {
                 let seq = self.allocate(&producer)?;
@@ -59,7 +53,7 @@ impl Queue {
                     ..Entry::default()
                 };
                 self.mark_lane(lane)?;
-                self.move_entry(claimed.as_fd(), "claimed", name, bucket.as_fd(), &to.name())
+                self.move_entry(claimed.as_fd(), CLAIMED, name, bucket.as_fd(), &to.name())
             }
         }
     }
@@ -73,7 +67,7 @@ impl Queue {
         reason: &str,
     ) -> Result<bool> {
         let _p = self.lock_producer()?; // a clear of failed/ sees it whole or not at all
-        let failed = self.state_dir("failed")?;
+        let failed = self.state_dir(FAILED)?;
         let to = Entry {
             key: entry.id,
             id: entry.id,
@@ -83,9 +77,8 @@ impl Queue {
             reason: Some(reason.to_string()),
             ..Entry::default()
         };
-        let moved =
-            self.move_entry(claimed.as_fd(), "claimed", name, failed.as_fd(), &to.name())?;
-        sys::fsync(&failed).map_err(|e| Error::io("fsync", self.at("failed"), e))?;
+        let moved = self.move_entry(claimed.as_fd(), CLAIMED, name, failed.as_fd(), &to.name())?;
+        sys::fsync(&failed).map_err(|e| Error::io("fsync", self.at(FAILED), e))?;
         Ok(moved)
     }
 
@@ -114,7 +107,7 @@ impl Queue {
         let (id, hex) = layout::parse_token(token).ok_or_else(bad)?;
         let claimed = self.claimed_dir()?;
         let mut other = false;
-        for (name, entry) in self.entries(claimed, "claimed")? {
+        for (name, entry) in self.entries(claimed, CLAIMED)? {
             if entry.id != id {
                 continue;
             }
@@ -145,10 +138,16 @@ impl Queue {
                     "the claim ended while acking: nothing was acked",
                 ));
             }
-            Err(e) => return Err(Error::io("remove", self.at(&format!("claimed/{name}")), e)),
+            Err(e) => {
+                return Err(Error::io(
+                    "remove",
+                    self.at(&format!("{CLAIMED}/{name}")),
+                    e,
+                ));
+            }
         }
         sys::fsync(claimed).map_err(|e| {
-            Error::io("fsync", self.at("claimed"), e).with_note("the ack may not be durable")
+            Error::io("fsync", self.at(CLAIMED), e).with_note("the ack may not be durable")
         })?;
         let _ = self.count_consumed(1); // stats only: never fails an ack
         Ok(entry.id)
@@ -183,7 +182,7 @@ impl Queue {
         };
         if !self.move_entry(
             claimed.as_fd(),
-            "claimed",
+            CLAIMED,
             &name,
             claimed.as_fd(),
             &renewed.name(),
@@ -203,15 +202,15 @@ impl Queue {
         let _c = self.lock_consumer()?;
         let producer = self.lock_producer()?;
         self.promote_before_allocating(&producer)?;
-        let failed = self.state_dir("failed")?;
-        let mut entries = self.entries(&failed, "failed")?;
+        let failed = self.state_dir(FAILED)?;
+        let mut entries = self.entries(&failed, FAILED)?;
         entries.sort_unstable_by_key(|(_, e)| e.id);
         let mut moved = Vec::new();
         for (name, entry) in entries {
             if !ids.is_empty() && !ids.contains(&entry.id) {
                 continue;
             }
-            if !self.is_plain_entry(failed.as_fd(), "failed", &name)? {
+            if !self.is_plain_entry(failed.as_fd(), FAILED, &name)? {
                 continue;
             }
             let seq = self.allocate(&producer)?;
@@ -223,7 +222,7 @@ impl Queue {
                 id: entry.id,
                 ..Entry::default()
             };
-            if self.move_entry(failed.as_fd(), "failed", &name, bucket.as_fd(), &to.name())? {
+            if self.move_entry(failed.as_fd(), FAILED, &name, bucket.as_fd(), &to.name())? {
                 sys::fsync(&bucket).map_err(|e| Error::io("fsync", self.at(lane_dir(lane)), e))?;
                 moved.push(entry.id);
             }

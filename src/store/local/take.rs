@@ -12,8 +12,9 @@ use rustix::io::Errno;
 
 use super::entry::Entry;
 use super::head::Found;
-use super::layout::{self, BUCKET_SIZE, bucket_name, bucket_of, lane_dir};
+use super::layout::{self, *};
 use super::lengths::Consumer;
+use super::sweep::Probe;
 use super::{Queue, sys};
 use crate::clock::{after, now_ms};
 use crate::store::error::{Error, Result};
@@ -40,7 +41,7 @@ impl Queue {
         let mut first = true;
         let mut lane_from = [0u64; 10];
         // Read once per take: a lane a producer marks meanwhile is seen by the next one.
-        let lanes = self.read_length("lanes")?;
+        let lanes = self.read_length(LANES)?;
         let mut failed_dir = None;
         // Buckets of lane 0 whose last key this take passed: every key of theirs is
         // allocated and below the head, so once emptied they stay empty.
@@ -84,7 +85,7 @@ impl Queue {
                     ..entry.clone()
                 };
                 if failed_dir.is_none() {
-                    failed_dir = Some(self.state_dir("failed")?);
+                    failed_dir = Some(self.state_dir(FAILED)?);
                 }
                 let to = failed_dir.as_ref().expect("set above");
                 self.move_entry(
@@ -150,7 +151,7 @@ impl Queue {
             c.head = c.head.min(k);
         }
         if !passed.is_empty() {
-            let ready = self.open_dir("ready")?;
+            let ready = self.open_dir(READY)?;
             for b in passed {
                 // Fails, harmlessly, when something is still in it.
                 let _ = sys::remove_dir(ready.as_fd(), &bucket_name(b));
@@ -158,13 +159,13 @@ impl Queue {
         }
         self.save_head(&mut c)?;
         if let Some(dir) = failed_dir {
-            sys::fsync(&dir).map_err(|e| Error::io("fsync", self.at("failed"), e))?;
+            sys::fsync(&dir).map_err(|e| Error::io("fsync", self.at(FAILED), e))?;
         }
         if matches!(opts.hold, Hold::Lease { .. }) && !taken.is_empty() {
             // A claim outlives this process: make it durable before its token is shown.
             // The journal commit also covers the counter that allocated its id, so the
             // id is never handed out again after a crash.
-            sys::fsync(claimed_dir).map_err(|e| Error::io("fsync", self.at("claimed"), e))?;
+            sys::fsync(claimed_dir).map_err(|e| Error::io("fsync", self.at(CLAIMED), e))?;
         }
         Ok(taken)
     }
@@ -173,8 +174,8 @@ impl Queue {
     pub(super) fn recover_claims(&self, c: &mut Consumer) -> Result<()> {
         let claimed = self.claimed_dir()?;
         let now = now_ms();
-        for (name, entry) in self.entries(claimed, "claimed")? {
-            let rel = format!("claimed/{name}");
+        for (name, entry) in self.entries(claimed, CLAIMED)? {
+            let rel = format!("{CLAIMED}/{name}");
             if entry.token.is_none() {
                 self.warn_once(&rel, "a claim without a token");
                 continue;
@@ -182,19 +183,10 @@ impl Queue {
             if entry.lease.is_some_and(|l| l > now) {
                 continue;
             }
-            let Ok(fd) =
-                sys::open_beneath(claimed.as_fd(), &name, OFlags::RDONLY | OFlags::NONBLOCK, 0)
-            else {
+            // Held: its pop or run is still running; gone: settled while we looked.
+            let Probe::Abandoned(_, st) = self.probe(claimed, &name, &rel)? else {
                 continue;
             };
-            let file = File::from(fd);
-            if file.try_lock().is_err() {
-                continue; // its pop or run is still running
-            }
-            let st = sys::stat_fd(&file).map_err(|e| Error::io("stat", self.at(&rel), e))?;
-            if st.st_nlink == 0 {
-                continue; // settled while we looked
-            }
             if !sys::is_plain_file(&st) {
                 self.warn_once(&rel, sys::describe_entry(&st));
                 continue;
@@ -240,12 +232,16 @@ impl Queue {
             Err(Errno::NOENT) => Ok(false),
             Err(Errno::EXIST) => {
                 self.warn_once(
-                    &format!("claimed/{name}"),
+                    &format!("{CLAIMED}/{name}"),
                     "a message is already waiting in its place",
                 );
                 Ok(false)
             }
-            Err(e) => Err(Error::io("rename", self.at(&format!("claimed/{name}")), e)),
+            Err(e) => Err(Error::io(
+                "rename",
+                self.at(&format!("{CLAIMED}/{name}")),
+                e,
+            )),
         }
     }
 
@@ -268,10 +264,12 @@ impl Queue {
         let claimed = self.claimed_dir()?;
         for m in &done {
             sys::remove_file(claimed.as_fd(), &m.name).map_err(|e| {
-                Error::io("remove", self.at(&format!("claimed/{}", m.name)), e).with_note(format!(
-                    "message {} was delivered but not removed: it will be delivered again",
-                    m.entry.id
-                ))
+                Error::io("remove", self.at(&format!("{CLAIMED}/{}", m.name)), e).with_note(
+                    format!(
+                        "message {} was delivered but not removed: it will be delivered again",
+                        m.entry.id
+                    ),
+                )
             })?;
             *removed += 1;
         }
@@ -285,7 +283,7 @@ impl Queue {
             return Ok(());
         }
         sys::fsync(self.claimed_dir()?).map_err(|e| {
-            Error::io("fsync", self.at("claimed"), e)
+            Error::io("fsync", self.at(CLAIMED), e)
                 .with_note("the removal of delivered messages may not be durable")
         })?;
         // The count only feeds stats: a full disk must not turn a delivery into an error.
@@ -338,7 +336,7 @@ impl Claimed {
     /// The file name in claimed/, to open the message again (a new open file, without
     /// this process's lock: what a child process should be given).
     pub fn reopen(&self, queue: &Queue) -> Result<File> {
-        let rel = format!("claimed/{}", self.name);
+        let rel = format!("{CLAIMED}/{}", self.name);
         sys::open_beneath(queue.dir(), &rel, OFlags::RDONLY, 0)
             .map(File::from)
             .map_err(|e| Error::io("open", queue.at(&rel), e))

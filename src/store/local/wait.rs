@@ -13,6 +13,8 @@ use std::time::Duration;
 use rustix::event::{PollFd, PollFlags, Timespec, poll};
 use rustix::fs::inotify::{self, CreateFlags, WatchFlags};
 
+use super::layout::{CLAIMED, WATCHED_LENGTHS};
+
 /// The longest a waiter sleeps without looking, inotify or not.
 pub const POLL_INTERVAL: Duration = Duration::from_millis(250);
 
@@ -26,11 +28,12 @@ impl Waiter {
     pub fn new(dir: &Path) -> Waiter {
         let watch = || -> rustix::io::Result<OwnedFd> {
             let fd = inotify::init(CreateFlags::CLOEXEC | CreateFlags::NONBLOCK)?;
-            inotify::add_watch(&fd, dir.join("counter"), WatchFlags::MODIFY)?;
-            inotify::add_watch(&fd, dir.join("head"), WatchFlags::MODIFY)?;
+            for length in WATCHED_LENGTHS {
+                inotify::add_watch(&fd, dir.join(length), WatchFlags::MODIFY)?;
+            }
             inotify::add_watch(
                 &fd,
-                dir.join("claimed"),
+                dir.join(CLAIMED),
                 WatchFlags::MOVED_FROM | WatchFlags::DELETE,
             )?;
             Ok(fd)
