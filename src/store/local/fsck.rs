@@ -509,7 +509,7 @@ mod tests {
     fn junk_is_quarantined_never_deleted_and_the_counter_moves_up() {
         let (d, spool) = setup();
         let q = d.path().join("spool/q");
-        std::fs::write(q.join("{READY}/00000000000000000/junk"), b"keep me").unwrap();
+        std::fs::write(q.join("ready/00000000000000000/junk"), b"keep me").unwrap();
         std::fs::OpenOptions::new()
             .write(true)
             .open(q.join("counter"))
@@ -520,7 +520,7 @@ mod tests {
         assert_eq!(found.len(), 2, "{found:?}");
         assert!(found.iter().all(|f| f.repair.is_none()));
         assert!(
-            q.join("{READY}/00000000000000000/junk").exists(),
+            q.join("ready/00000000000000000/junk").exists(),
             "reporting changes nothing"
         );
 
