@@ -1,19 +1,189 @@
 //! The storage layer: queues, knowing nothing of the command line. No printing: it
 //! returns values and errors, and hands warnings about skipped entries to a callback.
 //!
-//! This module holds what every engine shares: the options of the operations and the
-//! values they return. [`local`] is the engine that keeps queues in a spool directory.
+//! The commands reach storage only through the traits of this module: an [`Engine`] is
+//! a place where queues live, a [`Queue`] names the operations the commands need (push a
+//! batch, take, settle, peek, show, walk, stats, clear, wait for a change), a [`Claim`] is
+//! a message taken and held. Their types say nothing of files or connections: a payload
+//! is a [`Payload`] (a file, or bytes in memory), a claim's liveness is the engine's
+//! (a lock or a lease), and waiting is the engine's [`Waiter`] (inotify, or a database
+//! notification). [`local`] is the engine that keeps queues in a spool directory; an
+//! engine is added by implementing these traits, touching no command.
 
 mod error;
-
-use std::time::SystemTime;
 pub mod local;
+mod payload;
+
+use std::ffi::OsString;
+use std::os::fd::BorrowedFd;
+use std::time::{Duration, SystemTime};
 
 pub use crate::clock::{LATEST_MS, now_ms};
 pub use error::{Error, Result, describe};
-pub use local::fsck::Finding;
-pub use local::wait;
-pub use local::{Claimed, FORMAT, Message, Queue, Spool, Staging, read_full};
+pub use payload::{Payload, Sink, read_full};
+
+/// A place where queues live: a spool directory, a database.
+pub trait Engine {
+    /// An open queue of this engine.
+    type Queue: Queue;
+
+    /// Opens an existing queue; `Ok(None)` when it does not exist. Creates nothing.
+    fn open(&self, name: &str) -> Result<Option<Self::Queue>>;
+
+    /// Opens a queue, creating it (and whatever holds it) when missing.
+    fn create(&self, name: &str) -> Result<Self::Queue>;
+
+    /// The names of the queues, sorted.
+    fn queues(&self) -> Result<Vec<String>>;
+
+    /// Checks a queue and, with `repair`, mends what it can.
+    fn fsck(&self, name: &str, repair: bool) -> Result<Vec<Finding>>;
+
+    /// The environment a command started by `spool run` needs to reach this engine again
+    /// (for the local engine, `SPOOL_DIR`).
+    fn environment(&self) -> Vec<(&'static str, OsString)>;
+}
+
+/// One queue of an engine, open. Every operation a command needs, named for what the
+/// user asked.
+pub trait Queue {
+    /// A message taken by this process and held until it is settled.
+    type Claim: Claim;
+    /// Messages being pushed, invisible until published.
+    type Batch<'q>: Batch
+    where
+        Self: 'q;
+    /// Sleeps until the queue may have changed.
+    type Waiter: Waiter;
+
+    /// The queue's name.
+    fn name(&self) -> &str;
+
+    /// Starts a push. `many`: more than one message may follow.
+    fn stage(&self, many: bool) -> Result<Self::Batch<'_>>;
+
+    /// Takes up to `n` messages, held as `opts` says. Expired messages, and those out of
+    /// attempts, become dead letters on the way.
+    fn take(&self, n: usize, opts: TakeOptions) -> Result<Vec<Self::Claim>>;
+
+    /// Deletes delivered messages; durable once [`sync_removals`](Self::sync_removals)
+    /// returns. Adds to `removed` each one deleted, also when a later one fails.
+    fn remove_delivered(&self, done: Vec<Self::Claim>, removed: &mut u64) -> Result<()>;
+
+    /// Makes the deletion of `removed` delivered messages durable.
+    fn sync_removals(&self, removed: u64) -> Result<()>;
+
+    /// Returns taken messages that were not delivered, as if never taken.
+    fn give_back(&self, undelivered: Vec<Self::Claim>) -> Result<()>;
+
+    /// Ends one of this process's claims as `verdict` says.
+    fn settle(&self, claim: Self::Claim, verdict: Settle<'_>) -> Result<()>;
+
+    /// The payload of a claim opened anew, for another process to read (it must not
+    /// share this process's hold on the claim).
+    fn payload_for_child(&self, claim: &Self::Claim) -> Result<Payload>;
+
+    /// Acknowledges the claim of `token`: the message is deleted. Returns its id.
+    fn ack(&self, token: &str) -> Result<u64>;
+
+    /// Returns the claim of `token` behind the waiting messages, or delayed by
+    /// `delay_ms`. Returns its id.
+    fn nack(&self, token: &str, delay_ms: Option<u64>) -> Result<u64>;
+
+    /// Renews the lease of the claim of `token` to `lease_ms` from now. Returns its id.
+    fn extend(&self, token: &str, lease_ms: u64) -> Result<u64>;
+
+    /// Moves dead letters back behind the waiting messages, attempts reset (`ids` empty:
+    /// all). Returns the ids moved and those not found.
+    fn requeue(&self, ids: &[u64]) -> Result<(Vec<u64>, Vec<u64>)>;
+
+    /// Calls `each` with up to `n` waiting messages in the order a take would take them,
+    /// taking none; stops when `each` returns false. Returns how many it saw.
+    fn peek(&self, n: usize, each: impl FnMut(Message) -> Result<bool>) -> Result<usize>;
+
+    /// A message in any state, by claim token or id.
+    fn show(&self, what: &str) -> Result<Option<(Info, Payload)>>;
+
+    /// Calls `each` with the metadata of every message of `states` (ready in take order,
+    /// delayed by due time, claimed and failed by id) and a way to open its payload
+    /// (`None`: gone meanwhile); stops when `each` returns false.
+    fn walk(
+        &self,
+        states: &[State],
+        each: impl FnMut(&Info, &dyn Fn() -> Result<Option<Payload>>) -> Result<bool>,
+    ) -> Result<()>;
+
+    /// Counts and sizes.
+    fn stats(&self) -> Result<Stats>;
+
+    /// How many messages wait (all priorities).
+    fn waiting(&self) -> Result<u64>;
+
+    /// Removes the messages of `states` (ready, delayed, failed); returns how many.
+    fn clear(&self, states: &[State]) -> Result<u64>;
+
+    /// When a delayed message may next fall due (unix ms), if any.
+    fn next_due(&self) -> Result<Option<u64>>;
+
+    /// A waiter that wakes when this queue may have changed.
+    fn waiter(&self) -> Self::Waiter;
+}
+
+/// A message taken by this process.
+pub trait Claim {
+    /// The message's id.
+    fn id(&self) -> u64;
+    /// Claims made, this one included.
+    fn attempts(&self) -> u32;
+    /// The token that ack, nack, extend and show take.
+    fn token(&self) -> String;
+    /// The payload, positioned at its start.
+    fn payload(&mut self) -> &mut Payload;
+}
+
+/// Messages being pushed: each is written through a [`Sink`], and all are published at
+/// once, in order. Dropped unpublished, they leave nothing behind.
+pub trait Batch {
+    /// Writes one more message with `write`.
+    fn add(&mut self, write: impl FnOnce(&mut Sink<'_>) -> Result<()>) -> Result<()>;
+    /// Makes the messages durable and visible, in the order added.
+    fn publish(self, opts: PushOptions) -> Result<Published>;
+}
+
+/// Sleeps until a queue may have changed. A waiter also wakes on its own after at most
+/// [`POLL_INTERVAL`], so that a change it cannot see is found by looking again.
+pub trait Waiter: Default {
+    /// Sleeps up to `timeout`, or until the queue may have changed (`watch`), or until
+    /// one of `extra` is readable; returns a bit set of the readable ones of `extra`.
+    /// `Default::default()` is a waiter that only polls (for a queue not made yet).
+    fn wait_also(&mut self, timeout: Duration, extra: &[BorrowedFd<'_>], watch: bool) -> u32;
+}
+
+/// The longest a waiter sleeps without looking again, whatever it watches.
+pub const POLL_INTERVAL: Duration = Duration::from_millis(250);
+
+/// A waiting message, for peek.
+pub struct Message {
+    /// Id.
+    pub id: u64,
+    /// Payload length.
+    pub size: u64,
+    /// Claims made so far.
+    pub attempts: u32,
+    /// The payload, positioned at its start.
+    pub payload: Payload,
+}
+
+/// One problem that fsck found.
+#[derive(Debug, Clone)]
+pub struct Finding {
+    /// Where: a path, or what names the place in the engine.
+    pub place: String,
+    /// What is wrong.
+    pub problem: String,
+    /// What was done about it, when repairing.
+    pub repair: Option<String>,
+}
 
 /// The states a message can be in, for `list --state` and `stats`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

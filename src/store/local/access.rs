@@ -65,7 +65,7 @@ impl Queue {
             ));
         }
         let n = std::io::Seek::rewind(&mut file)
-            .and_then(|()| super::read::read_full(&mut file, &mut buf))
+            .and_then(|()| crate::store::read_full(&mut file, &mut buf))
             .map_err(|e| Error::io("read", self.at(FORMAT_FILE), e))?;
         if &buf[..n] == layout::FORMAT {
             Ok(true)

@@ -18,18 +18,8 @@ use super::lengths::{Consumer, Producer};
 use super::sweep::Probe;
 use super::sys;
 use crate::clock::now_ms;
+use crate::store::Finding;
 use crate::store::error::{Error, Result};
-
-/// One problem found.
-#[derive(Debug, Clone)]
-pub struct Finding {
-    /// Where.
-    pub path: PathBuf,
-    /// What is wrong.
-    pub problem: String,
-    /// What was done about it, when repairing.
-    pub repair: Option<String>,
-}
 
 struct Check<'q> {
     queue: &'q Queue,
@@ -59,7 +49,8 @@ impl Queue {
         };
         // The lock files first: without them there is nothing to lock.
         check.queue_dir()?;
-        let broken = |f: &Finding| f.path == self.at(COUNTER) || f.path == self.at(HEAD);
+        let [counter, head] = [COUNTER, HEAD].map(|rel| self.at(rel).display().to_string());
+        let broken = |f: &Finding| f.place == counter || f.place == head;
         if !repair && check.findings.iter().any(broken) {
             return Ok(check.findings);
         }
@@ -83,10 +74,10 @@ impl Queue {
 impl Check<'_> {
     fn found(&mut self, rel: &str, problem: impl Into<String>, repair: Option<String>) {
         self.findings.push(Finding {
-            path: if rel == "." {
-                self.queue.path().to_path_buf()
+            place: if rel == "." {
+                self.queue.path().display().to_string()
             } else {
-                self.queue.at(rel)
+                self.queue.at(rel).display().to_string()
             },
             problem: problem.into(),
             repair: if self.repair { repair } else { None },

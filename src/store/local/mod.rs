@@ -60,11 +60,12 @@ use rustix::io::Errno;
 
 use crate::store::error::{Error, Result};
 use access::open_or_create_root;
-use fsck::Finding;
+use crate::store::Finding;
 
 mod access;
 mod buckets;
 mod clear;
+mod engine;
 mod entry;
 pub mod fsck;
 mod head;
@@ -84,7 +85,6 @@ pub mod wait;
 
 pub use layout::FORMAT;
 pub use push::Staging;
-pub use read::{Message, read_full};
 pub use take::Claimed;
 
 /// Receives warnings about entries that are skipped.
@@ -229,7 +229,7 @@ impl Spool {
                     return Err(Error::invalid("fsck", Some(&path), "no such queue"));
                 }
                 findings.push(Finding {
-                    path: path.join("format"),
+                    place: path.join(layout::FORMAT_FILE).display().to_string(),
                     problem: "is missing: the queue was never completely created".into(),
                     repair: repair.then(|| "created".to_string()),
                 });

@@ -16,7 +16,7 @@ use super::layout::*;
 use super::{Queue, sys};
 use crate::clock::now_ms;
 use crate::store::error::{Error, Result};
-use crate::store::{Info, State, Stats};
+use crate::store::{Message, Payload, Info, State, Stats};
 
 /// How many messages one locked step of a multi-message peek handles.
 const CHUNK: usize = 64;
@@ -69,7 +69,7 @@ impl Queue {
                         id: found.entry.id,
                         size: found.stat.st_size as u64,
                         attempts: found.entry.attempts,
-                        file: found.file,
+                        payload: Payload::File(found.file),
                     };
                     if !each(message)? {
                         return Ok(seen);
@@ -255,32 +255,6 @@ impl Queue {
         })?;
         Ok(n)
     }
-}
-
-/// A waiting message opened for reading.
-pub struct Message {
-    /// Id.
-    pub id: u64,
-    /// Payload length.
-    pub size: u64,
-    /// Claims made so far.
-    pub attempts: u32,
-    /// The open file, positioned at the start.
-    pub file: File,
-}
-
-/// Reads until `buf` is full or the end of the file; returns how much was read.
-pub fn read_full(file: &mut File, buf: &mut [u8]) -> io::Result<usize> {
-    let mut n = 0;
-    while n < buf.len() {
-        match file.read(&mut buf[n..]) {
-            Ok(0) => break,
-            Ok(k) => n += k,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(n)
 }
 
 fn mtime(st: &Stat) -> std::time::SystemTime {

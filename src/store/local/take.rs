@@ -18,14 +18,15 @@ use super::sweep::Probe;
 use super::{Queue, sys};
 use crate::clock::{after, now_ms};
 use crate::store::error::{Error, Result};
-use crate::store::{Hold, TakeOptions};
+use crate::store::{Claim, Payload, Hold, TakeOptions};
 
 /// A message taken out of a ready lane by this process: renamed into `claimed/` (and
 /// flocked, unless held by a lease alone).
 pub struct Claimed {
     pub(super) entry: Entry,
     pub(super) name: String,
-    pub(super) file: File,
+    /// Its file, flocked unless it is held by a lease alone.
+    pub(super) payload: Payload,
 }
 
 impl Queue {
@@ -144,7 +145,7 @@ impl Queue {
             taken.push(Claimed {
                 entry: claim,
                 name: claim_name,
-                file,
+                payload: Payload::File(file),
             });
         }
         if let Some(k) = skipped {
@@ -316,26 +317,27 @@ impl Queue {
     }
 }
 
-impl Claimed {
-    /// Id.
-    pub fn id(&self) -> u64 {
+impl Claim for Claimed {
+    fn id(&self) -> u64 {
         self.entry.id
     }
-    /// Claims made, this one included.
-    pub fn attempts(&self) -> u32 {
+
+    fn attempts(&self) -> u32 {
         self.entry.attempts
     }
-    /// The claim token, as users give it to ack, nack, extend and show.
-    pub fn token(&self) -> String {
+
+    fn token(&self) -> String {
         layout::format_token(self.entry.id, self.entry.token.as_deref().unwrap_or(""))
     }
-    /// The open file.
-    pub fn file(&mut self) -> &mut File {
-        &mut self.file
+
+    fn payload(&mut self) -> &mut Payload {
+        &mut self.payload
     }
-    /// The file name in claimed/, to open the message again (a new open file, without
-    /// this process's lock: what a child process should be given).
-    pub fn reopen(&self, queue: &Queue) -> Result<File> {
+}
+
+impl Claimed {
+    /// The claim's file opened anew: without this process's lock, for a child process.
+    pub(super) fn reopen(&self, queue: &Queue) -> Result<File> {
         let rel = format!("{CLAIMED}/{}", self.name);
         sys::open_beneath(queue.dir(), &rel, OFlags::RDONLY, 0)
             .map(File::from)

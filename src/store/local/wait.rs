@@ -15,8 +15,7 @@ use rustix::fs::inotify::{self, CreateFlags, WatchFlags};
 
 use super::layout::{CLAIMED, WATCHED_LENGTHS};
 
-/// The longest a waiter sleeps without looking, inotify or not.
-pub const POLL_INTERVAL: Duration = Duration::from_millis(250);
+use crate::store::POLL_INTERVAL;
 
 /// Watches one queue.
 pub struct Waiter {
