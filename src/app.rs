@@ -15,21 +15,13 @@ use crate::cli::{
     ClaimArgs, ClearArgs, Cli, Command, FsckArgs, ListArgs, PushArgs, RequeueArgs, Shell, StateArg,
     StatsArgs, TakeArgs, WaitArgs,
 };
+use crate::exit::ExitStatus;
 use crate::store::wait::Waiter;
 use crate::store::{
     self, Claimed, Error, Hold, PushOptions, Queue, Result, Spool, State, TakeOptions, describe,
     now_ms,
 };
 use crate::timefmt;
-
-/// Exit status: success.
-pub(crate) const SUCCESS: u8 = 0;
-/// Exit status: nothing to return.
-const EMPTY: u8 = 1;
-/// Exit status: error.
-pub(crate) const FAILURE: u8 = 2;
-/// Exit status of `run` when a message failed.
-pub(crate) const SOME_FAILED: u8 = 3;
 
 /// How pop takes messages.
 const POP: TakeOptions = TakeOptions {
@@ -45,7 +37,7 @@ const POP: TakeOptions = TakeOptions {
 pub fn main(args: Vec<OsString>) -> u8 {
     if let Err(e) = standard_descriptors() {
         eprintln!("spool: open /dev/null: {}", describe(&e));
-        return FAILURE;
+        return ExitStatus::Error.into();
     }
     // A write to a closed pipe must fail with EPIPE, and one past RLIMIT_FSIZE with EFBIG,
     // rather than kill the process. Catching the signals (rather than ignoring them) also
@@ -59,7 +51,9 @@ pub fn main(args: Vec<OsString>) -> u8 {
     std::panic::set_hook(Box::new(|info| {
         eprintln!("spool: internal error: {info}");
     }));
-    std::panic::catch_unwind(|| run(args)).unwrap_or(FAILURE)
+    std::panic::catch_unwind(|| run(args))
+        .unwrap_or(ExitStatus::Error)
+        .into()
 }
 
 /// Which of standard output and standard error were closed when spool started (they
@@ -104,7 +98,7 @@ fn standard_descriptors() -> io::Result<()> {
 }
 
 /// Runs spool with `args` (the first is the program name).
-pub fn run(args: impl IntoIterator<Item = OsString>) -> u8 {
+pub fn run(args: impl IntoIterator<Item = OsString>) -> ExitStatus {
     // As Cli::try_parse_from, but the command definition and the matches are not freed:
     // the process ends soon, and freeing them is a tenth of a short command's work.
     let mut command = Cli::command();
@@ -127,32 +121,32 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> u8 {
                 .try_clone_to_owned()
                 .and_then(|fd| File::from(fd).write_all(text.as_bytes()));
             return match written {
-                Ok(()) => SUCCESS,
+                Ok(()) => ExitStatus::Success,
                 Err(e) => {
                     eprintln!("spool: write standard output: {}", describe(&e));
-                    FAILURE
+                    ExitStatus::Error
                 }
             };
         }
         Err(e) => {
             eprintln!("spool: {}", usage_error(&e));
-            return FAILURE;
+            return ExitStatus::Error;
         }
     };
     match execute(cli) {
         Ok(code) => code,
-        Err(Failure::Store(e)) if e.is_broken_pipe() => SUCCESS,
+        Err(Failure::Store(e)) if e.is_broken_pipe() => ExitStatus::Success,
         Err(Failure::Store(e)) => {
             eprintln!("spool: {e}");
-            FAILURE
+            ExitStatus::Error
         }
         Err(Failure::Usage(m)) => {
             eprintln!("spool: {m}");
-            FAILURE
+            ExitStatus::Error
         }
         Err(Failure::Delivery(m)) => {
             eprintln!("spool: {m}");
-            FAILURE
+            ExitStatus::Error
         }
     }
 }
@@ -196,7 +190,7 @@ impl From<Error> for Failure {
     }
 }
 
-pub(crate) type Outcome = std::result::Result<u8, Failure>;
+pub(crate) type Outcome = std::result::Result<ExitStatus, Failure>;
 
 fn execute(cli: Cli) -> Outcome {
     if let Command::Completions(args) = &cli.command {
@@ -350,7 +344,7 @@ fn push(spool: &Spool, name: &str, args: PushArgs) -> Outcome {
         }
         out.flush().map_err(pushed)?;
     }
-    Ok(SUCCESS)
+    Ok(ExitStatus::Success)
 }
 
 fn stdout_error(e: io::Error) -> Failure {
@@ -518,7 +512,7 @@ fn pop(spool: &Spool, name: &str, args: TakeArgs) -> Outcome {
         Ok((!taken.is_empty()).then_some(taken))
     })?
     else {
-        return Ok(EMPTY);
+        return Ok(ExitStatus::Empty);
     };
     let mut out = stdout_file()?;
     let mut remaining = args.count;
@@ -581,11 +575,11 @@ fn pop_rounds(
             return Err(delivery_failure(&e, &ids));
         }
         if *remaining == 0 {
-            return Ok(SUCCESS);
+            return Ok(ExitStatus::Success);
         }
         *taken = queue.take((*remaining).min(64) as usize, POP)?;
         if taken.is_empty() {
-            return Ok(SUCCESS);
+            return Ok(ExitStatus::Success);
         }
     }
 }
@@ -610,7 +604,11 @@ fn peek(spool: &Spool, name: &str, args: TakeArgs) -> Outcome {
     if let Some(f) = failure {
         return Err(f);
     }
-    Ok(if found.is_none() { EMPTY } else { SUCCESS })
+    Ok(if found.is_none() {
+        ExitStatus::Empty
+    } else {
+        ExitStatus::Success
+    })
 }
 
 fn claim(spool: &Spool, name: &str, args: ClaimArgs) -> Outcome {
@@ -625,11 +623,11 @@ fn claim(spool: &Spool, name: &str, args: ClaimArgs) -> Outcome {
         Ok((!taken.is_empty()).then_some(taken))
     })?
     else {
-        return Ok(EMPTY);
+        return Ok(ExitStatus::Empty);
     };
     // If the token cannot be printed, the lease returns the message: nothing is lost.
     println_checked(&taken[0].token())?;
-    Ok(SUCCESS)
+    Ok(ExitStatus::Success)
 }
 
 fn show(spool: &Spool, name: &str, what: &str) -> Outcome {
@@ -645,7 +643,7 @@ fn show(spool: &Spool, name: &str, what: &str) -> Outcome {
     let mut out = stdout_file()?;
     deliver(&mut out, &mut file, None)
         .map_err(|e| Failure::Delivery(format!("write standard output: {}", describe(&e))))?;
-    Ok(SUCCESS)
+    Ok(ExitStatus::Success)
 }
 
 /// ack, nack and extend: act on a claim by its token.
@@ -661,7 +659,7 @@ fn settle(
         )));
     };
     act(&queue, token)?;
-    Ok(SUCCESS)
+    Ok(ExitStatus::Success)
 }
 
 fn requeue(spool: &Spool, name: &str, args: RequeueArgs) -> Outcome {
@@ -679,7 +677,7 @@ fn requeue(spool: &Spool, name: &str, args: RequeueArgs) -> Outcome {
             ids.join(", ")
         )));
     }
-    Ok(SUCCESS)
+    Ok(ExitStatus::Success)
 }
 
 // ----- inspection -----
@@ -719,7 +717,7 @@ fn ms_time(ms: u64) -> SystemTime {
 
 fn list(spool: &Spool, name: &str, args: ListArgs) -> Outcome {
     let Some(queue) = spool.open(name)? else {
-        return Ok(SUCCESS);
+        return Ok(ExitStatus::Success);
     };
     let mut out = BufWriter::with_capacity(1 << 16, stdout_file()?);
     let mut head = [0u8; PREVIEW_BYTES + 1];
@@ -785,7 +783,7 @@ fn list(spool: &Spool, name: &str, args: ListArgs) -> Outcome {
         Ok(true)
     })?;
     out.flush().map_err(stdout_error)?;
-    Ok(SUCCESS)
+    Ok(ExitStatus::Success)
 }
 
 /// A one-line, printable rendering of the start of a payload: valid UTF-8 is kept,
@@ -816,7 +814,7 @@ fn len(spool: &Spool, name: &str) -> Outcome {
         None => 0,
     };
     println_checked(&n.to_string())?;
-    Ok(SUCCESS)
+    Ok(ExitStatus::Success)
 }
 
 fn println_checked(line: &str) -> std::result::Result<(), Failure> {
@@ -952,7 +950,7 @@ fn stats(spool: &Spool, name: &str, args: StatsArgs) -> Outcome {
         }
         out.write_all(text.as_bytes()).map_err(stdout_error)?;
         if !args.watch {
-            return Ok(SUCCESS);
+            return Ok(ExitStatus::Success);
         }
         if !tty {
             out.write_all(b"\n").map_err(stdout_error)?;
@@ -977,7 +975,7 @@ fn clear(spool: &Spool, name: &str, args: ClearArgs) -> Outcome {
         None => 0,
     };
     println_checked(&removed.to_string())?;
-    Ok(SUCCESS)
+    Ok(ExitStatus::Success)
 }
 
 fn fsck(spool: &Spool, name: &str, args: FsckArgs) -> Outcome {
@@ -996,9 +994,9 @@ fn fsck(spool: &Spool, name: &str, args: FsckArgs) -> Outcome {
         .write_all(text.as_bytes())
         .map_err(stdout_error)?;
     Ok(if unrepaired == 0 {
-        SUCCESS
+        ExitStatus::Success
     } else {
-        SOME_FAILED
+        ExitStatus::SomeFailed
     })
 }
 
@@ -1011,7 +1009,7 @@ fn queues(spool: &Spool) -> Outcome {
     stdout_file()?
         .write_all(text.as_bytes())
         .map_err(stdout_error)?;
-    Ok(SUCCESS)
+    Ok(ExitStatus::Success)
 }
 
 fn completions(shell: Shell) -> Outcome {
@@ -1023,7 +1021,7 @@ fn completions(shell: Shell) -> Outcome {
     let mut buf = Vec::new();
     clap_complete::generate(shell, &mut Cli::command(), "spool", &mut buf);
     stdout_file()?.write_all(&buf).map_err(stdout_error)?;
-    Ok(SUCCESS)
+    Ok(ExitStatus::Success)
 }
 
 #[cfg(test)]

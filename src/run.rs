@@ -19,8 +19,9 @@ use std::time::{Duration, Instant};
 
 use rustix::process::{Pid, Signal, kill_process_group};
 
-use crate::app::{Failure, Outcome, SOME_FAILED, SUCCESS};
+use crate::app::{Failure, Outcome};
 use crate::cli::RunArgs;
+use crate::exit::ExitStatus;
 use crate::store::wait::{POLL_INTERVAL, Waiter};
 use crate::store::{Claimed, Error, Hold, Queue, Settle, Spool, TakeOptions, now_ms};
 
@@ -100,10 +101,10 @@ fn run_loop(
         }
         let Some(q) = &queue else {
             if !args.wait || stopping {
-                return Ok(SUCCESS);
+                return Ok(ExitStatus::Success);
             }
             if waiter.wait_also(POLL_INTERVAL, &[interrupts_in.as_fd()], true) & 1 != 0 {
-                return Ok(SUCCESS); // interrupted before there was anything to do
+                return Ok(ExitStatus::Success); // interrupted before there was anything to do
             }
             continue;
         };
@@ -168,7 +169,11 @@ fn run_loop(
         }
         let done = jobs.is_empty() && (stopping || limit_reached(started) || (idle && !args.wait));
         if done {
-            return Ok(if failed == 0 { SUCCESS } else { SOME_FAILED });
+            return Ok(if failed == 0 {
+                ExitStatus::Success
+            } else {
+                ExitStatus::SomeFailed
+            });
         }
         // Sleep until a signal, a child, the queue, a lease, or a due message.
         let mut sleep = POLL_INTERVAL;
