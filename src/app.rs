@@ -4,7 +4,7 @@
 use std::ffi::OsString;
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, BufWriter, Read, Write};
-use std::os::fd::{AsFd, AsRawFd, IntoRawFd};
+use std::os::fd::AsFd;
 use std::path::PathBuf;
 use std::time::SystemTime;
 
@@ -16,6 +16,7 @@ use crate::cli::{
     StatsArgs, TakeArgs, WaitArgs,
 };
 use crate::exit::ExitStatus;
+use crate::process;
 use crate::store::wait::Waiter;
 use crate::store::{
     self, Claimed, Error, Hold, PushOptions, Queue, Result, Spool, State, TakeOptions, describe,
@@ -30,71 +31,16 @@ const POP: TakeOptions = TakeOptions {
 };
 
 /// Runs spool with the process's arguments (the first is the program name) and returns
-/// its exit status.
+/// its exit code.
 ///
 /// The binary enters here without Rust's runtime start-up (see src/main.rs), so this
 /// first does the part of it that spool needs.
 pub fn main(args: Vec<OsString>) -> u8 {
-    if let Err(e) = standard_descriptors() {
+    if let Err(e) = process::start() {
         eprintln!("spool: open /dev/null: {}", describe(&e));
         return ExitStatus::Error.into();
     }
-    // A write to a closed pipe must fail with EPIPE, and one past RLIMIT_FSIZE with EFBIG,
-    // rather than kill the process. Catching the signals (rather than ignoring them) also
-    // leaves the commands of `spool run` with their default actions.
-    for signal in [signal_hook::consts::SIGPIPE, signal_hook::consts::SIGXFSZ] {
-        let _ = signal_hook::flag::register(
-            signal,
-            std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false)),
-        );
-    }
-    std::panic::set_hook(Box::new(|info| {
-        eprintln!("spool: internal error: {info}");
-    }));
-    std::panic::catch_unwind(|| run(args))
-        .unwrap_or(ExitStatus::Error)
-        .into()
-}
-
-/// Which of standard output and standard error were closed when spool started (they
-/// are occupied by a /dev/null that cannot be written); the commands `spool run` starts
-/// get a writable /dev/null there instead.
-static CLOSED_AT_START: [std::sync::atomic::AtomicBool; 3] = [
-    std::sync::atomic::AtomicBool::new(false),
-    std::sync::atomic::AtomicBool::new(false),
-    std::sync::atomic::AtomicBool::new(false),
-];
-
-/// Whether standard descriptor `fd` (0, 1 or 2) was closed when spool started.
-pub(crate) fn closed_at_start(fd: usize) -> bool {
-    CLOSED_AT_START
-        .get(fd)
-        .is_some_and(|c| c.load(std::sync::atomic::Ordering::Relaxed))
-}
-
-/// Occupies a closed standard descriptor, as Rust's start-up would, so that no file spool
-/// opens becomes its standard output; but with /dev/null opened so that using it fails
-/// with EBADF: `spool pop >&-` then keeps the message instead of writing it to nothing,
-/// and `spool push <&-` pushes nothing instead of an empty message.
-fn standard_descriptors() -> io::Result<()> {
-    use rustix::fs::{Mode, OFlags};
-    let wanted = [
-        (rustix::stdio::stdin(), OFlags::WRONLY),
-        (rustix::stdio::stdout(), OFlags::RDONLY),
-        (rustix::stdio::stderr(), OFlags::RDONLY),
-    ];
-    for (i, (fd, unusable)) in wanted.into_iter().enumerate() {
-        if rustix::io::fcntl_getfd(fd) != Err(rustix::io::Errno::BADF) {
-            continue;
-        }
-        CLOSED_AT_START[i].store(true, std::sync::atomic::Ordering::Relaxed);
-        // The lowest free descriptor is the closed one: the ones below it are open.
-        let null = rustix::fs::open("/dev/null", unusable, Mode::empty())?;
-        if null.as_raw_fd() == fd.as_raw_fd() {
-            let _ = null.into_raw_fd(); // kept open for the life of the process
-        }
-    }
-    Ok(())
+    process::guarded(|| run(args)).into()
 }
 
 /// Runs spool with `args` (the first is the program name).

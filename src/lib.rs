@@ -10,12 +10,14 @@
 //! - [`cli`]: the clap definition (help text, man page and completions come from it);
 //! - [`app`]: runs one command, prints, maps outcomes to exit codes;
 //! - [`exit`]: the exit statuses;
+//! - `process`: process start-up (standard descriptors, signals, panics);
 //! - [`store`]: the queues themselves, knowing nothing of the command line;
 //! - [`timefmt`]: RFC 3339 and short ages.
 
 pub mod app;
 pub mod cli;
 pub mod exit;
+mod process;
 mod run;
 pub mod store;
 pub mod timefmt;

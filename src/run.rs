@@ -233,10 +233,10 @@ impl Runner<'_> {
         cmd.args(&self.args.command[1..]).stdin(Stdio::from(stdin));
         // Where spool's own output was closed, the command writes to nothing rather than
         // to the unwritable /dev/null that holds the descriptor's place in spool.
-        if crate::app::closed_at_start(1) {
+        if crate::process::closed_at_start(1) {
             cmd.stdout(Stdio::null());
         }
-        if crate::app::closed_at_start(2) {
+        if crate::process::closed_at_start(2) {
             cmd.stderr(Stdio::null());
         }
         cmd.env("SPOOL_ID", claimed.id().to_string())
