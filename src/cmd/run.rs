@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use rustix::process::{Pid, Signal, kill_process_group};
 
-use crate::app::{Failure, Outcome};
+use super::failure::{Failure, Outcome};
 use crate::cli::RunArgs;
 use crate::exit::ExitStatus;
 use crate::store::wait::{POLL_INTERVAL, Waiter};
@@ -46,7 +46,7 @@ struct Runner<'a> {
 }
 
 /// Runs `spool run`.
-pub fn run(spool: &Spool, name: &str, args: RunArgs) -> Outcome {
+pub(super) fn run(spool: &Spool, name: &str, args: RunArgs) -> Outcome {
     // Signals arrive as bytes on sockets, so one poll waits for interrupts, for children
     // (SIGCHLD) and for the queue.
     let pair = || UnixStream::pair().and_then(|(r, w)| r.set_nonblocking(true).map(|()| (r, w)));

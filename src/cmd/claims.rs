@@ -1,0 +1,60 @@
+//! `spool show`, `ack`, `nack`, `extend` and `requeue`: acting on one message, by its
+//! claim's token or its id.
+//!
+//! A queue that does not exist is a usage error here: a token or an id can only come from
+//! a queue that does.
+
+use super::failure::{Failure, Outcome};
+use super::output::{deliver, delivery_failure, println_checked, stdout_file};
+use crate::cli::RequeueArgs;
+use crate::exit::ExitStatus;
+use crate::store::{Queue, Result, Spool};
+
+pub(super) fn show(spool: &Spool, name: &str, what: &str) -> Outcome {
+    let found = match spool.open(name)? {
+        Some(queue) => queue.show(what)?,
+        None => None,
+    };
+    let Some((_, mut file)) = found else {
+        return Err(Failure::Usage(format!(
+            "show {what}: no such message in queue {name}"
+        )));
+    };
+    let mut out = stdout_file()?;
+    deliver(&mut out, &mut file, None).map_err(|e| delivery_failure(&e, &[]))?;
+    Ok(ExitStatus::Success)
+}
+
+/// ack, nack and extend: act on a claim by its token.
+pub(super) fn settle(
+    spool: &Spool,
+    name: &str,
+    token: &str,
+    act: impl FnOnce(&Queue, &str) -> Result<u64>,
+) -> Outcome {
+    let Some(queue) = spool.open(name)? else {
+        return Err(Failure::Usage(format!(
+            "token {token}: queue {name} does not exist"
+        )));
+    };
+    act(&queue, token)?;
+    Ok(ExitStatus::Success)
+}
+
+pub(super) fn requeue(spool: &Spool, name: &str, args: RequeueArgs) -> Outcome {
+    let Some(queue) = spool.open(name)? else {
+        return Err(Failure::Usage(format!(
+            "requeue: queue {name} does not exist"
+        )));
+    };
+    let (moved, missing) = queue.requeue(&args.ids)?;
+    println_checked(&moved.len().to_string())?;
+    if !missing.is_empty() {
+        let ids: Vec<String> = missing.iter().map(u64::to_string).collect();
+        return Err(Failure::Usage(format!(
+            "requeue: no failed message with id {}",
+            ids.join(", ")
+        )));
+    }
+    Ok(ExitStatus::Success)
+}

@@ -1,0 +1,208 @@
+//! `spool pop`, `peek` and `claim`: taking messages, waiting for them with `--wait`.
+//!
+//! pop removes a message only once standard output holds it (synced when it is a regular
+//! file); a message that could not be written, or whose write is not known to be safe,
+//! goes back to the queue, and the error names it. Removals are synced once, at the end.
+
+use std::fs::File;
+
+use super::failure::{Failure, Outcome};
+use super::output::{deliver, delivery_failure, println_checked, stdout_file, sync_output};
+use crate::cli::{ClaimArgs, TakeArgs, WaitArgs};
+use crate::exit::ExitStatus;
+use crate::store::wait::Waiter;
+use crate::store::{self, Claimed, Hold, Queue, Result, Spool, TakeOptions, now_ms};
+
+/// How pop takes messages.
+const POP: TakeOptions = TakeOptions {
+    hold: Hold::Process,
+    max_attempts: None,
+};
+
+/// What follows each message on standard output.
+fn framing(command: &str, args: &TakeArgs) -> std::result::Result<Option<u8>, Failure> {
+    let frame = match (args.lines, args.null) {
+        (true, _) => Some(b'\n'),
+        (_, true) => Some(b'\0'),
+        _ => None,
+    };
+    if args.count > 1 && frame.is_none() {
+        return Err(Failure::Usage(format!(
+            "{command}: -n {} needs --lines or --null to separate the messages",
+            args.count
+        )));
+    }
+    Ok(frame)
+}
+
+/// Opens the queue and calls `attempt` until it returns something; with `--wait`, sleeps
+/// between attempts until the queue changes (or `--timeout` passes). `Ok(None)`: nothing.
+fn wait_for<T>(
+    spool: &Spool,
+    name: &str,
+    wait: &WaitArgs,
+    mut attempt: impl FnMut(&Queue) -> Result<Option<T>>,
+) -> Result<Option<(Queue, T)>> {
+    let deadline = wait.timeout.map(|t| std::time::Instant::now() + t);
+    let mut queue: Option<Queue> = None;
+    let mut waiter = Waiter::polling();
+    loop {
+        if queue.is_none() {
+            queue = spool.open(name)?;
+            if let Some(q) = &queue
+                && wait.wait
+            {
+                // Watch before looking, so that no push between the two is missed.
+                waiter = Waiter::new(q.path());
+            }
+        }
+        if let Some(q) = &queue
+            && let Some(found) = attempt(q)?
+        {
+            // Closing an inotify descriptor can take milliseconds in the kernel: leave it
+            // to the end of this short-lived process, after the message is delivered.
+            std::mem::forget(waiter);
+            return Ok(Some((queue.expect("checked above"), found)));
+        }
+        if !wait.wait {
+            return Ok(None);
+        }
+        let mut sleep = store::wait::POLL_INTERVAL;
+        if let Some(deadline) = deadline {
+            let now = std::time::Instant::now();
+            if now >= deadline {
+                return Ok(None);
+            }
+            sleep = sleep.min(deadline - now);
+        }
+        if let Some(due) = queue.as_ref().map(Queue::next_due).transpose()?.flatten() {
+            sleep = sleep.min(std::time::Duration::from_millis(
+                due.saturating_sub(now_ms()).max(1),
+            ));
+        }
+        waiter.wait(sleep);
+    }
+}
+
+pub(super) fn pop(spool: &Spool, name: &str, args: TakeArgs) -> Outcome {
+    let frame = framing("pop", &args)?;
+    let first_chunk = args.count.min(64) as usize;
+    let Some((queue, mut taken)) = wait_for(spool, name, &args.wait, |q| {
+        let taken = q.take(first_chunk, POP)?;
+        Ok((!taken.is_empty()).then_some(taken))
+    })?
+    else {
+        return Ok(ExitStatus::Empty);
+    };
+    let mut out = stdout_file()?;
+    let mut remaining = args.count;
+    // Removals are synced once, at the end, whichever way it comes.
+    let mut removed = 0;
+    let outcome = pop_rounds(
+        &queue,
+        &mut out,
+        frame,
+        &mut taken,
+        &mut remaining,
+        &mut removed,
+    );
+    let synced = queue.sync_removals(removed);
+    let code = outcome?; // a failed delivery is the error to report
+    synced?;
+    Ok(code)
+}
+
+/// Delivers what `pop` took, and takes more, until `remaining` reaches 0 or the queue is
+/// empty; adds to `removed` the messages delivered and deleted.
+fn pop_rounds(
+    queue: &Queue,
+    out: &mut File,
+    frame: Option<u8>,
+    taken: &mut Vec<Claimed>,
+    remaining: &mut u64,
+    removed: &mut u64,
+) -> Outcome {
+    loop {
+        *remaining -= taken.len() as u64;
+        let mut done: Vec<Claimed> = Vec::with_capacity(taken.len());
+        let mut rest = std::mem::take(taken).into_iter();
+        let mut failed = None;
+        for mut message in rest.by_ref() {
+            match deliver(out, message.file(), frame) {
+                Ok(()) => done.push(message),
+                Err(e) => {
+                    failed = Some((e, message));
+                    break;
+                }
+            }
+        }
+        let mut undelivered: Vec<Claimed> = Vec::new();
+        let mut error = None;
+        if let Some((e, message)) = failed {
+            undelivered.push(message);
+            undelivered.extend(rest);
+            error = Some(e);
+        }
+        if let Err(e) = sync_output(out) {
+            // Nothing written in this round is known to be safe: keep it all.
+            undelivered.splice(0..0, done.drain(..));
+            error.get_or_insert(e);
+        }
+        queue.remove_delivered(done, removed)?;
+        if let Some(e) = error {
+            let ids: Vec<u64> = undelivered.iter().map(Claimed::id).collect();
+            queue.give_back(undelivered)?;
+            return Err(delivery_failure(&e, &ids));
+        }
+        if *remaining == 0 {
+            return Ok(ExitStatus::Success);
+        }
+        *taken = queue.take((*remaining).min(64) as usize, POP)?;
+        if taken.is_empty() {
+            return Ok(ExitStatus::Success);
+        }
+    }
+}
+
+pub(super) fn peek(spool: &Spool, name: &str, args: TakeArgs) -> Outcome {
+    let frame = framing("peek", &args)?;
+    let mut out = stdout_file()?;
+    let mut failure = None;
+    let found = wait_for(spool, name, &args.wait, |q| {
+        let seen = q.peek(args.count as usize, |mut message| {
+            if let Err(e) = deliver(&mut out, &mut message.file, frame) {
+                failure = Some(delivery_failure(&e, &[]));
+                return Ok(false);
+            }
+            Ok(true)
+        })?;
+        Ok((seen > 0).then_some(()))
+    })?;
+    if let Some(f) = failure {
+        return Err(f);
+    }
+    Ok(if found.is_none() {
+        ExitStatus::Empty
+    } else {
+        ExitStatus::Success
+    })
+}
+
+pub(super) fn claim(spool: &Spool, name: &str, args: ClaimArgs) -> Outcome {
+    let opts = TakeOptions {
+        hold: Hold::Lease {
+            lease_ms: args.lease.as_millis() as u64,
+        },
+        max_attempts: Some(args.max_attempts),
+    };
+    let Some((_queue, taken)) = wait_for(spool, name, &args.wait, |q| {
+        let taken = q.take(1, opts)?;
+        Ok((!taken.is_empty()).then_some(taken))
+    })?
+    else {
+        return Ok(ExitStatus::Empty);
+    };
+    // If the token cannot be printed, the lease returns the message: nothing is lost.
+    println_checked(&taken[0].token())?;
+    Ok(ExitStatus::Success)
+}
