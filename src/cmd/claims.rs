@@ -6,11 +6,12 @@
 
 use super::failure::{Failure, Outcome};
 use super::output::{deliver, delivery_failure, println_checked, stdout_file};
-use crate::cli::RequeueArgs;
+use crate::cli::{ExtendArgs, NackArgs, RequeueArgs, ShowArgs, TokenArgs};
 use crate::exit::ExitStatus;
 use crate::store::{Queue, Result, Spool};
 
-pub(super) fn show(spool: &Spool, name: &str, what: &str) -> Outcome {
+pub(super) fn show(spool: &Spool, name: &str, args: ShowArgs) -> Outcome {
+    let what = &args.what;
     let found = match spool.open(name)? {
         Some(queue) => queue.show(what)?,
         None => None,
@@ -25,8 +26,22 @@ pub(super) fn show(spool: &Spool, name: &str, what: &str) -> Outcome {
     Ok(ExitStatus::Success)
 }
 
-/// ack, nack and extend: act on a claim by its token.
-pub(super) fn settle(
+pub(super) fn ack(spool: &Spool, name: &str, args: TokenArgs) -> Outcome {
+    by_token(spool, name, &args.token, |q, t| q.ack(t))
+}
+
+pub(super) fn nack(spool: &Spool, name: &str, args: NackArgs) -> Outcome {
+    let delay = args.delay.map(|d| d.as_millis() as u64);
+    by_token(spool, name, &args.token, |q, t| q.nack(t, delay))
+}
+
+pub(super) fn extend(spool: &Spool, name: &str, args: ExtendArgs) -> Outcome {
+    let lease = args.lease.as_millis() as u64;
+    by_token(spool, name, &args.token, |q, t| q.extend(t, lease))
+}
+
+/// Acts on a claim by its token, in the queue `name` (which must exist).
+fn by_token(
     spool: &Spool,
     name: &str,
     token: &str,

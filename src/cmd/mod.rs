@@ -34,16 +34,10 @@ pub(crate) fn execute(cli: Cli) -> Outcome {
         Command::Pop(args) => take::pop(&spool, &queue, args),
         Command::Peek(args) => take::peek(&spool, &queue, args),
         Command::Claim(args) => take::claim(&spool, &queue, args),
-        Command::Show(args) => claims::show(&spool, &queue, &args.what),
-        Command::Ack(args) => claims::settle(&spool, &queue, &args.token, |q, t| q.ack(t)),
-        Command::Nack(args) => {
-            let delay = args.delay.map(|d| d.as_millis() as u64);
-            claims::settle(&spool, &queue, &args.token, |q, t| q.nack(t, delay))
-        }
-        Command::Extend(args) => {
-            let lease = args.lease.as_millis() as u64;
-            claims::settle(&spool, &queue, &args.token, |q, t| q.extend(t, lease))
-        }
+        Command::Show(args) => claims::show(&spool, &queue, args),
+        Command::Ack(args) => claims::ack(&spool, &queue, args),
+        Command::Nack(args) => claims::nack(&spool, &queue, args),
+        Command::Extend(args) => claims::extend(&spool, &queue, args),
         Command::Requeue(args) => claims::requeue(&spool, &queue, args),
         Command::Run(args) => run::run(&spool, &queue, args),
         Command::List(args) => inspect::list(&spool, &queue, args),

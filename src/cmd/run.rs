@@ -114,7 +114,7 @@ fn run_loop(
             spool_dir: spool.root().as_os_str().to_owned(),
             failed: 0,
         };
-        // Settle what finished, and enforce the time limit of what did not.
+        // Judge what finished, and enforce the time limit of what did not.
         let mut i = 0;
         while i < jobs.len() {
             let job = &mut jobs[i];
@@ -128,7 +128,7 @@ fn run_loop(
                     } else {
                         Some(status)
                     };
-                    runner.settle(job.claimed, status)?;
+                    runner.judge(job.claimed, status)?;
                     continue;
                 }
                 Ok(None) => {}
@@ -265,9 +265,9 @@ impl Runner<'_> {
         }
     }
 
-    /// Acks, retries or fails a message by its command's exit status.
-    /// `status` is `None` for a command stopped at the end of its lease.
-    fn settle(
+    /// Judges a message by its command's exit status (ack, retry or fail) and settles it
+    /// so. `status` is `None` for a command stopped at the end of its lease.
+    fn judge(
         &mut self,
         claimed: Claimed,
         status: Option<std::process::ExitStatus>,
@@ -279,7 +279,7 @@ impl Runner<'_> {
             Some(_) => "unknown".to_string(),
         };
         let reason = format!("attempts-{why}");
-        let outcome = match status.and_then(|s| s.code()) {
+        let verdict = match status.and_then(|s| s.code()) {
             Some(0) => Settle::Ack,
             Some(100) => Settle::Fail { reason: "exit-100" },
             _ => {
@@ -294,10 +294,10 @@ impl Runner<'_> {
                 }
             }
         };
-        if !matches!(outcome, Settle::Ack) {
+        if !matches!(verdict, Settle::Ack) {
             self.failed += 1;
         }
-        self.queue.settle(claimed, outcome)?;
+        self.queue.settle(claimed, verdict)?;
         Ok(())
     }
 }

@@ -98,7 +98,7 @@ pub(super) fn pop(spool: &Spool, name: &str, args: TakeArgs) -> Outcome {
     let mut remaining = args.count;
     // Removals are synced once, at the end, whichever way it comes.
     let mut removed = 0;
-    let outcome = pop_rounds(
+    let delivered = pop_rounds(
         &queue,
         &mut out,
         frame,
@@ -107,9 +107,9 @@ pub(super) fn pop(spool: &Spool, name: &str, args: TakeArgs) -> Outcome {
         &mut removed,
     );
     let synced = queue.sync_removals(removed);
-    let code = outcome?; // a failed delivery is the error to report
+    let status = delivered?; // a failed delivery is the error to report
     synced?;
-    Ok(code)
+    Ok(status)
 }
 
 /// Delivers what `pop` took, and takes more, until `remaining` reaches 0 or the queue is
