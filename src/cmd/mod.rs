@@ -14,6 +14,7 @@ mod output;
 mod push;
 mod run;
 mod take;
+mod watch;
 
 use std::ffi::OsString;
 use std::path::PathBuf;

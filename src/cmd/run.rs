@@ -20,10 +20,10 @@ use std::time::{Duration, Instant};
 use rustix::process::{Pid, Signal, kill_process_group};
 
 use super::failure::{Failure, Outcome};
+use super::watch::Watch;
 use crate::cli::RunArgs;
 use crate::exit::ExitStatus;
-use crate::store::wait::{POLL_INTERVAL, Waiter};
-use crate::store::{Claimed, Error, Hold, Queue, Settle, Spool, TakeOptions, now_ms};
+use crate::store::{Claimed, Error, Hold, Queue, Settle, Spool, TakeOptions};
 
 /// Time between SIGTERM and SIGKILL for a command past its lease.
 const KILL_GRACE: Duration = Duration::from_secs(5);
@@ -78,11 +78,7 @@ fn run_loop(
     interrupts_in: &UnixStream,
     children: &UnixStream,
 ) -> Outcome {
-    let mut queue: Option<Queue> = spool.open(name)?;
-    let mut waiter = match &queue {
-        Some(q) => Waiter::new(q.path()),
-        None => Waiter::polling(),
-    };
+    let mut watch = Watch::new(spool, name, true);
     let mut jobs: VecDeque<Job> = VecDeque::new();
     let mut started = 0u64;
     let mut stopping = false;
@@ -93,17 +89,11 @@ fn run_loop(
         max_attempts: Some(args.max_attempts),
     };
     loop {
-        if queue.is_none() {
-            queue = spool.open(name)?;
-            if let Some(q) = &queue {
-                waiter = Waiter::new(q.path());
-            }
-        }
-        let Some(q) = &queue else {
+        let Some(q) = watch.queue()? else {
             if !args.wait || stopping {
                 return Ok(ExitStatus::Success);
             }
-            if waiter.wait_also(POLL_INTERVAL, &[interrupts_in.as_fd()], true) & 1 != 0 {
+            if watch.sleep(None, &[interrupts_in.as_fd()], true)? & 1 != 0 {
                 return Ok(ExitStatus::Success); // interrupted before there was anything to do
             }
             continue;
@@ -176,24 +166,16 @@ fn run_loop(
             });
         }
         // Sleep until a signal, a child, the queue, a lease, or a due message.
-        let mut sleep = POLL_INTERVAL;
-        for job in &jobs {
-            let deadline = match job.terminated {
+        let deadline = jobs
+            .iter()
+            .map(|job| match job.terminated {
                 None => job.started + args.lease,
                 Some(t) => t + KILL_GRACE,
-            };
-            sleep = sleep.min(deadline.saturating_duration_since(Instant::now()));
-        }
-        if let Some(due) = q.next_due()? {
-            sleep = sleep.min(Duration::from_millis(due.saturating_sub(now_ms())));
-        }
+            })
+            .min();
         // With no room to claim, only signals and children matter, not the queue.
         let full = jobs.len() >= args.jobs as usize || stopping || limit_reached(started);
-        let ready = waiter.wait_also(
-            sleep.max(Duration::from_millis(1)),
-            &[interrupts_in.as_fd(), children.as_fd()],
-            !full,
-        );
+        let ready = watch.sleep(deadline, &[interrupts_in.as_fd(), children.as_fd()], !full)?;
         if ready & 2 != 0 {
             drain(children);
         }

@@ -5,13 +5,14 @@
 //! goes back to the queue, and the error names it. Removals are synced once, at the end.
 
 use std::fs::File;
+use std::time::Instant;
 
 use super::failure::{Failure, Outcome};
 use super::output::{deliver, delivery_failure, println_checked, stdout_file, sync_output};
+use super::watch::Watch;
 use crate::cli::{ClaimArgs, TakeArgs, WaitArgs};
 use crate::exit::ExitStatus;
-use crate::store::wait::Waiter;
-use crate::store::{self, Claimed, Hold, Queue, Result, Spool, TakeOptions, now_ms};
+use crate::store::{Claimed, Hold, Queue, Result, Spool, TakeOptions};
 
 /// How pop takes messages.
 const POP: TakeOptions = TakeOptions {
@@ -43,44 +44,19 @@ fn wait_for<T>(
     wait: &WaitArgs,
     mut attempt: impl FnMut(&Queue) -> Result<Option<T>>,
 ) -> Result<Option<(Queue, T)>> {
-    let deadline = wait.timeout.map(|t| std::time::Instant::now() + t);
-    let mut queue: Option<Queue> = None;
-    let mut waiter = Waiter::polling();
+    let deadline = wait.timeout.map(|t| Instant::now() + t);
+    let mut watch = Watch::new(spool, name, wait.wait);
     loop {
-        if queue.is_none() {
-            queue = spool.open(name)?;
-            if let Some(q) = &queue
-                && wait.wait
-            {
-                // Watch before looking, so that no push between the two is missed.
-                waiter = Waiter::new(q.path());
-            }
-        }
-        if let Some(q) = &queue
+        if let Some(q) = watch.queue()?
             && let Some(found) = attempt(q)?
         {
-            // Closing an inotify descriptor can take milliseconds in the kernel: leave it
-            // to the end of this short-lived process, after the message is delivered.
-            std::mem::forget(waiter);
-            return Ok(Some((queue.expect("checked above"), found)));
+            let queue = watch.into_queue().expect("looked into above");
+            return Ok(Some((queue, found)));
         }
-        if !wait.wait {
+        if !wait.wait || deadline.is_some_and(|d| Instant::now() >= d) {
             return Ok(None);
         }
-        let mut sleep = store::wait::POLL_INTERVAL;
-        if let Some(deadline) = deadline {
-            let now = std::time::Instant::now();
-            if now >= deadline {
-                return Ok(None);
-            }
-            sleep = sleep.min(deadline - now);
-        }
-        if let Some(due) = queue.as_ref().map(Queue::next_due).transpose()?.flatten() {
-            sleep = sleep.min(std::time::Duration::from_millis(
-                due.saturating_sub(now_ms()).max(1),
-            ));
-        }
-        waiter.wait(sleep);
+        watch.sleep(deadline, &[], true)?;
     }
 }
 
