@@ -67,16 +67,14 @@ pub fn invoke(args: impl IntoIterator<Item = OsString>) -> ExitStatus {
     };
     match cmd::execute(cli) {
         Ok(status) => status,
+        // The reader went away: not a crash (a pop keeps what it could not deliver, and
+        // says so: its failure is a Delivery).
         Err(Failure::Store(e)) if e.is_broken_pipe() => ExitStatus::Success,
         Err(Failure::Store(e)) => {
             eprintln!("spool: {e}");
             ExitStatus::Error
         }
-        Err(Failure::Usage(m)) => {
-            eprintln!("spool: {m}");
-            ExitStatus::Error
-        }
-        Err(Failure::Delivery(m)) => {
+        Err(Failure::Usage(m) | Failure::Delivery(m)) => {
             eprintln!("spool: {m}");
             ExitStatus::Error
         }
