@@ -15,14 +15,18 @@ pub fn now_ms() -> u64 {
     ms_of(SystemTime::now())
 }
 
-/// `ms` milliseconds after `now`, held to [`LATEST_MS`].
+/// `ms` milliseconds after `now`, held to [`LATEST_MS`]: for deadlines that may be held
+/// there (a lease of a thousand years ends at the end of the calendar).
 pub fn after(now: u64, ms: u64) -> u64 {
     now.saturating_add(ms).min(LATEST_MS)
 }
 
-/// `duration` after `now`, held to [`LATEST_MS`].
-pub fn after_duration(now: u64, duration: Duration) -> u64 {
-    after(now, u64::try_from(duration.as_millis()).unwrap_or(u64::MAX))
+/// `duration` after `now`, or `None` when that is past [`LATEST_MS`]: for deadlines that
+/// a user asked for, which are refused (a due time) or dropped (an expiry) rather than
+/// moved.
+pub fn deadline(now: u64, duration: Duration) -> Option<u64> {
+    let ms = u64::try_from(duration.as_millis()).unwrap_or(u64::MAX);
+    Some(now.saturating_add(ms)).filter(|&t| t <= LATEST_MS)
 }
 
 /// A time as unix milliseconds (0 before the epoch).
@@ -54,7 +58,10 @@ mod tests {
         assert_eq!(after(1, 2), 3);
         assert_eq!(after(LATEST_MS - 1, 5), LATEST_MS);
         assert_eq!(after(u64::MAX, u64::MAX), LATEST_MS);
-        assert_eq!(after_duration(0, Duration::MAX), LATEST_MS);
+        assert_eq!(deadline(1, Duration::from_millis(2)), Some(3));
+        assert_eq!(deadline(LATEST_MS, Duration::ZERO), Some(LATEST_MS));
+        assert_eq!(deadline(LATEST_MS, Duration::from_millis(1)), None);
+        assert_eq!(deadline(0, Duration::MAX), None);
         assert_eq!(ms_of(system_time(1234)), 1234);
         assert_eq!(from_stat(-1, 0), UNIX_EPOCH);
     }

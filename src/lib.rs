@@ -8,13 +8,18 @@
 //!
 //! Modules:
 //! - [`cli`]: the clap definition (help text, man page and completions come from it);
-//! - [`app`]: runs one command, prints, maps outcomes to exit codes;
+//! - [`app`]: the entry: parses the command line, reports errors and the exit status;
+//! - `cmd`: the commands, one file per family, dispatched by one `match`;
+//! - [`exit`]: the exit statuses;
+//! - `process`: process start-up (standard descriptors, signals, panics);
 //! - [`store`]: the queues themselves, knowing nothing of the command line;
 //! - [`timefmt`]: RFC 3339 and short ages.
 
 pub mod app;
 pub mod cli;
 pub mod clock;
-mod run;
+mod cmd;
+pub mod exit;
+mod process;
 pub mod store;
 pub mod timefmt;

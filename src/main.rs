@@ -1,9 +1,10 @@
-//! The spool binary: all of it is in the library's `app` module.
+//! The spool binary: all of it is in the library, which it enters at `app::main`.
 //!
 //! spool enters at its own C `main` instead of Rust's runtime start-up, which reads
 //! /proc/self/maps to find the main thread's stack guard and sets up an alternate signal
 //! stack: work that is a measurable part of a command run once per message. `app::main`
-//! does the parts of that start-up spool needs (standard descriptors, SIGPIPE).
+//! does the parts of that start-up spool needs (standard descriptors, SIGPIPE), with the
+//! library's `process` module.
 #![cfg_attr(not(test), no_main)]
 
 #[cfg(not(test))]

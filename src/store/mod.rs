@@ -174,6 +174,33 @@ pub struct Message {
     pub payload: Payload,
 }
 
+/// What a queue name may be, for the error message.
+pub const QUEUE_NAME_RULE: &str =
+    "a queue name is 1 to 64 characters of A-Z a-z 0-9 . _ - and does not start with '.'";
+
+/// Checks a queue name: 1 to 64 of `A-Z a-z 0-9 . _ -`, not starting with `.`. The same
+/// names on every engine, so that a queue keeps its name when it moves.
+pub fn is_valid_queue_name(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && !name.starts_with('.')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
+/// A queue name, or the error that says what a queue name may be.
+pub fn check_queue_name(name: &str) -> Result<()> {
+    if is_valid_queue_name(name) {
+        Ok(())
+    } else {
+        Err(Error::invalid(
+            format!("invalid queue name {name:?}"),
+            None,
+            QUEUE_NAME_RULE,
+        ))
+    }
+}
+
 /// One problem that fsck found.
 #[derive(Debug, Clone)]
 pub struct Finding {

@@ -32,7 +32,8 @@ impl Payload {
         match self {
             Payload::File(file) => Ok(Stdio::from(file)),
             Payload::Memory(bytes) => {
-                let fd = rustix::fs::memfd_create("spool-message", rustix::fs::MemfdFlags::CLOEXEC)?;
+                let fd =
+                    rustix::fs::memfd_create("spool-message", rustix::fs::MemfdFlags::CLOEXEC)?;
                 let mut file = File::from(fd);
                 file.write_all(bytes.get_ref())?;
                 file.rewind()?;

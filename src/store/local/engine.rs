@@ -13,7 +13,7 @@ use super::take::Claimed;
 use super::wait::Waiter as Inotify;
 use super::{Queue, Spool};
 use crate::store::{
-    self, Batch, Finding, Info, Message, Payload, PushOptions, Published, Result, Settle, Sink,
+    self, Batch, Finding, Info, Message, Payload, Published, PushOptions, Result, Settle, Sink,
     State, Stats, TakeOptions,
 };
 
@@ -107,9 +107,13 @@ impl store::Queue for Queue {
         states: &[State],
         mut each: impl FnMut(&Info, &dyn Fn() -> Result<Option<Payload>>) -> Result<bool>,
     ) -> Result<()> {
-        Queue::walk(self, states, |info, open: &dyn Fn() -> Result<Option<File>>| {
-            each(info, &|| Ok(open()?.map(Payload::File)))
-        })
+        Queue::walk(
+            self,
+            states,
+            |info, open: &dyn Fn() -> Result<Option<File>>| {
+                each(info, &|| Ok(open()?.map(Payload::File)))
+            },
+        )
     }
 
     fn stats(&self) -> Result<Stats> {

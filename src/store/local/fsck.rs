@@ -6,7 +6,6 @@
 //! only spool's own leftovers (orphaned temporary files) are removed.
 
 use std::os::fd::{AsFd, BorrowedFd};
-use std::path::PathBuf;
 
 use rustix::fs::{FileType, OFlags};
 use rustix::io::Errno;
@@ -470,7 +469,8 @@ impl Check<'_> {
 
 #[cfg(test)]
 mod tests {
-    use crate::store::{Hold, PushOptions, Spool, TakeOptions};
+    use crate::store::local::Spool;
+    use crate::store::{Hold, PushOptions, TakeOptions};
     use std::io::Write;
 
     fn setup() -> (tempfile::TempDir, Spool) {

@@ -141,18 +141,8 @@ pub fn parse_token(token: &str) -> Option<(u64, &str)> {
     Some((id.parse().ok()?, hex))
 }
 
-/// What a queue name may be, for the error message.
-pub const QUEUE_NAME_RULE: &str =
-    "a queue name is 1 to 64 characters of A-Z a-z 0-9 . _ - and does not start with '.'";
-
-/// Checks a queue name: 1 to 64 of `A-Z a-z 0-9 . _ -`, not starting with `.`.
-pub fn is_valid_queue_name(name: &str) -> bool {
-    (1..=64).contains(&name.len())
-        && !name.starts_with('.')
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
-}
+/// A queue's directory is named by the queue's name (see [`crate::store::check_queue_name`]).
+pub use crate::store::is_valid_queue_name;
 
 fn parse_digits(name: &str, width: usize) -> Option<u64> {
     if name.len() == width && name.bytes().all(|b| b.is_ascii_digit()) {

@@ -58,9 +58,9 @@ use std::rc::Rc;
 use rustix::fs::OFlags;
 use rustix::io::Errno;
 
+use crate::store::Finding;
 use crate::store::error::{Error, Result};
 use access::open_or_create_root;
-use crate::store::Finding;
 
 mod access;
 mod buckets;
@@ -206,20 +206,20 @@ impl Spool {
 
     /// Opens an existing queue; `Ok(None)` when it does not exist. Creates nothing.
     pub fn open(&self, name: &str) -> Result<Option<Queue>> {
-        check_name(name)?;
+        crate::store::check_queue_name(name)?;
         Queue::open(&self.root, name, self.warner())
     }
 
     /// Opens a queue, creating the root and the queue when missing.
     pub fn create(&self, name: &str) -> Result<Queue> {
-        check_name(name)?;
+        crate::store::check_queue_name(name)?;
         Queue::create(&self.root, name, self.warner())
     }
 
     /// Checks a queue (and mends it, with `repair`). A queue directory whose format file
     /// is missing is reported, and completed when repairing.
     pub fn fsck(&self, name: &str, repair: bool) -> Result<Vec<Finding>> {
-        check_name(name)?;
+        crate::store::check_queue_name(name)?;
         let mut findings = Vec::new();
         let queue = match Queue::open(&self.root, name, self.warner())? {
             Some(q) => q,
@@ -269,18 +269,6 @@ impl Spool {
         }
         names.sort();
         Ok(names)
-    }
-}
-
-fn check_name(name: &str) -> Result<()> {
-    if layout::is_valid_queue_name(name) {
-        Ok(())
-    } else {
-        Err(Error::invalid(
-            format!("invalid queue name {name:?}"),
-            None,
-            layout::QUEUE_NAME_RULE,
-        ))
     }
 }
 

@@ -7,7 +7,8 @@ use std::io::{Read, Write};
 
 use proptest::prelude::*;
 
-use crate::store::{Hold, PushOptions, Queue, Spool, State, TakeOptions};
+use crate::store::local::{Queue, Spool};
+use crate::store::{Claim, Hold, PushOptions, State, TakeOptions};
 
 #[derive(Debug, Clone)]
 enum Op {
@@ -83,7 +84,7 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
         next: 1,
         ..Model::default()
     };
-    let read = |file: &mut std::fs::File| {
+    let read = |file: &mut crate::store::Payload| {
         let mut buf = Vec::new();
         file.read_to_end(&mut buf).unwrap();
         buf
@@ -135,14 +136,14 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 let want = model.first();
                 prop_assert_eq!(taken.len(), usize::from(want.is_some()));
                 if let (Some(m), Some(t)) = (want, taken.first_mut()) {
-                    prop_assert_eq!(read(t.file()), m.payload);
+                    prop_assert_eq!(read(t.payload()), m.payload);
                 }
                 q.finish(taken).unwrap();
             }
             Op::Peek => {
                 let mut seen = None;
                 q.peek(1, |mut m| {
-                    seen = Some(read(&mut m.file));
+                    seen = Some(read(&mut m.payload));
                     Ok(false)
                 })
                 .unwrap();
@@ -164,7 +165,7 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 let want = model.first();
                 prop_assert_eq!(taken.len(), usize::from(want.is_some()));
                 if let (Some(m), Some(mut t)) = (want, taken.pop()) {
-                    prop_assert_eq!(read(t.file()), m.payload.clone());
+                    prop_assert_eq!(read(t.payload()), m.payload.clone());
                     model.claims.push((t.token(), m, expired));
                 }
             }

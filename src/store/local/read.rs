@@ -3,7 +3,7 @@
 //! memory at a time), stats and the count of waiting messages.
 
 use std::fs::File;
-use std::io::{self, Read};
+
 use std::os::fd::{AsFd, OwnedFd};
 
 use rustix::fs::Stat;
@@ -16,7 +16,7 @@ use super::layout::*;
 use super::{Queue, sys};
 use crate::clock::now_ms;
 use crate::store::error::{Error, Result};
-use crate::store::{Message, Payload, Info, State, Stats};
+use crate::store::{Info, Message, Payload, State, Stats};
 
 /// How many messages one locked step of a multi-message peek handles.
 const CHUNK: usize = 64;

@@ -18,7 +18,7 @@ use super::sweep::Probe;
 use super::{Queue, sys};
 use crate::clock::{after, now_ms};
 use crate::store::error::{Error, Result};
-use crate::store::{Claim, Payload, Hold, TakeOptions};
+use crate::store::{Claim, Hold, Payload, TakeOptions};
 
 /// A message taken out of a ready lane by this process: renamed into `claimed/` (and
 /// flocked, unless held by a lease alone).

@@ -3,7 +3,8 @@
 use super::entry::Entry;
 use super::layout::bucket_name;
 use super::*;
-use crate::store::{Error, Hold, PushOptions, Spool, State, TakeOptions};
+use crate::store::local::Spool;
+use crate::store::{Claim, Error, Hold, PushOptions, State, TakeOptions};
 use std::cell::RefCell;
 use std::io::{Read, Write};
 use std::rc::Rc;
@@ -45,7 +46,7 @@ fn pop_all(q: &Queue) -> Vec<Vec<u8>> {
             return out;
         };
         let mut buf = Vec::new();
-        m.file().read_to_end(&mut buf).unwrap();
+        m.payload().read_to_end(&mut buf).unwrap();
         out.push(buf);
         q.finish(taken).unwrap();
     }

@@ -19,33 +19,35 @@ use std::time::{Duration, Instant};
 
 use rustix::process::{Pid, Signal, kill_process_group};
 
-use crate::app::{Failure, Outcome, SOME_FAILED, SUCCESS};
+use super::failure::{Failure, Outcome};
+use super::watch::Watch;
 use crate::cli::RunArgs;
-use crate::store::wait::{POLL_INTERVAL, Waiter};
-use crate::store::{Claimed, Error, Hold, Queue, Settle, Spool, TakeOptions, now_ms};
+use crate::exit::ExitStatus;
+use crate::store::{Claim, Engine, Error, Hold, Queue, Settle, TakeOptions};
 
 /// Time between SIGTERM and SIGKILL for a command past its lease.
 const KILL_GRACE: Duration = Duration::from_secs(5);
 /// Longest backoff.
 const MAX_BACKOFF: Duration = Duration::from_secs(3600);
 
-struct Job {
-    claimed: Claimed,
+struct Job<C> {
+    claimed: C,
     child: Child,
     pgid: Pid,
     started: Instant,
     terminated: Option<Instant>,
 }
 
-struct Runner<'a> {
-    queue: &'a Queue,
+struct Runner<'a, Q> {
+    queue: &'a Q,
     args: &'a RunArgs,
-    spool_dir: OsString,
+    /// What the commands need to reach the engine (`SPOOL_DIR`).
+    environment: &'a [(&'static str, OsString)],
     failed: u64,
 }
 
 /// Runs `spool run`.
-pub fn run(spool: &Spool, name: &str, args: RunArgs) -> Outcome {
+pub(super) fn run<E: Engine>(engine: &E, name: &str, args: RunArgs) -> Outcome {
     // Signals arrive as bytes on sockets, so one poll waits for interrupts, for children
     // (SIGCHLD) and for the queue.
     let pair = || UnixStream::pair().and_then(|(r, w)| r.set_nonblocking(true).map(|()| (r, w)));
@@ -63,26 +65,23 @@ pub fn run(spool: &Spool, name: &str, args: RunArgs) -> Outcome {
             .map_err(|e| Failure::Store(Error::io("sigaction", "signals", e)))?;
         registered.push(id);
     }
-    let result = run_loop(spool, name, &args, &int_read, &chld_read);
+    let result = run_loop(engine, name, &args, &int_read, &chld_read);
     for id in registered {
         signal_hook::low_level::unregister(id);
     }
     result
 }
 
-fn run_loop(
-    spool: &Spool,
+fn run_loop<E: Engine>(
+    engine: &E,
     name: &str,
     args: &RunArgs,
     interrupts_in: &UnixStream,
     children: &UnixStream,
 ) -> Outcome {
-    let mut queue: Option<Queue> = spool.open(name)?;
-    let mut waiter = match &queue {
-        Some(q) => Waiter::new(q.path()),
-        None => Waiter::polling(),
-    };
-    let mut jobs: VecDeque<Job> = VecDeque::new();
+    let mut watch = Watch::new(engine, name, true);
+    let environment = engine.environment();
+    let mut jobs: VecDeque<Job<<E::Queue as Queue>::Claim>> = VecDeque::new();
     let mut started = 0u64;
     let mut stopping = false;
     let mut interrupts = 0;
@@ -92,28 +91,22 @@ fn run_loop(
         max_attempts: Some(args.max_attempts),
     };
     loop {
-        if queue.is_none() {
-            queue = spool.open(name)?;
-            if let Some(q) = &queue {
-                waiter = Waiter::new(q.path());
-            }
-        }
-        let Some(q) = &queue else {
+        let Some(q) = watch.queue()? else {
             if !args.wait || stopping {
-                return Ok(SUCCESS);
+                return Ok(ExitStatus::Success);
             }
-            if waiter.wait_also(POLL_INTERVAL, &[interrupts_in.as_fd()], true) & 1 != 0 {
-                return Ok(SUCCESS); // interrupted before there was anything to do
+            if watch.sleep(None, &[interrupts_in.as_fd()], true)? & 1 != 0 {
+                return Ok(ExitStatus::Success); // interrupted before there was anything to do
             }
             continue;
         };
         let mut runner = Runner {
             queue: q,
             args,
-            spool_dir: spool.root().as_os_str().to_owned(),
+            environment: &environment,
             failed: 0,
         };
-        // Settle what finished, and enforce the time limit of what did not.
+        // Judge what finished, and enforce the time limit of what did not.
         let mut i = 0;
         while i < jobs.len() {
             let job = &mut jobs[i];
@@ -127,7 +120,7 @@ fn run_loop(
                     } else {
                         Some(status)
                     };
-                    runner.settle(job.claimed, status)?;
+                    runner.judge(job.claimed, status)?;
                     continue;
                 }
                 Ok(None) => {}
@@ -168,27 +161,23 @@ fn run_loop(
         }
         let done = jobs.is_empty() && (stopping || limit_reached(started) || (idle && !args.wait));
         if done {
-            return Ok(if failed == 0 { SUCCESS } else { SOME_FAILED });
+            return Ok(if failed == 0 {
+                ExitStatus::Success
+            } else {
+                ExitStatus::SomeFailed
+            });
         }
         // Sleep until a signal, a child, the queue, a lease, or a due message.
-        let mut sleep = POLL_INTERVAL;
-        for job in &jobs {
-            let deadline = match job.terminated {
+        let deadline = jobs
+            .iter()
+            .map(|job| match job.terminated {
                 None => job.started + args.lease,
                 Some(t) => t + KILL_GRACE,
-            };
-            sleep = sleep.min(deadline.saturating_duration_since(Instant::now()));
-        }
-        if let Some(due) = q.next_due()? {
-            sleep = sleep.min(Duration::from_millis(due.saturating_sub(now_ms())));
-        }
+            })
+            .min();
         // With no room to claim, only signals and children matter, not the queue.
         let full = jobs.len() >= args.jobs as usize || stopping || limit_reached(started);
-        let ready = waiter.wait_also(
-            sleep.max(Duration::from_millis(1)),
-            &[interrupts_in.as_fd(), children.as_fd()],
-            !full,
-        );
+        let ready = watch.sleep(deadline, &[interrupts_in.as_fd(), children.as_fd()], !full)?;
         if ready & 2 != 0 {
             drain(children);
         }
@@ -221,23 +210,27 @@ fn drain(socket: &UnixStream) -> usize {
     total
 }
 
-impl Runner<'_> {
-    fn spawn(&self, claimed: Claimed) -> Result<Job, Failure> {
-        let stdin = claimed.reopen(self.queue)?;
+impl<Q: Queue> Runner<'_, Q> {
+    fn spawn(&self, claimed: Q::Claim) -> Result<Job<Q::Claim>, Failure> {
+        let stdin = self
+            .queue
+            .payload_for_child(&claimed)?
+            .into_stdin()
+            .map_err(|e| Error::io("open", "the message's payload", e))?;
         let mut cmd = Command::new(&self.args.command[0]);
-        cmd.args(&self.args.command[1..]).stdin(Stdio::from(stdin));
+        cmd.args(&self.args.command[1..]).stdin(stdin);
         // Where spool's own output was closed, the command writes to nothing rather than
         // to the unwritable /dev/null that holds the descriptor's place in spool.
-        if crate::app::closed_at_start(1) {
+        if crate::process::closed_at_start(1) {
             cmd.stdout(Stdio::null());
         }
-        if crate::app::closed_at_start(2) {
+        if crate::process::closed_at_start(2) {
             cmd.stderr(Stdio::null());
         }
         cmd.env("SPOOL_ID", claimed.id().to_string())
             .env("SPOOL_QUEUE", self.queue.name())
             .env("SPOOL_ATTEMPT", claimed.attempts().to_string())
-            .env("SPOOL_DIR", &self.spool_dir)
+            .envs(self.environment.iter().map(|(k, v)| (k, v)))
             .process_group(0);
         match cmd.spawn() {
             Ok(child) => {
@@ -260,11 +253,11 @@ impl Runner<'_> {
         }
     }
 
-    /// Acks, retries or fails a message by its command's exit status.
-    /// `status` is `None` for a command stopped at the end of its lease.
-    fn settle(
+    /// Judges a message by its command's exit status (ack, retry or fail) and settles it
+    /// so. `status` is `None` for a command stopped at the end of its lease.
+    fn judge(
         &mut self,
-        claimed: Claimed,
+        claimed: Q::Claim,
         status: Option<std::process::ExitStatus>,
     ) -> Result<(), Failure> {
         let why = match status.map(|s| (s.code(), s.signal())) {
@@ -274,7 +267,7 @@ impl Runner<'_> {
             Some(_) => "unknown".to_string(),
         };
         let reason = format!("attempts-{why}");
-        let outcome = match status.and_then(|s| s.code()) {
+        let verdict = match status.and_then(|s| s.code()) {
             Some(0) => Settle::Ack,
             Some(100) => Settle::Fail { reason: "exit-100" },
             _ => {
@@ -289,10 +282,10 @@ impl Runner<'_> {
                 }
             }
         };
-        if !matches!(outcome, Settle::Ack) {
+        if !matches!(verdict, Settle::Ack) {
             self.failed += 1;
         }
-        self.queue.settle(claimed, outcome)?;
+        self.queue.settle(claimed, verdict)?;
         Ok(())
     }
 }

@@ -1,0 +1,306 @@
+//! `spool list`, `len`, `stats` and `queues`: looking at queues without changing them.
+//!
+//! Nothing here creates a queue: a queue that does not exist lists nothing and counts 0.
+
+use std::io::{self, BufWriter, Write};
+use std::time::SystemTime;
+
+use serde::Serialize;
+
+use super::failure::{Failure, Outcome};
+use super::output::{print, println_checked, stdout_error, stdout_file};
+use crate::cli::{ListArgs, StateArg, StatsArgs};
+use crate::clock;
+use crate::exit::ExitStatus;
+use crate::store::{self, Engine, Error, Queue, Result, State};
+use crate::timefmt;
+
+pub(super) fn states(arg: StateArg) -> Vec<State> {
+    match arg {
+        StateArg::Ready => vec![State::Ready],
+        StateArg::Delayed => vec![State::Delayed],
+        StateArg::Claimed => vec![State::Claimed],
+        StateArg::Failed => vec![State::Failed],
+        StateArg::All => State::ALL.to_vec(),
+    }
+}
+
+#[derive(Serialize)]
+struct ListEntry<'a> {
+    id: u64,
+    state: &'static str,
+    size: u64,
+    enqueued: &'a str,
+    attempts: u32,
+    priority: u8,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    until: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    expires: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<&'a str>,
+    preview: &'a str,
+}
+
+const PREVIEW_BYTES: usize = 48;
+
+pub(super) fn list<E: Engine>(engine: &E, name: &str, args: ListArgs) -> Outcome {
+    let Some(queue) = engine.open(name)? else {
+        return Ok(ExitStatus::Success);
+    };
+    let mut out = BufWriter::with_capacity(1 << 16, stdout_file()?);
+    let mut head = [0u8; PREVIEW_BYTES + 1];
+    let show_state = args.state != StateArg::Ready;
+    queue.walk(&states(args.state), |info, open| {
+        let preview = match open()? {
+            Some(mut file) => {
+                let n = store::read_full(&mut file, &mut head)
+                    .map_err(|e| Error::io("read", format!("message {}", info.id), e))?;
+                preview(&head[..n.min(PREVIEW_BYTES)], n > PREVIEW_BYTES)
+            }
+            None => return Ok(true), // taken meanwhile
+        };
+        let enqueued = timefmt::rfc3339(info.enqueued);
+        let until = info.until.map(|t| timefmt::rfc3339(clock::system_time(t)));
+        let expires = info
+            .expires
+            .map(|t| timefmt::rfc3339(clock::system_time(t)));
+        let written = if args.json {
+            let entry = ListEntry {
+                id: info.id,
+                state: info.state.as_str(),
+                size: info.size,
+                enqueued: &enqueued,
+                attempts: info.attempts,
+                priority: info.priority,
+                until,
+                expires,
+                reason: info.reason.as_deref(),
+                preview: &preview,
+            };
+            serde_json::to_writer(&mut out, &entry)
+                .map_err(io::Error::from)
+                .and_then(|()| out.write_all(b"\n"))
+        } else if show_state {
+            let mut details = format!("attempts={}", info.attempts);
+            if info.priority > 0 {
+                details.push_str(&format!(" priority={}", info.priority));
+            }
+            if let Some(u) = &until {
+                details.push_str(if info.state == State::Delayed {
+                    " due="
+                } else {
+                    " lease="
+                });
+                details.push_str(u);
+            }
+            if let Some(r) = &info.reason {
+                details.push_str(&format!(" reason={r}"));
+            }
+            writeln!(
+                out,
+                "{}\t{}\t{}\t{}\t{}\t{}",
+                info.id,
+                info.state.as_str(),
+                info.size,
+                enqueued,
+                details,
+                preview
+            )
+        } else {
+            writeln!(out, "{}\t{}\t{}\t{}", info.id, info.size, enqueued, preview)
+        };
+        written.map_err(|e| Error::io("write", "standard output", e))?;
+        Ok(true)
+    })?;
+    out.flush().map_err(stdout_error)?;
+    Ok(ExitStatus::Success)
+}
+
+/// A one-line, printable rendering of the start of a payload: valid UTF-8 is kept,
+/// control characters and invalid bytes are escaped, and `…` marks a cut.
+fn preview(bytes: &[u8], cut: bool) -> String {
+    let mut s = String::new();
+    for chunk in bytes.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            match c {
+                '\\' => s.push_str("\\\\"),
+                c if c.is_control() => s.extend(c.escape_default()),
+                c => s.push(c),
+            }
+        }
+        for b in chunk.invalid() {
+            s.push_str(&format!("\\x{b:02x}"));
+        }
+    }
+    if cut {
+        s.push('…');
+    }
+    s
+}
+
+pub(super) fn len<E: Engine>(engine: &E, name: &str) -> Outcome {
+    let n = match engine.open(name)? {
+        Some(queue) => queue.waiting()?,
+        None => 0,
+    };
+    println_checked(&n.to_string())?;
+    Ok(ExitStatus::Success)
+}
+
+#[derive(Serialize)]
+struct StatsJson {
+    queue: String,
+    waiting: u64,
+    delayed: u64,
+    claimed: u64,
+    failed: u64,
+    bytes: u64,
+    oldest_enqueued: Option<String>,
+    oldest_age_seconds: Option<f64>,
+    next_id: u64,
+    /// Consumption rate R, messages per second over the last minutes.
+    rate_per_second: f64,
+    /// Expected wait of a new message, L / R; null when nothing was consumed lately.
+    expected_wait_seconds: Option<f64>,
+}
+
+fn queue_stats<Q: Queue>(queue: Option<Q>, name: &str) -> Result<StatsJson> {
+    let s = match &queue {
+        Some(q) => q.stats()?,
+        None => store::Stats {
+            next_id: 1,
+            window: 1.0,
+            ..Default::default()
+        },
+    };
+    let now = SystemTime::now();
+    let rate = if s.window > 0.0 {
+        s.consumed as f64 / s.window
+    } else {
+        0.0
+    };
+    Ok(StatsJson {
+        queue: name.to_string(),
+        waiting: s.ready,
+        delayed: s.delayed,
+        claimed: s.claimed,
+        failed: s.failed,
+        bytes: s.bytes,
+        oldest_enqueued: s.oldest.map(timefmt::rfc3339),
+        oldest_age_seconds: s.oldest.map(|t| {
+            now.duration_since(t)
+                .map(|d| d.as_secs_f64())
+                .unwrap_or(0.0)
+        }),
+        next_id: s.next_id,
+        rate_per_second: (rate * 1000.0).round() / 1000.0,
+        expected_wait_seconds: (rate > 0.0).then(|| (s.ready as f64 / rate * 10.0).round() / 10.0),
+    })
+}
+
+fn render_stats<E: Engine>(
+    engine: &E,
+    name: &str,
+    args: &StatsArgs,
+) -> std::result::Result<String, Failure> {
+    let names = if args.all {
+        engine.queues()?
+    } else {
+        vec![name.to_string()]
+    };
+    let mut rows = Vec::new();
+    for name in &names {
+        rows.push(queue_stats(engine.open(name)?, name)?);
+    }
+    let mut text = String::new();
+    let wait = |r: &StatsJson| {
+        r.expected_wait_seconds
+            .map_or("-".to_string(), timefmt::age)
+    };
+    if args.json {
+        for row in &rows {
+            text.push_str(&serde_json::to_string(row).expect("plain struct serializes"));
+            text.push('\n');
+        }
+    } else if args.all {
+        text.push_str("QUEUE\tWAITING\tDELAYED\tCLAIMED\tFAILED\tBYTES\tOLDEST\tRATE/s\tWAIT\n");
+        for r in &rows {
+            let age = r.oldest_age_seconds.map_or("-".to_string(), timefmt::age);
+            text.push_str(&format!(
+                "{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\n",
+                r.queue,
+                r.waiting,
+                r.delayed,
+                r.claimed,
+                r.failed,
+                r.bytes,
+                age,
+                r.rate_per_second,
+                wait(r)
+            ));
+        }
+    } else if let Some(r) = rows.first() {
+        let oldest = match (&r.oldest_enqueued, r.oldest_age_seconds) {
+            (Some(t), Some(a)) => format!("{} ({t})", timefmt::age(a)),
+            _ => "-".to_string(),
+        };
+        text = format!(
+            "queue:    {}\nwaiting:  {}\ndelayed:  {}\nclaimed:  {}\nfailed:   {}\nbytes:    {}\noldest:   {}\nrate:     {}/s (last 5 minutes)\nwait:     {} (expected, waiting / rate)\nnext id:  {}\n",
+            r.queue,
+            r.waiting,
+            r.delayed,
+            r.claimed,
+            r.failed,
+            r.bytes,
+            oldest,
+            r.rate_per_second,
+            wait(r),
+            r.next_id
+        );
+    }
+    Ok(text)
+}
+
+pub(super) fn stats<E: Engine>(engine: &E, name: &str, args: StatsArgs) -> Outcome {
+    use std::io::IsTerminal;
+    let mut out = stdout_file()?;
+    let tty = out.is_terminal();
+    loop {
+        let text = render_stats(engine, name, &args)?;
+        if args.watch && tty {
+            out.write_all(b"\x1b[H\x1b[2J").map_err(stdout_error)?;
+        }
+        out.write_all(text.as_bytes()).map_err(stdout_error)?;
+        if !args.watch {
+            return Ok(ExitStatus::Success);
+        }
+        if !tty {
+            out.write_all(b"\n").map_err(stdout_error)?;
+        }
+        std::thread::sleep(std::time::Duration::from_secs(1));
+    }
+}
+
+pub(super) fn queues<E: Engine>(engine: &E) -> Outcome {
+    let mut text = String::new();
+    for name in engine.queues()? {
+        text.push_str(&name);
+        text.push('\n');
+    }
+    print(text.as_bytes())?;
+    Ok(ExitStatus::Success)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::preview;
+
+    #[test]
+    fn previews_are_one_printable_line() {
+        assert_eq!(preview(b"hello", false), "hello");
+        assert_eq!(preview(b"a\nb\tc\0", false), "a\\nb\\tc\\u{0}");
+        assert_eq!(preview(b"caf\xc3\xa9 \xff", true), "café \\xff…");
+        assert_eq!(preview(b"back\\slash", false), "back\\\\slash");
+    }
+}

@@ -1,0 +1,88 @@
+//! The commands: one `match` over the subcommands ([`execute`]), one small file per
+//! family of commands, each function taking its own arguments.
+//!
+//! Dependencies go one way: the entry (`app`) calls [`execute`], which resolves the spool
+//! and the queue and calls a command; a command uses the store, the output helpers and
+//! the wait loop, and never this dispatcher. Only this layer prints; the store returns
+//! values and errors.
+
+mod admin;
+mod claims;
+pub(crate) mod failure;
+mod inspect;
+mod output;
+mod push;
+mod run;
+mod take;
+mod watch;
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+use crate::cli::{Cli, Command};
+use crate::store::local::Spool;
+use crate::store::{self, Error};
+use failure::{Failure, Outcome};
+
+/// Runs one parsed command line.
+pub(crate) fn execute(cli: Cli) -> Outcome {
+    if let Command::Completions(args) = &cli.command {
+        return admin::completions(args.shell);
+    }
+    let spool = Spool::new(resolve_root(cli.dir)?, |m| eprintln!("spool: warning: {m}"));
+    let queue = resolve_queue(cli.queue)?;
+    match cli.command {
+        Command::Push(args) => push::push(&spool, &queue, args),
+        Command::Pop(args) => take::pop(&spool, &queue, args),
+        Command::Peek(args) => take::peek(&spool, &queue, args),
+        Command::Claim(args) => take::claim(&spool, &queue, args),
+        Command::Show(args) => claims::show(&spool, &queue, args),
+        Command::Ack(args) => claims::ack(&spool, &queue, args),
+        Command::Nack(args) => claims::nack(&spool, &queue, args),
+        Command::Extend(args) => claims::extend(&spool, &queue, args),
+        Command::Requeue(args) => claims::requeue(&spool, &queue, args),
+        Command::Run(args) => run::run(&spool, &queue, args),
+        Command::List(args) => inspect::list(&spool, &queue, args),
+        Command::Len => inspect::len(&spool, &queue),
+        Command::Stats(args) => inspect::stats(&spool, &queue, args),
+        Command::Clear(args) => admin::clear(&spool, &queue, args),
+        Command::Fsck(args) => admin::fsck(&spool, &queue, args),
+        Command::Queues => inspect::queues(&spool),
+        Command::Completions(_) => unreachable!("handled above"),
+    }
+}
+
+/// `--dir`, else `$SPOOL_DIR`, else `$XDG_STATE_HOME/spool`, else `~/.local/state/spool`.
+fn resolve_root(dir: Option<PathBuf>) -> Result<PathBuf, Failure> {
+    let env = |name| std::env::var_os(name).filter(|v| !v.is_empty());
+    if let Some(dir) = dir.or_else(|| env("SPOOL_DIR").map(PathBuf::from)) {
+        return Ok(dir);
+    }
+    if let Some(state) = env("XDG_STATE_HOME")
+        .map(PathBuf::from)
+        .filter(|p| p.is_absolute())
+    {
+        return Ok(state.join("spool"));
+    }
+    match env("HOME") {
+        Some(home) => Ok(PathBuf::from(home).join(".local/state/spool")),
+        None => Err(Failure::Usage(
+            "no spool directory: set --dir, $SPOOL_DIR, $XDG_STATE_HOME or $HOME".into(),
+        )),
+    }
+}
+
+/// `-q`, else `$SPOOL_QUEUE`, else `default`. Validated by the store.
+fn resolve_queue(queue: Option<OsString>) -> Result<String, Failure> {
+    let Some(name) = queue.or_else(|| std::env::var_os("SPOOL_QUEUE").filter(|v| !v.is_empty()))
+    else {
+        return Ok("default".to_string());
+    };
+    name.into_string().map_err(|name| {
+        Failure::Store(Error::invalid(
+            format!("invalid queue name {:?}", name.to_string_lossy()),
+            None,
+            store::QUEUE_NAME_RULE,
+        ))
+    })
+}

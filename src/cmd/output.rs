@@ -1,0 +1,69 @@
+//! Writing to standard output, shared by the commands.
+//!
+//! Every command writes through a file of its own on a dup of descriptor 1 (never through
+//! `io::stdout()`): a write to a closed standard output is then the error it is, and
+//! nothing stays in a buffer to be written again at exit. A message written out is only
+//! removed from its queue once the output holds it (synced when it is a regular file).
+
+use std::fs::File;
+use std::io::{self, Write};
+use std::os::fd::AsFd;
+
+use super::failure::Failure;
+use crate::store::{Error, Payload, describe};
+
+/// Standard output as a file of its own.
+pub(super) fn stdout_file() -> Result<File, Failure> {
+    io::stdout()
+        .as_fd()
+        .try_clone_to_owned()
+        .map(File::from)
+        .map_err(|e| Failure::Store(Error::io("open", "standard output", e)))
+}
+
+/// A failed write of the command's own output (not of a message).
+pub(super) fn stdout_error(e: io::Error) -> Failure {
+    Failure::Store(Error::io("write", "standard output", e))
+}
+
+/// Writes `text` to standard output.
+pub(super) fn print(text: &[u8]) -> Result<(), Failure> {
+    stdout_file()?.write_all(text).map_err(stdout_error)
+}
+
+/// Writes one line to standard output. Straight to the descriptor: a line that failed
+/// must not stay in std's buffer, to be written again at exit.
+pub(super) fn println_checked(line: &str) -> Result<(), Failure> {
+    print(format!("{line}\n").as_bytes())
+}
+
+/// Writes one message and its frame byte to `out`.
+pub(super) fn deliver(out: &mut File, message: &mut Payload, frame: Option<u8>) -> io::Result<()> {
+    message.copy_to(out)?;
+    if let Some(b) = frame {
+        out.write_all(&[b])?;
+    }
+    Ok(())
+}
+
+/// Makes what was written to standard output durable when it is a regular file, so that
+/// `spool pop > job` never loses a message that a power cut would take from `job`.
+pub(super) fn sync_output(out: &File) -> io::Result<()> {
+    let meta = out.metadata()?;
+    if meta.file_type().is_file() {
+        out.sync_data()
+    } else {
+        Ok(())
+    }
+}
+
+/// A failed delivery of messages, naming those that stay in the queue (`ids`, maybe
+/// none).
+pub(super) fn delivery_failure(e: &io::Error, ids: &[u64]) -> Failure {
+    let kept = match ids {
+        [] => String::new(),
+        [id] => format!(" (message {id} stays in the queue)"),
+        [first, .., last] => format!(" (messages {first} to {last} stay in the queue)"),
+    };
+    Failure::Delivery(format!("write standard output: {}{kept}", describe(e)))
+}
