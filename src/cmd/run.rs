@@ -23,7 +23,7 @@ use super::failure::{Failure, Outcome};
 use super::watch::Watch;
 use crate::cli::RunArgs;
 use crate::exit::ExitStatus;
-use crate::store::{Claim, Engine, Error, Hold, Queue, Settle, TakeOptions};
+use crate::store::{Claim, Engine, Error, Hold, Queue, TakeOptions, Verdict};
 
 /// Time between SIGTERM and SIGKILL for a command past its lease.
 const KILL_GRACE: Duration = Duration::from_secs(5);
@@ -268,21 +268,21 @@ impl<Q: Queue> Runner<'_, Q> {
         };
         let reason = format!("attempts-{why}");
         let verdict = match status.and_then(|s| s.code()) {
-            Some(0) => Settle::Ack,
-            Some(100) => Settle::Fail { reason: "exit-100" },
+            Some(0) => Verdict::Ack,
+            Some(100) => Verdict::Fail { reason: "exit-100" },
             _ => {
                 if claimed.attempts() >= self.args.max_attempts {
-                    Settle::Fail { reason: &reason }
+                    Verdict::Fail { reason: &reason }
                 } else {
                     let exp = claimed.attempts().saturating_sub(1).min(20);
                     let delay = self.args.backoff.saturating_mul(1 << exp).min(MAX_BACKOFF);
-                    Settle::Retry {
+                    Verdict::Retry {
                         delay_ms: delay.as_millis() as u64,
                     }
                 }
             }
         };
-        if !matches!(verdict, Settle::Ack) {
+        if !matches!(verdict, Verdict::Ack) {
             self.failed += 1;
         }
         self.queue.settle(claimed, verdict)?;

@@ -77,7 +77,7 @@ pub trait Queue {
     fn give_back(&self, undelivered: Vec<Self::Claim>) -> Result<()>;
 
     /// Ends one of this process's claims as `verdict` says.
-    fn settle(&self, claim: Self::Claim, verdict: Settle<'_>) -> Result<()>;
+    fn settle(&self, claim: Self::Claim, verdict: Verdict<'_>) -> Result<()>;
 
     /// The payload of a claim opened anew, for another process to read (it must not
     /// share this process's hold on the claim).
@@ -349,9 +349,9 @@ impl Published {
     }
 }
 
-/// How one of this process's claims ends.
+/// How one of this process's claims ends: the verdict that [`Queue::settle`] carries out.
 #[derive(Debug, Clone, Copy)]
-pub enum Settle<'a> {
+pub enum Verdict<'a> {
     /// Done: delete it.
     Ack,
     /// Try again after a delay (0: at once, behind the waiting ones).

@@ -13,8 +13,8 @@ use super::take::Claimed;
 use super::wait::Waiter as Inotify;
 use super::{Queue, Spool};
 use crate::store::{
-    self, Batch, Finding, Info, Message, Payload, Published, PushOptions, Result, Settle, Sink,
-    State, Stats, TakeOptions,
+    self, Batch, Finding, Info, Message, Payload, Published, PushOptions, Result, Sink, State,
+    Stats, TakeOptions, Verdict,
 };
 
 impl store::Engine for Spool {
@@ -70,7 +70,7 @@ impl store::Queue for Queue {
         Queue::give_back(self, undelivered)
     }
 
-    fn settle(&self, claim: Claimed, verdict: Settle<'_>) -> Result<()> {
+    fn settle(&self, claim: Claimed, verdict: Verdict<'_>) -> Result<()> {
         Queue::settle(self, claim, verdict)
     }
 

@@ -12,12 +12,12 @@ use super::layout::{self, *};
 use super::take::Claimed;
 use super::{Queue, sys};
 use crate::clock::{after, now_ms};
-use crate::store::Settle;
+use crate::store::Verdict;
 use crate::store::error::{Error, Result};
 
 impl Queue {
     /// Puts a claimed message back behind the waiting ones, or in delayed/ for `delay_ms`.
-    pub(super) fn requeue_claim(
+    pub(super) fn retry_claim(
         &self,
         claimed: BorrowedFd<'_>,
         name: &str,
@@ -82,15 +82,15 @@ impl Queue {
         Ok(moved)
     }
 
-    /// Settles one of this process's claims: retry after `delay_ms`, or fail for good.
-    pub fn settle(&self, m: Claimed, outcome: Settle<'_>) -> Result<()> {
+    /// Settles one of this process's claims as `verdict` says: ack, retry, or fail for good.
+    pub fn settle(&self, m: Claimed, verdict: Verdict<'_>) -> Result<()> {
         let claimed = self.claimed_dir()?;
-        match outcome {
-            Settle::Ack => return self.finish(vec![m]),
-            Settle::Retry { delay_ms } => {
-                self.requeue_claim(claimed, &m.name, &m.entry, Some(delay_ms))?
+        match verdict {
+            Verdict::Ack => return self.finish(vec![m]),
+            Verdict::Retry { delay_ms } => {
+                self.retry_claim(claimed, &m.name, &m.entry, Some(delay_ms))?
             }
-            Settle::Fail { reason } => self.fail_claim(claimed, &m.name, &m.entry, reason)?,
+            Verdict::Fail { reason } => self.fail_claim(claimed, &m.name, &m.entry, reason)?,
         };
         Ok(())
     }
@@ -156,7 +156,7 @@ impl Queue {
     /// Returns a claimed message behind the waiting ones (after `delay_ms`, if given).
     pub fn nack(&self, token: &str, delay_ms: Option<u64>) -> Result<u64> {
         let (claimed, name, entry) = self.find_claim(token)?;
-        if !self.requeue_claim(claimed, &name, &entry, delay_ms)? {
+        if !self.retry_claim(claimed, &name, &entry, delay_ms)? {
             return Err(Error::invalid(
                 format!("token {token}"),
                 None,
