@@ -4,7 +4,7 @@
 //! no-replace rename under a per-queue sequence number; flock advisory locks let any
 //! number of processes push and pop at once. There is no daemon: the filesystem is the
 //! database. The on-disk format is described in `docs/FORMAT.md` and in
-//! [`store`]'s queue module.
+//! [`store::local`].
 //!
 //! Modules:
 //! - [`cli`]: the clap definition (help text, man page and completions come from it);
@@ -12,7 +12,9 @@
 //! - `cmd`: the commands, one file per family, dispatched by one `match`;
 //! - [`exit`]: the exit statuses;
 //! - `process`: process start-up (standard descriptors, signals, panics);
-//! - [`store`]: the queues themselves, knowing nothing of the command line;
+//! - [`store`]: the queues themselves, knowing nothing of the command line: the engine
+//!   seam and its engines ([`store::local`], the spool directory);
+//! - [`clock`]: unix milliseconds, and deadlines held to the calendar's end;
 //! - [`timefmt`]: RFC 3339 and short ages.
 
 pub mod app;

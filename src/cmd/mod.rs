@@ -1,10 +1,10 @@
-//! The commands: one `match` over the subcommands ([`execute`]), one small file per
-//! family of commands, each function taking its own arguments.
+//! The commands: one `match` over the subcommands (`dispatch`), one small file per
+//! family of commands, each function taking its own arguments and the engine.
 //!
-//! Dependencies go one way: the entry (`app`) calls [`execute`], which resolves the spool
-//! and the queue and calls a command; a command uses the store, the output helpers and
-//! the wait loop, and never this dispatcher. Only this layer prints; the store returns
-//! values and errors.
+//! Dependencies go one way: the entry (`app`) calls [`execute`], which chooses the engine
+//! and the queue and dispatches; a command uses the store's seam (generic over
+//! [`Engine`]), the output helpers and the wait loop, and never this dispatcher. Only
+//! this layer prints; the store returns values and errors.
 
 mod admin;
 mod claims;
@@ -21,33 +21,39 @@ use std::path::PathBuf;
 
 use crate::cli::{Cli, Command};
 use crate::store::local::Spool;
-use crate::store::{self, Error};
+use crate::store::{self, Engine, Error};
 use failure::{Failure, Outcome};
 
-/// Runs one parsed command line.
+/// Runs one parsed command line: chooses the engine, then the command.
 pub(crate) fn execute(cli: Cli) -> Outcome {
     if let Command::Completions(args) = &cli.command {
         return admin::completions(args.shell);
     }
     let spool = Spool::new(resolve_root(cli.dir)?, |m| eprintln!("spool: warning: {m}"));
     let queue = resolve_queue(cli.queue)?;
-    match cli.command {
-        Command::Push(args) => push::push(&spool, &queue, args),
-        Command::Pop(args) => take::pop(&spool, &queue, args),
-        Command::Peek(args) => take::peek(&spool, &queue, args),
-        Command::Claim(args) => take::claim(&spool, &queue, args),
-        Command::Show(args) => claims::show(&spool, &queue, args),
-        Command::Ack(args) => claims::ack(&spool, &queue, args),
-        Command::Nack(args) => claims::nack(&spool, &queue, args),
-        Command::Extend(args) => claims::extend(&spool, &queue, args),
-        Command::Requeue(args) => claims::requeue(&spool, &queue, args),
-        Command::Run(args) => run::run(&spool, &queue, args),
-        Command::List(args) => inspect::list(&spool, &queue, args),
-        Command::Len => inspect::len(&spool, &queue),
-        Command::Stats(args) => inspect::stats(&spool, &queue, args),
-        Command::Clear(args) => admin::clear(&spool, &queue, args),
-        Command::Fsck(args) => admin::fsck(&spool, &queue, args),
-        Command::Queues => inspect::queues(&spool),
+    dispatch(&spool, &queue, cli.command)
+}
+
+/// Runs `command` on the queue `queue` of `engine`: the one `match` over the commands,
+/// the same for every engine.
+fn dispatch<E: Engine>(engine: &E, queue: &str, command: Command) -> Outcome {
+    match command {
+        Command::Push(args) => push::push(engine, queue, args),
+        Command::Pop(args) => take::pop(engine, queue, args),
+        Command::Peek(args) => take::peek(engine, queue, args),
+        Command::Claim(args) => take::claim(engine, queue, args),
+        Command::Show(args) => claims::show(engine, queue, args),
+        Command::Ack(args) => claims::ack(engine, queue, args),
+        Command::Nack(args) => claims::nack(engine, queue, args),
+        Command::Extend(args) => claims::extend(engine, queue, args),
+        Command::Requeue(args) => claims::requeue(engine, queue, args),
+        Command::Run(args) => run::run(engine, queue, args),
+        Command::List(args) => inspect::list(engine, queue, args),
+        Command::Len => inspect::len(engine, queue),
+        Command::Stats(args) => inspect::stats(engine, queue, args),
+        Command::Clear(args) => admin::clear(engine, queue, args),
+        Command::Fsck(args) => admin::fsck(engine, queue, args),
+        Command::Queues => inspect::queues(engine),
         Command::Completions(_) => unreachable!("handled above"),
     }
 }

@@ -1,7 +1,7 @@
 //! Every name on disk, defined once, with the predicates that recognise them: the files
 //! and directories of a queue directory, lanes, buckets, temporary names, claim tokens
 //! and queue names. The names of message files (a key and fields) are in
-//! [`super::entry`]. docs/FORMAT.md is the reference.
+//! `entry`. docs/FORMAT.md is the reference.
 //!
 //! ```text
 //! QUEUE/format     "spool-queue 1\n", written last when the queue is created

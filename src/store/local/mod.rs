@@ -1,25 +1,7 @@
-//! One queue: a directory of message files, a few counters, and two locks.
-//!
-//! Layout (format 1; docs/FORMAT.md is the reference):
-//!
-//! ```text
-//! QUEUE/format     "spool-queue 1\n", written last when the queue is created
-//! QUEUE/counter    its length is the next id to allocate; flock = producer lock
-//! QUEUE/head       its length is a lower bound of the keys in ready/; flock = consumer lock
-//! QUEUE/lanes      its length is a bit set of the priority lanes 1-9 that may hold messages
-//! QUEUE/due        its length is the earliest due time (unix seconds) in delayed/, 0 if none
-//! QUEUE/rate       consumption counts per minute, for stats (16 slots of two u64)
-//! QUEUE/tmp/       messages being written: TOKEN (one) or TOKEN.batch/N (many),
-//!                  each flocked by its writer; unlocked ones are orphans
-//! QUEUE/ready/BUCKET/NAME     waiting messages of priority 0, BUCKET = key / 1000
-//! QUEUE/ready-P/BUCKET/NAME   waiting messages of priority P (1-9)
-//! QUEUE/delayed/NAME          messages not visible before their due time (the key)
-//! QUEUE/claimed/NAME          messages handed out: flocked by a running pop or run,
-//!                             or leased (`l` field) by a claim
-//! QUEUE/failed/NAME           dead letters, with their reason (`r` field)
-//! ```
-//!
-//! NAME is described in [`super::entry`]: a 20-digit key and optional fields.
+//! The local engine: a spool directory whose queues are directories of message files,
+//! a few length files, and two locks. [`layout`] names every file and directory (format
+//! 1; docs/FORMAT.md is the reference); message file names, a 20-digit key and optional
+//! fields, are described in `entry`.
 //!
 //! Invariants:
 //! - A key is allocated from the counter and its file renamed into a ready lane while the
@@ -39,7 +21,6 @@
 //!   `claimed/` holding an flock on it, writes it out, then unlinks it. A claim whose flock
 //!   is free and whose lease (if any) has passed goes back to its place in `ready/`.
 //! - Lock order: consumer lock, then producer lock; never the other way.
-
 //!
 //! Each concern lives in a file of its own, all adding to one `impl Queue`:
 //! [`layout`] (every on-disk name), `access` (paths, directories and entries inside a
@@ -47,7 +28,9 @@
 //! publishing), `sweep` (leftovers of dead writers), `buckets` (lanes and their buckets),
 //! `head` (finding the next ready message), `promote` (delayed messages falling due),
 //! `take`, `settle` (what happens to a claim), `read` (peek, show, walk, stats), `clear`,
-//! [`fsck`] and [`wait`].
+//! [`fsck`] and [`wait`]; `engine` implements the store's traits with them. Lower files
+//! know nothing of higher ones: `layout`, `entry` and `sys` at the bottom, then `access`
+//! and `lengths`, then the rest.
 
 use std::cell::RefCell;
 use std::collections::HashSet;
