@@ -243,8 +243,9 @@ impl State {
 /// How a message is taken.
 #[derive(Debug, Clone, Copy)]
 pub enum Hold {
-    /// By this process, which holds an flock on it: pop and run. The claim returns at
-    /// once if the holder dies; a time limit is the holder's to enforce.
+    /// By this process, for as long as it lives: pop and run. The claim returns at once
+    /// if the holder dies (the local engine holds an flock on the message); a time limit
+    /// is the holder's to enforce.
     Process,
     /// By a lease alone: `claim`. Returns when the lease ends, unless acked.
     Lease { lease_ms: u64 },
@@ -255,7 +256,7 @@ pub enum Hold {
 pub struct TakeOptions {
     /// How the taken messages are held.
     pub hold: Hold,
-    /// Messages already claimed this many times go to failed/ instead.
+    /// Messages already claimed this many times become dead letters instead.
     pub max_attempts: Option<u32>,
 }
 
@@ -268,7 +269,8 @@ pub struct Info {
     pub id: u64,
     /// Payload length in bytes.
     pub size: u64,
-    /// Enqueue time (the file's modification time, set when it was written).
+    /// Enqueue time (in the local engine, the file's modification time, set when it was
+    /// written).
     pub enqueued: SystemTime,
     /// Claims made so far.
     pub attempts: u32,
@@ -312,7 +314,7 @@ pub struct PushOptions {
     pub priority: u8,
     /// Not visible before this time (unix ms).
     pub due: Option<u64>,
-    /// Moves to failed/ if not consumed by this time (unix ms).
+    /// Becomes a dead letter if not consumed by this time (unix ms).
     pub expires: Option<u64>,
 }
 
@@ -359,7 +361,7 @@ pub enum Verdict<'a> {
         /// Milliseconds.
         delay_ms: u64,
     },
-    /// Give up: move it to failed/ with a reason word.
+    /// Give up: make it a dead letter, with a reason word.
     Fail {
         /// `a-z 0-9 -`.
         reason: &'a str,
