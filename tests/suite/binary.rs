@@ -8,11 +8,11 @@ use std::os::unix::ffi::OsStringExt;
 use std::path::Path;
 use std::process::Stdio;
 
-use crate::util::{Noise, Spool, json_lines};
+use crate::harness::{Fixture, Rng, json_lines};
 
 #[track_caller]
 fn round_trip_stdin(payload: &[u8]) {
-    let s = Spool::new();
+    let s = Fixture::new();
     s.run_stdin(&["push"], payload).success();
     assert_eq!(
         std::fs::read(s.message_path("default", 1)).unwrap(),
@@ -48,7 +48,7 @@ fn no_trailing_newline_is_added_or_removed() {
 
 #[test]
 fn the_empty_message() {
-    let s = Spool::new();
+    let s = Fixture::new();
     s.run_stdin(&["push"], "").success();
     s.run(&["push", ""]).success();
     assert_eq!(s.len("default"), 2);
@@ -60,7 +60,7 @@ fn the_empty_message() {
 
 #[test]
 fn argument_bytes_are_kept_even_when_not_utf8() {
-    let s = Spool::new();
+    let s = Fixture::new();
     let raw = vec![0xff, 0xfe, b'a', 0x80, b'\n', 0xc3];
     let high: Vec<u8> = (1..=255).collect();
     s.cmd()
@@ -74,7 +74,7 @@ fn argument_bytes_are_kept_even_when_not_utf8() {
 
 #[test]
 fn null_separated_round_trip() {
-    let s = Spool::new();
+    let s = Fixture::new();
     let messages: Vec<Vec<u8>> = vec![
         b"multi\nline\n".to_vec(),
         Vec::new(),
@@ -97,7 +97,7 @@ fn null_separated_round_trip() {
 
 #[test]
 fn line_separated_round_trip() {
-    let s = Spool::new();
+    let s = Fixture::new();
     let mut input: Vec<u8> = Vec::new();
     for line in [
         &b"plain"[..],
@@ -154,10 +154,10 @@ fn assert_same_file(a: &Path, b: &Path) {
 fn a_100_mb_message() {
     const MIB: usize = 1 << 20;
     const SIZE: u64 = 100 * MIB as u64;
-    let s = Spool::new();
+    let s = Fixture::new();
     let input = s.outside("big.in");
     {
-        let mut noise = Noise::new(0x5eed);
+        let mut noise = Rng::new(0x5eed);
         let mut out = BufWriter::new(File::create(&input).unwrap());
         let mut buf = vec![0u8; MIB];
         for _ in 0..100 {

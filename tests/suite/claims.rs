@@ -6,11 +6,11 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::util::{Output, Spool, json_lines, now_secs, parse_rfc3339};
+use crate::harness::{Fixture, Output, json_lines, now_secs, parse_rfc3339};
 
 /// Runs `spool claim ARGS...` and returns the token it printed (asserting its shape).
 #[track_caller]
-fn claim(s: &Spool, args: &[&str]) -> String {
+fn claim(s: &Fixture, args: &[&str]) -> String {
     let mut all = vec!["claim"];
     all.extend_from_slice(args);
     let out = s.run(&all);
@@ -67,7 +67,7 @@ fn sleep_past(claimed: Instant, lease: Duration) {
 
 #[test]
 fn claim_prints_a_token_and_moves_the_oldest_message_to_claimed() {
-    let s = Spool::new();
+    let s = Fixture::new();
     s.push(&["first", "second"]);
     let before = now_secs();
     let token = claim(&s, &[]);
@@ -97,7 +97,7 @@ fn claim_prints_a_token_and_moves_the_oldest_message_to_claimed() {
 
 #[test]
 fn claim_on_an_empty_or_missing_queue_exits_1() {
-    let s = Spool::new();
+    let s = Fixture::new();
     s.run(&["claim"]).nothing();
     assert!(!s.root().exists(), "claim created the root");
     s.push(&["x"]);
@@ -109,7 +109,7 @@ fn claim_on_an_empty_or_missing_queue_exits_1() {
 
 #[test]
 fn tokens_differ_for_every_claim_of_the_same_message() {
-    let s = Spool::new();
+    let s = Fixture::new();
     s.push(&["again and again"]);
     let mut seen = Vec::new();
     for _ in 0..5 {
@@ -124,7 +124,7 @@ fn tokens_differ_for_every_claim_of_the_same_message() {
 
 #[test]
 fn show_prints_a_message_in_every_state() {
-    let s = Spool::new();
+    let s = Fixture::new();
     // Failed: claimed once, then out of attempts.
     let failed = s.push_with(&[], "doomed");
     let token = claim(&s, &[]);
@@ -138,7 +138,7 @@ fn show_prints_a_message_in_every_state() {
         .stdin(payload.clone())
         .run();
     out.success();
-    let claimed = crate::util::parse_ids(&out.stdout)[0];
+    let claimed = crate::harness::parse_ids(&out.stdout)[0];
     let token = claim(&s, &[]);
     assert_eq!(id_of(&token), claimed);
     let ready = s.push_with(&[], "ready one");
@@ -177,7 +177,7 @@ fn show_prints_a_message_in_every_state() {
 
 #[test]
 fn show_of_something_unknown_exits_2() {
-    let s = Spool::new();
+    let s = Fixture::new();
     s.run(&["show", "1"]).error();
     s.push(&["a"]);
     s.run(&["show", "2"]).error();
@@ -193,7 +193,7 @@ fn show_of_something_unknown_exits_2() {
 
 #[test]
 fn ack_deletes_the_claimed_message_once() {
-    let s = Spool::new();
+    let s = Fixture::new();
     s.push(&["a", "b"]);
     let token = claim(&s, &[]);
     s.run(&["ack", &token]).success().stdout_is("");
@@ -209,7 +209,7 @@ fn ack_deletes_the_claimed_message_once() {
 
 #[test]
 fn bad_tokens_are_errors_that_change_nothing() {
-    let s = Spool::new();
+    let s = Fixture::new();
     s.push(&["a"]);
     let token = claim(&s, &[]);
     let (id, hex) = token.split_once('.').unwrap();
@@ -244,7 +244,7 @@ fn bad_tokens_are_errors_that_change_nothing() {
     assert_eq!(entry["attempts"], 1);
     s.run(&["ack", &token]).success();
     // On a queue that does not exist.
-    let e = Spool::new();
+    let e = Fixture::new();
     e.run(&["ack", "1.abc"]).error();
     e.run(&["nack", "1.abc"]).error();
     e.run(&["extend", "1.abc", "--lease", "1m"]).error();
@@ -253,7 +253,7 @@ fn bad_tokens_are_errors_that_change_nothing() {
 
 #[test]
 fn nack_returns_the_message_behind_the_waiting_ones() {
-    let s = Spool::new();
+    let s = Fixture::new();
     s.push(&["a", "b", "c"]);
     let token = claim(&s, &[]);
     s.run(&["nack", &token]).success().stdout_is("");
@@ -269,7 +269,7 @@ fn nack_returns_the_message_behind_the_waiting_ones() {
 
 #[test]
 fn nack_with_a_delay_hides_the_message_until_then() {
-    let s = Spool::new();
+    let s = Fixture::new();
     s.push(&["a", "b"]);
     let token = claim(&s, &[]);
     let before = now_secs();
@@ -296,7 +296,7 @@ fn nack_with_a_delay_hides_the_message_until_then() {
 
 #[test]
 fn extend_renews_the_lease() {
-    let s = Spool::new();
+    let s = Fixture::new();
     s.push(&["long job"]);
     let token = claim(&s, &["--lease", "1s"]);
     let claimed = Instant::now();
@@ -330,7 +330,7 @@ fn extend_renews_the_lease() {
 
 #[test]
 fn an_ended_lease_returns_the_message_to_its_place() {
-    let s = Spool::new();
+    let s = Fixture::new();
     s.push(&["a", "b"]);
     let token = claim(&s, &["--lease", "1s"]);
     let claimed = Instant::now();
@@ -352,7 +352,7 @@ fn an_ended_lease_returns_the_message_to_its_place() {
 
 #[test]
 fn each_look_returns_ended_leases_pop_and_claim_too() {
-    let s = Spool::new();
+    let s = Fixture::new();
     let mut firsts = Vec::new();
     for queue in ["p", "c"] {
         s.run(&["-q", queue, "push", "only"]).success();
@@ -378,7 +378,7 @@ fn each_look_returns_ended_leases_pop_and_claim_too() {
 
 #[test]
 fn a_stale_token_does_nothing_once_the_message_was_claimed_again() {
-    let s = Spool::new();
+    let s = Fixture::new();
     s.push(&["the job"]);
     let stale = claim(&s, &["--lease", "1s"]);
     let claimed = Instant::now();
@@ -416,7 +416,7 @@ fn a_stale_token_does_nothing_once_the_message_was_claimed_again() {
 
 #[test]
 fn a_token_works_until_its_ended_lease_is_noticed() {
-    let s = Spool::new();
+    let s = Fixture::new();
     s.push(&["slow"]);
     let token = claim(&s, &["--lease", "1s"]);
     let claimed = Instant::now();
@@ -435,7 +435,7 @@ fn slow_workers_never_ack_a_message_twice() {
     // and none is lost.
     const MESSAGES: u64 = 40;
     const WORKERS: usize = 4;
-    let s = Spool::new();
+    let s = Fixture::new();
     let input: String = (1..=MESSAGES).map(|i| format!("job-{i}\n")).collect();
     s.run_stdin(&["push", "--lines"], input).success();
     let acked: Mutex<Vec<(u64, String)>> = Mutex::new(Vec::new());
@@ -505,7 +505,7 @@ fn slow_workers_never_ack_a_message_twice() {
 
 #[test]
 fn every_claim_counts_an_attempt_and_max_attempts_fails_the_message() {
-    let s = Spool::new();
+    let s = Fixture::new();
     s.push(&["flaky"]);
     for attempt in 1..=3u64 {
         let token = claim(&s, &["--max-attempts", "3"]);
@@ -535,7 +535,7 @@ fn every_claim_counts_an_attempt_and_max_attempts_fails_the_message() {
 
 #[test]
 fn max_attempts_counts_claims_whose_lease_ended() {
-    let s = Spool::new();
+    let s = Fixture::new();
     s.push(&["crashes its workers"]);
     for attempt in 1..=2u64 {
         let token = claim(&s, &["--lease", "1s", "--max-attempts", "2"]);
@@ -553,7 +553,7 @@ fn max_attempts_counts_claims_whose_lease_ended() {
 
 #[test]
 fn the_default_max_attempts_is_5() {
-    let s = Spool::new();
+    let s = Fixture::new();
     s.push(&["x"]);
     for _ in 0..5 {
         let token = claim(&s, &[]);
@@ -571,8 +571,8 @@ fn the_default_max_attempts_is_5() {
 
 /// A queue with messages 1 and 2 failed (max-attempts), then one ready message, whose id
 /// is returned.
-fn two_failed() -> (Spool, u64) {
-    let s = Spool::new();
+fn two_failed() -> (Fixture, u64) {
+    let s = Fixture::new();
     s.push(&["f1", "f2"]);
     for _ in 0..2 {
         let token = claim(&s, &[]);
@@ -623,7 +623,7 @@ fn requeue_of_an_unknown_id_exits_2() {
     let mut ids: Vec<u64> = s.states("default").iter().map(|(id, _)| *id).collect();
     ids.sort_unstable();
     assert_eq!(ids, [1, 2, r]);
-    let e = Spool::new();
+    let e = Fixture::new();
     e.run(&["requeue", "--all"]).error();
     assert!(!e.root().exists());
 }
@@ -639,7 +639,7 @@ fn clear_removes_what_its_state_says_and_prints_the_count() {
         assert_eq!(id_of(&token), c);
         (s, token, c, r, d)
     };
-    let state_ids = |s: &Spool| -> Vec<(u64, String)> {
+    let state_ids = |s: &Fixture| -> Vec<(u64, String)> {
         let mut v = s.states("default");
         v.sort();
         v
@@ -808,7 +808,7 @@ fn stats_count_every_state() {
 
 #[test]
 fn a_missing_required_argument_is_named() {
-    let s = Spool::new();
+    let s = Fixture::new();
     s.push(&["x"]);
     let token = claim(&s, &[]);
     for (args, missing) in [
@@ -826,7 +826,7 @@ fn a_missing_required_argument_is_named() {
 
 #[test]
 fn a_claimed_message_is_not_handed_to_a_waiting_consumer() {
-    let s = Spool::new();
+    let s = Fixture::new();
     s.push(&["mine"]);
     let token = claim(&s, &["--lease", "1m"]);
     s.run(&["pop", "--wait", "--timeout", "1s"]).nothing();

@@ -1,10 +1,10 @@
 //! `spool clear`: removes every waiting message, prints how many; ids are never reused.
 
-use crate::util::{Spool, names_in, parse_ids};
+use crate::harness::{Fixture, names_in, parse_ids};
 
 #[test]
 fn clear_removes_everything_and_prints_the_count() {
-    let s = Spool::new();
+    let s = Fixture::new();
     s.push(&["a", "b", "c"]);
     s.run(&["clear"]).success().stdout_is("3\n");
     s.run(&["len"]).success().stdout_is("0\n");
@@ -16,7 +16,7 @@ fn clear_removes_everything_and_prints_the_count() {
 
 #[test]
 fn ids_are_not_reused_after_clear() {
-    let s = Spool::new();
+    let s = Fixture::new();
     let out = s.run(&["push", "--print-id", "a", "b", "c"]);
     out.success();
     let before = parse_ids(&out.stdout);
@@ -33,7 +33,7 @@ fn ids_are_not_reused_after_clear() {
 
 #[test]
 fn clear_after_some_pops_counts_what_is_left() {
-    let s = Spool::new();
+    let s = Fixture::new();
     s.push(&["1", "2", "3", "4", "5"]);
     s.run(&["pop", "-n", "2", "-l"]).success();
     s.run(&["clear"]).success().stdout_is("3\n");
@@ -42,7 +42,7 @@ fn clear_after_some_pops_counts_what_is_left() {
 
 #[test]
 fn clear_across_buckets() {
-    let s = Spool::new();
+    let s = Fixture::new();
     let input: String = (1..=1500).map(|i| format!("{i}\n")).collect();
     s.run_stdin(&["push", "--lines"], input).success();
     s.run(&["clear"]).success().stdout_is("1500\n");
@@ -55,7 +55,7 @@ fn clear_across_buckets() {
 
 #[test]
 fn clear_touches_only_its_queue() {
-    let s = Spool::new();
+    let s = Fixture::new();
     s.run(&["-q", "a", "push", "a1", "a2"]).success();
     s.run(&["-q", "b", "push", "b1"]).success();
     s.run(&["-q", "a", "clear"]).success().stdout_is("2\n");
@@ -66,7 +66,7 @@ fn clear_touches_only_its_queue() {
 
 #[test]
 fn clear_on_a_missing_queue_prints_zero_and_creates_nothing() {
-    let s = Spool::new();
+    let s = Fixture::new();
     s.run(&["clear"]).success().stdout_is("0\n");
     assert!(!s.root().exists());
     s.run(&["-q", "other", "push", "x"]).success();
@@ -76,7 +76,7 @@ fn clear_on_a_missing_queue_prints_zero_and_creates_nothing() {
 
 #[test]
 fn clear_keeps_the_queue_usable() {
-    let s = Spool::new();
+    let s = Fixture::new();
     s.push(&["x", "y"]);
     s.run(&["clear"]).success();
     s.push(&["z1", "z2"]);

@@ -1,6 +1,6 @@
 //! The command line itself: help, version, completions, usage errors, global flags.
 
-use crate::util::{Spool, is_one_spool_line, names_in};
+use crate::harness::{Fixture, is_one_spool_line, names_in};
 
 const SUBCOMMANDS: [&str; 9] = [
     "push",
@@ -15,7 +15,7 @@ const SUBCOMMANDS: [&str; 9] = [
 ];
 
 /// The subcommands `spool --help` lists under "Commands:" (except `help`).
-fn listed_subcommands(s: &Spool) -> Vec<String> {
+fn listed_subcommands(s: &Fixture) -> Vec<String> {
     let out = s.run(&["--help"]);
     out.success();
     out.text()
@@ -30,7 +30,7 @@ fn listed_subcommands(s: &Spool) -> Vec<String> {
 
 #[test]
 fn help_on_every_subcommand_has_examples() {
-    let s = Spool::new();
+    let s = Fixture::new();
     let listed = listed_subcommands(&s);
     for sub in SUBCOMMANDS {
         assert!(
@@ -57,7 +57,7 @@ fn help_on_every_subcommand_has_examples() {
 
 #[test]
 fn version() {
-    let s = Spool::new();
+    let s = Fixture::new();
     s.run(&["--version"]).success().stdout_is("spool 0.1.0\n");
     s.run(&["-V"]).success().stdout_is("spool 0.1.0\n");
     // Needs no root at all.
@@ -72,7 +72,7 @@ fn version() {
 
 #[test]
 fn completions_for_each_shell() {
-    let s = Spool::new();
+    let s = Fixture::new();
     for shell in ["bash", "zsh", "fish"] {
         let out = s.run(&["completions", shell]);
         out.success();
@@ -88,7 +88,7 @@ fn completions_for_each_shell() {
 
 #[test]
 fn completions_for_an_unknown_shell_fail() {
-    let s = Spool::new();
+    let s = Fixture::new();
     let out = s.run(&["completions", "tcsh"]);
     assert_eq!(out.code, 2, "{out:?}");
     assert!(out.stdout.is_empty(), "{out:?}");
@@ -115,7 +115,7 @@ const USAGE_ERRORS: &[&[&str]] = &[
 
 #[test]
 fn usage_errors_exit_2_and_change_nothing() {
-    let s = Spool::new();
+    let s = Fixture::new();
     s.push(&["keep"]);
     for args in USAGE_ERRORS {
         let out = s.run(args);
@@ -132,7 +132,7 @@ fn usage_errors_exit_2_and_change_nothing() {
 /// errors found while parsing the command line are errors too.
 #[test]
 fn usage_errors_print_one_spool_line() {
-    let s = Spool::new();
+    let s = Fixture::new();
     let mut wrong = Vec::new();
     for args in USAGE_ERRORS {
         let out = s.run(args);
@@ -151,7 +151,7 @@ fn usage_errors_print_one_spool_line() {
 
 #[test]
 fn n_above_one_needs_framing() {
-    let s = Spool::new();
+    let s = Fixture::new();
     s.push(&["a", "b"]);
     for cmd in ["pop", "peek"] {
         for n in ["-n2", "--count=2"] {
@@ -165,7 +165,7 @@ fn n_above_one_needs_framing() {
 
 #[test]
 fn global_flags_before_or_after_the_subcommand() {
-    let s = Spool::new();
+    let s = Fixture::new();
     let root = s.root().to_str().expect("UTF-8 temp path");
     s.cmd()
         .no_dir()
@@ -210,7 +210,7 @@ fn global_flags_before_or_after_the_subcommand() {
 /// Opens /dev/full for writing, or skips (failing in CI).
 fn dev_full() -> Option<std::fs::File> {
     if !std::path::Path::new("/dev/full").exists() {
-        crate::util::skip("/dev/full does not exist");
+        crate::harness::skip("/dev/full does not exist");
         return None;
     }
     Some(
@@ -223,7 +223,7 @@ fn dev_full() -> Option<std::fs::File> {
 
 #[test]
 fn output_that_cannot_be_written_is_an_error() {
-    let s = Spool::new();
+    let s = Fixture::new();
     s.push(&["a", "b"]);
     for args in [
         &["len"][..],
@@ -247,7 +247,7 @@ fn output_that_cannot_be_written_is_an_error() {
 
 #[test]
 fn help_and_version_that_cannot_be_written_are_errors() {
-    let s = Spool::new();
+    let s = Fixture::new();
     for args in [&["--version"][..], &["--help"], &["push", "--help"]] {
         let Some(full) = dev_full() else { return };
         let out = s

@@ -10,7 +10,7 @@ use std::fs;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt, symlink};
 use std::path::{Path, PathBuf};
 
-use crate::util::{Output, Spool, names_in, skip, tool_works};
+use crate::harness::{Fixture, Output, names_in, skip, tool_works};
 
 const EVERY_COMMAND: &[&[&str]] = &[
     &["push", "x"],
@@ -27,7 +27,7 @@ const EVERY_COMMAND: &[&[&str]] = &[
 
 #[test]
 fn a_root_that_is_a_regular_file() {
-    let s = Spool::new();
+    let s = Fixture::new();
     fs::write(s.root(), "not a directory\n").unwrap();
     let before = fs::metadata(s.root()).unwrap();
     for args in EVERY_COMMAND {
@@ -49,7 +49,7 @@ fn a_root_that_is_a_regular_file() {
 
 #[test]
 fn a_root_below_a_regular_file() {
-    let s = Spool::new();
+    let s = Fixture::new();
     let file = s.outside("file");
     fs::write(&file, "x").unwrap();
     let out = s
@@ -65,7 +65,7 @@ fn a_root_below_a_regular_file() {
 
 #[test]
 fn a_root_that_is_a_symlink_to_a_directory_works() {
-    let s = Spool::new();
+    let s = Fixture::new();
     let real = s.outside("real");
     fs::create_dir(&real).unwrap();
     symlink(&real, s.root()).unwrap();
@@ -90,18 +90,18 @@ fn a_root_spool_may_not_read() {
     ) {
         return skip(&why);
     }
-    let s = Spool::new();
+    let s = Fixture::new();
     // The temporary directory is 0700: let nobody reach the root, which stays 0700.
     fs::set_permissions(s.tmp(), fs::Permissions::from_mode(0o755)).unwrap();
     let version = s.cmd().run_as_nobody().arg("--version").run();
     if version.code != 0 {
         return skip(&format!(
             "nobody cannot run {}: {version:?}",
-            crate::util::BIN
+            crate::harness::BIN
         ));
     }
     s.push(&["private"]);
-    assert_eq!(crate::util::mode(s.root()), 0o700);
+    assert_eq!(crate::harness::mode(s.root()), 0o700);
     for args in EVERY_COMMAND {
         let out = s.cmd().run_as_nobody().args(*args).run();
         out.error().stderr_has("Permission denied");
@@ -117,7 +117,7 @@ fn a_root_spool_may_not_read() {
 /// symlink to a file outside the spool (2), a FIFO (4), a file with a second link outside
 /// the spool (6), a directory (8); plus a stray file "junk" in the bucket.
 struct Planted {
-    s: Spool,
+    s: Fixture,
     outside: PathBuf,
     linked: PathBuf,
     junk: Vec<PathBuf>,
@@ -128,7 +128,7 @@ const LINKED: &[u8] = b"hard-linked from outside\n";
 const JUNK: &[u8] = b"junk\n";
 
 fn plant() -> Planted {
-    let s = Spool::new();
+    let s = Fixture::new();
     s.push(&["m1", "m2", "m3", "m4", "m5", "m6", "m7", "m8", "m9"]);
     let at = |id| s.message_path("default", id);
     for id in [2, 4, 6, 8] {
@@ -200,7 +200,7 @@ fn assert_only_warnings(stderr: &str) {
 }
 
 fn json_ids(out: &Output) -> Vec<u64> {
-    crate::util::json_lines(&out.stdout)
+    crate::harness::json_lines(&out.stdout)
         .iter()
         .map(|o| o["id"].as_u64().expect("id"))
         .collect()
@@ -304,7 +304,7 @@ fn stats_counts_only_real_messages() {
     let p = plant();
     let out = p.s.run(&["stats", "--json"]);
     ok_with_warnings(&out);
-    let o = &crate::util::json_lines(&out.stdout)[0];
+    let o = &crate::harness::json_lines(&out.stdout)[0];
     assert_eq!(o["waiting"], 5);
     assert_eq!(o["bytes"], 10);
     p.intact();
@@ -312,7 +312,7 @@ fn stats_counts_only_real_messages() {
 
 #[test]
 fn planted_entries_elsewhere_in_the_queue_are_left_alone() {
-    let s = Spool::new();
+    let s = Fixture::new();
     s.push(&["a", "b"]);
     let q = s.queue_dir("default");
     let outside = s.outside("outside.txt");
@@ -346,7 +346,7 @@ fn planted_entries_elsewhere_in_the_queue_are_left_alone() {
 
 #[test]
 fn a_symlink_at_the_head_is_not_followed() {
-    let s = Spool::new();
+    let s = Fixture::new();
     s.push(&["first", "second"]);
     let outside = s.outside("outside.txt");
     fs::write(&outside, OUTSIDE).unwrap();
@@ -366,7 +366,7 @@ fn a_symlink_at_the_head_is_not_followed() {
 
 #[test]
 fn an_unknown_queue_format_is_refused() {
-    let s = Spool::new();
+    let s = Fixture::new();
     s.push(&["m"]);
     let format = s.queue_dir("default").join("format");
     fs::write(&format, "spool-queue 99\n").unwrap();
@@ -390,7 +390,7 @@ fn pop_to_a_full_device_is_an_error_that_keeps_the_message() {
     if !Path::new("/dev/full").exists() {
         return skip("/dev/full does not exist");
     }
-    let s = Spool::new();
+    let s = Fixture::new();
     s.push(&["stay"]);
     let full = fs::OpenOptions::new()
         .write(true)
@@ -408,7 +408,7 @@ fn pop_to_a_full_device_is_an_error_that_keeps_the_message() {
 
 #[test]
 fn a_message_locked_by_another_process_is_skipped_and_taken_once_free() {
-    let s = Spool::new();
+    let s = Fixture::new();
     s.push(&["locked", "free"]);
     // Another program (this test) holds an flock on the first message, which spool never
     // does on a waiting one: pop must not take it from under that program, nor forget it.
@@ -431,7 +431,7 @@ fn a_message_locked_by_another_process_is_skipped_and_taken_once_free() {
 
 #[test]
 fn a_format_file_that_is_not_exactly_the_format_is_refused() {
-    let s = Spool::new();
+    let s = Fixture::new();
     s.push(&["m"]);
     let format = s.queue_dir("default").join("format");
     let long = format!("spool-queue 1\n{}", "x".repeat(100));
@@ -465,7 +465,7 @@ fn a_format_file_that_is_not_exactly_the_format_is_refused() {
 
 #[test]
 fn a_counter_behind_the_messages_hides_none_and_reuses_no_key_below_the_head() {
-    let s = Spool::new();
+    let s = Fixture::new();
     s.push(&["a", "b", "c", "d", "e"]);
     s.run(&["pop", "-n", "2", "--lines"])
         .success()

@@ -4,11 +4,11 @@ use std::collections::BTreeSet;
 
 use serde_json::Value;
 
-use crate::util::{Spool, json_lines, names_in, parse_rfc3339};
+use crate::harness::{Fixture, json_lines, names_in, parse_rfc3339};
 
 #[test]
 fn len_counts_waiting_messages() {
-    let s = Spool::new();
+    let s = Fixture::new();
     s.run(&["len"]).success().stdout_is("0\n");
     s.push(&["a", "b", "c"]);
     s.run(&["len"]).success().stdout_is("3\n");
@@ -25,7 +25,7 @@ fn len_counts_waiting_messages() {
 
 #[test]
 fn len_of_a_missing_queue_is_zero() {
-    let s = Spool::new();
+    let s = Fixture::new();
     s.run(&["-q", "nothing-here", "len"])
         .success()
         .stdout_is("0\n");
@@ -34,7 +34,7 @@ fn len_of_a_missing_queue_is_zero() {
 
 #[test]
 fn stats_text() {
-    let s = Spool::new();
+    let s = Fixture::new();
     s.push(&["abc", "defg", "hello"]);
     let out = s.run(&["stats"]);
     out.success();
@@ -52,7 +52,7 @@ fn stats_text() {
 
 #[test]
 fn stats_text_on_a_missing_queue() {
-    let s = Spool::new();
+    let s = Fixture::new();
     let out = s.run(&["stats"]);
     out.success();
     let text = out.text();
@@ -81,7 +81,7 @@ fn check_keys(o: &Value) {
 
 #[test]
 fn stats_json() {
-    let s = Spool::new();
+    let s = Fixture::new();
     s.push(&["abc", "defg", "hello"]);
     let out = s.run(&["stats", "--json"]);
     out.success();
@@ -104,7 +104,7 @@ fn stats_json() {
 
 #[test]
 fn stats_json_on_an_empty_and_a_missing_queue() {
-    let s = Spool::new();
+    let s = Fixture::new();
     let o = &json_lines(&s.run(&["stats", "--json"]).stdout)[0];
     check_keys(o);
     assert_eq!(o["queue"], "default");
@@ -127,7 +127,7 @@ fn stats_json_on_an_empty_and_a_missing_queue() {
 
 #[test]
 fn stats_all_covers_every_queue() {
-    let s = Spool::new();
+    let s = Fixture::new();
     s.run(&["-q", "beta", "push", "b1"]).success();
     s.run(&["-q", "alpha", "push", "a1", "a22"]).success();
     s.run(&["-q", "gamma", "push", "g"]).success();
@@ -170,7 +170,7 @@ fn stats_all_covers_every_queue() {
 
 #[test]
 fn stats_does_not_create_anything() {
-    let s = Spool::new();
+    let s = Fixture::new();
     s.run(&["-q", "a", "push", "x"]).success();
     s.run(&["-q", "b", "stats"]).success();
     s.run(&["-q", "b", "stats", "--json"]).success();
@@ -180,7 +180,7 @@ fn stats_does_not_create_anything() {
 
 #[test]
 fn commands_that_print_fail_when_standard_output_is_closed() {
-    let s = Spool::new();
+    let s = Fixture::new();
     s.push(&["m"]);
     for command in [
         "spool len",

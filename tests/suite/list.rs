@@ -2,7 +2,7 @@
 
 use std::collections::BTreeSet;
 
-use crate::util::{Spool, json_lines, now_secs, parse_rfc3339};
+use crate::harness::{Fixture, json_lines, now_secs, parse_rfc3339};
 
 /// One parsed line of the text listing.
 #[derive(Debug)]
@@ -14,7 +14,7 @@ struct Row {
 }
 
 #[track_caller]
-fn rows(s: &Spool) -> Vec<Row> {
+fn rows(s: &Fixture) -> Vec<Row> {
     let out = s.run(&["list"]);
     out.success();
     let text = out.text();
@@ -36,7 +36,7 @@ fn rows(s: &Spool) -> Vec<Row> {
 
 #[track_caller]
 fn preview_of(payload: &[u8]) -> String {
-    let s = Spool::new();
+    let s = Fixture::new();
     s.cmd().arg("push").stdin(payload.to_vec()).run().success();
     let rows = rows(&s);
     assert_eq!(rows.len(), 1);
@@ -48,7 +48,7 @@ fn preview_of(payload: &[u8]) -> String {
 
 #[test]
 fn list_shows_id_size_time_and_preview_in_order() {
-    let s = Spool::new();
+    let s = Fixture::new();
     let before = now_secs();
     s.push(&["hello", "", "third message"]);
     s.push(&["x"]);
@@ -74,7 +74,7 @@ fn list_shows_id_size_time_and_preview_in_order() {
 
 #[test]
 fn list_on_an_empty_queue_prints_nothing() {
-    let s = Spool::new();
+    let s = Fixture::new();
     s.run(&["list"]).success().stdout_is("");
     s.push(&["a"]);
     s.run(&["pop"]).success();
@@ -117,7 +117,7 @@ fn previews_of_binary_are_printable() {
 
 #[test]
 fn list_json_has_id_size_enqueued_preview() {
-    let s = Spool::new();
+    let s = Fixture::new();
     let before = now_secs();
     s.push(&["hello", "tab\there"]);
     s.run_stdin(&["push"], "z".repeat(100)).success();
@@ -170,7 +170,7 @@ fn list_json_has_id_size_enqueued_preview() {
 
 #[test]
 fn list_size_is_the_payload_length() {
-    let s = Spool::new();
+    let s = Fixture::new();
     s.run_stdin(&["push"], vec![7u8; 123_457]).success();
     s.run_stdin(&["push", "-0"], "ab\0\0cde").success();
     let sizes: Vec<u64> = rows(&s).iter().map(|r| r.size).collect();

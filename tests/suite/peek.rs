@@ -4,11 +4,11 @@ use std::fs::OpenOptions;
 use std::path::Path;
 use std::process::Stdio;
 
-use crate::util::{Spool, skip};
+use crate::harness::{Fixture, skip};
 
 #[test]
 fn peek_on_an_empty_or_missing_queue_exits_1() {
-    let s = Spool::new();
+    let s = Fixture::new();
     s.run(&["peek"]).nothing();
     s.push(&["x"]);
     s.run(&["pop"]).success();
@@ -18,7 +18,7 @@ fn peek_on_an_empty_or_missing_queue_exits_1() {
 
 #[test]
 fn peek_shows_the_oldest_and_keeps_it() {
-    let s = Spool::new();
+    let s = Fixture::new();
     s.push(&["first\n", "second"]);
     for _ in 0..3 {
         s.run(&["peek"]).success().stdout_is("first\n");
@@ -34,7 +34,7 @@ fn peek_shows_the_oldest_and_keeps_it() {
 
 #[test]
 fn peek_output_equals_pop_output() {
-    let s = Spool::new();
+    let s = Fixture::new();
     let fill = || {
         s.run_stdin(&["push", "-0"], "a\0\0b\nc\0d\n\0").success();
     };
@@ -59,7 +59,7 @@ fn peek_output_equals_pop_output() {
 
 #[test]
 fn peek_n_with_lines_and_null() {
-    let s = Spool::new();
+    let s = Fixture::new();
     s.push(&["a", "b", "c"]);
     s.run(&["peek", "-n", "2", "--lines"])
         .success()
@@ -76,7 +76,7 @@ fn peek_n_with_lines_and_null() {
 
 #[test]
 fn peek_n_above_one_without_framing_is_an_error() {
-    let s = Spool::new();
+    let s = Fixture::new();
     s.push(&["a", "b"]);
     let out = s.run(&["peek", "-n", "2"]);
     out.error().stderr_has("needs --lines or --null");
@@ -89,7 +89,7 @@ fn peek_to_a_full_device_fails_and_keeps_everything() {
     if !Path::new("/dev/full").exists() {
         return skip("/dev/full does not exist");
     }
-    let s = Spool::new();
+    let s = Fixture::new();
     s.push(&["a", "b"]);
     let full = OpenOptions::new().write(true).open("/dev/full").unwrap();
     s.cmd()
@@ -101,7 +101,7 @@ fn peek_to_a_full_device_fails_and_keeps_everything() {
 
 #[test]
 fn peek_sees_messages_pushed_after_a_pop() {
-    let s = Spool::new();
+    let s = Fixture::new();
     s.push(&["1"]);
     s.run(&["pop"]).success();
     s.run(&["peek"]).nothing();

@@ -4,11 +4,11 @@ use std::fs::{File, OpenOptions};
 use std::path::Path;
 use std::process::Stdio;
 
-use crate::util::{Spool, skip};
+use crate::harness::{Fixture, skip};
 
 #[test]
 fn pop_on_an_empty_queue_exits_1() {
-    let s = Spool::new();
+    let s = Fixture::new();
     s.run(&["pop"]).nothing();
     s.push(&["x"]);
     s.run(&["pop"]).success().stdout_is("x");
@@ -19,7 +19,7 @@ fn pop_on_an_empty_queue_exits_1() {
 
 #[test]
 fn pop_returns_the_oldest_and_deletes_it() {
-    let s = Spool::new();
+    let s = Fixture::new();
     s.push(&["a", "b"]);
     s.push(&["c"]);
     s.run(&["pop"]).success().stdout_is("a");
@@ -35,15 +35,18 @@ fn pop_returns_the_oldest_and_deletes_it() {
     assert_eq!(s.len("default"), 0);
     let q = s.queue_dir("default");
     assert_eq!(
-        crate::util::names_in(&q.join("claimed")),
+        crate::harness::names_in(&q.join("claimed")),
         Vec::<String>::new()
     );
-    assert_eq!(crate::util::names_in(&q.join("tmp")), Vec::<String>::new());
+    assert_eq!(
+        crate::harness::names_in(&q.join("tmp")),
+        Vec::<String>::new()
+    );
 }
 
 #[test]
 fn pop_n_with_lines() {
-    let s = Spool::new();
+    let s = Fixture::new();
     s.push(&["a", "b", "c"]);
     s.run(&["pop", "-n", "2", "--lines"])
         .success()
@@ -55,7 +58,7 @@ fn pop_n_with_lines() {
 
 #[test]
 fn pop_n_with_null() {
-    let s = Spool::new();
+    let s = Fixture::new();
     s.push(&["a\nb", "", "c"]);
     s.run(&["pop", "--count", "2", "-0"])
         .success()
@@ -67,7 +70,7 @@ fn pop_n_with_null() {
 
 #[test]
 fn framing_applies_to_a_single_message_too() {
-    let s = Spool::new();
+    let s = Fixture::new();
     s.push(&["a", "b", "c", "d"]);
     s.run(&["pop", "--lines"]).success().stdout_is("a\n");
     s.run(&["pop", "-0"]).success().stdout_is("b\0");
@@ -77,14 +80,14 @@ fn framing_applies_to_a_single_message_too() {
 
 #[test]
 fn pop_n_above_one_without_framing_removes_nothing() {
-    let s = Spool::new();
+    let s = Fixture::new();
     s.push(&["a", "b"]);
     let out = s.run(&["pop", "-n", "2"]);
     out.error().stderr_has("needs --lines or --null");
     assert!(out.stdout.is_empty());
     assert_eq!(s.len("default"), 2);
     // Also on an empty queue: the usage error comes first.
-    let e = Spool::new();
+    let e = Fixture::new();
     e.run(&["pop", "-n", "3"])
         .error()
         .stderr_has("needs --lines or --null");
@@ -92,7 +95,7 @@ fn pop_n_above_one_without_framing_removes_nothing() {
 
 #[test]
 fn pop_across_buckets_keeps_the_order() {
-    let s = Spool::new();
+    let s = Fixture::new();
     let input: String = (1..=2100).map(|i| format!("{i}\n")).collect();
     s.run_stdin(&["push", "--lines"], input.clone()).success();
     let first: String = (1..=998).map(|i| format!("{i}\n")).collect();
@@ -112,7 +115,7 @@ fn pop_across_buckets_keeps_the_order() {
 
 #[test]
 fn pop_into_a_file() {
-    let s = Spool::new();
+    let s = Fixture::new();
     s.push(&["job one"]);
     let path = s.outside("job.txt");
     let out = s
@@ -136,7 +139,7 @@ fn dev_full() -> Option<File> {
 #[test]
 fn pop_to_a_full_device_keeps_the_message() {
     let Some(full) = dev_full() else { return };
-    let s = Spool::new();
+    let s = Fixture::new();
     s.push(&["precious", "second"]);
     let out = s.cmd().arg("pop").run_with_stdout(Stdio::from(full));
     out.error().stderr_has("stays in the queue");
@@ -150,7 +153,7 @@ fn pop_to_a_full_device_keeps_the_message() {
 #[test]
 fn pop_many_to_a_full_device_keeps_them_all() {
     let Some(full) = dev_full() else { return };
-    let s = Spool::new();
+    let s = Fixture::new();
     s.push(&["a", "b", "c"]);
     let out = s
         .cmd()
@@ -166,7 +169,7 @@ fn pop_many_to_a_full_device_keeps_them_all() {
 
 #[test]
 fn pop_to_a_closed_pipe_keeps_the_message() {
-    let s = Spool::new();
+    let s = Fixture::new();
     s.push(&["kept"]);
     let (reader, writer) = std::io::pipe().unwrap();
     drop(reader);
@@ -178,7 +181,7 @@ fn pop_to_a_closed_pipe_keeps_the_message() {
 
 #[test]
 fn popped_messages_are_never_returned_again() {
-    let s = Spool::new();
+    let s = Fixture::new();
     s.push(&["1", "2", "3", "4", "5", "6"]);
     s.run(&["pop", "-n", "2", "-l"])
         .success()
@@ -195,7 +198,7 @@ fn popped_messages_are_never_returned_again() {
 
 #[test]
 fn pop_with_standard_output_closed_keeps_the_message() {
-    let s = Spool::new();
+    let s = Fixture::new();
     s.push(&["kept", "second"]);
     let out = s.sh("spool pop >&-").run();
     out.error().stderr_has(
@@ -212,7 +215,7 @@ fn pop_with_standard_output_closed_keeps_the_message() {
 
 #[test]
 fn pop_with_standard_error_closed_still_reports_by_its_status() {
-    let s = Spool::new();
+    let s = Fixture::new();
     s.sh("spool pop 2>&-").run().nothing();
     s.push(&["m"]);
     s.sh("spool pop 2>&-").run().success().stdout_is("m");
@@ -225,7 +228,7 @@ fn pop_with_standard_error_closed_still_reports_by_its_status() {
 
 #[test]
 fn pop_n_across_many_rounds_delivers_each_message_once_in_order() {
-    let s = Spool::new();
+    let s = Fixture::new();
     let lines: String = (1..=1000).map(|i| format!("{i}\n")).collect();
     s.run_stdin(&["push", "--lines"], lines.clone()).success();
     s.run(&["pop", "-n", "999", "--lines"])
@@ -233,7 +236,7 @@ fn pop_n_across_many_rounds_delivers_each_message_once_in_order() {
         .stdout_is(lines.split_inclusive('\n').take(999).collect::<String>());
     assert_eq!(s.listed_ids("default"), [1000]);
     assert!(
-        crate::util::names_in(&s.queue_dir("default").join("claimed")).is_empty(),
+        crate::harness::names_in(&s.queue_dir("default").join("claimed")).is_empty(),
         "nothing is left claimed"
     );
     s.run(&["pop", "-n", "5", "--lines"])

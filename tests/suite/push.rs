@@ -1,10 +1,10 @@
 //! `spool push [MESSAGE]...`, `--lines`, `--null`, `--print-id`.
 
-use crate::util::{Spool, parse_ids};
+use crate::harness::{Fixture, parse_ids};
 
 #[test]
 fn each_argument_is_one_message() {
-    let s = Spool::new();
+    let s = Fixture::new();
     s.run(&["push", "first job", "second\njob", ""])
         .success()
         .stdout_is("");
@@ -17,14 +17,14 @@ fn each_argument_is_one_message() {
 
 #[test]
 fn arguments_that_look_like_flags_after_double_dash() {
-    let s = Spool::new();
+    let s = Fixture::new();
     s.run(&["push", "--", "-n", "--lines"]).success();
     assert_eq!(s.pop_all("default"), [b"-n".to_vec(), b"--lines".to_vec()]);
 }
 
 #[test]
 fn no_argument_pushes_all_of_stdin_as_one_message() {
-    let s = Spool::new();
+    let s = Fixture::new();
     s.run_stdin(&["push"], "line one\nline two\n\0binary\n")
         .success()
         .stdout_is("");
@@ -36,7 +36,7 @@ fn no_argument_pushes_all_of_stdin_as_one_message() {
 
 #[test]
 fn empty_stdin_is_one_empty_message() {
-    let s = Spool::new();
+    let s = Fixture::new();
     s.run_stdin(&["push"], "").success().stdout_is("");
     assert_eq!(s.len("default"), 1);
     assert_eq!(std::fs::read(s.message_path("default", 1)).unwrap(), b"");
@@ -47,7 +47,7 @@ fn empty_stdin_is_one_empty_message() {
 
 #[test]
 fn print_id_prints_each_new_id() {
-    let s = Spool::new();
+    let s = Fixture::new();
     s.run(&["push", "--print-id", "a"])
         .success()
         .stdout_is("1\n");
@@ -73,7 +73,7 @@ fn print_id_prints_each_new_id() {
 
 #[test]
 fn lines_one_message_per_line() {
-    let s = Spool::new();
+    let s = Fixture::new();
     s.run_stdin(&["push", "--lines"], "a\nb b\n\nc\r\n\ttab\n")
         .success()
         .stdout_is("");
@@ -91,14 +91,14 @@ fn lines_one_message_per_line() {
 
 #[test]
 fn lines_final_line_without_newline_counts() {
-    let s = Spool::new();
+    let s = Fixture::new();
     s.run_stdin(&["push", "-l"], "x\ny").success();
     assert_eq!(s.pop_all("default"), [b"x".to_vec(), b"y".to_vec()]);
 }
 
 #[test]
 fn lines_empty_lines_are_empty_messages() {
-    let s = Spool::new();
+    let s = Fixture::new();
     let out = s.run_stdin(&["push", "--lines", "--print-id"], "\n\n\n");
     out.success();
     assert_eq!(parse_ids(&out.stdout), [1, 2, 3]);
@@ -107,7 +107,7 @@ fn lines_empty_lines_are_empty_messages() {
 
 #[test]
 fn lines_empty_input_pushes_nothing() {
-    let s = Spool::new();
+    let s = Fixture::new();
     s.run_stdin(&["push", "--lines"], "")
         .success()
         .stdout_is("");
@@ -119,7 +119,7 @@ fn lines_empty_input_pushes_nothing() {
 
 #[test]
 fn lines_keep_nul_bytes_and_long_lines() {
-    let s = Spool::new();
+    let s = Fixture::new();
     let long = "z".repeat(200_000);
     s.run_stdin(&["push", "--lines"], format!("a\0b\n{long}\nend"))
         .success();
@@ -131,7 +131,7 @@ fn lines_keep_nul_bytes_and_long_lines() {
 
 #[test]
 fn null_one_message_per_record() {
-    let s = Spool::new();
+    let s = Fixture::new();
     s.run_stdin(&["push", "-0"], "a\0multi\nline\0\0last")
         .success()
         .stdout_is("");
@@ -150,7 +150,7 @@ fn null_one_message_per_record() {
 
 #[test]
 fn null_empty_input_pushes_nothing() {
-    let s = Spool::new();
+    let s = Fixture::new();
     s.run_stdin(&["push", "--null"], "").success().stdout_is("");
     assert_eq!(s.len("default"), 0);
     s.run_stdin(&["push", "-0"], "\0").success();
@@ -159,7 +159,7 @@ fn null_empty_input_pushes_nothing() {
 
 #[test]
 fn messages_with_lines_or_null_are_a_usage_error() {
-    let s = Spool::new();
+    let s = Fixture::new();
     for args in [
         &["push", "--lines", "m"][..],
         &["push", "-l", "m", "n"],
@@ -175,7 +175,7 @@ fn messages_with_lines_or_null_are_a_usage_error() {
 
 #[test]
 fn many_lines_in_one_push_keep_their_order() {
-    let s = Spool::new();
+    let s = Fixture::new();
     let input: String = (0..3000).map(|i| format!("{i}\n")).collect();
     let out = s.run_stdin(&["push", "--lines", "--print-id"], input.clone());
     out.success();
@@ -188,7 +188,7 @@ fn many_lines_in_one_push_keep_their_order() {
 
 #[test]
 fn ids_keep_growing_across_pushes_and_pops() {
-    let s = Spool::new();
+    let s = Fixture::new();
     let mut last = 0;
     for i in 0..5 {
         let id = s.push_id("default", &format!("m{i}"));
@@ -201,7 +201,7 @@ fn ids_keep_growing_across_pushes_and_pops() {
 
 #[test]
 fn push_with_standard_input_closed_pushes_nothing() {
-    let s = Spool::new();
+    let s = Fixture::new();
     for script in [
         "spool push <&-",
         "spool push --lines <&-",
@@ -220,7 +220,7 @@ fn push_with_standard_input_closed_pushes_nothing() {
 
 #[test]
 fn push_print_id_with_standard_output_closed_pushes_and_says_so() {
-    let s = Spool::new();
+    let s = Fixture::new();
     // The message is on disk before its id is printed: the error says it was pushed.
     s.sh("spool push --print-id m >&-")
         .run()

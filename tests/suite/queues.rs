@@ -1,10 +1,10 @@
 //! `spool queues`: the queue names of the root, sorted, one per line.
 
-use crate::util::Spool;
+use crate::harness::Fixture;
 
 #[test]
 fn queues_lists_sorted_names() {
-    let s = Spool::new();
+    let s = Fixture::new();
     for q in ["jobs", "Zeta", "alpha", "b-2", "b.1", "default"] {
         s.run(&["-q", q, "push", "m"]).success();
     }
@@ -15,7 +15,7 @@ fn queues_lists_sorted_names() {
 
 #[test]
 fn queues_on_a_missing_or_empty_root_prints_nothing() {
-    let s = Spool::new();
+    let s = Fixture::new();
     s.run(&["queues"]).success().stdout_is("");
     assert!(!s.root().exists());
     std::fs::create_dir(s.root()).unwrap();
@@ -24,7 +24,7 @@ fn queues_on_a_missing_or_empty_root_prints_nothing() {
 
 #[test]
 fn emptied_queues_are_still_queues() {
-    let s = Spool::new();
+    let s = Fixture::new();
     s.run(&["-q", "once", "push", "m"]).success();
     s.run(&["-q", "once", "pop"]).success();
     s.run(&["-q", "cleared", "push", "m"]).success();
@@ -34,7 +34,7 @@ fn emptied_queues_are_still_queues() {
 
 #[test]
 fn queues_ignores_what_is_not_a_queue() {
-    let s = Spool::new();
+    let s = Fixture::new();
     s.run(&["-q", "real", "push", "m"]).success();
     std::fs::write(s.root().join("notes.txt"), "not a queue").unwrap();
     std::fs::create_dir(s.root().join("emptydir")).unwrap();
@@ -47,7 +47,7 @@ fn queues_ignores_what_is_not_a_queue() {
 
 #[test]
 fn queues_ignores_the_queue_flag() {
-    let s = Spool::new();
+    let s = Fixture::new();
     s.run(&["-q", "a", "push", "m"]).success();
     s.run(&["-q", "b", "push", "m"]).success();
     s.run(&["-q", "a", "queues"]).success().stdout_is("a\nb\n");

@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use crate::util::{Spool, names_in};
+use crate::harness::{Fixture, names_in};
 
 /// Asserts that exactly one of `candidates` holds the queue `default` with `message`.
 #[track_caller]
@@ -22,7 +22,7 @@ fn only_in(chosen: &Path, others: &[&Path], message: &str) {
 
 #[test]
 fn dir_flag_wins_over_every_variable() {
-    let s = Spool::new();
+    let s = Fixture::new();
     let (env_dir, xdg, home) = (s.outside("env"), s.outside("xdg"), s.outside("home"));
     s.cmd()
         .env("SPOOL_DIR", &env_dir)
@@ -42,7 +42,7 @@ fn dir_flag_wins_over_every_variable() {
 
 #[test]
 fn spool_dir_variable_wins_over_xdg_and_home() {
-    let s = Spool::new();
+    let s = Fixture::new();
     let (env_dir, xdg, home) = (s.outside("env"), s.outside("xdg"), s.outside("home"));
     s.cmd()
         .no_dir()
@@ -63,7 +63,7 @@ fn spool_dir_variable_wins_over_xdg_and_home() {
 
 #[test]
 fn xdg_state_home_when_no_dir_is_given() {
-    let s = Spool::new();
+    let s = Fixture::new();
     let (xdg, home) = (s.outside("xdg"), s.outside("home"));
     s.cmd()
         .no_dir()
@@ -84,7 +84,7 @@ fn xdg_state_home_when_no_dir_is_given() {
 
 #[test]
 fn home_when_nothing_else_is_set() {
-    let s = Spool::new();
+    let s = Fixture::new();
     let home = s.outside("home");
     s.cmd().no_dir().args(["push", "m"]).run().success();
     only_in(&home.join(".local/state/spool"), &[s.root()], "m");
@@ -98,7 +98,7 @@ fn home_when_nothing_else_is_set() {
 
 #[test]
 fn queue_defaults_to_default() {
-    let s = Spool::new();
+    let s = Fixture::new();
     s.push(&["m"]);
     assert_eq!(names_in(s.root()), ["default"]);
     s.run(&["-q", "default", "pop"]).success().stdout_is("m");
@@ -106,7 +106,7 @@ fn queue_defaults_to_default() {
 
 #[test]
 fn spool_queue_variable_names_the_queue() {
-    let s = Spool::new();
+    let s = Fixture::new();
     s.cmd()
         .env("SPOOL_QUEUE", "jobs")
         .args(["push", "m"])
@@ -124,7 +124,7 @@ fn spool_queue_variable_names_the_queue() {
 
 #[test]
 fn queue_flag_wins_over_the_variable() {
-    let s = Spool::new();
+    let s = Fixture::new();
     s.cmd()
         .env("SPOOL_QUEUE", "fromenv")
         .args(["-q", "fromflag", "push", "m"])
@@ -143,7 +143,7 @@ fn queue_flag_wins_over_the_variable() {
 
 #[test]
 fn queues_are_independent() {
-    let s = Spool::new();
+    let s = Fixture::new();
     s.run(&["-q", "a", "push", "a1", "a2"]).success();
     s.run(&["-q", "b", "push", "b1"]).success();
     assert_eq!(s.len("a"), 2);

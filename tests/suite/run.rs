@@ -13,15 +13,15 @@ use std::time::{Duration, Instant};
 
 use rustix::process::Signal;
 
-use crate::util::{
-    KillOnDrop, Output, Spool, finish, now_secs, parse_rfc3339, send_signal, wait_until,
+use crate::harness::{
+    Fixture, KillOnDrop, Output, Running, now_secs, parse_rfc3339, send_signal, wait_until,
 };
 
 /// How long a test waits for something that should happen at once, on a noisy machine.
 const SOON: Duration = Duration::from_secs(10);
 
 /// `spool run OPTIONS... -- sh -c SCRIPT`, with `env` set.
-fn run_sh(s: &Spool, options: &[&str], script: &str, env: &[(&str, &Path)]) -> Output {
+fn run_sh(s: &Fixture, options: &[&str], script: &str, env: &[(&str, &Path)]) -> Output {
     let mut cmd = s
         .cmd()
         .arg("run")
@@ -34,12 +34,7 @@ fn run_sh(s: &Spool, options: &[&str], script: &str, env: &[(&str, &Path)]) -> O
 }
 
 /// Starts `spool run OPTIONS... -- sh -c SCRIPT` in the background.
-fn spawn_sh(
-    s: &Spool,
-    options: &[&str],
-    script: &str,
-    env: &[(&str, &Path)],
-) -> (std::process::Child, String) {
+fn spawn_sh(s: &Fixture, options: &[&str], script: &str, env: &[(&str, &Path)]) -> Running {
     let mut cmd = s
         .cmd()
         .arg("run")
@@ -78,7 +73,7 @@ fn exits(out: &Output, code: i32) {
 
 /// The `until` of message `id`, in unix seconds.
 #[track_caller]
-fn until(s: &Spool, id: u64) -> i64 {
+fn until(s: &Fixture, id: u64) -> i64 {
     let v = s.entry("default", id);
     parse_rfc3339(
         v["until"]
@@ -90,7 +85,7 @@ fn until(s: &Spool, id: u64) -> i64 {
 
 #[test]
 fn each_payload_goes_to_the_command_with_its_environment() {
-    let s = Spool::new();
+    let s = Fixture::new();
     let binary: Vec<u8> = (0..=255u8).rev().collect();
     s.run(&["-q", "jobs", "push", "first"]).success();
     s.cmd()
@@ -116,7 +111,7 @@ fn each_payload_goes_to_the_command_with_its_environment() {
 
 #[test]
 fn the_commands_output_passes_through() {
-    let s = Spool::new();
+    let s = Fixture::new();
     s.push(&["a", "b"]);
     let out = s
         .cmd()
@@ -135,7 +130,7 @@ fn the_commands_output_passes_through() {
 
 #[test]
 fn run_on_an_empty_or_missing_queue_exits_0() {
-    let s = Spool::new();
+    let s = Fixture::new();
     let out = s.run(&["run", "--", "sh", "-c", "echo ran"]);
     out.success().stdout_is("");
     assert!(!s.root().exists(), "run created the root");
@@ -150,7 +145,7 @@ fn run_on_an_empty_or_missing_queue_exits_0() {
 
 #[test]
 fn exit_0_acks_100_fails_at_once_and_others_retry_after_the_backoff() {
-    let s = Spool::new();
+    let s = Fixture::new();
     s.push(&["ok", "permanent", "retry"]);
     let before = now_secs();
     let out = run_sh(
@@ -185,7 +180,7 @@ fn exit_0_acks_100_fails_at_once_and_others_retry_after_the_backoff() {
 
 #[test]
 fn every_message_acked_exits_0() {
-    let s = Spool::new();
+    let s = Fixture::new();
     s.push(&["a", "b", "c"]);
     let log = s.outside("log");
     let out = run_sh(
@@ -201,7 +196,7 @@ fn every_message_acked_exits_0() {
 
 #[test]
 fn retries_double_their_backoff_until_max_attempts_then_fail() {
-    let s = Spool::new();
+    let s = Fixture::new();
     s.push(&["stubborn"]);
     let log = s.outside("attempts");
     let script = r#"echo "$SPOOL_ATTEMPT" >> "$LOG"; exit 7"#;
@@ -273,7 +268,7 @@ fn retries_double_their_backoff_until_max_attempts_then_fail() {
 
 #[test]
 fn a_zero_backoff_retries_within_the_same_run() {
-    let s = Spool::new();
+    let s = Fixture::new();
     s.push(&["a", "b"]);
     let log = s.outside("log");
     let out = run_sh(
@@ -290,7 +285,7 @@ fn a_zero_backoff_retries_within_the_same_run() {
 
 #[test]
 fn the_default_max_attempts_is_5() {
-    let s = Spool::new();
+    let s = Fixture::new();
     s.push(&["never works"]);
     let log = s.outside("log");
     let out = run_sh(
@@ -309,7 +304,7 @@ fn the_default_max_attempts_is_5() {
 
 #[test]
 fn a_command_killed_by_a_signal_is_retried_then_failed() {
-    let s = Spool::new();
+    let s = Fixture::new();
     s.push(&["crash"]);
     let out = run_sh(
         &s,
@@ -326,7 +321,7 @@ fn a_command_killed_by_a_signal_is_retried_then_failed() {
 
 #[test]
 fn max_stops_after_n_messages() {
-    let s = Spool::new();
+    let s = Fixture::new();
     s.push(&["1", "2", "3", "4", "5"]);
     let out = s.run(&["run", "--max", "2", "--", "sh", "-c", "cat; echo"]);
     out.success().stdout_is("1\n2\n");
@@ -350,7 +345,7 @@ fn max_stops_after_n_messages() {
 
 #[test]
 fn jobs_run_commands_side_by_side() {
-    let s = Spool::new();
+    let s = Fixture::new();
     s.push(&["1", "2", "3", "4"]);
     let log = s.outside("log");
     let script = r#"echo "start $SPOOL_ID" >> "$LOG"; sleep 2; echo "end $SPOOL_ID" >> "$LOG""#;
@@ -369,7 +364,7 @@ fn jobs_run_commands_side_by_side() {
 
 #[test]
 fn one_job_at_a_time_by_default() {
-    let s = Spool::new();
+    let s = Fixture::new();
     s.push(&["1", "2", "3"]);
     let log = s.outside("log");
     let script = r#"echo "start $SPOOL_ID" >> "$LOG"; sleep 0.2; echo "end $SPOOL_ID" >> "$LOG""#;
@@ -382,7 +377,7 @@ fn one_job_at_a_time_by_default() {
 
 #[test]
 fn a_command_that_cannot_start_exits_2_and_keeps_the_message() {
-    let s = Spool::new();
+    let s = Fixture::new();
     s.push(&["kept"]);
     let out = s.run(&["run", "--", "/nonexistent/command"]);
     out.error();
@@ -394,7 +389,7 @@ fn a_command_that_cannot_start_exits_2_and_keeps_the_message() {
 
 #[test]
 fn a_command_past_its_lease_gets_sigterm_and_is_retried() {
-    let s = Spool::new();
+    let s = Fixture::new();
     s.push(&["slow once"]);
     let log = s.outside("log");
     let pidfile = s.outside("pid");
@@ -438,7 +433,7 @@ fn a_command_past_its_lease_gets_sigterm_and_is_retried() {
 
 #[test]
 fn a_command_stopped_at_its_lease_is_retried_even_if_it_exits_0() {
-    let s = Spool::new();
+    let s = Fixture::new();
     s.push(&["graceful"]);
     let log = s.outside("log");
     let pidfile = s.outside("pid");
@@ -458,7 +453,7 @@ if [ "$SPOOL_ATTEMPT" = 1 ]; then sleep 30 & echo $! > "$PIDFILE"; wait; fi"#,
 
 #[test]
 fn a_command_that_ignores_sigterm_gets_sigkill_5_s_later() {
-    let s = Spool::new();
+    let s = Fixture::new();
     s.push(&["stubborn"]);
     let pidfile = s.outside("pid");
     let started = Instant::now();
@@ -484,7 +479,7 @@ fn a_command_that_ignores_sigterm_gets_sigkill_5_s_later() {
 
 #[test]
 fn kill_9_of_run_hands_the_message_to_the_next_consumer_at_once() {
-    let s = Spool::new();
+    let s = Fixture::new();
     s.push(&["held by run", "second"]);
     let pidfile = s.outside("pid");
     let mut run = spawn_sh(
@@ -501,8 +496,8 @@ fn kill_9_of_run_hands_the_message_to_the_next_consumer_at_once() {
     s.run(&["claim", "--lease", "1m"]).success();
     s.run(&["claim"]).nothing();
 
-    run.0.kill().expect("kill -9 spool run");
-    let status = run.0.wait().expect("wait for spool run");
+    run.child.kill().expect("kill -9 spool run");
+    let status = run.child.wait().expect("wait for spool run");
     assert_eq!(
         std::os::unix::process::ExitStatusExt::signal(&status),
         Some(9)
@@ -529,7 +524,7 @@ fn kill_9_of_run_hands_the_message_to_the_next_consumer_at_once() {
 
 #[test]
 fn kill_9_of_run_with_jobs_returns_every_message_to_its_place() {
-    let s = Spool::new();
+    let s = Fixture::new();
     s.push(&["1", "2", "3", "4"]);
     let pids = s.outside("pids");
     std::fs::create_dir(&pids).unwrap();
@@ -543,8 +538,8 @@ fn kill_9_of_run_with_jobs_returns_every_message_to_its_place() {
         .iter()
         .map(|id| KillOnDrop(Some(pid_in(&pids.join(id)))))
         .collect();
-    run.0.kill().expect("kill -9 spool run");
-    run.0.wait().expect("wait for spool run");
+    run.child.kill().expect("kill -9 spool run");
+    run.child.wait().expect("wait for spool run");
     let out = s
         .cmd()
         .args([
@@ -561,9 +556,9 @@ fn kill_9_of_run_with_jobs_returns_every_message_to_its_place() {
 
 #[test]
 fn kill_9_of_a_pop_that_is_writing_hands_the_message_on() {
-    let s = Spool::new();
+    let s = Fixture::new();
     let mut big = vec![0u8; 1 << 20];
-    crate::util::Noise::new(7).fill(&mut big);
+    crate::harness::Rng::new(7).fill(&mut big);
     s.cmd().arg("push").stdin(big.clone()).run().success();
     s.push(&["second"]);
     // Nobody reads this pop's output: it blocks writing, holding the message.
@@ -572,8 +567,8 @@ fn kill_9_of_a_pop_that_is_writing_hands_the_message_on() {
         s.list_json("default", "claimed").len() == 1
     });
     s.run(&["claim"]).success(); // the second message, not the held one
-    pop.0.kill().expect("kill -9 spool pop");
-    pop.0.wait().expect("wait for spool pop");
+    pop.child.kill().expect("kill -9 spool pop");
+    pop.child.wait().expect("wait for spool pop");
     let out = s.run(&["pop"]);
     out.success();
     assert!(
@@ -587,7 +582,7 @@ fn sigint_or_sigterm_stops_claiming_and_lets_the_running_command_finish() {
     std::thread::scope(|scope| {
         for signal in [Signal::INT, Signal::TERM] {
             scope.spawn(move || {
-                let s = Spool::new();
+                let s = Fixture::new();
                 s.push(&["1", "2", "3"]);
                 let log = s.outside("log");
                 let run = spawn_sh(
@@ -599,8 +594,8 @@ fn sigint_or_sigterm_stops_claiming_and_lets_the_running_command_finish() {
                 wait_until("the first command started", SOON, || {
                     read(&log) == "start 1\n"
                 });
-                send_signal(run.0.id(), signal);
-                let out = finish(run);
+                send_signal(run.pid(), signal);
+                let out = run.finish();
                 exits(&out, 0);
                 assert_eq!(read(&log), "start 1\nend 1\n", "after {signal:?}");
                 assert_eq!(s.listed_ids("default"), [2, 3], "after {signal:?}");
@@ -612,7 +607,7 @@ fn sigint_or_sigterm_stops_claiming_and_lets_the_running_command_finish() {
 
 #[test]
 fn a_second_signal_is_passed_on_to_the_commands() {
-    let s = Spool::new();
+    let s = Fixture::new();
     s.push(&["interrupted"]);
     let pidfile = s.outside("pid");
     let mut run = spawn_sh(
@@ -622,15 +617,15 @@ fn a_second_signal_is_passed_on_to_the_commands() {
         &[("PIDFILE", &pidfile)],
     );
     let _command = KillOnDrop(Some(pid_in(&pidfile)));
-    send_signal(run.0.id(), Signal::TERM);
+    send_signal(run.pid(), Signal::TERM);
     std::thread::sleep(Duration::from_millis(500));
     assert!(
-        run.0.try_wait().unwrap().is_none(),
+        run.child.try_wait().unwrap().is_none(),
         "run exited at the first signal, before its command finished"
     );
     let second = Instant::now();
-    send_signal(run.0.id(), Signal::TERM);
-    let out = finish(run);
+    send_signal(run.pid(), Signal::TERM);
+    let out = run.finish();
     assert!(
         second.elapsed() < SOON,
         "the command did not get the signal: {:?}",
@@ -644,7 +639,7 @@ fn a_second_signal_is_passed_on_to_the_commands() {
 
 #[test]
 fn run_wait_handles_messages_as_they_come() {
-    let s = Spool::new();
+    let s = Fixture::new();
     let out_file = s.outside("out");
     let started = Instant::now();
     let run = spawn_sh(
@@ -669,8 +664,8 @@ fn run_wait_handles_messages_as_they_come() {
         pushed.elapsed() >= Duration::from_millis(900),
         "d ran before it was due"
     );
-    send_signal(run.0.id(), Signal::TERM);
-    let out = finish(run);
+    send_signal(run.pid(), Signal::TERM);
+    let out = run.finish();
     exits(&out, 0);
     assert!(started.elapsed() < Duration::from_secs(30));
     assert_eq!(s.states("default"), []);
@@ -678,7 +673,7 @@ fn run_wait_handles_messages_as_they_come() {
 
 #[test]
 fn run_wait_on_an_idle_queue_exits_0_at_a_signal() {
-    let s = Spool::new();
+    let s = Fixture::new();
     s.push(&["x"]);
     s.run(&["pop"]).success();
     for queue in ["default", "missing"] {
@@ -688,8 +683,8 @@ fn run_wait_on_an_idle_queue_exits_0_at_a_signal() {
             .spawn();
         std::thread::sleep(Duration::from_millis(500));
         let signalled = Instant::now();
-        send_signal(run.0.id(), Signal::TERM);
-        let out = finish(run);
+        send_signal(run.pid(), Signal::TERM);
+        let out = run.finish();
         exits(&out, 0);
         assert!(signalled.elapsed() < SOON, "{queue}: slow to stop");
     }
@@ -739,7 +734,7 @@ fn a_thousand_flaky_messages_are_each_acked_once_or_failed() {
         expected_failed.len()
     );
 
-    let s = Spool::new();
+    let s = Fixture::new();
     let input: String = (1..=MESSAGES).map(|i| format!("payload-{i}\n")).collect();
     s.run_stdin(&["push", "--lines"], input).success();
     let log = s.outside("log");
@@ -762,7 +757,7 @@ fn a_thousand_flaky_messages_are_each_acked_once_or_failed() {
             .map(|_| spawn_sh(&s, &options, FLAKY, &[("LOG", &log)]))
             .collect();
         for run in runs {
-            let out = finish(run);
+            let out = run.finish();
             assert!(
                 (out.code == 0 || out.code == 3) && out.stderr.is_empty() && out.stdout.is_empty(),
                 "round {rounds}:\n{out:?}"
@@ -848,14 +843,14 @@ fn a_thousand_flaky_messages_are_each_acked_once_or_failed() {
     );
     let q = s.queue_dir("default");
     assert_eq!(
-        crate::util::names_in(&q.join("claimed")),
+        crate::harness::names_in(&q.join("claimed")),
         Vec::<String>::new()
     );
 }
 
 #[test]
 fn commands_write_to_nothing_when_run_has_its_output_closed() {
-    let s = Spool::new();
+    let s = Fixture::new();
     s.push(&["job"]);
     // Started with its standard output and error closed (as some daemons are), run must
     // not hand its commands a descriptor they cannot write to: their echo must succeed.

@@ -4,11 +4,11 @@
 
 use std::time::{Duration, Instant};
 
-use crate::util::{Spool, format_rfc3339, now_ms, now_secs, parse_rfc3339};
+use crate::harness::{Fixture, format_rfc3339, now_ms, now_secs, parse_rfc3339};
 
 /// The `until` (due time or lease end) of message `id`, in unix seconds.
 #[track_caller]
-fn until(s: &Spool, id: u64) -> i64 {
+fn until(s: &Fixture, id: u64) -> i64 {
     let v = s.entry("default", id);
     parse_rfc3339(
         v["until"]
@@ -36,7 +36,7 @@ fn sleep_from(since: Instant, duration: Duration) {
 
 /// A claim token from `spool claim ARGS...`.
 #[track_caller]
-fn claim(s: &Spool, args: &[&str]) -> String {
+fn claim(s: &Fixture, args: &[&str]) -> String {
     let mut all = vec!["claim"];
     all.extend_from_slice(args);
     let out = s.run(&all);
@@ -50,7 +50,7 @@ fn id_of(token: &str) -> u64 {
 
 #[test]
 fn a_delayed_message_is_invisible_until_due() {
-    let s = Spool::new();
+    let s = Fixture::new();
     let before = now_secs();
     let d = s.push_with(&["--delay", "2s"], "delayed");
     let pushed = Instant::now();
@@ -79,7 +79,7 @@ fn a_delayed_message_is_invisible_until_due() {
 
 #[test]
 fn at_takes_unix_seconds_and_rfc3339_with_any_offset() {
-    let s = Spool::new();
+    let s = Fixture::new();
     let t = now_secs() + 4;
     let unix = s.push_with(&["--at", &t.to_string()], "unix");
     let utc = s.push_with(&["--at", &format_rfc3339(t)], "utc");
@@ -104,7 +104,7 @@ fn at_takes_unix_seconds_and_rfc3339_with_any_offset() {
 
 #[test]
 fn at_in_the_past_is_ready_at_once() {
-    let s = Spool::new();
+    let s = Fixture::new();
     s.push(&["first"]);
     s.run(&["push", "--at", "2000-01-01T00:00:00Z", "y2k"])
         .success();
@@ -121,7 +121,7 @@ fn at_in_the_past_is_ready_at_once() {
 
 #[test]
 fn bad_times_exit_2_and_push_nothing() {
-    let s = Spool::new();
+    let s = Fixture::new();
     for bad in [
         "",
         "tomorrow",
@@ -144,7 +144,7 @@ fn bad_times_exit_2_and_push_nothing() {
 
 #[test]
 fn delayed_messages_come_out_in_order_of_due_time() {
-    let s = Spool::new();
+    let s = Fixture::new();
     s.run(&["push", "--delay", "2500ms", "late"]).success();
     s.run(&["push", "--delay", "1s", "early"]).success();
     s.run(&["push", "--delay", "2s", "middle"]).success();
@@ -168,7 +168,7 @@ fn delayed_messages_come_out_in_order_of_due_time() {
 fn a_due_message_goes_ahead_of_messages_pushed_after_its_due_time() {
     // Whether or not a consumer looked at the queue in between, a message that became
     // due at T is ahead of one pushed after T.
-    let s = Spool::new();
+    let s = Fixture::new();
     s.push(&["a"]);
     s.run(&["push", "--delay", "1s", "due first"]).success();
     let pushed = Instant::now();
@@ -190,7 +190,7 @@ fn a_due_message_goes_ahead_of_messages_pushed_after_its_due_time() {
 
 #[test]
 fn each_delayed_message_appears_at_its_own_time() {
-    let s = Spool::new();
+    let s = Fixture::new();
     let before = Instant::now();
     s.run(&["push", "--delay", "1s", "one"]).success();
     let pushed = Instant::now();
@@ -210,7 +210,7 @@ fn each_delayed_message_appears_at_its_own_time() {
 
 #[test]
 fn priorities_go_first_and_fifo_within_a_priority() {
-    let s = Spool::new();
+    let s = Fixture::new();
     for (p, m) in [
         ("1", "a1"),
         ("5", "b5"),
@@ -266,7 +266,7 @@ fn priorities_go_first_and_fifo_within_a_priority() {
 
 #[test]
 fn priority_must_be_0_to_9() {
-    let s = Spool::new();
+    let s = Fixture::new();
     for bad in ["10", "-1", "x", "", "1.5", "255", "256"] {
         s.run(&["push", "--priority", bad, "m"]).error();
     }
@@ -279,10 +279,10 @@ fn priority_must_be_0_to_9() {
 
 #[test]
 fn a_message_keeps_its_priority_in_every_state() {
-    let s = Spool::new();
+    let s = Fixture::new();
     let old = s.push_with(&[], "old0");
     let p = s.push_with(&["--priority", "7"], "p7");
-    let priority = |s: &Spool| s.entry("default", p)["priority"].as_u64();
+    let priority = |s: &Fixture| s.entry("default", p)["priority"].as_u64();
 
     // Claimed, then nacked: still ahead of the older priority-0 message.
     let token = claim(&s, &[]);
@@ -331,7 +331,7 @@ fn a_message_keeps_its_priority_in_every_state() {
 
 #[test]
 fn a_delayed_priority_message_goes_ahead_of_lower_ones_once_due() {
-    let s = Spool::new();
+    let s = Fixture::new();
     s.run(&["push", "--priority", "3", "--delay", "1s", "urgent later"])
         .success();
     let pushed = Instant::now();
@@ -344,7 +344,7 @@ fn a_delayed_priority_message_goes_ahead_of_lower_ones_once_due() {
 
 #[test]
 fn an_expired_message_moves_to_failed_and_is_skipped() {
-    let s = Spool::new();
+    let s = Fixture::new();
     let before = now_secs();
     let short = s.push_with(&["--ttl", "1s"], "short");
     let pushed = Instant::now();
@@ -377,7 +377,7 @@ fn an_expired_message_moves_to_failed_and_is_skipped() {
 
 #[test]
 fn claim_and_run_fail_expired_messages_too() {
-    let s = Spool::new();
+    let s = Fixture::new();
     s.run(&["-q", "c", "push", "--ttl", "1s", "a"]).success();
     s.run(&["-q", "r", "push", "--ttl", "1s", "b"]).success();
     let pushed = Instant::now();
@@ -402,7 +402,7 @@ fn claim_and_run_fail_expired_messages_too() {
 
 #[test]
 fn a_delay_counts_towards_the_ttl() {
-    let s = Spool::new();
+    let s = Fixture::new();
     let never = s.push_with(&["--delay", "2s", "--ttl", "1s"], "never");
     s.push_with(&["--delay", "1s", "--ttl", "1h"], "fine");
     let pushed = Instant::now();
@@ -417,7 +417,7 @@ fn a_delay_counts_towards_the_ttl() {
 
 #[test]
 fn a_message_that_expires_while_claimed_can_still_be_acked() {
-    let s = Spool::new();
+    let s = Fixture::new();
     s.push_with(&["--ttl", "1s"], "in progress");
     let pushed = Instant::now();
     let token = claim(&s, &["--lease", "1m"]);
@@ -429,7 +429,7 @@ fn a_message_that_expires_while_claimed_can_still_be_acked() {
 
 #[test]
 fn a_nacked_message_that_expired_goes_to_failed() {
-    let s = Spool::new();
+    let s = Fixture::new();
     let id = s.push_with(&["--ttl", "1s"], "too late");
     let pushed = Instant::now();
     let token = claim(&s, &["--lease", "1m"]);
@@ -449,7 +449,7 @@ fn a_nacked_message_that_expired_goes_to_failed() {
 /// What is wrong with `push OPTIONS... far`, if anything: it must either be refused (exit
 /// 2, one line, nothing pushed) or be honoured with the message not visible now.
 fn far_push_problem(options: &[&str]) -> Option<String> {
-    let s = Spool::new();
+    let s = Fixture::new();
     let mut args = vec!["push"];
     args.extend_from_slice(options);
     args.push("far");
@@ -466,7 +466,7 @@ fn far_push_problem(options: &[&str]) -> Option<String> {
             return Some(format!("{options:?}: pushed, listed as {states:?}"));
         }
         None
-    } else if out.code != 2 || !crate::util::is_one_spool_line(&out.stderr) {
+    } else if out.code != 2 || !crate::harness::is_one_spool_line(&out.stderr) {
         Some(format!("{options:?}: not one error line:\n{out:?}"))
     } else if out.stderr.contains("internal error") {
         Some(format!("{options:?}: crashed:\n{out:?}"))
@@ -500,7 +500,7 @@ fn far_future_times_are_refused_or_honoured() {
 fn an_enormous_ttl_never_expires_at_once() {
     let mut problems = Vec::new();
     for ttl in ["36500d", "18446744073709551s"] {
-        let s = Spool::new();
+        let s = Fixture::new();
         let out = s.run(&["push", "--ttl", ttl, "keep"]);
         if out.code == 0 {
             let pop = s.run(&["pop"]);

@@ -1,11 +1,11 @@
 //! Whole pipelines through `sh`, as the documentation shows them. `spool` is the binary
 //! under test, first in `PATH`; `$SPOOL_DIR` is the test's root.
 
-use crate::util::Spool;
+use crate::harness::Fixture;
 
 #[test]
 fn echo_push_then_pop() {
-    let s = Spool::new();
+    let s = Fixture::new();
     s.sh("echo hello | spool push && spool pop")
         .run()
         .success()
@@ -15,7 +15,7 @@ fn echo_push_then_pop() {
 
 #[test]
 fn producer_pipes_lines_and_consumer_reads_lines() {
-    let s = Spool::new();
+    let s = Fixture::new();
     s.sh("printf 'a\\nb b\\nc\\n' | spool -q jobs push --lines && spool -q jobs pop -n 10 --lines | cat")
         .run()
         .success()
@@ -24,7 +24,7 @@ fn producer_pipes_lines_and_consumer_reads_lines() {
 
 #[test]
 fn while_pop_loop_stops_when_empty() {
-    let s = Spool::new();
+    let s = Fixture::new();
     s.push(&["one", "two", "three"]);
     s.sh("while msg=$(spool pop); do echo \"got $msg\"; done; spool pop; echo \"status $?\"")
         .run()
@@ -34,7 +34,7 @@ fn while_pop_loop_stops_when_empty() {
 
 #[test]
 fn len_in_a_test_expression() {
-    let s = Spool::new();
+    let s = Fixture::new();
     s.run(&["-q", "jobs", "push", "1", "2", "3"]).success();
     s.sh("[ \"$(spool -q jobs len)\" -gt 2 ] && echo backlog; [ \"$(spool -q other len)\" -eq 0 ] && echo idle")
         .run()
@@ -44,7 +44,7 @@ fn len_in_a_test_expression() {
 
 #[test]
 fn null_separated_pipeline_with_print_id() {
-    let s = Spool::new();
+    let s = Fixture::new();
     s.sh("printf 'x y\\0z\\n\\0' | spool push -0 --print-id")
         .run()
         .success()
@@ -57,7 +57,7 @@ fn null_separated_pipeline_with_print_id() {
 
 #[test]
 fn for_each_queue_loop() {
-    let s = Spool::new();
+    let s = Fixture::new();
     s.run(&["-q", "a", "push", "1"]).success();
     s.run(&["-q", "b", "push", "1", "2"]).success();
     s.sh("for q in $(spool queues); do echo \"$q $(spool -q \"$q\" len)\"; done")
@@ -68,7 +68,7 @@ fn for_each_queue_loop() {
 
 #[test]
 fn binary_through_a_pipe() {
-    let s = Spool::new();
+    let s = Fixture::new();
     s.sh("head -c 70000 /dev/zero | tr '\\0' 'q' | spool push && spool pop | wc -c")
         .run()
         .success()

@@ -20,8 +20,8 @@ use std::fs;
 use std::os::unix::process::CommandExt;
 use std::time::{Duration, Instant};
 
-use super::common::{
-    BIN, Call, Rng, drain, group_members, in_ci, kill_group_and_wait, names, require,
+use crate::harness::{
+    BIN, Cmd, Rng, drain, group_members, in_ci, kill_group_and_wait, names_in, require,
 };
 
 const WORKLOAD: &str = r#"
@@ -242,7 +242,7 @@ fn random_kills_under_load_lose_nothing() {
     let pops = ends(&d.join("pops"));
     let claims = ends(&d.join("claims"));
     let runs: Vec<_> = (0..2).map(|w| ends(&d.join(format!("run{w}")))).collect();
-    for name in names(&d.join("out")) {
+    for name in names_in(&d.join("out")) {
         let content = fs::read(d.join("out").join(&name)).unwrap();
         let f: Vec<&str> = name.split('.').collect();
         match f.as_slice() {
@@ -315,17 +315,17 @@ fn random_kills_under_load_lose_nothing() {
     );
     let q = root.join("default");
     assert_eq!(
-        names(&q.join("tmp")),
+        names_in(&q.join("tmp")),
         Vec::<String>::new(),
         "tmp/ after draining"
     );
     assert_eq!(
-        names(&q.join("claimed")),
+        names_in(&q.join("claimed")),
         Vec::<String>::new(),
         "claimed/ after draining"
     );
-    let fsck = Call::spool(&root, ["fsck"]).run();
-    fsck.expect_success();
+    let fsck = Cmd::at(&root).args(["fsck"]).run();
+    fsck.success();
     assert!(fsck.stdout.is_empty(), "fsck after the chaos:\n{fsck:?}");
     let total_kills: u32 = kills.values().sum();
     let mut by: Vec<String> = kills.iter().map(|(k, v)| format!("{k} {v}")).collect();
