@@ -6,7 +6,33 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use crate::harness::{Engine, engine_tests};
 use crate::harness::{Fixture, Output, json_lines, now_secs, parse_rfc3339};
+
+engine_tests! {
+    claim_prints_a_token_and_moves_the_oldest_message_to_claimed,
+    tokens_differ_for_every_claim_of_the_same_message,
+    show_prints_a_message_in_every_state,
+    show_of_something_unknown_exits_2,
+    ack_deletes_the_claimed_message_once,
+    nack_returns_the_message_behind_the_waiting_ones,
+    nack_with_a_delay_hides_the_message_until_then,
+    extend_renews_the_lease,
+    an_ended_lease_returns_the_message_to_its_place,
+    each_look_returns_ended_leases_pop_and_claim_too,
+    a_stale_token_does_nothing_once_the_message_was_claimed_again,
+    a_token_works_until_its_ended_lease_is_noticed,
+    slow_workers_never_ack_a_message_twice,
+    every_claim_counts_an_attempt_and_max_attempts_fails_the_message,
+    max_attempts_counts_claims_whose_lease_ended,
+    the_default_max_attempts_is_5,
+    requeue_moves_failed_messages_back_with_their_attempts_reset,
+    clear_removes_what_its_state_says_and_prints_the_count,
+    list_state_shows_each_state_and_its_details,
+    stats_count_every_state,
+    a_missing_required_argument_is_named,
+    a_claimed_message_is_not_handed_to_a_waiting_consumer,
+}
 
 /// Runs `spool claim ARGS...` and returns the token it printed (asserting its shape).
 #[track_caller]
@@ -65,9 +91,8 @@ fn sleep_past(claimed: Instant, lease: Duration) {
     }
 }
 
-#[test]
-fn claim_prints_a_token_and_moves_the_oldest_message_to_claimed() {
-    let s = Fixture::new();
+fn claim_prints_a_token_and_moves_the_oldest_message_to_claimed(engine: Engine) {
+    let s = engine.fixture();
     s.push(&["first", "second"]);
     let before = now_secs();
     let token = claim(&s, &[]);
@@ -107,9 +132,8 @@ fn claim_on_an_empty_or_missing_queue_exits_1() {
         .nothing();
 }
 
-#[test]
-fn tokens_differ_for_every_claim_of_the_same_message() {
-    let s = Fixture::new();
+fn tokens_differ_for_every_claim_of_the_same_message(engine: Engine) {
+    let s = engine.fixture();
     s.push(&["again and again"]);
     let mut seen = Vec::new();
     for _ in 0..5 {
@@ -122,9 +146,8 @@ fn tokens_differ_for_every_claim_of_the_same_message() {
     assert_eq!(s.entry("default", 1)["attempts"], 5);
 }
 
-#[test]
-fn show_prints_a_message_in_every_state() {
-    let s = Fixture::new();
+fn show_prints_a_message_in_every_state(engine: Engine) {
+    let s = engine.fixture();
     // Failed: claimed once, then out of attempts.
     let failed = s.push_with(&[], "doomed");
     let token = claim(&s, &[]);
@@ -175,9 +198,8 @@ fn show_prints_a_message_in_every_state() {
     assert_eq!(s.entry("default", ready)["attempts"], 0);
 }
 
-#[test]
-fn show_of_something_unknown_exits_2() {
-    let s = Fixture::new();
+fn show_of_something_unknown_exits_2(engine: Engine) {
+    let s = engine.fixture();
     s.run(&["show", "1"]).error();
     s.push(&["a"]);
     s.run(&["show", "2"]).error();
@@ -191,9 +213,8 @@ fn show_of_something_unknown_exits_2() {
     s.run(&["show", "1"]).error();
 }
 
-#[test]
-fn ack_deletes_the_claimed_message_once() {
-    let s = Fixture::new();
+fn ack_deletes_the_claimed_message_once(engine: Engine) {
+    let s = engine.fixture();
     s.push(&["a", "b"]);
     let token = claim(&s, &[]);
     s.run(&["ack", &token]).success().stdout_is("");
@@ -251,9 +272,8 @@ fn bad_tokens_are_errors_that_change_nothing() {
     assert!(!e.root().exists(), "a failed ack created the root");
 }
 
-#[test]
-fn nack_returns_the_message_behind_the_waiting_ones() {
-    let s = Fixture::new();
+fn nack_returns_the_message_behind_the_waiting_ones(engine: Engine) {
+    let s = engine.fixture();
     s.push(&["a", "b", "c"]);
     let token = claim(&s, &[]);
     s.run(&["nack", &token]).success().stdout_is("");
@@ -267,9 +287,8 @@ fn nack_returns_the_message_behind_the_waiting_ones() {
     s.run(&["pop"]).nothing();
 }
 
-#[test]
-fn nack_with_a_delay_hides_the_message_until_then() {
-    let s = Fixture::new();
+fn nack_with_a_delay_hides_the_message_until_then(engine: Engine) {
+    let s = engine.fixture();
     s.push(&["a", "b"]);
     let token = claim(&s, &[]);
     let before = now_secs();
@@ -294,9 +313,8 @@ fn nack_with_a_delay_hides_the_message_until_then() {
     );
 }
 
-#[test]
-fn extend_renews_the_lease() {
-    let s = Fixture::new();
+fn extend_renews_the_lease(engine: Engine) {
+    let s = engine.fixture();
     s.push(&["long job"]);
     let token = claim(&s, &["--lease", "1s"]);
     let claimed = Instant::now();
@@ -328,9 +346,8 @@ fn extend_renews_the_lease() {
     assert_eq!(s.states("default"), []);
 }
 
-#[test]
-fn an_ended_lease_returns_the_message_to_its_place() {
-    let s = Fixture::new();
+fn an_ended_lease_returns_the_message_to_its_place(engine: Engine) {
+    let s = engine.fixture();
     s.push(&["a", "b"]);
     let token = claim(&s, &["--lease", "1s"]);
     let claimed = Instant::now();
@@ -350,9 +367,8 @@ fn an_ended_lease_returns_the_message_to_its_place() {
     assert_eq!(s.pop_all_text("default"), ["a", "b", "c"]);
 }
 
-#[test]
-fn each_look_returns_ended_leases_pop_and_claim_too() {
-    let s = Fixture::new();
+fn each_look_returns_ended_leases_pop_and_claim_too(engine: Engine) {
+    let s = engine.fixture();
     let mut firsts = Vec::new();
     for queue in ["p", "c"] {
         s.run(&["-q", queue, "push", "only"]).success();
@@ -376,9 +392,8 @@ fn each_look_returns_ended_leases_pop_and_claim_too() {
     assert_eq!(entry["attempts"], 2);
 }
 
-#[test]
-fn a_stale_token_does_nothing_once_the_message_was_claimed_again() {
-    let s = Fixture::new();
+fn a_stale_token_does_nothing_once_the_message_was_claimed_again(engine: Engine) {
+    let s = engine.fixture();
     s.push(&["the job"]);
     let stale = claim(&s, &["--lease", "1s"]);
     let claimed = Instant::now();
@@ -414,9 +429,8 @@ fn a_stale_token_does_nothing_once_the_message_was_claimed_again() {
     s.run(&["pop"]).success().stdout_is("next");
 }
 
-#[test]
-fn a_token_works_until_its_ended_lease_is_noticed() {
-    let s = Fixture::new();
+fn a_token_works_until_its_ended_lease_is_noticed(engine: Engine) {
+    let s = engine.fixture();
     s.push(&["slow"]);
     let token = claim(&s, &["--lease", "1s"]);
     let claimed = Instant::now();
@@ -428,14 +442,13 @@ fn a_token_works_until_its_ended_lease_is_noticed() {
     s.run(&["claim"]).nothing();
 }
 
-#[test]
-fn slow_workers_never_ack_a_message_twice() {
+fn slow_workers_never_ack_a_message_twice(engine: Engine) {
     // Workers claim with a 1 s lease; for some messages the first worker sleeps past its
     // lease before acking. Whatever the interleaving, each message is acked exactly once
     // and none is lost.
     const MESSAGES: u64 = 40;
     const WORKERS: usize = 4;
-    let s = Fixture::new();
+    let s = engine.fixture();
     let input: String = (1..=MESSAGES).map(|i| format!("job-{i}\n")).collect();
     s.run_stdin(&["push", "--lines"], input).success();
     let acked: Mutex<Vec<(u64, String)>> = Mutex::new(Vec::new());
@@ -503,9 +516,8 @@ fn slow_workers_never_ack_a_message_twice() {
     assert_eq!(s.states("default"), []);
 }
 
-#[test]
-fn every_claim_counts_an_attempt_and_max_attempts_fails_the_message() {
-    let s = Fixture::new();
+fn every_claim_counts_an_attempt_and_max_attempts_fails_the_message(engine: Engine) {
+    let s = engine.fixture();
     s.push(&["flaky"]);
     for attempt in 1..=3u64 {
         let token = claim(&s, &["--max-attempts", "3"]);
@@ -533,9 +545,8 @@ fn every_claim_counts_an_attempt_and_max_attempts_fails_the_message() {
     s.run(&["show", "1"]).success().stdout_is("flaky");
 }
 
-#[test]
-fn max_attempts_counts_claims_whose_lease_ended() {
-    let s = Fixture::new();
+fn max_attempts_counts_claims_whose_lease_ended(engine: Engine) {
+    let s = engine.fixture();
     s.push(&["crashes its workers"]);
     for attempt in 1..=2u64 {
         let token = claim(&s, &["--lease", "1s", "--max-attempts", "2"]);
@@ -551,9 +562,8 @@ fn max_attempts_counts_claims_whose_lease_ended() {
     assert_eq!(entry["reason"], "max-attempts");
 }
 
-#[test]
-fn the_default_max_attempts_is_5() {
-    let s = Fixture::new();
+fn the_default_max_attempts_is_5(engine: Engine) {
+    let s = engine.fixture();
     s.push(&["x"]);
     for _ in 0..5 {
         let token = claim(&s, &[]);
@@ -571,8 +581,8 @@ fn the_default_max_attempts_is_5() {
 
 /// A queue with messages 1 and 2 failed (max-attempts), then one ready message, whose id
 /// is returned.
-fn two_failed() -> (Fixture, u64) {
-    let s = Fixture::new();
+fn two_failed(engine: Engine) -> (Fixture, u64) {
+    let s = engine.fixture();
     s.push(&["f1", "f2"]);
     for _ in 0..2 {
         let token = claim(&s, &[]);
@@ -589,9 +599,8 @@ fn two_failed() -> (Fixture, u64) {
     (s, ready)
 }
 
-#[test]
-fn requeue_moves_failed_messages_back_with_their_attempts_reset() {
-    let (s, r) = two_failed();
+fn requeue_moves_failed_messages_back_with_their_attempts_reset(engine: Engine) {
+    let (s, r) = two_failed(engine);
     s.run(&["requeue", "2"]).success().stdout_is("1\n");
     let entry = s.entry("default", 2);
     assert_eq!(entry["state"], "ready");
@@ -607,7 +616,7 @@ fn requeue_moves_failed_messages_back_with_their_attempts_reset() {
 
 #[test]
 fn requeue_of_an_unknown_id_exits_2() {
-    let (s, r) = two_failed();
+    let (s, r) = two_failed(Engine::Local);
     // r is ready, not failed; 99 does not exist.
     for id in [r.to_string(), "99".to_string()] {
         s.run(&["requeue", &id]).error().stderr_has(&id);
@@ -628,11 +637,10 @@ fn requeue_of_an_unknown_id_exits_2() {
     assert!(!e.root().exists());
 }
 
-#[test]
-fn clear_removes_what_its_state_says_and_prints_the_count() {
+fn clear_removes_what_its_state_says_and_prints_the_count(engine: Engine) {
     // Failed 1 and 2, claimed c, ready r, delayed d.
     let build = || {
-        let (s, c) = two_failed();
+        let (s, c) = two_failed(engine);
         let r = s.push_with(&[], "r");
         let d = s.push_with(&["--delay", "1h"], "d");
         let token = claim(&s, &[]);
@@ -684,9 +692,8 @@ fn clear_removes_what_its_state_says_and_prints_the_count() {
     assert_eq!(state_ids(&s), named(&[(c, "claimed")]));
 }
 
-#[test]
-fn list_state_shows_each_state_and_its_details() {
-    let (s, r) = two_failed(); // 1, 2 failed; r ready
+fn list_state_shows_each_state_and_its_details(engine: Engine) {
+    let (s, r) = two_failed(engine); // 1, 2 failed; r ready
     let p = s.push_with(&["--priority", "4", "--ttl", "1h"], "p4");
     let d = s.push_with(&["--delay", "1h"], "d");
     let last = s.push_with(&[], "last");
@@ -789,9 +796,8 @@ fn list_state_shows_each_state_and_its_details() {
     s.run(&["list", "--state", "bogus"]).error();
 }
 
-#[test]
-fn stats_count_every_state() {
-    let (s, r) = two_failed(); // 1, 2 failed; r ready
+fn stats_count_every_state(engine: Engine) {
+    let (s, r) = two_failed(engine); // 1, 2 failed; r ready
     s.push_with(&["--delay", "1h"], "d");
     s.push(&["r2"]);
     let token = claim(&s, &[]);
@@ -806,9 +812,8 @@ fn stats_count_every_state() {
     assert_eq!(s.len("default"), 1);
 }
 
-#[test]
-fn a_missing_required_argument_is_named() {
-    let s = Fixture::new();
+fn a_missing_required_argument_is_named(engine: Engine) {
+    let s = engine.fixture();
     s.push(&["x"]);
     let token = claim(&s, &[]);
     for (args, missing) in [
@@ -824,9 +829,8 @@ fn a_missing_required_argument_is_named() {
     assert_eq!(s.entry("default", 1)["state"], "claimed");
 }
 
-#[test]
-fn a_claimed_message_is_not_handed_to_a_waiting_consumer() {
-    let s = Fixture::new();
+fn a_claimed_message_is_not_handed_to_a_waiting_consumer(engine: Engine) {
+    let s = engine.fixture();
     s.push(&["mine"]);
     let token = claim(&s, &["--lease", "1m"]);
     s.run(&["pop", "--wait", "--timeout", "1s"]).nothing();

@@ -1,10 +1,19 @@
 //! `spool clear`: removes every waiting message, prints how many; ids are never reused.
 
+use crate::harness::{Engine, engine_tests};
 use crate::harness::{Fixture, names_in, parse_ids};
 
-#[test]
-fn clear_removes_everything_and_prints_the_count() {
-    let s = Fixture::new();
+engine_tests! {
+    clear_removes_everything_and_prints_the_count,
+    ids_are_not_reused_after_clear,
+    clear_after_some_pops_counts_what_is_left,
+    clear_across_buckets,
+    clear_touches_only_its_queue,
+    clear_keeps_the_queue_usable,
+}
+
+fn clear_removes_everything_and_prints_the_count(engine: Engine) {
+    let s = engine.fixture();
     s.push(&["a", "b", "c"]);
     s.run(&["clear"]).success().stdout_is("3\n");
     s.run(&["len"]).success().stdout_is("0\n");
@@ -14,9 +23,8 @@ fn clear_removes_everything_and_prints_the_count() {
     s.run(&["clear"]).success().stdout_is("0\n");
 }
 
-#[test]
-fn ids_are_not_reused_after_clear() {
-    let s = Fixture::new();
+fn ids_are_not_reused_after_clear(engine: Engine) {
+    let s = engine.fixture();
     let out = s.run(&["push", "--print-id", "a", "b", "c"]);
     out.success();
     let before = parse_ids(&out.stdout);
@@ -31,18 +39,16 @@ fn ids_are_not_reused_after_clear() {
     assert!(after > next, "id {after} after {next}");
 }
 
-#[test]
-fn clear_after_some_pops_counts_what_is_left() {
-    let s = Fixture::new();
+fn clear_after_some_pops_counts_what_is_left(engine: Engine) {
+    let s = engine.fixture();
     s.push(&["1", "2", "3", "4", "5"]);
     s.run(&["pop", "-n", "2", "-l"]).success();
     s.run(&["clear"]).success().stdout_is("3\n");
     assert!(s.push_id("default", "6") > 5);
 }
 
-#[test]
-fn clear_across_buckets() {
-    let s = Fixture::new();
+fn clear_across_buckets(engine: Engine) {
+    let s = engine.fixture();
     let input: String = (1..=1500).map(|i| format!("{i}\n")).collect();
     s.run_stdin(&["push", "--lines"], input).success();
     s.run(&["clear"]).success().stdout_is("1500\n");
@@ -53,9 +59,8 @@ fn clear_across_buckets() {
     s.run(&["pop"]).nothing();
 }
 
-#[test]
-fn clear_touches_only_its_queue() {
-    let s = Fixture::new();
+fn clear_touches_only_its_queue(engine: Engine) {
+    let s = engine.fixture();
     s.run(&["-q", "a", "push", "a1", "a2"]).success();
     s.run(&["-q", "b", "push", "b1"]).success();
     s.run(&["-q", "a", "clear"]).success().stdout_is("2\n");
@@ -74,9 +79,8 @@ fn clear_on_a_missing_queue_prints_zero_and_creates_nothing() {
     assert_eq!(names_in(s.root()), ["other"]);
 }
 
-#[test]
-fn clear_keeps_the_queue_usable() {
-    let s = Fixture::new();
+fn clear_keeps_the_queue_usable(engine: Engine) {
+    let s = engine.fixture();
     s.push(&["x", "y"]);
     s.run(&["clear"]).success();
     s.push(&["z1", "z2"]);

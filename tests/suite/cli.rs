@@ -1,6 +1,15 @@
 //! The command line itself: help, version, completions, usage errors, global flags.
 
+use crate::harness::{Engine, engine_tests};
 use crate::harness::{Fixture, is_one_spool_line, names_in};
+
+engine_tests! {
+    completions_for_an_unknown_shell_fail,
+    usage_errors_print_one_spool_line,
+    n_above_one_needs_framing,
+    output_that_cannot_be_written_is_an_error,
+    help_and_version_that_cannot_be_written_are_errors,
+}
 
 const SUBCOMMANDS: [&str; 9] = [
     "push",
@@ -86,9 +95,8 @@ fn completions_for_each_shell() {
     assert!(!s.root().exists(), "completions created the root");
 }
 
-#[test]
-fn completions_for_an_unknown_shell_fail() {
-    let s = Fixture::new();
+fn completions_for_an_unknown_shell_fail(engine: Engine) {
+    let s = engine.fixture();
     let out = s.run(&["completions", "tcsh"]);
     assert_eq!(out.code, 2, "{out:?}");
     assert!(out.stdout.is_empty(), "{out:?}");
@@ -130,9 +138,8 @@ fn usage_errors_exit_2_and_change_nothing() {
 
 /// The contract is "2: any error, with exactly one line on stderr starting `spool: `";
 /// errors found while parsing the command line are errors too.
-#[test]
-fn usage_errors_print_one_spool_line() {
-    let s = Fixture::new();
+fn usage_errors_print_one_spool_line(engine: Engine) {
+    let s = engine.fixture();
     let mut wrong = Vec::new();
     for args in USAGE_ERRORS {
         let out = s.run(args);
@@ -149,9 +156,8 @@ fn usage_errors_print_one_spool_line() {
     );
 }
 
-#[test]
-fn n_above_one_needs_framing() {
-    let s = Fixture::new();
+fn n_above_one_needs_framing(engine: Engine) {
+    let s = engine.fixture();
     s.push(&["a", "b"]);
     for cmd in ["pop", "peek"] {
         for n in ["-n2", "--count=2"] {
@@ -221,9 +227,8 @@ fn dev_full() -> Option<std::fs::File> {
     )
 }
 
-#[test]
-fn output_that_cannot_be_written_is_an_error() {
-    let s = Fixture::new();
+fn output_that_cannot_be_written_is_an_error(engine: Engine) {
+    let s = engine.fixture();
     s.push(&["a", "b"]);
     for args in [
         &["len"][..],
@@ -245,9 +250,8 @@ fn output_that_cannot_be_written_is_an_error() {
     assert_eq!(s.len("default"), 2);
 }
 
-#[test]
-fn help_and_version_that_cannot_be_written_are_errors() {
-    let s = Fixture::new();
+fn help_and_version_that_cannot_be_written_are_errors(engine: Engine) {
+    let s = engine.fixture();
     for args in [&["--version"][..], &["--help"], &["push", "--help"]] {
         let Some(full) = dev_full() else { return };
         let out = s

@@ -4,11 +4,19 @@ use std::collections::BTreeSet;
 
 use serde_json::Value;
 
+use crate::harness::{Engine, engine_tests};
 use crate::harness::{Fixture, json_lines, names_in, parse_rfc3339};
 
-#[test]
-fn len_counts_waiting_messages() {
-    let s = Fixture::new();
+engine_tests! {
+    len_counts_waiting_messages,
+    stats_text,
+    stats_json,
+    stats_all_covers_every_queue,
+    commands_that_print_fail_when_standard_output_is_closed,
+}
+
+fn len_counts_waiting_messages(engine: Engine) {
+    let s = engine.fixture();
     s.run(&["len"]).success().stdout_is("0\n");
     s.push(&["a", "b", "c"]);
     s.run(&["len"]).success().stdout_is("3\n");
@@ -32,9 +40,8 @@ fn len_of_a_missing_queue_is_zero() {
     assert!(!s.root().exists());
 }
 
-#[test]
-fn stats_text() {
-    let s = Fixture::new();
+fn stats_text(engine: Engine) {
+    let s = engine.fixture();
     s.push(&["abc", "defg", "hello"]);
     let out = s.run(&["stats"]);
     out.success();
@@ -79,9 +86,8 @@ fn check_keys(o: &Value) {
     assert!(missing.is_empty(), "missing {missing:?} in {o}");
 }
 
-#[test]
-fn stats_json() {
-    let s = Fixture::new();
+fn stats_json(engine: Engine) {
+    let s = engine.fixture();
     s.push(&["abc", "defg", "hello"]);
     let out = s.run(&["stats", "--json"]);
     out.success();
@@ -125,9 +131,8 @@ fn stats_json_on_an_empty_and_a_missing_queue() {
     assert!(o["oldest_enqueued"].is_null(), "{o}");
 }
 
-#[test]
-fn stats_all_covers_every_queue() {
-    let s = Fixture::new();
+fn stats_all_covers_every_queue(engine: Engine) {
+    let s = engine.fixture();
     s.run(&["-q", "beta", "push", "b1"]).success();
     s.run(&["-q", "alpha", "push", "a1", "a22"]).success();
     s.run(&["-q", "gamma", "push", "g"]).success();
@@ -178,9 +183,8 @@ fn stats_does_not_create_anything() {
     assert_eq!(names_in(s.root()), ["a"]);
 }
 
-#[test]
-fn commands_that_print_fail_when_standard_output_is_closed() {
-    let s = Fixture::new();
+fn commands_that_print_fail_when_standard_output_is_closed(engine: Engine) {
+    let s = engine.fixture();
     s.push(&["m"]);
     for command in [
         "spool len",

@@ -4,11 +4,19 @@ use std::fs::OpenOptions;
 use std::path::Path;
 use std::process::Stdio;
 
+use crate::harness::{Engine, engine_tests};
 use crate::harness::{Fixture, skip};
 
-#[test]
-fn peek_on_an_empty_or_missing_queue_exits_1() {
-    let s = Fixture::new();
+engine_tests! {
+    peek_on_an_empty_or_missing_queue_exits_1,
+    peek_output_equals_pop_output,
+    peek_n_with_lines_and_null,
+    peek_n_above_one_without_framing_is_an_error,
+    peek_sees_messages_pushed_after_a_pop,
+}
+
+fn peek_on_an_empty_or_missing_queue_exits_1(engine: Engine) {
+    let s = engine.fixture();
     s.run(&["peek"]).nothing();
     s.push(&["x"]);
     s.run(&["pop"]).success();
@@ -32,9 +40,8 @@ fn peek_shows_the_oldest_and_keeps_it() {
     s.run(&["peek"]).success().stdout_is("second");
 }
 
-#[test]
-fn peek_output_equals_pop_output() {
-    let s = Fixture::new();
+fn peek_output_equals_pop_output(engine: Engine) {
+    let s = engine.fixture();
     let fill = || {
         s.run_stdin(&["push", "-0"], "a\0\0b\nc\0d\n\0").success();
     };
@@ -57,9 +64,8 @@ fn peek_output_equals_pop_output() {
     }
 }
 
-#[test]
-fn peek_n_with_lines_and_null() {
-    let s = Fixture::new();
+fn peek_n_with_lines_and_null(engine: Engine) {
+    let s = engine.fixture();
     s.push(&["a", "b", "c"]);
     s.run(&["peek", "-n", "2", "--lines"])
         .success()
@@ -74,9 +80,8 @@ fn peek_n_with_lines_and_null() {
     assert_eq!(s.len("default"), 3);
 }
 
-#[test]
-fn peek_n_above_one_without_framing_is_an_error() {
-    let s = Fixture::new();
+fn peek_n_above_one_without_framing_is_an_error(engine: Engine) {
+    let s = engine.fixture();
     s.push(&["a", "b"]);
     let out = s.run(&["peek", "-n", "2"]);
     out.error().stderr_has("needs --lines or --null");
@@ -99,9 +104,8 @@ fn peek_to_a_full_device_fails_and_keeps_everything() {
     assert_eq!(s.len("default"), 2);
 }
 
-#[test]
-fn peek_sees_messages_pushed_after_a_pop() {
-    let s = Fixture::new();
+fn peek_sees_messages_pushed_after_a_pop(engine: Engine) {
+    let s = engine.fixture();
     s.push(&["1"]);
     s.run(&["pop"]).success();
     s.run(&["peek"]).nothing();

@@ -4,11 +4,26 @@ use std::fs::{File, OpenOptions};
 use std::path::Path;
 use std::process::Stdio;
 
+use crate::harness::{Engine, engine_tests};
 use crate::harness::{Fixture, skip};
 
-#[test]
-fn pop_on_an_empty_queue_exits_1() {
-    let s = Fixture::new();
+engine_tests! {
+    pop_on_an_empty_queue_exits_1,
+    pop_n_with_lines,
+    pop_n_with_null,
+    framing_applies_to_a_single_message_too,
+    pop_n_above_one_without_framing_removes_nothing,
+    pop_across_buckets_keeps_the_order,
+    pop_to_a_full_device_keeps_the_message,
+    pop_many_to_a_full_device_keeps_them_all,
+    pop_to_a_closed_pipe_keeps_the_message,
+    popped_messages_are_never_returned_again,
+    pop_with_standard_output_closed_keeps_the_message,
+    pop_with_standard_error_closed_still_reports_by_its_status,
+}
+
+fn pop_on_an_empty_queue_exits_1(engine: Engine) {
+    let s = engine.fixture();
     s.run(&["pop"]).nothing();
     s.push(&["x"]);
     s.run(&["pop"]).success().stdout_is("x");
@@ -44,9 +59,8 @@ fn pop_returns_the_oldest_and_deletes_it() {
     );
 }
 
-#[test]
-fn pop_n_with_lines() {
-    let s = Fixture::new();
+fn pop_n_with_lines(engine: Engine) {
+    let s = engine.fixture();
     s.push(&["a", "b", "c"]);
     s.run(&["pop", "-n", "2", "--lines"])
         .success()
@@ -56,9 +70,8 @@ fn pop_n_with_lines() {
     s.run(&["pop", "-n", "2", "--lines"]).nothing();
 }
 
-#[test]
-fn pop_n_with_null() {
-    let s = Fixture::new();
+fn pop_n_with_null(engine: Engine) {
+    let s = engine.fixture();
     s.push(&["a\nb", "", "c"]);
     s.run(&["pop", "--count", "2", "-0"])
         .success()
@@ -68,9 +81,8 @@ fn pop_n_with_null() {
         .stdout_is("c\0");
 }
 
-#[test]
-fn framing_applies_to_a_single_message_too() {
-    let s = Fixture::new();
+fn framing_applies_to_a_single_message_too(engine: Engine) {
+    let s = engine.fixture();
     s.push(&["a", "b", "c", "d"]);
     s.run(&["pop", "--lines"]).success().stdout_is("a\n");
     s.run(&["pop", "-0"]).success().stdout_is("b\0");
@@ -78,24 +90,22 @@ fn framing_applies_to_a_single_message_too() {
     s.run(&["pop", "-n", "1"]).success().stdout_is("d");
 }
 
-#[test]
-fn pop_n_above_one_without_framing_removes_nothing() {
-    let s = Fixture::new();
+fn pop_n_above_one_without_framing_removes_nothing(engine: Engine) {
+    let s = engine.fixture();
     s.push(&["a", "b"]);
     let out = s.run(&["pop", "-n", "2"]);
     out.error().stderr_has("needs --lines or --null");
     assert!(out.stdout.is_empty());
     assert_eq!(s.len("default"), 2);
     // Also on an empty queue: the usage error comes first.
-    let e = Fixture::new();
+    let e = engine.fixture();
     e.run(&["pop", "-n", "3"])
         .error()
         .stderr_has("needs --lines or --null");
 }
 
-#[test]
-fn pop_across_buckets_keeps_the_order() {
-    let s = Fixture::new();
+fn pop_across_buckets_keeps_the_order(engine: Engine) {
+    let s = engine.fixture();
     let input: String = (1..=2100).map(|i| format!("{i}\n")).collect();
     s.run_stdin(&["push", "--lines"], input.clone()).success();
     let first: String = (1..=998).map(|i| format!("{i}\n")).collect();
@@ -136,10 +146,9 @@ fn dev_full() -> Option<File> {
     Some(OpenOptions::new().write(true).open("/dev/full").unwrap())
 }
 
-#[test]
-fn pop_to_a_full_device_keeps_the_message() {
+fn pop_to_a_full_device_keeps_the_message(engine: Engine) {
     let Some(full) = dev_full() else { return };
-    let s = Fixture::new();
+    let s = engine.fixture();
     s.push(&["precious", "second"]);
     let out = s.cmd().arg("pop").run_with_stdout(Stdio::from(full));
     out.error().stderr_has("stays in the queue");
@@ -150,10 +159,9 @@ fn pop_to_a_full_device_keeps_the_message() {
     s.run(&["pop"]).success().stdout_is("second");
 }
 
-#[test]
-fn pop_many_to_a_full_device_keeps_them_all() {
+fn pop_many_to_a_full_device_keeps_them_all(engine: Engine) {
     let Some(full) = dev_full() else { return };
-    let s = Fixture::new();
+    let s = engine.fixture();
     s.push(&["a", "b", "c"]);
     let out = s
         .cmd()
@@ -167,9 +175,8 @@ fn pop_many_to_a_full_device_keeps_them_all() {
         .stdout_is("a\nb\nc\n");
 }
 
-#[test]
-fn pop_to_a_closed_pipe_keeps_the_message() {
-    let s = Fixture::new();
+fn pop_to_a_closed_pipe_keeps_the_message(engine: Engine) {
+    let s = engine.fixture();
     s.push(&["kept"]);
     let (reader, writer) = std::io::pipe().unwrap();
     drop(reader);
@@ -179,9 +186,8 @@ fn pop_to_a_closed_pipe_keeps_the_message() {
     s.run(&["pop"]).success().stdout_is("kept");
 }
 
-#[test]
-fn popped_messages_are_never_returned_again() {
-    let s = Fixture::new();
+fn popped_messages_are_never_returned_again(engine: Engine) {
+    let s = engine.fixture();
     s.push(&["1", "2", "3", "4", "5", "6"]);
     s.run(&["pop", "-n", "2", "-l"])
         .success()
@@ -196,9 +202,8 @@ fn popped_messages_are_never_returned_again() {
         .stdout_is("4\n5\n6\n7\n");
 }
 
-#[test]
-fn pop_with_standard_output_closed_keeps_the_message() {
-    let s = Fixture::new();
+fn pop_with_standard_output_closed_keeps_the_message(engine: Engine) {
+    let s = engine.fixture();
     s.push(&["kept", "second"]);
     let out = s.sh("spool pop >&-").run();
     out.error().stderr_has(
@@ -213,9 +218,8 @@ fn pop_with_standard_output_closed_keeps_the_message() {
         .stdout_is("kept\nsecond\n");
 }
 
-#[test]
-fn pop_with_standard_error_closed_still_reports_by_its_status() {
-    let s = Fixture::new();
+fn pop_with_standard_error_closed_still_reports_by_its_status(engine: Engine) {
+    let s = engine.fixture();
     s.sh("spool pop 2>&-").run().nothing();
     s.push(&["m"]);
     s.sh("spool pop 2>&-").run().success().stdout_is("m");

@@ -1,10 +1,28 @@
 //! `spool push [MESSAGE]...`, `--lines`, `--null`, `--print-id`.
 
+use crate::harness::{Engine, engine_tests};
 use crate::harness::{Fixture, parse_ids};
 
-#[test]
-fn each_argument_is_one_message() {
-    let s = Fixture::new();
+engine_tests! {
+    each_argument_is_one_message,
+    arguments_that_look_like_flags_after_double_dash,
+    no_argument_pushes_all_of_stdin_as_one_message,
+    print_id_prints_each_new_id,
+    lines_one_message_per_line,
+    lines_final_line_without_newline_counts,
+    lines_empty_lines_are_empty_messages,
+    lines_empty_input_pushes_nothing,
+    lines_keep_nul_bytes_and_long_lines,
+    null_one_message_per_record,
+    null_empty_input_pushes_nothing,
+    many_lines_in_one_push_keep_their_order,
+    ids_keep_growing_across_pushes_and_pops,
+    push_with_standard_input_closed_pushes_nothing,
+    push_print_id_with_standard_output_closed_pushes_and_says_so,
+}
+
+fn each_argument_is_one_message(engine: Engine) {
+    let s = engine.fixture();
     s.run(&["push", "first job", "second\njob", ""])
         .success()
         .stdout_is("");
@@ -15,16 +33,14 @@ fn each_argument_is_one_message() {
     );
 }
 
-#[test]
-fn arguments_that_look_like_flags_after_double_dash() {
-    let s = Fixture::new();
+fn arguments_that_look_like_flags_after_double_dash(engine: Engine) {
+    let s = engine.fixture();
     s.run(&["push", "--", "-n", "--lines"]).success();
     assert_eq!(s.pop_all("default"), [b"-n".to_vec(), b"--lines".to_vec()]);
 }
 
-#[test]
-fn no_argument_pushes_all_of_stdin_as_one_message() {
-    let s = Fixture::new();
+fn no_argument_pushes_all_of_stdin_as_one_message(engine: Engine) {
+    let s = engine.fixture();
     s.run_stdin(&["push"], "line one\nline two\n\0binary\n")
         .success()
         .stdout_is("");
@@ -45,9 +61,8 @@ fn empty_stdin_is_one_empty_message() {
     s.run(&["pop"]).nothing();
 }
 
-#[test]
-fn print_id_prints_each_new_id() {
-    let s = Fixture::new();
+fn print_id_prints_each_new_id(engine: Engine) {
+    let s = engine.fixture();
     s.run(&["push", "--print-id", "a"])
         .success()
         .stdout_is("1\n");
@@ -71,9 +86,8 @@ fn print_id_prints_each_new_id() {
     assert_eq!(s.listed_ids("default"), (1..=9).collect::<Vec<u64>>());
 }
 
-#[test]
-fn lines_one_message_per_line() {
-    let s = Fixture::new();
+fn lines_one_message_per_line(engine: Engine) {
+    let s = engine.fixture();
     s.run_stdin(&["push", "--lines"], "a\nb b\n\nc\r\n\ttab\n")
         .success()
         .stdout_is("");
@@ -89,25 +103,22 @@ fn lines_one_message_per_line() {
     );
 }
 
-#[test]
-fn lines_final_line_without_newline_counts() {
-    let s = Fixture::new();
+fn lines_final_line_without_newline_counts(engine: Engine) {
+    let s = engine.fixture();
     s.run_stdin(&["push", "-l"], "x\ny").success();
     assert_eq!(s.pop_all("default"), [b"x".to_vec(), b"y".to_vec()]);
 }
 
-#[test]
-fn lines_empty_lines_are_empty_messages() {
-    let s = Fixture::new();
+fn lines_empty_lines_are_empty_messages(engine: Engine) {
+    let s = engine.fixture();
     let out = s.run_stdin(&["push", "--lines", "--print-id"], "\n\n\n");
     out.success();
     assert_eq!(parse_ids(&out.stdout), [1, 2, 3]);
     assert_eq!(s.pop_all("default"), vec![Vec::<u8>::new(); 3]);
 }
 
-#[test]
-fn lines_empty_input_pushes_nothing() {
-    let s = Fixture::new();
+fn lines_empty_input_pushes_nothing(engine: Engine) {
+    let s = engine.fixture();
     s.run_stdin(&["push", "--lines"], "")
         .success()
         .stdout_is("");
@@ -117,9 +128,8 @@ fn lines_empty_input_pushes_nothing() {
     assert_eq!(s.push_id("default", "x"), 1);
 }
 
-#[test]
-fn lines_keep_nul_bytes_and_long_lines() {
-    let s = Fixture::new();
+fn lines_keep_nul_bytes_and_long_lines(engine: Engine) {
+    let s = engine.fixture();
     let long = "z".repeat(200_000);
     s.run_stdin(&["push", "--lines"], format!("a\0b\n{long}\nend"))
         .success();
@@ -129,9 +139,8 @@ fn lines_keep_nul_bytes_and_long_lines() {
     );
 }
 
-#[test]
-fn null_one_message_per_record() {
-    let s = Fixture::new();
+fn null_one_message_per_record(engine: Engine) {
+    let s = engine.fixture();
     s.run_stdin(&["push", "-0"], "a\0multi\nline\0\0last")
         .success()
         .stdout_is("");
@@ -148,9 +157,8 @@ fn null_one_message_per_record() {
     assert_eq!(s.pop_all("default"), [b"x".to_vec(), b"y".to_vec()]);
 }
 
-#[test]
-fn null_empty_input_pushes_nothing() {
-    let s = Fixture::new();
+fn null_empty_input_pushes_nothing(engine: Engine) {
+    let s = engine.fixture();
     s.run_stdin(&["push", "--null"], "").success().stdout_is("");
     assert_eq!(s.len("default"), 0);
     s.run_stdin(&["push", "-0"], "\0").success();
@@ -173,9 +181,8 @@ fn messages_with_lines_or_null_are_a_usage_error() {
     assert!(!s.root().exists(), "a usage error created the root");
 }
 
-#[test]
-fn many_lines_in_one_push_keep_their_order() {
-    let s = Fixture::new();
+fn many_lines_in_one_push_keep_their_order(engine: Engine) {
+    let s = engine.fixture();
     let input: String = (0..3000).map(|i| format!("{i}\n")).collect();
     let out = s.run_stdin(&["push", "--lines", "--print-id"], input.clone());
     out.success();
@@ -186,9 +193,8 @@ fn many_lines_in_one_push_keep_their_order() {
         .stdout_is(input);
 }
 
-#[test]
-fn ids_keep_growing_across_pushes_and_pops() {
-    let s = Fixture::new();
+fn ids_keep_growing_across_pushes_and_pops(engine: Engine) {
+    let s = engine.fixture();
     let mut last = 0;
     for i in 0..5 {
         let id = s.push_id("default", &format!("m{i}"));
@@ -199,9 +205,8 @@ fn ids_keep_growing_across_pushes_and_pops() {
     assert_eq!(last, 5);
 }
 
-#[test]
-fn push_with_standard_input_closed_pushes_nothing() {
-    let s = Fixture::new();
+fn push_with_standard_input_closed_pushes_nothing(engine: Engine) {
+    let s = engine.fixture();
     for script in [
         "spool push <&-",
         "spool push --lines <&-",
@@ -218,9 +223,8 @@ fn push_with_standard_input_closed_pushes_nothing() {
     s.run(&["pop"]).success().stdout_is("arg");
 }
 
-#[test]
-fn push_print_id_with_standard_output_closed_pushes_and_says_so() {
-    let s = Fixture::new();
+fn push_print_id_with_standard_output_closed_pushes_and_says_so(engine: Engine) {
+    let s = engine.fixture();
     // The message is on disk before its id is printed: the error says it was pushed.
     s.sh("spool push --print-id m >&-")
         .run()

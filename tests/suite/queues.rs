@@ -1,10 +1,16 @@
 //! `spool queues`: the queue names of the root, sorted, one per line.
 
 use crate::harness::Fixture;
+use crate::harness::{Engine, engine_tests};
 
-#[test]
-fn queues_lists_sorted_names() {
-    let s = Fixture::new();
+engine_tests! {
+    queues_lists_sorted_names,
+    emptied_queues_are_still_queues,
+    queues_ignores_the_queue_flag,
+}
+
+fn queues_lists_sorted_names(engine: Engine) {
+    let s = engine.fixture();
     for q in ["jobs", "Zeta", "alpha", "b-2", "b.1", "default"] {
         s.run(&["-q", q, "push", "m"]).success();
     }
@@ -22,9 +28,8 @@ fn queues_on_a_missing_or_empty_root_prints_nothing() {
     s.run(&["queues"]).success().stdout_is("");
 }
 
-#[test]
-fn emptied_queues_are_still_queues() {
-    let s = Fixture::new();
+fn emptied_queues_are_still_queues(engine: Engine) {
+    let s = engine.fixture();
     s.run(&["-q", "once", "push", "m"]).success();
     s.run(&["-q", "once", "pop"]).success();
     s.run(&["-q", "cleared", "push", "m"]).success();
@@ -45,9 +50,8 @@ fn queues_ignores_what_is_not_a_queue() {
     s.run(&["queues"]).success().stdout_is("real\n");
 }
 
-#[test]
-fn queues_ignores_the_queue_flag() {
-    let s = Fixture::new();
+fn queues_ignores_the_queue_flag(engine: Engine) {
+    let s = engine.fixture();
     s.run(&["-q", "a", "push", "m"]).success();
     s.run(&["-q", "b", "push", "m"]).success();
     s.run(&["-q", "a", "queues"]).success().stdout_is("a\nb\n");

@@ -13,9 +13,34 @@ use std::time::{Duration, Instant};
 
 use rustix::process::Signal;
 
+use crate::harness::{Engine, engine_tests};
 use crate::harness::{
     Fixture, KillOnDrop, Output, Running, now_secs, parse_rfc3339, send_signal, wait_until,
 };
+
+engine_tests! {
+    the_commands_output_passes_through,
+    exit_0_acks_100_fails_at_once_and_others_retry_after_the_backoff,
+    every_message_acked_exits_0,
+    retries_double_their_backoff_until_max_attempts_then_fail,
+    a_zero_backoff_retries_within_the_same_run,
+    the_default_max_attempts_is_5,
+    a_command_killed_by_a_signal_is_retried_then_failed,
+    max_stops_after_n_messages,
+    jobs_run_commands_side_by_side,
+    one_job_at_a_time_by_default,
+    a_command_that_cannot_start_exits_2_and_keeps_the_message,
+    a_command_past_its_lease_gets_sigterm_and_is_retried,
+    a_command_stopped_at_its_lease_is_retried_even_if_it_exits_0,
+    a_command_that_ignores_sigterm_gets_sigkill_5_s_later,
+    kill_9_of_run_hands_the_message_to_the_next_consumer_at_once,
+    kill_9_of_a_pop_that_is_writing_hands_the_message_on,
+    sigint_or_sigterm_stops_claiming_and_lets_the_running_command_finish,
+    a_second_signal_is_passed_on_to_the_commands,
+    run_wait_handles_messages_as_they_come,
+    run_wait_on_an_idle_queue_exits_0_at_a_signal,
+    commands_write_to_nothing_when_run_has_its_output_closed,
+}
 
 /// How long a test waits for something that should happen at once, on a noisy machine.
 const SOON: Duration = Duration::from_secs(10);
@@ -109,9 +134,8 @@ fn each_payload_goes_to_the_command_with_its_environment() {
     assert_eq!(s.states("jobs"), []);
 }
 
-#[test]
-fn the_commands_output_passes_through() {
-    let s = Fixture::new();
+fn the_commands_output_passes_through(engine: Engine) {
+    let s = engine.fixture();
     s.push(&["a", "b"]);
     let out = s
         .cmd()
@@ -143,9 +167,8 @@ fn run_on_an_empty_or_missing_queue_exits_0() {
         .success();
 }
 
-#[test]
-fn exit_0_acks_100_fails_at_once_and_others_retry_after_the_backoff() {
-    let s = Fixture::new();
+fn exit_0_acks_100_fails_at_once_and_others_retry_after_the_backoff(engine: Engine) {
+    let s = engine.fixture();
     s.push(&["ok", "permanent", "retry"]);
     let before = now_secs();
     let out = run_sh(
@@ -178,9 +201,8 @@ fn exit_0_acks_100_fails_at_once_and_others_retry_after_the_backoff() {
     assert_eq!(s.list_json("default", "failed").len(), 2);
 }
 
-#[test]
-fn every_message_acked_exits_0() {
-    let s = Fixture::new();
+fn every_message_acked_exits_0(engine: Engine) {
+    let s = engine.fixture();
     s.push(&["a", "b", "c"]);
     let log = s.outside("log");
     let out = run_sh(
@@ -194,9 +216,8 @@ fn every_message_acked_exits_0() {
     assert_eq!(s.states("default"), []);
 }
 
-#[test]
-fn retries_double_their_backoff_until_max_attempts_then_fail() {
-    let s = Fixture::new();
+fn retries_double_their_backoff_until_max_attempts_then_fail(engine: Engine) {
+    let s = engine.fixture();
     s.push(&["stubborn"]);
     let log = s.outside("attempts");
     let script = r#"echo "$SPOOL_ATTEMPT" >> "$LOG"; exit 7"#;
@@ -266,9 +287,8 @@ fn retries_double_their_backoff_until_max_attempts_then_fail() {
     assert_eq!(s.states("default"), []);
 }
 
-#[test]
-fn a_zero_backoff_retries_within_the_same_run() {
-    let s = Fixture::new();
+fn a_zero_backoff_retries_within_the_same_run(engine: Engine) {
+    let s = engine.fixture();
     s.push(&["a", "b"]);
     let log = s.outside("log");
     let out = run_sh(
@@ -283,9 +303,8 @@ fn a_zero_backoff_retries_within_the_same_run() {
     assert_eq!(s.states("default"), []);
 }
 
-#[test]
-fn the_default_max_attempts_is_5() {
-    let s = Fixture::new();
+fn the_default_max_attempts_is_5(engine: Engine) {
+    let s = engine.fixture();
     s.push(&["never works"]);
     let log = s.outside("log");
     let out = run_sh(
@@ -302,9 +321,8 @@ fn the_default_max_attempts_is_5() {
     assert_eq!(v["attempts"], 5);
 }
 
-#[test]
-fn a_command_killed_by_a_signal_is_retried_then_failed() {
-    let s = Fixture::new();
+fn a_command_killed_by_a_signal_is_retried_then_failed(engine: Engine) {
+    let s = engine.fixture();
     s.push(&["crash"]);
     let out = run_sh(
         &s,
@@ -319,9 +337,8 @@ fn a_command_killed_by_a_signal_is_retried_then_failed() {
     assert_eq!(v["attempts"], 2);
 }
 
-#[test]
-fn max_stops_after_n_messages() {
-    let s = Fixture::new();
+fn max_stops_after_n_messages(engine: Engine) {
+    let s = engine.fixture();
     s.push(&["1", "2", "3", "4", "5"]);
     let out = s.run(&["run", "--max", "2", "--", "sh", "-c", "cat; echo"]);
     out.success().stdout_is("1\n2\n");
@@ -343,9 +360,8 @@ fn max_stops_after_n_messages() {
     assert_eq!(s.listed_ids("default"), [5]);
 }
 
-#[test]
-fn jobs_run_commands_side_by_side() {
-    let s = Fixture::new();
+fn jobs_run_commands_side_by_side(engine: Engine) {
+    let s = engine.fixture();
     s.push(&["1", "2", "3", "4"]);
     let log = s.outside("log");
     let script = r#"echo "start $SPOOL_ID" >> "$LOG"; sleep 2; echo "end $SPOOL_ID" >> "$LOG""#;
@@ -362,9 +378,8 @@ fn jobs_run_commands_side_by_side() {
     }
 }
 
-#[test]
-fn one_job_at_a_time_by_default() {
-    let s = Fixture::new();
+fn one_job_at_a_time_by_default(engine: Engine) {
+    let s = engine.fixture();
     s.push(&["1", "2", "3"]);
     let log = s.outside("log");
     let script = r#"echo "start $SPOOL_ID" >> "$LOG"; sleep 0.2; echo "end $SPOOL_ID" >> "$LOG""#;
@@ -375,9 +390,8 @@ fn one_job_at_a_time_by_default() {
     );
 }
 
-#[test]
-fn a_command_that_cannot_start_exits_2_and_keeps_the_message() {
-    let s = Fixture::new();
+fn a_command_that_cannot_start_exits_2_and_keeps_the_message(engine: Engine) {
+    let s = engine.fixture();
     s.push(&["kept"]);
     let out = s.run(&["run", "--", "/nonexistent/command"]);
     out.error();
@@ -387,9 +401,8 @@ fn a_command_that_cannot_start_exits_2_and_keeps_the_message() {
     s.run(&["pop"]).success().stdout_is("kept");
 }
 
-#[test]
-fn a_command_past_its_lease_gets_sigterm_and_is_retried() {
-    let s = Fixture::new();
+fn a_command_past_its_lease_gets_sigterm_and_is_retried(engine: Engine) {
+    let s = engine.fixture();
     s.push(&["slow once"]);
     let log = s.outside("log");
     let pidfile = s.outside("pid");
@@ -431,9 +444,8 @@ fn a_command_past_its_lease_gets_sigterm_and_is_retried() {
     assert!(reason.starts_with("attempts-"), "reason {reason}");
 }
 
-#[test]
-fn a_command_stopped_at_its_lease_is_retried_even_if_it_exits_0() {
-    let s = Fixture::new();
+fn a_command_stopped_at_its_lease_is_retried_even_if_it_exits_0(engine: Engine) {
+    let s = engine.fixture();
     s.push(&["graceful"]);
     let log = s.outside("log");
     let pidfile = s.outside("pid");
@@ -451,9 +463,8 @@ if [ "$SPOOL_ATTEMPT" = 1 ]; then sleep 30 & echo $! > "$PIDFILE"; wait; fi"#,
     assert_eq!(s.states("default"), []);
 }
 
-#[test]
-fn a_command_that_ignores_sigterm_gets_sigkill_5_s_later() {
-    let s = Fixture::new();
+fn a_command_that_ignores_sigterm_gets_sigkill_5_s_later(engine: Engine) {
+    let s = engine.fixture();
     s.push(&["stubborn"]);
     let pidfile = s.outside("pid");
     let started = Instant::now();
@@ -477,9 +488,8 @@ fn a_command_that_ignores_sigterm_gets_sigkill_5_s_later() {
     assert!(took < Duration::from_secs(25), "never killed: {took:?}");
 }
 
-#[test]
-fn kill_9_of_run_hands_the_message_to_the_next_consumer_at_once() {
-    let s = Fixture::new();
+fn kill_9_of_run_hands_the_message_to_the_next_consumer_at_once(engine: Engine) {
+    let s = engine.fixture();
     s.push(&["held by run", "second"]);
     let pidfile = s.outside("pid");
     let mut run = spawn_sh(
@@ -554,9 +564,8 @@ fn kill_9_of_run_with_jobs_returns_every_message_to_its_place() {
     assert_eq!(s.states("default"), []);
 }
 
-#[test]
-fn kill_9_of_a_pop_that_is_writing_hands_the_message_on() {
-    let s = Fixture::new();
+fn kill_9_of_a_pop_that_is_writing_hands_the_message_on(engine: Engine) {
+    let s = engine.fixture();
     let mut big = vec![0u8; 1 << 20];
     crate::harness::Rng::new(7).fill(&mut big);
     s.cmd().arg("push").stdin(big.clone()).run().success();
@@ -577,12 +586,11 @@ fn kill_9_of_a_pop_that_is_writing_hands_the_message_on() {
     );
 }
 
-#[test]
-fn sigint_or_sigterm_stops_claiming_and_lets_the_running_command_finish() {
+fn sigint_or_sigterm_stops_claiming_and_lets_the_running_command_finish(engine: Engine) {
     std::thread::scope(|scope| {
         for signal in [Signal::INT, Signal::TERM] {
             scope.spawn(move || {
-                let s = Fixture::new();
+                let s = engine.fixture();
                 s.push(&["1", "2", "3"]);
                 let log = s.outside("log");
                 let run = spawn_sh(
@@ -605,9 +613,8 @@ fn sigint_or_sigterm_stops_claiming_and_lets_the_running_command_finish() {
     });
 }
 
-#[test]
-fn a_second_signal_is_passed_on_to_the_commands() {
-    let s = Fixture::new();
+fn a_second_signal_is_passed_on_to_the_commands(engine: Engine) {
+    let s = engine.fixture();
     s.push(&["interrupted"]);
     let pidfile = s.outside("pid");
     let mut run = spawn_sh(
@@ -637,9 +644,8 @@ fn a_second_signal_is_passed_on_to_the_commands() {
     assert_eq!(v["attempts"], 1);
 }
 
-#[test]
-fn run_wait_handles_messages_as_they_come() {
-    let s = Fixture::new();
+fn run_wait_handles_messages_as_they_come(engine: Engine) {
+    let s = engine.fixture();
     let out_file = s.outside("out");
     let started = Instant::now();
     let run = spawn_sh(
@@ -671,9 +677,8 @@ fn run_wait_handles_messages_as_they_come() {
     assert_eq!(s.states("default"), []);
 }
 
-#[test]
-fn run_wait_on_an_idle_queue_exits_0_at_a_signal() {
-    let s = Fixture::new();
+fn run_wait_on_an_idle_queue_exits_0_at_a_signal(engine: Engine) {
+    let s = engine.fixture();
     s.push(&["x"]);
     s.run(&["pop"]).success();
     for queue in ["default", "missing"] {
@@ -848,9 +853,8 @@ fn a_thousand_flaky_messages_are_each_acked_once_or_failed() {
     );
 }
 
-#[test]
-fn commands_write_to_nothing_when_run_has_its_output_closed() {
-    let s = Fixture::new();
+fn commands_write_to_nothing_when_run_has_its_output_closed(engine: Engine) {
+    let s = engine.fixture();
     s.push(&["job"]);
     // Started with its standard output and error closed (as some daemons are), run must
     // not hand its commands a descriptor they cannot write to: their echo must succeed.

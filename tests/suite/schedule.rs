@@ -4,7 +4,29 @@
 
 use std::time::{Duration, Instant};
 
+use crate::harness::{Engine, engine_tests};
 use crate::harness::{Fixture, format_rfc3339, now_ms, now_secs, parse_rfc3339};
+
+engine_tests! {
+    a_delayed_message_is_invisible_until_due,
+    at_takes_unix_seconds_and_rfc3339_with_any_offset,
+    at_in_the_past_is_ready_at_once,
+    bad_times_exit_2_and_push_nothing,
+    delayed_messages_come_out_in_order_of_due_time,
+    a_due_message_goes_ahead_of_messages_pushed_after_its_due_time,
+    each_delayed_message_appears_at_its_own_time,
+    priorities_go_first_and_fifo_within_a_priority,
+    priority_must_be_0_to_9,
+    a_message_keeps_its_priority_in_every_state,
+    a_delayed_priority_message_goes_ahead_of_lower_ones_once_due,
+    an_expired_message_moves_to_failed_and_is_skipped,
+    claim_and_run_fail_expired_messages_too,
+    a_delay_counts_towards_the_ttl,
+    a_message_that_expires_while_claimed_can_still_be_acked,
+    a_nacked_message_that_expired_goes_to_failed,
+    far_future_times_are_refused_or_honoured,
+    an_enormous_ttl_never_expires_at_once,
+}
 
 /// The `until` (due time or lease end) of message `id`, in unix seconds.
 #[track_caller]
@@ -48,9 +70,8 @@ fn id_of(token: &str) -> u64 {
     token.split('.').next().unwrap().parse().unwrap()
 }
 
-#[test]
-fn a_delayed_message_is_invisible_until_due() {
-    let s = Fixture::new();
+fn a_delayed_message_is_invisible_until_due(engine: Engine) {
+    let s = engine.fixture();
     let before = now_secs();
     let d = s.push_with(&["--delay", "2s"], "delayed");
     let pushed = Instant::now();
@@ -77,9 +98,8 @@ fn a_delayed_message_is_invisible_until_due() {
     assert_eq!(s.states("default"), []);
 }
 
-#[test]
-fn at_takes_unix_seconds_and_rfc3339_with_any_offset() {
-    let s = Fixture::new();
+fn at_takes_unix_seconds_and_rfc3339_with_any_offset(engine: Engine) {
+    let s = engine.fixture();
     let t = now_secs() + 4;
     let unix = s.push_with(&["--at", &t.to_string()], "unix");
     let utc = s.push_with(&["--at", &format_rfc3339(t)], "utc");
@@ -102,9 +122,8 @@ fn at_takes_unix_seconds_and_rfc3339_with_any_offset() {
     );
 }
 
-#[test]
-fn at_in_the_past_is_ready_at_once() {
-    let s = Fixture::new();
+fn at_in_the_past_is_ready_at_once(engine: Engine) {
+    let s = engine.fixture();
     s.push(&["first"]);
     s.run(&["push", "--at", "2000-01-01T00:00:00Z", "y2k"])
         .success();
@@ -119,9 +138,8 @@ fn at_in_the_past_is_ready_at_once() {
     assert_eq!(rest, [b"epoch".as_slice(), b"just now", b"y2k"]);
 }
 
-#[test]
-fn bad_times_exit_2_and_push_nothing() {
-    let s = Fixture::new();
+fn bad_times_exit_2_and_push_nothing(engine: Engine) {
+    let s = engine.fixture();
     for bad in [
         "",
         "tomorrow",
@@ -142,9 +160,8 @@ fn bad_times_exit_2_and_push_nothing() {
     assert_eq!(s.states("default"), []);
 }
 
-#[test]
-fn delayed_messages_come_out_in_order_of_due_time() {
-    let s = Fixture::new();
+fn delayed_messages_come_out_in_order_of_due_time(engine: Engine) {
+    let s = engine.fixture();
     s.run(&["push", "--delay", "2500ms", "late"]).success();
     s.run(&["push", "--delay", "1s", "early"]).success();
     s.run(&["push", "--delay", "2s", "middle"]).success();
@@ -164,11 +181,10 @@ fn delayed_messages_come_out_in_order_of_due_time() {
     );
 }
 
-#[test]
-fn a_due_message_goes_ahead_of_messages_pushed_after_its_due_time() {
+fn a_due_message_goes_ahead_of_messages_pushed_after_its_due_time(engine: Engine) {
     // Whether or not a consumer looked at the queue in between, a message that became
     // due at T is ahead of one pushed after T.
-    let s = Fixture::new();
+    let s = engine.fixture();
     s.push(&["a"]);
     s.run(&["push", "--delay", "1s", "due first"]).success();
     let pushed = Instant::now();
@@ -188,9 +204,8 @@ fn a_due_message_goes_ahead_of_messages_pushed_after_its_due_time() {
     assert_eq!(s.pop_all_text("default"), ["n", "later"]);
 }
 
-#[test]
-fn each_delayed_message_appears_at_its_own_time() {
-    let s = Fixture::new();
+fn each_delayed_message_appears_at_its_own_time(engine: Engine) {
+    let s = engine.fixture();
     let before = Instant::now();
     s.run(&["push", "--delay", "1s", "one"]).success();
     let pushed = Instant::now();
@@ -208,9 +223,8 @@ fn each_delayed_message_appears_at_its_own_time() {
     );
 }
 
-#[test]
-fn priorities_go_first_and_fifo_within_a_priority() {
-    let s = Fixture::new();
+fn priorities_go_first_and_fifo_within_a_priority(engine: Engine) {
+    let s = engine.fixture();
     for (p, m) in [
         ("1", "a1"),
         ("5", "b5"),
@@ -264,9 +278,8 @@ fn priorities_go_first_and_fifo_within_a_priority() {
     );
 }
 
-#[test]
-fn priority_must_be_0_to_9() {
-    let s = Fixture::new();
+fn priority_must_be_0_to_9(engine: Engine) {
+    let s = engine.fixture();
     for bad in ["10", "-1", "x", "", "1.5", "255", "256"] {
         s.run(&["push", "--priority", bad, "m"]).error();
     }
@@ -277,9 +290,8 @@ fn priority_must_be_0_to_9() {
     }
 }
 
-#[test]
-fn a_message_keeps_its_priority_in_every_state() {
-    let s = Fixture::new();
+fn a_message_keeps_its_priority_in_every_state(engine: Engine) {
+    let s = engine.fixture();
     let old = s.push_with(&[], "old0");
     let p = s.push_with(&["--priority", "7"], "p7");
     let priority = |s: &Fixture| s.entry("default", p)["priority"].as_u64();
@@ -329,9 +341,8 @@ fn a_message_keeps_its_priority_in_every_state() {
     s.run(&["pop"]).success().stdout_is("p7");
 }
 
-#[test]
-fn a_delayed_priority_message_goes_ahead_of_lower_ones_once_due() {
-    let s = Fixture::new();
+fn a_delayed_priority_message_goes_ahead_of_lower_ones_once_due(engine: Engine) {
+    let s = engine.fixture();
     s.run(&["push", "--priority", "3", "--delay", "1s", "urgent later"])
         .success();
     let pushed = Instant::now();
@@ -342,9 +353,8 @@ fn a_delayed_priority_message_goes_ahead_of_lower_ones_once_due() {
     s.run(&["pop"]).success().stdout_is("b");
 }
 
-#[test]
-fn an_expired_message_moves_to_failed_and_is_skipped() {
-    let s = Fixture::new();
+fn an_expired_message_moves_to_failed_and_is_skipped(engine: Engine) {
+    let s = engine.fixture();
     let before = now_secs();
     let short = s.push_with(&["--ttl", "1s"], "short");
     let pushed = Instant::now();
@@ -375,9 +385,8 @@ fn an_expired_message_moves_to_failed_and_is_skipped() {
     assert_eq!(s.states("default"), [(short, "failed".to_string())]);
 }
 
-#[test]
-fn claim_and_run_fail_expired_messages_too() {
-    let s = Fixture::new();
+fn claim_and_run_fail_expired_messages_too(engine: Engine) {
+    let s = engine.fixture();
     s.run(&["-q", "c", "push", "--ttl", "1s", "a"]).success();
     s.run(&["-q", "r", "push", "--ttl", "1s", "b"]).success();
     let pushed = Instant::now();
@@ -400,9 +409,8 @@ fn claim_and_run_fail_expired_messages_too() {
     assert_eq!(v["reason"], "expired");
 }
 
-#[test]
-fn a_delay_counts_towards_the_ttl() {
-    let s = Fixture::new();
+fn a_delay_counts_towards_the_ttl(engine: Engine) {
+    let s = engine.fixture();
     let never = s.push_with(&["--delay", "2s", "--ttl", "1s"], "never");
     s.push_with(&["--delay", "1s", "--ttl", "1h"], "fine");
     let pushed = Instant::now();
@@ -415,9 +423,8 @@ fn a_delay_counts_towards_the_ttl() {
     assert_eq!(v["reason"], "expired");
 }
 
-#[test]
-fn a_message_that_expires_while_claimed_can_still_be_acked() {
-    let s = Fixture::new();
+fn a_message_that_expires_while_claimed_can_still_be_acked(engine: Engine) {
+    let s = engine.fixture();
     s.push_with(&["--ttl", "1s"], "in progress");
     let pushed = Instant::now();
     let token = claim(&s, &["--lease", "1m"]);
@@ -427,9 +434,8 @@ fn a_message_that_expires_while_claimed_can_still_be_acked() {
     assert_eq!(s.states("default"), []);
 }
 
-#[test]
-fn a_nacked_message_that_expired_goes_to_failed() {
-    let s = Fixture::new();
+fn a_nacked_message_that_expired_goes_to_failed(engine: Engine) {
+    let s = engine.fixture();
     let id = s.push_with(&["--ttl", "1s"], "too late");
     let pushed = Instant::now();
     let token = claim(&s, &["--lease", "1m"]);
@@ -448,8 +454,8 @@ fn a_nacked_message_that_expired_goes_to_failed() {
 
 /// What is wrong with `push OPTIONS... far`, if anything: it must either be refused (exit
 /// 2, one line, nothing pushed) or be honoured with the message not visible now.
-fn far_push_problem(options: &[&str]) -> Option<String> {
-    let s = Fixture::new();
+fn far_push_problem(engine: Engine, options: &[&str]) -> Option<String> {
+    let s = engine.fixture();
     let mut args = vec!["push"];
     args.extend_from_slice(options);
     args.push("far");
@@ -479,8 +485,7 @@ fn far_push_problem(options: &[&str]) -> Option<String> {
     }
 }
 
-#[test]
-fn far_future_times_are_refused_or_honoured() {
+fn far_future_times_are_refused_or_honoured(engine: Engine) {
     let problems: Vec<String> = [
         vec!["--at", "4102444800"], // 2100
         vec!["--at", "9999-12-31T23:59:59Z"],
@@ -491,16 +496,15 @@ fn far_future_times_are_refused_or_honoured() {
         vec!["--delay", "18446744073709551s"],
     ]
     .iter()
-    .filter_map(|options| far_push_problem(options))
+    .filter_map(|options| far_push_problem(engine, options))
     .collect();
     assert!(problems.is_empty(), "{}", problems.join("\n\n"));
 }
 
-#[test]
-fn an_enormous_ttl_never_expires_at_once() {
+fn an_enormous_ttl_never_expires_at_once(engine: Engine) {
     let mut problems = Vec::new();
     for ttl in ["36500d", "18446744073709551s"] {
-        let s = Fixture::new();
+        let s = engine.fixture();
         let out = s.run(&["push", "--ttl", ttl, "keep"]);
         if out.code == 0 {
             let pop = s.run(&["pop"]);

@@ -6,7 +6,26 @@
 
 use std::time::{Duration, Instant};
 
+use crate::harness::{Engine, engine_tests};
 use crate::harness::{Fixture, Output, Running, now_secs, parse_rfc3339, wait_until};
+
+engine_tests! {
+    pop_wait_returns_a_message_pushed_after_it_started,
+    pop_wait_without_a_timeout_waits_for_a_push,
+    pop_wait_n_returns_what_is_there_once_something_is,
+    one_push_wakes_one_of_two_waiting_pops,
+    peek_wait_returns_the_message_and_leaves_it,
+    claim_wait_returns_a_token_for_a_message_pushed_later,
+    a_timeout_does_not_cut_short_a_message_that_arrives_in_time,
+    a_nack_wakes_a_waiting_pop,
+    an_ended_lease_wakes_a_waiting_pop,
+    an_ended_lease_wakes_a_waiting_claim_with_the_attempt_counted,
+    a_due_message_wakes_a_waiting_pop,
+    a_timeout_before_the_due_time_exits_1,
+    durations_take_every_unit,
+    bad_durations_exit_2_and_change_nothing,
+    enormous_leases_and_delays_are_refused_or_honoured,
+}
 
 /// Long enough that a test never reaches it when things work.
 const LONG: &str = "20s";
@@ -31,9 +50,8 @@ fn finish_after(waiting: Running, since: Instant) -> (Output, Duration) {
     (out, since.elapsed())
 }
 
-#[test]
-fn pop_wait_returns_a_message_pushed_after_it_started() {
-    let s = Fixture::new();
+fn pop_wait_returns_a_message_pushed_after_it_started(engine: Engine) {
+    let s = engine.fixture();
     s.push(&["old"]);
     s.run(&["pop"]).success().stdout_is("old");
     let waiting = start_waiting(&s, &["pop", "--wait", "--timeout", LONG]);
@@ -45,9 +63,8 @@ fn pop_wait_returns_a_message_pushed_after_it_started() {
     s.run(&["pop"]).nothing();
 }
 
-#[test]
-fn pop_wait_without_a_timeout_waits_for_a_push() {
-    let s = Fixture::new();
+fn pop_wait_without_a_timeout_waits_for_a_push(engine: Engine) {
+    let s = engine.fixture();
     let waiting = start_waiting(&s, &["pop", "-w"]);
     let pushed = Instant::now();
     s.push(&["eventually"]);
@@ -68,18 +85,16 @@ fn pop_wait_on_a_queue_that_does_not_exist_yet() {
     assert!(took < NOTICE, "took {took:?} to notice the new queue");
 }
 
-#[test]
-fn pop_wait_n_returns_what_is_there_once_something_is() {
-    let s = Fixture::new();
+fn pop_wait_n_returns_what_is_there_once_something_is(engine: Engine) {
+    let s = engine.fixture();
     let waiting = start_waiting(&s, &["pop", "--wait", "-n", "5", "--lines"]);
     s.push(&["a", "b"]);
     let out = waiting.finish();
     out.success().stdout_is("a\nb\n");
 }
 
-#[test]
-fn one_push_wakes_one_of_two_waiting_pops() {
-    let s = Fixture::new();
+fn one_push_wakes_one_of_two_waiting_pops(engine: Engine) {
+    let s = engine.fixture();
     let mut waiting = vec![
         start_waiting(&s, &["pop", "--wait", "--timeout", LONG]),
         start_waiting(&s, &["pop", "--wait", "--timeout", LONG]),
@@ -104,9 +119,8 @@ fn one_push_wakes_one_of_two_waiting_pops() {
     other.finish().success().stdout_is("another");
 }
 
-#[test]
-fn peek_wait_returns_the_message_and_leaves_it() {
-    let s = Fixture::new();
+fn peek_wait_returns_the_message_and_leaves_it(engine: Engine) {
+    let s = engine.fixture();
     let waiting = start_waiting(&s, &["peek", "--wait", "--timeout", LONG]);
     let pushed = Instant::now();
     s.push(&["look"]);
@@ -116,9 +130,8 @@ fn peek_wait_returns_the_message_and_leaves_it() {
     s.run(&["pop"]).success().stdout_is("look");
 }
 
-#[test]
-fn claim_wait_returns_a_token_for_a_message_pushed_later() {
-    let s = Fixture::new();
+fn claim_wait_returns_a_token_for_a_message_pushed_later(engine: Engine) {
+    let s = engine.fixture();
     let waiting = start_waiting(&s, &["claim", "--wait", "--timeout", LONG, "--lease", "1m"]);
     let pushed = Instant::now();
     let id = s.push_with(&[], "work");
@@ -175,17 +188,15 @@ fn the_timeout_exits_1_with_no_output() {
     assert!(!e.root().exists(), "a waiting pop created the root");
 }
 
-#[test]
-fn a_timeout_does_not_cut_short_a_message_that_arrives_in_time() {
-    let s = Fixture::new();
+fn a_timeout_does_not_cut_short_a_message_that_arrives_in_time(engine: Engine) {
+    let s = engine.fixture();
     let waiting = start_waiting(&s, &["pop", "--wait", "--timeout", "10s"]);
     s.push(&["in time"]);
     waiting.finish().success().stdout_is("in time");
 }
 
-#[test]
-fn a_nack_wakes_a_waiting_pop() {
-    let s = Fixture::new();
+fn a_nack_wakes_a_waiting_pop(engine: Engine) {
+    let s = engine.fixture();
     s.push(&["bounced"]);
     let token = s.run(&["claim"]).text().trim_end().to_string();
     let waiting = start_waiting(&s, &["pop", "--wait", "--timeout", LONG]);
@@ -196,9 +207,8 @@ fn a_nack_wakes_a_waiting_pop() {
     assert!(took < NOTICE, "took {took:?} to notice the nack");
 }
 
-#[test]
-fn an_ended_lease_wakes_a_waiting_pop() {
-    let s = Fixture::new();
+fn an_ended_lease_wakes_a_waiting_pop(engine: Engine) {
+    let s = engine.fixture();
     s.push(&["abandoned"]);
     let claimed = Instant::now();
     let out = s.run(&["claim", "--lease", "1s"]);
@@ -216,9 +226,8 @@ fn an_ended_lease_wakes_a_waiting_pop() {
     );
 }
 
-#[test]
-fn an_ended_lease_wakes_a_waiting_claim_with_the_attempt_counted() {
-    let s = Fixture::new();
+fn an_ended_lease_wakes_a_waiting_claim_with_the_attempt_counted(engine: Engine) {
+    let s = engine.fixture();
     s.push(&["abandoned"]);
     let out = s.run(&["claim", "--lease", "1s"]);
     out.success();
@@ -230,9 +239,8 @@ fn an_ended_lease_wakes_a_waiting_claim_with_the_attempt_counted() {
     assert_eq!(v["attempts"], 2);
 }
 
-#[test]
-fn a_due_message_wakes_a_waiting_pop() {
-    let s = Fixture::new();
+fn a_due_message_wakes_a_waiting_pop(engine: Engine) {
+    let s = engine.fixture();
     let pushed = Instant::now();
     s.run(&["push", "--delay", "2s", "later"]).success();
     let (out, took) = finish_after(
@@ -250,9 +258,8 @@ fn a_due_message_wakes_a_waiting_pop() {
     );
 }
 
-#[test]
-fn a_timeout_before_the_due_time_exits_1() {
-    let s = Fixture::new();
+fn a_timeout_before_the_due_time_exits_1(engine: Engine) {
+    let s = engine.fixture();
     s.run(&["push", "--delay", "1h", "much later"]).success();
     s.run(&["pop", "--wait", "--timeout", "500ms"]).nothing();
     s.run(&["claim", "--wait", "--timeout", "500ms"]).nothing();
@@ -266,8 +273,7 @@ fn lease_end(s: &Fixture) -> i64 {
     parse_rfc3339(v["until"].as_str().expect("until")).expect("RFC 3339")
 }
 
-#[test]
-fn durations_take_every_unit() {
+fn durations_take_every_unit(engine: Engine) {
     for (text, secs) in [
         ("90", 90),
         ("30s", 30),
@@ -276,7 +282,7 @@ fn durations_take_every_unit() {
         ("1d", 86_400),
         ("1500ms", 1),
     ] {
-        let s = Fixture::new();
+        let s = engine.fixture();
         s.push(&["x"]);
         let before = now_secs();
         let out = s.run(&["claim", "--lease", text]);
@@ -290,9 +296,8 @@ fn durations_take_every_unit() {
     }
 }
 
-#[test]
-fn bad_durations_exit_2_and_change_nothing() {
-    let s = Fixture::new();
+fn bad_durations_exit_2_and_change_nothing(engine: Engine) {
+    let s = engine.fixture();
     s.push(&["x"]);
     let out = s.run(&["claim", "--lease", "1m"]);
     out.success();
@@ -350,15 +355,14 @@ fn enormous_problem(out: &Output) -> Option<String> {
     }
 }
 
-#[test]
-fn enormous_leases_and_delays_are_refused_or_honoured() {
+fn enormous_leases_and_delays_are_refused_or_honoured(engine: Engine) {
     // The largest whole number of seconds that is still a valid u64 of milliseconds.
     const HUGE: &str = "18446744073709551s";
     let year_ahead = || now_secs() + 365 * 86_400;
     let mut problems = Vec::new();
 
     // claim --lease: a lease that long, or a refusal that claims nothing.
-    let s = Fixture::new();
+    let s = engine.fixture();
     s.push(&["x"]);
     let out = s.run(&["claim", "--lease", HUGE]);
     problems.extend(enormous_problem(&out));
@@ -375,7 +379,7 @@ fn enormous_leases_and_delays_are_refused_or_honoured() {
     }
 
     // extend --lease and nack --delay: done as asked, or refused with the claim unchanged.
-    let s = Fixture::new();
+    let s = engine.fixture();
     s.push(&["y"]);
     let out = s.run(&["claim", "--lease", "1m"]);
     out.success();
