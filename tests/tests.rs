@@ -14,6 +14,9 @@
 //                runs the contract tests once per engine
 // - cli          --help on every subcommand, --version, completions, usage errors,
 //                global flags before and after the subcommand
+// - compat       the on-disk format across versions: the binary of an earlier commit
+//                (built from git) and this one push, pop, claim, ack and nack each
+//                other's messages
 // - roots        where the root and the queue come from: --dir, $SPOOL_DIR,
 //                $XDG_STATE_HOME, $HOME; -q/--queue, $SPOOL_QUEUE, "default"
 // - names        queue name validation: invalid names fail and create nothing

@@ -36,6 +36,7 @@ enum Input {
 
 /// A spool command being prepared.
 pub struct Cmd {
+    bin: PathBuf,
     wrapper: Vec<OsString>,
     global: Vec<OsString>,
     args: Vec<OsString>,
@@ -52,6 +53,7 @@ impl Cmd {
     /// `spool GLOBAL...` with `HOME` at `home`; output decoded strictly when `strict`.
     pub(super) fn new(global: Vec<OsString>, home: &Path, strict: bool) -> Cmd {
         Cmd {
+            bin: PathBuf::from(BIN),
             wrapper: Vec::new(),
             global,
             args: Vec::new(),
@@ -83,6 +85,12 @@ impl Cmd {
     /// `spool` with no global argument.
     pub fn bare() -> Cmd {
         Cmd::new(Vec::new(), Path::new("/nonexistent-spool-test-home"), false)
+    }
+
+    /// Runs the spool executable at `bin` instead of the one under test (another version).
+    pub fn binary(mut self, bin: &Path) -> Cmd {
+        self.bin = bin.to_path_buf();
+        self
     }
 
     /// Adds one argument.
@@ -189,7 +197,11 @@ impl Cmd {
             .iter()
             .map(|w| w.to_string_lossy().into_owned())
             .collect();
-        words.push("spool".into());
+        words.push(if self.bin == Path::new(BIN) {
+            "spool".into()
+        } else {
+            self.bin.display().to_string()
+        });
         words.extend(self.global.iter().map(|a| a.to_string_lossy().into_owned()));
         words.extend(self.args.iter().map(|a| format!("{a:?}")));
         words.join(" ")
@@ -204,10 +216,10 @@ impl Cmd {
             }
             Some((program, rest)) => {
                 let mut cmd = Command::new(program);
-                cmd.args(rest).arg(BIN);
+                cmd.args(rest).arg(&self.bin);
                 cmd
             }
-            None => Command::new(BIN),
+            None => Command::new(&self.bin),
         };
         cmd.args(&self.global).args(&self.args).process_group(0);
         for (key, value) in &self.env {

@@ -4,6 +4,7 @@ mod binary;
 mod claims;
 mod clear;
 mod cli;
+mod compat;
 mod concurrency;
 mod crash;
 mod faults;
