@@ -163,14 +163,20 @@ impl Cmd {
         self.wrap(["sh", "-c", &script, "sh"])
     }
 
-    /// Runs spool as `nobody` through `setpriv` (the caller checks it is available).
-    pub fn run_as_nobody(self) -> Cmd {
+    /// Runs spool as user `uid` and group `gid` (names or numbers) through `setpriv`
+    /// (the caller checks it is available).
+    pub fn as_user(self, uid: &str, gid: &str) -> Cmd {
         self.wrap([
-            "setpriv",
-            "--reuid=nobody",
-            "--regid=nogroup",
-            "--clear-groups",
+            "setpriv".to_string(),
+            format!("--reuid={uid}"),
+            format!("--regid={gid}"),
+            "--clear-groups".into(),
         ])
+    }
+
+    /// Runs spool as `nobody`.
+    pub fn run_as_nobody(self) -> Cmd {
+        self.as_user("nobody", "nogroup")
     }
 
     /// Sets the time limit.
@@ -278,6 +284,15 @@ impl Cmd {
         self.start(Stdio::piped()).finish()
     }
 
+    /// Runs the command and asserts exit 0, an empty standard error and exactly
+    /// `expected` on standard output.
+    #[track_caller]
+    pub fn prints(self, expected: impl AsRef<[u8]>) -> Output {
+        let out = self.run();
+        out.success().stdout_is(expected);
+        out
+    }
+
     /// Runs the command with standard output sent to `stdout` (then [`Output::stdout`] is
     /// empty unless `stdout` is a pipe).
     pub fn run_with_stdout(self, stdout: Stdio) -> Output {
@@ -368,6 +383,24 @@ impl Running {
         }
         out
     }
+}
+
+/// Starts `bash -c SCRIPT NAME ARGS...` (a workload of many spool commands) in the
+/// background, in its own process group, with no input or output and spool's variables
+/// removed; the caller kills the group.
+pub fn spawn_workload<S: AsRef<OsStr>>(script: &str, args: impl IntoIterator<Item = S>) -> Child {
+    Command::new("bash")
+        .args(["-c", script, "workload"])
+        .args(args)
+        .env_remove("LD_LIBRARY_PATH")
+        .env_remove("SPOOL_DIR")
+        .env_remove("SPOOL_QUEUE")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .process_group(0)
+        .spawn()
+        .expect("spawn workload")
 }
 
 /// Sends `signal` to the process `pid`.

@@ -89,6 +89,13 @@ impl Fixture {
         self.cmd().args(args).run()
     }
 
+    /// Runs `spool --dir ROOT ARGS...` and asserts exit 0, an empty standard error and
+    /// exactly `expected` on standard output.
+    #[track_caller]
+    pub fn prints(&self, args: &[&str], expected: impl AsRef<[u8]>) -> Output {
+        self.cmd().args(args).prints(expected)
+    }
+
     /// Runs `spool --dir ROOT ARGS...` with `stdin` as standard input.
     pub fn run_stdin(&self, args: &[&str], stdin: impl Into<Vec<u8>>) -> Output {
         self.cmd().args(args).stdin(stdin).run()
@@ -210,4 +217,38 @@ impl Fixture {
         assert_eq!(found.len(), 1, "message {id} listed once: {found:?}");
         found.remove(0)
     }
+
+    /// Asserts the state and attempts of message `id` of the default queue; returns its
+    /// entry for more checks.
+    #[track_caller]
+    pub fn assert_state(&self, id: u64, state: &str, attempts: u64) -> serde_json::Value {
+        let v = self.entry("default", id);
+        assert_eq!(v["state"], state, "message {id}: {v}");
+        assert_eq!(v["attempts"], attempts, "message {id}: {v}");
+        v
+    }
+
+    /// Runs `spool claim ARGS...` and returns the token it printed (asserting its shape).
+    #[track_caller]
+    pub fn claim(&self, args: &[&str]) -> String {
+        let out = self.cmd().arg("claim").args(args).run();
+        out.success();
+        out.token()
+    }
+
+    /// The `until` (due time or lease end) of message `id` of the default queue, in unix
+    /// seconds.
+    #[track_caller]
+    pub fn until(&self, id: u64) -> i64 {
+        until_of(&self.entry("default", id))
+    }
+}
+
+/// The `until` field of a listed entry, in unix seconds.
+#[track_caller]
+pub fn until_of(v: &serde_json::Value) -> i64 {
+    let text = v["until"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no until in {v}"));
+    super::parse_rfc3339(text).unwrap_or_else(|| panic!("until is not RFC 3339 UTC: {v}"))
 }

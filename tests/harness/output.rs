@@ -141,6 +141,32 @@ impl Output {
         self
     }
 
+    /// The token printed by a successful claim: one line, `ID.HEX`.
+    #[track_caller]
+    pub fn token(&self) -> String {
+        let out = self;
+        let text = out.text();
+        let token = text
+            .strip_suffix('\n')
+            .unwrap_or_else(|| panic!("the token ends with a newline:\n{out:?}"));
+        assert!(!token.contains('\n'), "one line:\n{out:?}");
+        let (id, hex) = token
+            .split_once('.')
+            .unwrap_or_else(|| panic!("token is ID.HEX:\n{out:?}"));
+        assert!(
+            !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit()) && !id.starts_with('0'),
+            "token id is a decimal number:\n{out:?}"
+        );
+        assert!(
+            !hex.is_empty()
+                && hex
+                    .bytes()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)),
+            "token ends in lowercase hex:\n{out:?}"
+        );
+        token.to_string()
+    }
+
     /// The ids printed by `--print-id`, one per line.
     #[track_caller]
     pub fn ids(&self) -> Vec<u64> {

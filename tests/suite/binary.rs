@@ -8,17 +8,12 @@ use std::os::unix::ffi::OsStringExt;
 use std::path::Path;
 use std::process::Stdio;
 
-use crate::harness::{Engine, engine_tests};
-use crate::harness::{Fixture, Rng, json_lines};
+use crate::harness::{Engine, Fixture, Rng, engine_tests, json_lines};
 
 engine_tests! {
-    all_256_byte_values,
-    nul_bytes,
-    no_trailing_newline_is_added_or_removed,
-    the_empty_message,
-    argument_bytes_are_kept_even_when_not_utf8,
-    null_separated_round_trip,
-    line_separated_round_trip,
+    all_256_byte_values, nul_bytes, no_trailing_newline_is_added_or_removed,
+    the_empty_message, argument_bytes_are_kept_even_when_not_utf8,
+    null_separated_round_trip, line_separated_round_trip,
 }
 
 #[track_caller]
@@ -32,8 +27,8 @@ fn round_trip_stdin(engine: Engine, payload: &[u8]) {
             "the message file holds exactly the payload"
         );
     }
-    s.run(&["peek"]).success().stdout_is(payload);
-    s.run(&["pop"]).success().stdout_is(payload);
+    s.prints(&["peek"], payload);
+    s.prints(&["pop"], payload);
     s.run(&["pop"]).nothing();
 }
 
@@ -61,9 +56,9 @@ fn the_empty_message(engine: Engine) {
     s.run_stdin(&["push"], "").success();
     s.run(&["push", ""]).success();
     assert_eq!(s.len("default"), 2);
-    s.run(&["peek"]).success().stdout_is("");
-    s.run(&["pop"]).success().stdout_is("");
-    s.run(&["pop", "--lines"]).success().stdout_is("\n");
+    s.prints(&["peek"], "");
+    s.prints(&["pop"], "");
+    s.prints(&["pop", "--lines"], "\n");
     s.run(&["pop"]).nothing();
 }
 
@@ -96,10 +91,8 @@ fn null_separated_round_trip(engine: Engine) {
     }
     s.run_stdin(&["push", "-0"], input.clone()).success();
     assert_eq!(s.len("default"), 5);
-    s.run(&["peek", "-n", "5", "-0"])
-        .success()
-        .stdout_is(&input);
-    s.run(&["pop", "-n", "5", "-0"]).success().stdout_is(&input);
+    s.prints(&["peek", "-n", "5", "-0"], &input);
+    s.prints(&["pop", "-n", "5", "-0"], &input);
 }
 
 fn line_separated_round_trip(engine: Engine) {
@@ -117,9 +110,7 @@ fn line_separated_round_trip(engine: Engine) {
         input.push(b'\n');
     }
     s.run_stdin(&["push", "--lines"], input.clone()).success();
-    s.run(&["pop", "-n", "100", "--lines"])
-        .success()
-        .stdout_is(&input);
+    s.prints(&["pop", "-n", "100", "--lines"], &input);
 }
 
 /// Compares two files in 1 MiB chunks.

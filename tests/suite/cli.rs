@@ -1,13 +1,10 @@
 //! The command line itself: help, version, completions, usage errors, global flags.
 
-use crate::harness::{Engine, engine_tests};
-use crate::harness::{Fixture, is_one_spool_line, names_in};
+use crate::harness::{Engine, Fixture, engine_tests, is_one_spool_line, names_in};
 
 engine_tests! {
-    completions_for_an_unknown_shell_fail,
-    usage_errors_print_one_spool_line,
-    n_above_one_needs_framing,
-    output_that_cannot_be_written_is_an_error,
+    completions_for_an_unknown_shell_fail, usage_errors_print_one_spool_line,
+    n_above_one_needs_framing, output_that_cannot_be_written_is_an_error,
     help_and_version_that_cannot_be_written_are_errors,
 }
 
@@ -67,16 +64,14 @@ fn help_on_every_subcommand_has_examples() {
 #[test]
 fn version() {
     let s = Fixture::new();
-    s.run(&["--version"]).success().stdout_is("spool 0.1.0\n");
-    s.run(&["-V"]).success().stdout_is("spool 0.1.0\n");
+    s.prints(&["--version"], "spool 0.1.0\n");
+    s.prints(&["-V"], "spool 0.1.0\n");
     // Needs no root at all.
     s.cmd()
         .no_dir()
         .env("HOME", "")
         .arg("--version")
-        .run()
-        .success()
-        .stdout_is("spool 0.1.0\n");
+        .prints("spool 0.1.0\n");
 }
 
 #[test]
@@ -202,15 +197,11 @@ fn global_flags_before_or_after_the_subcommand() {
     s.cmd()
         .no_dir()
         .args(["pop", "-n", "9", "--lines", "-q", "a", "--dir", root])
-        .run()
-        .success()
-        .stdout_is("1\n2\n3\n4\n5\n");
+        .prints("1\n2\n3\n4\n5\n");
     s.cmd()
         .no_dir()
         .args(["len", "--dir", root, "--queue", "a"])
-        .run()
-        .success()
-        .stdout_is("0\n");
+        .prints("0\n");
 }
 
 /// Opens /dev/full for writing, or skips (failing in CI).

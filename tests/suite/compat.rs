@@ -97,12 +97,12 @@ fn exchange(writer: &Path, reader: &Path) {
     std::thread::sleep(Duration::from_millis(50));
 
     assert_eq!(s.states("default").len(), 6, "{:?}", s.states("default"));
-    r(&["len"]).run().success().stdout_is("6\n");
-    r(&["pop"]).run().success().stdout_is("urgent");
+    r(&["len"]).prints("6\n");
+    r(&["pop"]).prints("urgent");
     let claim = r(&["claim", "--lease", "1h"]).run();
     let token = claim.success().text().trim_end().to_string();
     assert!(token.starts_with("1."), "the oldest is claimed: {claim:?}");
-    r(&["show", &token]).run().success().stdout_is("one");
+    r(&["show", &token]).prints("one");
     r(&["ack", &token]).run().success();
     let claim = r(&["claim", "--lease", "1h"]).run();
     let token = claim.success().text().trim_end().to_string();
@@ -111,18 +111,18 @@ fn exchange(writer: &Path, reader: &Path) {
     let nacked = s.entry("default", 2);
     assert_eq!(nacked["state"], "ready", "{nacked}");
     assert_eq!(nacked["attempts"], 1, "{nacked}");
-    r(&["pop"]).run().success().stdout_is("three");
-    r(&["pop"]).run().success().stdout_is("later");
-    r(&["pop"]).run().success().stdout_is(binary_payload());
-    r(&["pop"]).run().success().stdout_is("two");
+    r(&["pop"]).prints("three");
+    r(&["pop"]).prints("later");
+    r(&["pop"]).prints(binary_payload());
+    r(&["pop"]).prints("two");
     r(&["pop"]).run().nothing();
 
     // Ids go on from the counter the other version kept, both ways (the nack used 7 for its place
     // behind the others).
     assert_eq!(ids(r(&["push", "--print-id", "back"]).run()), [8]);
-    w(&["pop"]).run().success().stdout_is("back");
+    w(&["pop"]).prints("back");
     assert_eq!(ids(w(&["push", "--print-id", "again"]).run()), [9]);
-    r(&["pop"]).run().success().stdout_is("again");
+    r(&["pop"]).prints("again");
     r(&["pop"]).run().nothing();
     w(&["pop"]).run().nothing();
 }

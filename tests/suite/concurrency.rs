@@ -193,7 +193,7 @@ fn pop_during_a_publication_returns_the_message() {
     }
     let s = Fixture::new();
     s.push(&["seed"]);
-    s.run(&["pop"]).success().stdout_is("seed");
+    s.prints(&["pop"], "seed");
     let mut producer = Some(
         s.cmd()
             .pause_after("renameat2", 1, 4)

@@ -71,7 +71,7 @@ fn a_root_that_is_a_symlink_to_a_directory_works() {
     symlink(&real, s.root()).unwrap();
     s.push(&["through the link"]);
     assert_eq!(names_in(&real), ["default"]);
-    s.run(&["pop"]).success().stdout_is("through the link");
+    s.prints(&["pop"], "through the link");
 }
 
 #[test]
@@ -109,7 +109,7 @@ fn a_root_spool_may_not_read() {
     }
     // Nothing changed for the owner.
     assert_eq!(names_in(s.root()), ["default"]);
-    s.run(&["pop"]).success().stdout_is("private");
+    s.prints(&["pop"], "private");
     s.run(&["pop"]).nothing();
 }
 
@@ -172,6 +172,17 @@ impl Planted {
         assert_eq!(fs::metadata(&self.linked).unwrap().nlink(), 2);
         assert!(fs::symlink_metadata(dir).unwrap().is_dir());
         assert_eq!(fs::read(junk).unwrap(), JUNK);
+    }
+
+    /// Runs `spool ARGS...` and asserts exit 0, `expected` on standard output, only
+    /// warnings on standard error, one about each planted entry, and every entry intact.
+    #[track_caller]
+    fn run_past_all(&self, args: &[&str], expected: &[u8]) {
+        let out = self.s.run(args);
+        ok_with_warnings(&out);
+        assert_eq!(out.stdout, expected);
+        self.warned_about_all(&out.stderr);
+        self.intact();
     }
 
     /// Asserts that stderr holds only warnings, and one about each planted entry.
@@ -237,11 +248,7 @@ fn list_skips_planted_entries() {
 #[test]
 fn peek_skips_planted_entries() {
     let p = plant();
-    let out = p.s.run(&["peek", "-n", "20", "--lines"]);
-    ok_with_warnings(&out);
-    assert_eq!(out.stdout, b"m1\nm3\nm5\nm7\nm9\n");
-    p.warned_about_all(&out.stderr);
-    p.intact();
+    p.run_past_all(&["peek", "-n", "20", "--lines"], b"m1\nm3\nm5\nm7\nm9\n");
 }
 
 #[test]
@@ -275,21 +282,13 @@ fn pop_skips_planted_entries_and_keeps_the_order() {
 #[test]
 fn pop_many_skips_planted_entries() {
     let p = plant();
-    let out = p.s.run(&["pop", "-n", "20", "-0"]);
-    ok_with_warnings(&out);
-    assert_eq!(out.stdout, b"m1\0m3\0m5\0m7\0m9\0");
-    p.warned_about_all(&out.stderr);
-    p.intact();
+    p.run_past_all(&["pop", "-n", "20", "-0"], b"m1\0m3\0m5\0m7\0m9\0");
 }
 
 #[test]
 fn clear_removes_only_real_messages() {
     let p = plant();
-    let out = p.s.run(&["clear"]);
-    ok_with_warnings(&out);
-    assert_eq!(out.stdout, b"5\n");
-    p.warned_about_all(&out.stderr);
-    p.intact();
+    p.run_past_all(&["clear"], b"5\n");
     let out = p.s.run(&["list", "--json"]);
     ok_with_warnings(&out);
     assert_eq!(json_ids(&out), Vec::<u64>::new());
@@ -402,8 +401,8 @@ fn pop_to_a_full_device_is_an_error_that_keeps_the_message() {
         .run_with_stdout(std::process::Stdio::from(full));
     out.error().stderr_has("stays in the queue");
     assert!(out.stderr.starts_with("spool: "));
-    s.run(&["len"]).success().stdout_is("1\n");
-    s.run(&["peek"]).success().stdout_is("stay");
+    s.prints(&["len"], "1\n");
+    s.prints(&["peek"], "stay");
 }
 
 #[test]
@@ -425,7 +424,7 @@ fn a_message_locked_by_another_process_is_skipped_and_taken_once_free() {
     assert_eq!((out.code, out.stdout.as_slice()), (1, &b""[..]), "{out:?}");
     assert!(out.stderr.contains("locked by another process"), "{out:?}");
     drop(holder);
-    s.run(&["pop"]).success().stdout_is("locked");
+    s.prints(&["pop"], "locked");
     s.run(&["pop"]).nothing();
 }
 
@@ -467,9 +466,7 @@ fn a_format_file_that_is_not_exactly_the_format_is_refused() {
 fn a_counter_behind_the_messages_hides_none_and_reuses_no_key_below_the_head() {
     let s = Fixture::new();
     s.push(&["a", "b", "c", "d", "e"]);
-    s.run(&["pop", "-n", "2", "--lines"])
-        .success()
-        .stdout_is("a\nb\n");
+    s.prints(&["pop", "-n", "2", "--lines"], "a\nb\n");
     // A damaged queue: message 3 gone, the counter set back below the head (3).
     fs::remove_file(s.message_path("default", 3)).unwrap();
     let counter = s.queue_dir("default").join("counter");
@@ -479,13 +476,11 @@ fn a_counter_behind_the_messages_hides_none_and_reuses_no_key_below_the_head() {
         .unwrap()
         .set_len(2)
         .unwrap();
-    s.run(&["pop"]).success().stdout_is("d");
+    s.prints(&["pop"], "d");
     // A push must not take a key below the head, where no pop would look.
     let out = s.run(&["push", "f"]);
     assert_eq!(out.code, 0, "{out:?}");
-    s.run(&["pop", "-n", "5", "--lines"])
-        .success()
-        .stdout_is("e\nf\n");
+    s.prints(&["pop", "-n", "5", "--lines"], "e\nf\n");
     s.run(&["pop"]).nothing();
     // A missing counter is an error, not an empty queue.
     fs::remove_file(&counter).unwrap();

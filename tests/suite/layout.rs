@@ -142,12 +142,7 @@ fn modes_are_0700_and_0600_whatever_the_umask() {
             .args(["-q", "two", "push", "a", "b"])
             .run()
             .success();
-        s.cmd()
-            .umask(mask)
-            .args(["-q", "two", "pop"])
-            .run()
-            .success()
-            .stdout_is("a");
+        s.cmd().umask(mask).args(["-q", "two", "pop"]).prints("a");
         assert_private(s.root());
         assert!(s.message_path("one", 1002).is_file());
     }
@@ -224,10 +219,10 @@ fn missing_queue_results() {
     let s = Fixture::new();
     s.run(&["pop"]).nothing();
     s.run(&["peek"]).nothing();
-    s.run(&["list"]).success().stdout_is("");
-    s.run(&["list", "--json"]).success().stdout_is("");
-    s.run(&["len"]).success().stdout_is("0\n");
-    s.run(&["clear"]).success().stdout_is("0\n");
-    s.run(&["queues"]).success().stdout_is("");
+    s.prints(&["list"], "");
+    s.prints(&["list", "--json"], "");
+    s.prints(&["len"], "0\n");
+    s.prints(&["clear"], "0\n");
+    s.prints(&["queues"], "");
     assert!(!s.root().exists());
 }

@@ -4,39 +4,31 @@ use std::collections::BTreeSet;
 
 use serde_json::Value;
 
-use crate::harness::{Engine, engine_tests};
-use crate::harness::{Fixture, json_lines, names_in, parse_rfc3339};
+use crate::harness::{Engine, Fixture, engine_tests, json_lines, names_in, parse_rfc3339};
 
 engine_tests! {
-    len_counts_waiting_messages,
-    stats_text,
-    stats_json,
-    stats_all_covers_every_queue,
+    len_counts_waiting_messages, stats_text, stats_json, stats_all_covers_every_queue,
     commands_that_print_fail_when_standard_output_is_closed,
 }
 
 fn len_counts_waiting_messages(engine: Engine) {
     let s = engine.fixture();
-    s.run(&["len"]).success().stdout_is("0\n");
+    s.prints(&["len"], "0\n");
     s.push(&["a", "b", "c"]);
-    s.run(&["len"]).success().stdout_is("3\n");
+    s.prints(&["len"], "3\n");
     s.run(&["pop"]).success();
-    s.run(&["len"]).success().stdout_is("2\n");
+    s.prints(&["len"], "2\n");
     s.run(&["peek"]).success();
-    s.run(&["len"]).success().stdout_is("2\n");
-    s.run(&["-q", "elsewhere", "len"])
-        .success()
-        .stdout_is("0\n");
+    s.prints(&["len"], "2\n");
+    s.prints(&["-q", "elsewhere", "len"], "0\n");
     s.run(&["pop", "-n", "2", "-l"]).success();
-    s.run(&["len"]).success().stdout_is("0\n");
+    s.prints(&["len"], "0\n");
 }
 
 #[test]
 fn len_of_a_missing_queue_is_zero() {
     let s = Fixture::new();
-    s.run(&["-q", "nothing-here", "len"])
-        .success()
-        .stdout_is("0\n");
+    s.prints(&["-q", "nothing-here", "len"], "0\n");
     assert!(!s.root().exists());
 }
 

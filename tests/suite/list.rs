@@ -2,16 +2,12 @@
 
 use std::collections::BTreeSet;
 
-use crate::harness::{Engine, engine_tests};
-use crate::harness::{Fixture, json_lines, now_secs, parse_rfc3339};
+use crate::harness::{Engine, Fixture, engine_tests, json_lines, now_secs, parse_rfc3339};
 
 engine_tests! {
-    list_shows_id_size_time_and_preview_in_order,
-    list_on_an_empty_queue_prints_nothing,
-    previews_escape_control_characters,
-    previews_are_cut_at_48_bytes,
-    previews_of_binary_are_printable,
-    list_json_has_id_size_enqueued_preview,
+    list_shows_id_size_time_and_preview_in_order, list_on_an_empty_queue_prints_nothing,
+    previews_escape_control_characters, previews_are_cut_at_48_bytes,
+    previews_of_binary_are_printable, list_json_has_id_size_enqueued_preview,
     list_size_is_the_payload_length,
 }
 
@@ -63,7 +59,7 @@ fn list_shows_id_size_time_and_preview_in_order(engine: Engine) {
     s.push(&["hello", "", "third message"]);
     s.push(&["x"]);
     let after = now_secs();
-    s.run(&["pop"]).success().stdout_is("hello");
+    s.prints(&["pop"], "hello");
     let rows = rows(&s);
     let got: Vec<(u64, u64, &str)> = rows
         .iter()
@@ -84,11 +80,11 @@ fn list_shows_id_size_time_and_preview_in_order(engine: Engine) {
 
 fn list_on_an_empty_queue_prints_nothing(engine: Engine) {
     let s = engine.fixture();
-    s.run(&["list"]).success().stdout_is("");
+    s.prints(&["list"], "");
     s.push(&["a"]);
     s.run(&["pop"]).success();
-    s.run(&["list"]).success().stdout_is("");
-    s.run(&["list", "--json"]).success().stdout_is("");
+    s.prints(&["list"], "");
+    s.prints(&["list", "--json"], "");
 }
 
 fn previews_escape_control_characters(engine: Engine) {

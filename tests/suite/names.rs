@@ -89,7 +89,7 @@ fn valid_names_at_the_edges() {
     let names = ["A-Z_0.9", "a..b", "x.", "-", "_", "0", "Z", long.as_str()];
     for name in names {
         s.run(&["-q", name, "push", name]).success();
-        s.run(&["-q", name, "peek"]).success().stdout_is(name);
+        s.prints(&["-q", name, "peek"], name);
     }
     let mut sorted: Vec<&str> = names.to_vec();
     sorted.sort();

@@ -4,14 +4,11 @@ use std::fs::OpenOptions;
 use std::path::Path;
 use std::process::Stdio;
 
-use crate::harness::{Engine, engine_tests};
-use crate::harness::{Fixture, skip};
+use crate::harness::{Engine, Fixture, engine_tests, skip};
 
 engine_tests! {
-    peek_on_an_empty_or_missing_queue_exits_1,
-    peek_output_equals_pop_output,
-    peek_n_with_lines_and_null,
-    peek_n_above_one_without_framing_is_an_error,
+    peek_on_an_empty_or_missing_queue_exits_1, peek_output_equals_pop_output,
+    peek_n_with_lines_and_null, peek_n_above_one_without_framing_is_an_error,
     peek_sees_messages_pushed_after_a_pop,
 }
 
@@ -29,15 +26,15 @@ fn peek_shows_the_oldest_and_keeps_it() {
     let s = Fixture::new();
     s.push(&["first\n", "second"]);
     for _ in 0..3 {
-        s.run(&["peek"]).success().stdout_is("first\n");
+        s.prints(&["peek"], "first\n");
     }
     assert_eq!(s.len("default"), 2);
     assert_eq!(
         std::fs::read(s.message_path("default", 1)).unwrap(),
         b"first\n"
     );
-    s.run(&["pop"]).success().stdout_is("first\n");
-    s.run(&["peek"]).success().stdout_is("second");
+    s.prints(&["pop"], "first\n");
+    s.prints(&["peek"], "second");
 }
 
 fn peek_output_equals_pop_output(engine: Engine) {
@@ -67,16 +64,10 @@ fn peek_output_equals_pop_output(engine: Engine) {
 fn peek_n_with_lines_and_null(engine: Engine) {
     let s = engine.fixture();
     s.push(&["a", "b", "c"]);
-    s.run(&["peek", "-n", "2", "--lines"])
-        .success()
-        .stdout_is("a\nb\n");
-    s.run(&["peek", "-n", "10", "-l"])
-        .success()
-        .stdout_is("a\nb\nc\n");
-    s.run(&["peek", "--count", "3", "--null"])
-        .success()
-        .stdout_is("a\0b\0c\0");
-    s.run(&["peek", "-0"]).success().stdout_is("a\0");
+    s.prints(&["peek", "-n", "2", "--lines"], "a\nb\n");
+    s.prints(&["peek", "-n", "10", "-l"], "a\nb\nc\n");
+    s.prints(&["peek", "--count", "3", "--null"], "a\0b\0c\0");
+    s.prints(&["peek", "-0"], "a\0");
     assert_eq!(s.len("default"), 3);
 }
 
@@ -110,7 +101,5 @@ fn peek_sees_messages_pushed_after_a_pop(engine: Engine) {
     s.run(&["pop"]).success();
     s.run(&["peek"]).nothing();
     s.push(&["2", "3"]);
-    s.run(&["peek", "-n", "5", "-l"])
-        .success()
-        .stdout_is("2\n3\n");
+    s.prints(&["peek", "-n", "5", "-l"], "2\n3\n");
 }

@@ -1,31 +1,21 @@
 //! `spool push [MESSAGE]...`, `--lines`, `--null`, `--print-id`.
 
-use crate::harness::{Engine, engine_tests};
-use crate::harness::{Fixture, parse_ids};
+use crate::harness::{Engine, Fixture, engine_tests, parse_ids};
 
 engine_tests! {
-    each_argument_is_one_message,
-    arguments_that_look_like_flags_after_double_dash,
-    no_argument_pushes_all_of_stdin_as_one_message,
-    print_id_prints_each_new_id,
-    lines_one_message_per_line,
-    lines_final_line_without_newline_counts,
-    lines_empty_lines_are_empty_messages,
-    lines_empty_input_pushes_nothing,
-    lines_keep_nul_bytes_and_long_lines,
-    null_one_message_per_record,
-    null_empty_input_pushes_nothing,
-    many_lines_in_one_push_keep_their_order,
-    ids_keep_growing_across_pushes_and_pops,
-    push_with_standard_input_closed_pushes_nothing,
+    each_argument_is_one_message, arguments_that_look_like_flags_after_double_dash,
+    no_argument_pushes_all_of_stdin_as_one_message, print_id_prints_each_new_id,
+    lines_one_message_per_line, lines_final_line_without_newline_counts,
+    lines_empty_lines_are_empty_messages, lines_empty_input_pushes_nothing,
+    lines_keep_nul_bytes_and_long_lines, null_one_message_per_record,
+    null_empty_input_pushes_nothing, many_lines_in_one_push_keep_their_order,
+    ids_keep_growing_across_pushes_and_pops, push_with_standard_input_closed_pushes_nothing,
     push_print_id_with_standard_output_closed_pushes_and_says_so,
 }
 
 fn each_argument_is_one_message(engine: Engine) {
     let s = engine.fixture();
-    s.run(&["push", "first job", "second\njob", ""])
-        .success()
-        .stdout_is("");
+    s.prints(&["push", "first job", "second\njob", ""], "");
     assert_eq!(s.len("default"), 3);
     assert_eq!(
         s.pop_all("default"),
@@ -45,9 +35,7 @@ fn no_argument_pushes_all_of_stdin_as_one_message(engine: Engine) {
         .success()
         .stdout_is("");
     assert_eq!(s.len("default"), 1);
-    s.run(&["pop"])
-        .success()
-        .stdout_is("line one\nline two\n\0binary\n");
+    s.prints(&["pop"], "line one\nline two\n\0binary\n");
 }
 
 #[test]
@@ -56,19 +44,15 @@ fn empty_stdin_is_one_empty_message() {
     s.run_stdin(&["push"], "").success().stdout_is("");
     assert_eq!(s.len("default"), 1);
     assert_eq!(std::fs::read(s.message_path("default", 1)).unwrap(), b"");
-    s.run(&["pop"]).success().stdout_is("");
+    s.prints(&["pop"], "");
     assert_eq!(s.len("default"), 0);
     s.run(&["pop"]).nothing();
 }
 
 fn print_id_prints_each_new_id(engine: Engine) {
     let s = engine.fixture();
-    s.run(&["push", "--print-id", "a"])
-        .success()
-        .stdout_is("1\n");
-    s.run(&["push", "--print-id", "b", "c", "d"])
-        .success()
-        .stdout_is("2\n3\n4\n");
+    s.prints(&["push", "--print-id", "a"], "1\n");
+    s.prints(&["push", "--print-id", "b", "c", "d"], "2\n3\n4\n");
     s.run_stdin(&["push", "--print-id"], "e")
         .success()
         .stdout_is("5\n");
@@ -82,7 +66,7 @@ fn print_id_prints_each_new_id(engine: Engine) {
         .success()
         .stdout_is("");
     // Without --print-id: silence.
-    s.run(&["push", "i"]).success().stdout_is("");
+    s.prints(&["push", "i"], "");
     assert_eq!(s.listed_ids("default"), (1..=9).collect::<Vec<u64>>());
 }
 
@@ -188,9 +172,7 @@ fn many_lines_in_one_push_keep_their_order(engine: Engine) {
     out.success();
     assert_eq!(parse_ids(&out.stdout), (1..=3000).collect::<Vec<u64>>());
     assert_eq!(s.len("default"), 3000);
-    s.run(&["pop", "-n", "3000", "--lines"])
-        .success()
-        .stdout_is(input);
+    s.prints(&["pop", "-n", "3000", "--lines"], input);
 }
 
 fn ids_keep_growing_across_pushes_and_pops(engine: Engine) {
@@ -200,7 +182,7 @@ fn ids_keep_growing_across_pushes_and_pops(engine: Engine) {
         let id = s.push_id("default", &format!("m{i}"));
         assert!(id > last, "id {id} after {last}");
         last = id;
-        s.run(&["pop"]).success().stdout_is(format!("m{i}"));
+        s.prints(&["pop"], format!("m{i}"));
     }
     assert_eq!(last, 5);
 }
@@ -220,7 +202,7 @@ fn push_with_standard_input_closed_pushes_nothing(engine: Engine) {
     assert_eq!(s.len("default"), 0);
     // Arguments need no standard input.
     s.sh("spool push arg <&-").run().success();
-    s.run(&["pop"]).success().stdout_is("arg");
+    s.prints(&["pop"], "arg");
 }
 
 fn push_print_id_with_standard_output_closed_pushes_and_says_so(engine: Engine) {

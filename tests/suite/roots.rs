@@ -35,9 +35,7 @@ fn dir_flag_wins_over_every_variable() {
         .env("SPOOL_DIR", &env_dir)
         .env("XDG_STATE_HOME", &xdg)
         .arg("pop")
-        .run()
-        .success()
-        .stdout_is("m");
+        .prints("m");
 }
 
 #[test]
@@ -56,9 +54,7 @@ fn spool_dir_variable_wins_over_xdg_and_home() {
         .no_dir()
         .env("SPOOL_DIR", &env_dir)
         .arg("len")
-        .run()
-        .success()
-        .stdout_is("1\n");
+        .prints("1\n");
 }
 
 #[test]
@@ -77,9 +73,7 @@ fn xdg_state_home_when_no_dir_is_given() {
         .no_dir()
         .env("XDG_STATE_HOME", &xdg)
         .arg("pop")
-        .run()
-        .success()
-        .stdout_is("m");
+        .prints("m");
 }
 
 #[test]
@@ -88,12 +82,7 @@ fn home_when_nothing_else_is_set() {
     let home = s.outside("home");
     s.cmd().no_dir().args(["push", "m"]).run().success();
     only_in(&home.join(".local/state/spool"), &[s.root()], "m");
-    s.cmd()
-        .no_dir()
-        .args(["pop"])
-        .run()
-        .success()
-        .stdout_is("m");
+    s.cmd().no_dir().args(["pop"]).prints("m");
 }
 
 #[test]
@@ -101,7 +90,7 @@ fn queue_defaults_to_default() {
     let s = Fixture::new();
     s.push(&["m"]);
     assert_eq!(names_in(s.root()), ["default"]);
-    s.run(&["-q", "default", "pop"]).success().stdout_is("m");
+    s.prints(&["-q", "default", "pop"], "m");
 }
 
 #[test]
@@ -114,12 +103,7 @@ fn spool_queue_variable_names_the_queue() {
         .success();
     assert_eq!(names_in(s.root()), ["jobs"]);
     assert_eq!(s.len("default"), 0);
-    s.cmd()
-        .env("SPOOL_QUEUE", "jobs")
-        .arg("pop")
-        .run()
-        .success()
-        .stdout_is("m");
+    s.cmd().env("SPOOL_QUEUE", "jobs").arg("pop").prints("m");
 }
 
 #[test]
@@ -136,9 +120,7 @@ fn queue_flag_wins_over_the_variable() {
         .run()
         .success();
     assert_eq!(names_in(s.root()), ["fromflag"]);
-    s.run(&["-q", "fromflag", "pop", "-n", "5", "--lines"])
-        .success()
-        .stdout_is("m\nn\n");
+    s.prints(&["-q", "fromflag", "pop", "-n", "5", "--lines"], "m\nn\n");
 }
 
 #[test]
@@ -148,9 +130,9 @@ fn queues_are_independent() {
     s.run(&["-q", "b", "push", "b1"]).success();
     assert_eq!(s.len("a"), 2);
     assert_eq!(s.len("b"), 1);
-    s.run(&["-q", "b", "pop"]).success().stdout_is("b1");
+    s.prints(&["-q", "b", "pop"], "b1");
     s.run(&["-q", "b", "pop"]).nothing();
-    s.run(&["-q", "a", "pop"]).success().stdout_is("a1");
+    s.prints(&["-q", "a", "pop"], "a1");
     // Ids are per queue.
     assert_eq!(s.push_id("b", "b2"), 2);
     assert_eq!(s.push_id("a", "a3"), 3);

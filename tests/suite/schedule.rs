@@ -4,40 +4,24 @@
 
 use std::time::{Duration, Instant};
 
-use crate::harness::{Engine, engine_tests};
-use crate::harness::{Fixture, format_rfc3339, now_ms, now_secs, parse_rfc3339};
+use crate::harness::{
+    Engine, Fixture, engine_tests, format_rfc3339, now_ms, now_secs, parse_rfc3339,
+};
 
 engine_tests! {
     a_delayed_message_is_invisible_until_due,
-    at_takes_unix_seconds_and_rfc3339_with_any_offset,
-    at_in_the_past_is_ready_at_once,
-    bad_times_exit_2_and_push_nothing,
-    delayed_messages_come_out_in_order_of_due_time,
+    at_takes_unix_seconds_and_rfc3339_with_any_offset, at_in_the_past_is_ready_at_once,
+    bad_times_exit_2_and_push_nothing, delayed_messages_come_out_in_order_of_due_time,
     a_due_message_goes_ahead_of_messages_pushed_after_its_due_time,
     each_delayed_message_appears_at_its_own_time,
-    priorities_go_first_and_fifo_within_a_priority,
-    priority_must_be_0_to_9,
+    priorities_go_first_and_fifo_within_a_priority, priority_must_be_0_to_9,
     a_message_keeps_its_priority_in_every_state,
     a_delayed_priority_message_goes_ahead_of_lower_ones_once_due,
     an_expired_message_moves_to_failed_and_is_skipped,
-    claim_and_run_fail_expired_messages_too,
-    a_delay_counts_towards_the_ttl,
+    claim_and_run_fail_expired_messages_too, a_delay_counts_towards_the_ttl,
     a_message_that_expires_while_claimed_can_still_be_acked,
-    a_nacked_message_that_expired_goes_to_failed,
-    far_future_times_are_refused_or_honoured,
+    a_nacked_message_that_expired_goes_to_failed, far_future_times_are_refused_or_honoured,
     an_enormous_ttl_never_expires_at_once,
-}
-
-/// The `until` (due time or lease end) of message `id`, in unix seconds.
-#[track_caller]
-fn until(s: &Fixture, id: u64) -> i64 {
-    let v = s.entry("default", id);
-    parse_rfc3339(
-        v["until"]
-            .as_str()
-            .unwrap_or_else(|| panic!("no until: {v}")),
-    )
-    .unwrap_or_else(|| panic!("until is not RFC 3339 UTC: {v}"))
 }
 
 /// Sleeps until the wall clock is at least `secs` (unix seconds) plus `margin`.
@@ -56,16 +40,6 @@ fn sleep_from(since: Instant, duration: Duration) {
     }
 }
 
-/// A claim token from `spool claim ARGS...`.
-#[track_caller]
-fn claim(s: &Fixture, args: &[&str]) -> String {
-    let mut all = vec!["claim"];
-    all.extend_from_slice(args);
-    let out = s.run(&all);
-    out.success();
-    out.text().trim_end().to_string()
-}
-
 fn id_of(token: &str) -> u64 {
     token.split('.').next().unwrap().parse().unwrap()
 }
@@ -77,7 +51,7 @@ fn a_delayed_message_is_invisible_until_due(engine: Engine) {
     let pushed = Instant::now();
     let after = now_secs();
     let r = s.push_with(&[], "ready");
-    let due = until(&s, d);
+    let due = s.until(d);
     assert!(
         (before + 2..=after + 2).contains(&due),
         "due at {due}, not 2 s after {before}..={after}"
@@ -85,7 +59,7 @@ fn a_delayed_message_is_invisible_until_due(engine: Engine) {
     assert_eq!(s.entry("default", d)["state"], "delayed");
     assert_eq!(s.listed_ids("default"), [r]);
     assert_eq!(s.len("default"), 1);
-    s.run(&["pop"]).success().stdout_is("ready");
+    s.prints(&["pop"], "ready");
     s.run(&["pop"]).nothing();
     s.run(&["peek"]).nothing();
     s.run(&["claim"]).nothing();
@@ -93,7 +67,7 @@ fn a_delayed_message_is_invisible_until_due(engine: Engine) {
     assert_eq!(s.len("default"), 0);
     // Well after the due time, a plain pop returns it.
     sleep_from(pushed, Duration::from_millis(2500));
-    s.run(&["pop"]).success().stdout_is("delayed");
+    s.prints(&["pop"], "delayed");
     s.run(&["pop"]).nothing();
     assert_eq!(s.states("default"), []);
 }
@@ -111,7 +85,7 @@ fn at_takes_unix_seconds_and_rfc3339_with_any_offset(engine: Engine) {
     let frac = s.push_with(&["--at", &fraction], "fraction");
     for id in [unix, utc, offset, negative, frac] {
         assert_eq!(s.entry("default", id)["state"], "delayed");
-        assert_eq!(until(&s, id), t, "due time of message {id}");
+        assert_eq!(s.until(id), t, "due time of message {id}");
     }
     s.run(&["pop"]).nothing();
     sleep_until_secs(t, Duration::from_millis(700));
@@ -196,7 +170,7 @@ fn a_due_message_goes_ahead_of_messages_pushed_after_its_due_time(engine: Engine
     );
     // The same with a nack --delay.
     s.push(&["n"]);
-    let token = claim(&s, &[]);
+    let token = s.claim(&[]);
     s.run(&["nack", &token, "--delay", "1s"]).success();
     let nacked = Instant::now();
     sleep_from(nacked, Duration::from_millis(1500));
@@ -212,7 +186,7 @@ fn each_delayed_message_appears_at_its_own_time(engine: Engine) {
     s.run(&["push", "--delay", "3s", "three"]).success();
     // Between the two due times, only the first is there.
     sleep_from(pushed, Duration::from_millis(1500));
-    s.run(&["pop"]).success().stdout_is("one");
+    s.prints(&["pop"], "one");
     s.run(&["pop"]).nothing();
     let out = s.run(&["pop", "--wait", "--timeout", "20s"]);
     out.success().stdout_is("three");
@@ -264,12 +238,8 @@ fn priorities_go_first_and_fifo_within_a_priority(engine: Engine) {
             .map(|(m, p)| (m.to_string(), *p))
             .collect::<Vec<_>>()
     );
-    s.run(&["peek", "-n", "3", "--lines"])
-        .success()
-        .stdout_is("e9\nh9\nb5\n");
-    s.run(&["pop", "-n", "3", "--lines"])
-        .success()
-        .stdout_is("e9\nh9\nb5\n");
+    s.prints(&["peek", "-n", "3", "--lines"], "e9\nh9\nb5\n");
+    s.prints(&["pop", "-n", "3", "--lines"], "e9\nh9\nb5\n");
     // A higher priority pushed now still goes first.
     s.run(&["push", "--priority", "2", "late2"]).success();
     assert_eq!(
@@ -297,7 +267,7 @@ fn a_message_keeps_its_priority_in_every_state(engine: Engine) {
     let priority = |s: &Fixture| s.entry("default", p)["priority"].as_u64();
 
     // Claimed, then nacked: still ahead of the older priority-0 message.
-    let token = claim(&s, &[]);
+    let token = s.claim(&[]);
     assert_eq!(id_of(&token), p);
     assert_eq!(priority(&s), Some(7));
     s.run(&["nack", &token]).success();
@@ -305,19 +275,19 @@ fn a_message_keeps_its_priority_in_every_state(engine: Engine) {
     assert_eq!(s.listed_ids("default"), [p, old]);
 
     // Nacked with a delay, then due.
-    let token = claim(&s, &[]);
+    let token = s.claim(&[]);
     assert_eq!(id_of(&token), p);
     s.run(&["nack", &token, "--delay", "1s"]).success();
     let nacked = Instant::now();
     assert_eq!(s.entry("default", p)["state"], "delayed");
     assert_eq!(priority(&s), Some(7));
     sleep_from(nacked, Duration::from_millis(1800));
-    let token = claim(&s, &["--lease", "1s"]);
+    let token = s.claim(&["--lease", "1s"]);
     assert_eq!(id_of(&token), p, "the due priority-7 message goes first");
 
     // Returned by its lease.
     std::thread::sleep(Duration::from_millis(1300));
-    s.run(&["peek"]).success().stdout_is("p7");
+    s.prints(&["peek"], "p7");
     assert_eq!(s.entry("default", p)["state"], "ready");
     assert_eq!(priority(&s), Some(7));
 
@@ -333,12 +303,10 @@ fn a_message_keeps_its_priority_in_every_state(engine: Engine) {
     assert_eq!(claimed[0]["id"], old);
 
     // Requeued: first again.
-    s.run(&["requeue", &p.to_string()])
-        .success()
-        .stdout_is("1\n");
+    s.prints(&["requeue", &p.to_string()], "1\n");
     assert_eq!(priority(&s), Some(7));
     assert_eq!(s.entry("default", p)["attempts"], 0);
-    s.run(&["pop"]).success().stdout_is("p7");
+    s.prints(&["pop"], "p7");
 }
 
 fn a_delayed_priority_message_goes_ahead_of_lower_ones_once_due(engine: Engine) {
@@ -347,10 +315,10 @@ fn a_delayed_priority_message_goes_ahead_of_lower_ones_once_due(engine: Engine) 
         .success();
     let pushed = Instant::now();
     s.push(&["a", "b"]);
-    s.run(&["pop"]).success().stdout_is("a");
+    s.prints(&["pop"], "a");
     sleep_from(pushed, Duration::from_millis(1800));
-    s.run(&["pop"]).success().stdout_is("urgent later");
-    s.run(&["pop"]).success().stdout_is("b");
+    s.prints(&["pop"], "urgent later");
+    s.prints(&["pop"], "b");
 }
 
 fn an_expired_message_moves_to_failed_and_is_skipped(engine: Engine) {
@@ -370,17 +338,15 @@ fn an_expired_message_moves_to_failed_and_is_skipped(engine: Engine) {
     assert!(s.entry("default", plain).get("expires").is_none());
     sleep_from(pushed, Duration::from_millis(1600));
     // peek skips it; pop moves it to failed and takes the next one.
-    s.run(&["peek"]).success().stdout_is("long");
-    s.run(&["pop"]).success().stdout_is("long");
+    s.prints(&["peek"], "long");
+    s.prints(&["pop"], "long");
     let v = s.entry("default", short);
     assert_eq!(v["state"], "failed");
     assert_eq!(v["reason"], "expired");
     assert_eq!(v["attempts"], 0);
-    s.run(&["show", &short.to_string()])
-        .success()
-        .stdout_is("short");
+    s.prints(&["show", &short.to_string()], "short");
     assert!(s.entry("default", plain).get("expires").is_none());
-    s.run(&["pop"]).success().stdout_is("plain");
+    s.prints(&["pop"], "plain");
     s.run(&["pop"]).nothing();
     assert_eq!(s.states("default"), [(short, "failed".to_string())]);
 }
@@ -416,7 +382,7 @@ fn a_delay_counts_towards_the_ttl(engine: Engine) {
     let pushed = Instant::now();
     s.run(&["pop"]).nothing();
     sleep_from(pushed, Duration::from_millis(2500));
-    s.run(&["pop"]).success().stdout_is("fine");
+    s.prints(&["pop"], "fine");
     s.run(&["pop"]).nothing();
     let v = s.entry("default", never);
     assert_eq!(v["state"], "failed");
@@ -427,9 +393,9 @@ fn a_message_that_expires_while_claimed_can_still_be_acked(engine: Engine) {
     let s = engine.fixture();
     s.push_with(&["--ttl", "1s"], "in progress");
     let pushed = Instant::now();
-    let token = claim(&s, &["--lease", "1m"]);
+    let token = s.claim(&["--lease", "1m"]);
     sleep_from(pushed, Duration::from_millis(1600));
-    s.run(&["show", &token]).success().stdout_is("in progress");
+    s.prints(&["show", &token], "in progress");
     s.run(&["ack", &token]).success();
     assert_eq!(s.states("default"), []);
 }
@@ -438,7 +404,7 @@ fn a_nacked_message_that_expired_goes_to_failed(engine: Engine) {
     let s = engine.fixture();
     let id = s.push_with(&["--ttl", "1s"], "too late");
     let pushed = Instant::now();
-    let token = claim(&s, &["--lease", "1m"]);
+    let token = s.claim(&["--lease", "1m"]);
     sleep_from(pushed, Duration::from_millis(1600));
     s.run(&["nack", &token]).success();
     s.run(&["pop"]).nothing();
@@ -447,9 +413,9 @@ fn a_nacked_message_that_expired_goes_to_failed(engine: Engine) {
     assert_eq!(v["reason"], "expired");
     assert_eq!(v["attempts"], 1);
     // Requeued, it loses its expiry and can be consumed.
-    s.run(&["requeue", "--all"]).success().stdout_is("1\n");
+    s.prints(&["requeue", "--all"], "1\n");
     assert!(s.entry("default", id).get("expires").is_none());
-    s.run(&["pop"]).success().stdout_is("too late");
+    s.prints(&["pop"], "too late");
 }
 
 /// What is wrong with `push OPTIONS... far`, if anything: it must either be refused (exit

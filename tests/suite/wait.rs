@@ -6,24 +6,21 @@
 
 use std::time::{Duration, Instant};
 
-use crate::harness::{Engine, engine_tests};
-use crate::harness::{Fixture, Output, Running, now_secs, parse_rfc3339, wait_until};
+use crate::harness::{
+    Engine, Fixture, Output, Running, engine_tests, now_secs, parse_rfc3339, wait_until,
+};
 
 engine_tests! {
     pop_wait_returns_a_message_pushed_after_it_started,
     pop_wait_without_a_timeout_waits_for_a_push,
     pop_wait_n_returns_what_is_there_once_something_is,
-    one_push_wakes_one_of_two_waiting_pops,
-    peek_wait_returns_the_message_and_leaves_it,
+    one_push_wakes_one_of_two_waiting_pops, peek_wait_returns_the_message_and_leaves_it,
     claim_wait_returns_a_token_for_a_message_pushed_later,
-    a_timeout_does_not_cut_short_a_message_that_arrives_in_time,
-    a_nack_wakes_a_waiting_pop,
+    a_timeout_does_not_cut_short_a_message_that_arrives_in_time, a_nack_wakes_a_waiting_pop,
     an_ended_lease_wakes_a_waiting_pop,
     an_ended_lease_wakes_a_waiting_claim_with_the_attempt_counted,
-    a_due_message_wakes_a_waiting_pop,
-    a_timeout_before_the_due_time_exits_1,
-    durations_take_every_unit,
-    bad_durations_exit_2_and_change_nothing,
+    a_due_message_wakes_a_waiting_pop, a_timeout_before_the_due_time_exits_1,
+    durations_take_every_unit, bad_durations_exit_2_and_change_nothing,
     enormous_leases_and_delays_are_refused_or_honoured,
 }
 
@@ -53,7 +50,7 @@ fn finish_after(waiting: Running, since: Instant) -> (Output, Duration) {
 fn pop_wait_returns_a_message_pushed_after_it_started(engine: Engine) {
     let s = engine.fixture();
     s.push(&["old"]);
-    s.run(&["pop"]).success().stdout_is("old");
+    s.prints(&["pop"], "old");
     let waiting = start_waiting(&s, &["pop", "--wait", "--timeout", LONG]);
     let pushed = Instant::now();
     s.push(&["late"]);
@@ -127,7 +124,7 @@ fn peek_wait_returns_the_message_and_leaves_it(engine: Engine) {
     let (out, took) = finish_after(waiting, pushed);
     out.success().stdout_is("look");
     assert!(took < NOTICE, "peek --wait took {took:?}");
-    s.run(&["pop"]).success().stdout_is("look");
+    s.prints(&["pop"], "look");
 }
 
 fn claim_wait_returns_a_token_for_a_message_pushed_later(engine: Engine) {
@@ -143,7 +140,7 @@ fn claim_wait_returns_a_token_for_a_message_pushed_later(engine: Engine) {
         token.starts_with(&format!("{id}.")),
         "token of message {id}: {out:?}"
     );
-    s.run(&["show", &token]).success().stdout_is("work");
+    s.prints(&["show", &token], "work");
     s.run(&["ack", &token]).success();
 }
 
@@ -234,9 +231,7 @@ fn an_ended_lease_wakes_a_waiting_claim_with_the_attempt_counted(engine: Engine)
     let waiting = start_waiting(&s, &["claim", "--wait", "--timeout", LONG]);
     let out = waiting.finish();
     out.success();
-    let v = s.entry("default", 1);
-    assert_eq!(v["state"], "claimed");
-    assert_eq!(v["attempts"], 2);
+    s.assert_state(1, "claimed", 2);
 }
 
 fn a_due_message_wakes_a_waiting_pop(engine: Engine) {

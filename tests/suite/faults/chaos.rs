@@ -17,11 +17,11 @@
 
 use std::collections::HashMap;
 use std::fs;
-use std::os::unix::process::CommandExt;
 use std::time::{Duration, Instant};
 
 use crate::harness::{
     BIN, Cmd, Rng, drain, group_members, in_ci, kill_group_and_wait, names_in, require,
+    spawn_workload,
 };
 
 const WORKLOAD: &str = r#"
@@ -127,20 +127,7 @@ fn random_kills_under_load_lose_nothing() {
     let d = tmp.path().join("d");
     fs::create_dir_all(&d).unwrap();
     let (mut rng, seed) = Rng::from_clock();
-    let child = std::process::Command::new("bash")
-        .args(["-c", WORKLOAD, "workload"])
-        .arg(BIN)
-        .arg(&root)
-        .arg(&d)
-        .env_remove("LD_LIBRARY_PATH")
-        .env_remove("SPOOL_DIR")
-        .env_remove("SPOOL_QUEUE")
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .process_group(0)
-        .spawn()
-        .expect("spawn workload");
+    let child = spawn_workload(WORKLOAD, [BIN.as_ref(), root.as_os_str(), d.as_os_str()]);
     let pgid = child.id() as i32;
     // Kill the workload whatever happens to the test.
     struct Group(i32, std::process::Child);

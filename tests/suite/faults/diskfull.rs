@@ -4,8 +4,7 @@
 //! working on the full disk, and once space is freed pushes work again. The same when
 //! the inodes run out (`nr_inodes`).
 
-use crate::harness::Rng;
-use crate::harness::{Cmd, Mount, bytes, drain, list_all, names_in, require};
+use crate::harness::{Cmd, Mount, Rng, bytes, drain, list_all, names_in, require};
 
 fn tmpfs(options: &str) -> Option<(tempfile::TempDir, Mount)> {
     if !require(true, &[("mount", &["-V"])]) {

@@ -42,15 +42,7 @@ fn user() -> Option<(String, String)> {
 }
 
 fn as_user(root: &Path, ids: &(String, String), args: &[&str]) -> Output {
-    Cmd::at(root)
-        .args(args)
-        .wrap([
-            "setpriv".to_string(),
-            format!("--reuid={}", ids.0),
-            format!("--regid={}", ids.1),
-            "--clear-groups".into(),
-        ])
-        .run()
+    Cmd::at(root).args(args).as_user(&ids.0, &ids.1).run()
 }
 
 fn denied(root: &Path, ids: &(String, String), commands: &[&[&str]]) {
@@ -64,12 +56,7 @@ fn denied(root: &Path, ids: &(String, String), commands: &[&[&str]]) {
             Cmd::at(root)
                 .args(&call_args)
                 .stdin("one\ntwo\n")
-                .wrap([
-                    "setpriv".to_string(),
-                    format!("--reuid={}", ids.0),
-                    format!("--regid={}", ids.1),
-                    "--clear-groups".into(),
-                ])
+                .as_user(&ids.0, &ids.1)
                 .run()
         } else {
             as_user(root, ids, &call_args)

@@ -24,11 +24,12 @@
 
 use std::collections::{HashMap, HashSet};
 use std::fs;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use crate::harness::{BIN, Cmd, Mount, Rng, kill_group_and_wait, list_all, now_us, require};
+use crate::harness::{
+    BIN, Cmd, Mount, Rng, kill_group_and_wait, list_all, now_us, require, spawn_workload,
+};
 
 const ROUNDS: u32 = 50;
 /// Payload files written per round: more than a round can push.
@@ -210,24 +211,22 @@ fn power_cuts(fstype: &str, size: &str) {
             fs::write(w.join("pay").join(k.to_string()), &p).unwrap();
             payloads.insert(k, p);
         }
-        let child = std::process::Command::new("bash")
-            .args(["-c", WORKLOAD, "workload"])
-            .arg(BIN)
-            .arg(&root)
-            .arg(&w)
-            // Odd rounds build a backlog, even rounds drain it and take fresh messages.
-            .args(if round % 2 == 1 {
-                ["2", "1"]
-            } else {
-                ["1", "2"]
-            })
-            .env_remove("LD_LIBRARY_PATH")
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .process_group(0)
-            .spawn()
-            .expect("spawn workload");
+        // Odd rounds build a backlog, even rounds drain it and take fresh messages.
+        let (producers, consumers) = if round % 2 == 1 {
+            ("2", "1")
+        } else {
+            ("1", "2")
+        };
+        let child = spawn_workload(
+            WORKLOAD,
+            [
+                BIN.as_ref(),
+                root.as_os_str(),
+                w.as_os_str(),
+                producers.as_ref(),
+                consumers.as_ref(),
+            ],
+        );
         let pgid = child.id() as i32;
         m.groups.push(pgid);
         std::thread::sleep(Duration::from_millis(rng.range(30, 400)));
