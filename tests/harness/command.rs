@@ -165,7 +165,7 @@ impl Cmd {
 
     /// Runs spool as user `uid` and group `gid` (names or numbers) through `setpriv`
     /// (the caller checks it is available).
-    pub fn as_user(self, uid: &str, gid: &str) -> Cmd {
+    pub fn run_as(self, uid: &str, gid: &str) -> Cmd {
         self.wrap([
             "setpriv".to_string(),
             format!("--reuid={uid}"),
@@ -176,7 +176,7 @@ impl Cmd {
 
     /// Runs spool as `nobody`.
     pub fn run_as_nobody(self) -> Cmd {
-        self.as_user("nobody", "nogroup")
+        self.run_as("nobody", "nogroup")
     }
 
     /// Sets the time limit.

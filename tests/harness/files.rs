@@ -12,6 +12,25 @@ use std::time::{Duration, SystemTime};
 
 use super::{group_alive, kill_group, kill_group_and_wait};
 
+/// Asserts that the directory `dir` holds nothing (or does not exist).
+#[track_caller]
+pub fn assert_empty(dir: &Path, context: &str) {
+    let names = names_in(dir);
+    assert!(
+        names.is_empty(),
+        "{context}: {} holds {names:?}",
+        dir.display()
+    );
+}
+
+/// Asserts that a queue directory keeps nothing in `tmp/` and `claimed/`, as after a
+/// queue was drained: no partial write and no claim left behind.
+#[track_caller]
+pub fn assert_no_leftovers(queue_dir: &Path, context: &str) {
+    assert_empty(&queue_dir.join("tmp"), context);
+    assert_empty(&queue_dir.join("claimed"), context);
+}
+
 /// The permission bits of `path` (not following a final symlink).
 pub fn mode(path: &Path) -> u32 {
     std::fs::symlink_metadata(path)

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::harness::{Fixture, json_lines, names_in, skip, strace_usable};
+use crate::harness::{Fixture, json_lines, skip, strace_usable};
 
 const PRODUCERS: usize = 8;
 const CONSUMERS: usize = 8;
@@ -174,8 +174,7 @@ fn producers_and_consumers_lose_and_duplicate_nothing() {
     assert_eq!(stats["claimed"], 0);
     assert_eq!(stats["next_id"], TOTAL as u64 + 1);
     let q = s.queue_dir("default");
-    assert_eq!(names_in(&q.join("claimed")), Vec::<String>::new());
-    assert_eq!(names_in(&q.join("tmp")), Vec::<String>::new());
+    crate::harness::assert_no_leftovers(&q, "after the consumers");
 }
 
 /// A message is published by its rename into `ready/`. A pop that runs while the

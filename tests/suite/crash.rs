@@ -11,7 +11,7 @@
 use std::fs::File;
 use std::io::Write;
 
-use crate::harness::{Fixture, Output, Rng, names_in, skip, strace_usable};
+use crate::harness::{Fixture, Output, Rng, assert_no_leftovers, names_in, skip, strace_usable};
 
 /// System calls of a push, from the issue, plus the other steps of the protocol.
 const PUSH_SYSCALLS: &[&str] = &[
@@ -154,17 +154,7 @@ impl Run<'_> {
             "{ctx}: list showed {listed:?}"
         );
 
-        let q = s.queue_dir("default");
-        assert_eq!(
-            names_in(&q.join("tmp")),
-            Vec::<String>::new(),
-            "{ctx}: tmp/ after draining"
-        );
-        assert_eq!(
-            names_in(&q.join("claimed")),
-            Vec::<String>::new(),
-            "{ctx}: claimed/ after draining"
-        );
+        assert_no_leftovers(&s.queue_dir("default"), &format!("{ctx}: after draining"));
     }
 }
 

@@ -42,15 +42,7 @@ fn pop_returns_the_oldest_and_deletes_it() {
     s.prints(&["pop"], "c");
     s.run(&["pop"]).nothing();
     assert_eq!(s.len("default"), 0);
-    let q = s.queue_dir("default");
-    assert_eq!(
-        crate::harness::names_in(&q.join("claimed")),
-        Vec::<String>::new()
-    );
-    assert_eq!(
-        crate::harness::names_in(&q.join("tmp")),
-        Vec::<String>::new()
-    );
+    crate::harness::assert_no_leftovers(&s.queue_dir("default"), "after popping all");
 }
 
 fn pop_n_with_lines(engine: Engine) {

@@ -41,14 +41,15 @@ engine_tests! {
 const SOON: Duration = Duration::from_secs(10);
 
 /// `spool run OPTIONS... -- sh -c SCRIPT`, with `$LOG` naming a file outside the spool
-/// (read with [`logged`]) and `env` set.
+/// (read with [`logged`]), `$PIDFILE` another (for [`left_running`]) and `env` set.
 fn run_cmd(s: &Fixture, options: &[&str], script: &str, env: &[(&str, &Path)]) -> Cmd {
     let mut cmd = s
         .cmd()
         .arg("run")
         .args(options)
         .args(["--", "sh", "-c", script])
-        .env("LOG", s.outside("log"));
+        .env("LOG", s.outside("log"))
+        .env("PIDFILE", s.outside("pid"));
     for (k, v) in env {
         cmd = cmd.env(k, v);
     }
@@ -63,6 +64,19 @@ fn run_sh(s: &Fixture, options: &[&str], script: &str, env: &[(&str, &Path)]) ->
 /// Starts [`run_cmd`] in the background.
 fn spawn_sh(s: &Fixture, options: &[&str], script: &str, env: &[(&str, &Path)]) -> Running {
     run_cmd(s, options, script, env).spawn()
+}
+
+/// A command that outlives its `spool run`: it writes its pid to `$PIDFILE` and sleeps.
+const SLEEPER: &str = r#"echo $$ > "$PIDFILE"; exec sleep 30"#;
+
+/// The command that wrote its pid to `$PIDFILE` (waiting for it), killed when dropped.
+fn left_running(s: &Fixture) -> KillOnDrop {
+    KillOnDrop(Some(pid_in(&s.outside("pid"))))
+}
+
+/// The command that wrote its pid to `$PIDFILE`, if any, killed when dropped.
+fn maybe_left_running(s: &Fixture) -> KillOnDrop {
+    KillOnDrop(read(&s.outside("pid")).trim().parse().ok())
 }
 
 /// What the commands wrote to `$LOG`.
@@ -115,16 +129,7 @@ fn each_payload_goes_to_the_command_with_its_environment() {
 fn the_commands_output_passes_through(engine: Engine) {
     let s = engine.fixture();
     s.push(&["a", "b"]);
-    let out = s
-        .cmd()
-        .args([
-            "run",
-            "--",
-            "sh",
-            "-c",
-            "cat; echo; echo \"err $SPOOL_ID\" >&2",
-        ])
-        .run();
+    let out = run_sh(&s, &[], "cat; echo; echo \"err $SPOOL_ID\" >&2", &[]);
     assert_eq!(out.code, 0, "{out:?}");
     out.stdout_is("a\nb\n");
     assert_eq!(out.stderr, "err 1\nerr 2\n");
@@ -156,10 +161,8 @@ fn exit_0_acks_100_fails_at_once_and_others_retry_after_the_backoff(engine: Engi
     let after = now_secs();
     out.exits(3);
     out.stdout_is("");
-    let permanent = s.entry("default", 2);
-    assert_eq!(permanent["state"], "failed");
+    let permanent = s.assert_state(2, "failed", 1);
     assert_eq!(permanent["reason"], "exit-100");
-    assert_eq!(permanent["attempts"], 1);
     s.assert_state(3, "delayed", 1);
     // The default backoff is 10 s.
     let due = s.until(3);
@@ -270,10 +273,8 @@ fn the_default_max_attempts_is_5(engine: Engine) {
     );
     out.exits(3);
     assert_eq!(logged(&s), "1\n2\n3\n4\n5\n");
-    let v = s.entry("default", 1);
-    assert_eq!(v["state"], "failed");
+    let v = s.assert_state(1, "failed", 5);
     assert_eq!(v["reason"], "attempts-exit-1");
-    assert_eq!(v["attempts"], 5);
 }
 
 fn a_command_killed_by_a_signal_is_retried_then_failed(engine: Engine) {
@@ -286,10 +287,8 @@ fn a_command_killed_by_a_signal_is_retried_then_failed(engine: Engine) {
         &[],
     );
     out.exits(3);
-    let v = s.entry("default", 1);
-    assert_eq!(v["state"], "failed");
+    let v = s.assert_state(1, "failed", 2);
     assert_eq!(v["reason"], "attempts-signal-9");
-    assert_eq!(v["attempts"], 2);
 }
 
 fn max_stops_after_n_messages(engine: Engine) {
@@ -355,15 +354,14 @@ fn a_command_that_cannot_start_exits_2_and_keeps_the_message(engine: Engine) {
 fn a_command_past_its_lease_gets_sigterm_and_is_retried(engine: Engine) {
     let s = engine.fixture();
     s.push(&["slow once"]);
-    let pidfile = s.outside("pid");
     let started = Instant::now();
     let out = run_sh(
         &s,
         &["--lease", "1s", "--backoff", "0s", "--max-attempts", "2"],
         r#"echo "$SPOOL_ATTEMPT" >> "$LOG"; if [ "$SPOOL_ATTEMPT" = 1 ]; then echo $$ > "$PIDFILE"; exec sleep 30; fi"#,
-        &[("PIDFILE", &pidfile)],
+        &[],
     );
-    let _guard = KillOnDrop(read(&pidfile).trim().parse().ok());
+    let _guard = maybe_left_running(&s);
     let took = started.elapsed();
     out.exits(3);
     assert_eq!(logged(&s), "1\n2\n");
@@ -379,13 +377,8 @@ fn a_command_past_its_lease_gets_sigterm_and_is_retried(engine: Engine) {
 
     // With no attempt left, it fails.
     s.push(&["always slow"]);
-    let out = run_sh(
-        &s,
-        &["--lease", "1s", "--max-attempts", "1"],
-        r#"echo $$ > "$PIDFILE"; exec sleep 30"#,
-        &[("PIDFILE", &pidfile)],
-    );
-    let _guard = KillOnDrop(read(&pidfile).trim().parse().ok());
+    let out = run_sh(&s, &["--lease", "1s", "--max-attempts", "1"], SLEEPER, &[]);
+    let _guard = maybe_left_running(&s);
     out.exits(3);
     let failed = s.list_json("default", "failed");
     assert_eq!(failed.len(), 1, "{failed:?}");
@@ -397,16 +390,15 @@ fn a_command_past_its_lease_gets_sigterm_and_is_retried(engine: Engine) {
 fn a_command_stopped_at_its_lease_is_retried_even_if_it_exits_0(engine: Engine) {
     let s = engine.fixture();
     s.push(&["graceful"]);
-    let pidfile = s.outside("pid");
     let out = run_sh(
         &s,
         &["--lease", "1s", "--backoff", "0s", "--max-attempts", "2"],
         r#"trap 'exit 0' TERM
 echo "$SPOOL_ATTEMPT" >> "$LOG"
 if [ "$SPOOL_ATTEMPT" = 1 ]; then sleep 30 & echo $! > "$PIDFILE"; wait; fi"#,
-        &[("PIDFILE", &pidfile)],
+        &[],
     );
-    let _guard = KillOnDrop(read(&pidfile).trim().parse().ok());
+    let _guard = maybe_left_running(&s);
     out.exits(3);
     assert_eq!(logged(&s), "1\n2\n", "the stopped attempt was not retried");
     assert_eq!(s.states("default"), []);
@@ -415,15 +407,14 @@ if [ "$SPOOL_ATTEMPT" = 1 ]; then sleep 30 & echo $! > "$PIDFILE"; wait; fi"#,
 fn a_command_that_ignores_sigterm_gets_sigkill_5_s_later(engine: Engine) {
     let s = engine.fixture();
     s.push(&["stubborn"]);
-    let pidfile = s.outside("pid");
     let started = Instant::now();
     let out = run_sh(
         &s,
         &["--lease", "1s", "--max-attempts", "1"],
         r#"trap '' TERM; echo $$ > "$PIDFILE"; exec sleep 30"#,
-        &[("PIDFILE", &pidfile)],
+        &[],
     );
-    let _guard = KillOnDrop(read(&pidfile).trim().parse().ok());
+    let _guard = maybe_left_running(&s);
     let took = started.elapsed();
     out.exits(3);
     let v = s.entry("default", 1);
@@ -440,14 +431,8 @@ fn a_command_that_ignores_sigterm_gets_sigkill_5_s_later(engine: Engine) {
 fn kill_9_of_run_hands_the_message_to_the_next_consumer_at_once(engine: Engine) {
     let s = engine.fixture();
     s.push(&["held by run", "second"]);
-    let pidfile = s.outside("pid");
-    let mut run = spawn_sh(
-        &s,
-        &[],
-        r#"echo $$ > "$PIDFILE"; exec sleep 30"#,
-        &[("PIDFILE", &pidfile)],
-    );
-    let _command = KillOnDrop(Some(pid_in(&pidfile)));
+    let mut run = spawn_sh(&s, &[], SLEEPER, &[]);
+    let _command = left_running(&s);
     s.assert_state(1, "claimed", 1);
     // A live run's message is not handed out.
     s.run(&["claim", "--lease", "1m"]).success();
@@ -497,16 +482,7 @@ fn kill_9_of_run_with_jobs_returns_every_message_to_its_place() {
         .collect();
     run.child.kill().expect("kill -9 spool run");
     run.child.wait().expect("wait for spool run");
-    let out = s
-        .cmd()
-        .args([
-            "run",
-            "--",
-            "sh",
-            "-c",
-            r#"echo "$SPOOL_ID $SPOOL_ATTEMPT $(cat)""#,
-        ])
-        .run();
+    let out = run_sh(&s, &[], r#"echo "$SPOOL_ID $SPOOL_ATTEMPT $(cat)""#, &[]);
     out.success().stdout_is("1 2 1\n2 2 2\n3 2 3\n4 1 4\n");
     assert_eq!(s.states("default"), []);
 }
@@ -562,14 +538,8 @@ fn sigint_or_sigterm_stops_claiming_and_lets_the_running_command_finish(engine: 
 fn a_second_signal_is_passed_on_to_the_commands(engine: Engine) {
     let s = engine.fixture();
     s.push(&["interrupted"]);
-    let pidfile = s.outside("pid");
-    let mut run = spawn_sh(
-        &s,
-        &[],
-        r#"echo $$ > "$PIDFILE"; exec sleep 30"#,
-        &[("PIDFILE", &pidfile)],
-    );
-    let _command = KillOnDrop(Some(pid_in(&pidfile)));
+    let mut run = spawn_sh(&s, &[], SLEEPER, &[]);
+    let _command = left_running(&s);
     send_signal(run.pid(), Signal::TERM);
     std::thread::sleep(Duration::from_millis(500));
     assert!(

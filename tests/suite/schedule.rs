@@ -340,10 +340,8 @@ fn an_expired_message_moves_to_failed_and_is_skipped(engine: Engine) {
     // peek skips it; pop moves it to failed and takes the next one.
     s.prints(&["peek"], "long");
     s.prints(&["pop"], "long");
-    let v = s.entry("default", short);
-    assert_eq!(v["state"], "failed");
+    let v = s.assert_state(short, "failed", 0);
     assert_eq!(v["reason"], "expired");
-    assert_eq!(v["attempts"], 0);
     s.prints(&["show", &short.to_string()], "short");
     assert!(s.entry("default", plain).get("expires").is_none());
     s.prints(&["pop"], "plain");
@@ -408,10 +406,8 @@ fn a_nacked_message_that_expired_goes_to_failed(engine: Engine) {
     sleep_from(pushed, Duration::from_millis(1600));
     s.run(&["nack", &token]).success();
     s.run(&["pop"]).nothing();
-    let v = s.entry("default", id);
-    assert_eq!(v["state"], "failed");
+    let v = s.assert_state(id, "failed", 1);
     assert_eq!(v["reason"], "expired");
-    assert_eq!(v["attempts"], 1);
     // Requeued, it loses its expiry and can be consumed.
     s.prints(&["requeue", "--all"], "1\n");
     assert!(s.entry("default", id).get("expires").is_none());

@@ -20,8 +20,8 @@ use std::fs;
 use std::time::{Duration, Instant};
 
 use crate::harness::{
-    BIN, Cmd, Rng, drain, group_members, in_ci, kill_group_and_wait, names_in, require,
-    spawn_workload,
+    BIN, Cmd, Rng, assert_no_leftovers, drain, group_members, in_ci, kill_group_and_wait, names_in,
+    require, spawn_workload,
 };
 
 const WORKLOAD: &str = r#"
@@ -300,17 +300,7 @@ fn random_kills_under_load_lose_nothing() {
         "{} pushes that exited 0 were never delivered: {lost:?}",
         lost.len()
     );
-    let q = root.join("default");
-    assert_eq!(
-        names_in(&q.join("tmp")),
-        Vec::<String>::new(),
-        "tmp/ after draining"
-    );
-    assert_eq!(
-        names_in(&q.join("claimed")),
-        Vec::<String>::new(),
-        "claimed/ after draining"
-    );
+    assert_no_leftovers(&root.join("default"), "after draining");
     let fsck = Cmd::at(&root).args(["fsck"]).run();
     fsck.success();
     assert!(fsck.stdout.is_empty(), "fsck after the chaos:\n{fsck:?}");

@@ -4,7 +4,7 @@
 //! working on the full disk, and once space is freed pushes work again. The same when
 //! the inodes run out (`nr_inodes`).
 
-use crate::harness::{Cmd, Mount, Rng, bytes, drain, list_all, names_in, require};
+use crate::harness::{Cmd, Mount, Rng, assert_empty, bytes, drain, list_all, require};
 
 fn tmpfs(options: &str) -> Option<(tempfile::TempDir, Mount)> {
     if !require(true, &[("mount", &["-V"])]) {
@@ -95,11 +95,7 @@ fn pushes_until_the_disk_is_full_then_every_message_pops_intact() {
         popped.len(),
         expected.len()
     );
-    assert_eq!(
-        names_in(&root.join("default/tmp")),
-        Vec::<String>::new(),
-        "tmp/ after draining"
-    );
+    assert_empty(&root.join("default/tmp"), "after draining");
 }
 
 #[test]

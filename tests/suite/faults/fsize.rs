@@ -4,7 +4,9 @@
 
 use std::path::Path;
 
-use crate::harness::{Cmd, Output, bytes, drain, id_states, list_all, names_in, require};
+use crate::harness::{
+    Cmd, Output, assert_no_leftovers, bytes, drain, id_states, list_all, require,
+};
 
 fn limited(root: &Path, fsize: u64, args: &[&str]) -> Cmd {
     Cmd::at(root).args(args).wrap([
@@ -34,16 +36,7 @@ fn setup() -> Option<(tempfile::TempDir, std::path::PathBuf)> {
 #[track_caller]
 fn assert_clean(root: &Path, expected: &[&str]) {
     assert_eq!(drain(root, "default").unwrap(), bytes(expected));
-    assert_eq!(
-        names_in(&root.join("default/tmp")),
-        Vec::<String>::new(),
-        "tmp/"
-    );
-    assert_eq!(
-        names_in(&root.join("default/claimed")),
-        Vec::<String>::new(),
-        "claimed/"
-    );
+    assert_no_leftovers(&root.join("default"), "after draining");
 }
 
 #[test]

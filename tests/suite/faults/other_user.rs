@@ -42,7 +42,7 @@ fn user() -> Option<(String, String)> {
 }
 
 fn as_user(root: &Path, ids: &(String, String), args: &[&str]) -> Output {
-    Cmd::at(root).args(args).as_user(&ids.0, &ids.1).run()
+    Cmd::at(root).args(args).run_as(&ids.0, &ids.1).run()
 }
 
 fn denied(root: &Path, ids: &(String, String), commands: &[&[&str]]) {
@@ -56,7 +56,7 @@ fn denied(root: &Path, ids: &(String, String), commands: &[&[&str]]) {
             Cmd::at(root)
                 .args(&call_args)
                 .stdin("one\ntwo\n")
-                .as_user(&ids.0, &ids.1)
+                .run_as(&ids.0, &ids.1)
                 .run()
         } else {
             as_user(root, ids, &call_args)
