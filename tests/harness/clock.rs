@@ -130,13 +130,6 @@ impl Rng {
             chunk.copy_from_slice(&v[..chunk.len()]);
         }
     }
-
-    /// `len` bytes of the stream seeded with `seed`.
-    pub fn bytes(seed: u64, len: usize) -> Vec<u8> {
-        let mut v = vec![0u8; len];
-        Rng::new(seed).fill(&mut v);
-        v
-    }
 }
 
 #[test]

@@ -30,11 +30,6 @@ impl Fixture {
         Fixture { tmp, root, engine }
     }
 
-    /// Its engine.
-    pub fn engine(&self) -> Engine {
-        self.engine
-    }
-
     /// The spool root passed with `--dir` (the local engine's store).
     pub fn root(&self) -> &Path {
         &self.root

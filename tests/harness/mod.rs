@@ -15,8 +15,6 @@
 //! random stream), `skip` (what the machine lacks), `files` (files, mounts and witnesses
 //! outside spool), `queue` (reading a queue through spool, for the fault tests).
 
-#![allow(dead_code)]
-
 mod clock;
 mod command;
 mod engine;

@@ -173,12 +173,6 @@ impl Output {
         parse_ids(&self.stdout)
     }
 
-    /// Standard output as JSON lines.
-    #[track_caller]
-    pub fn json(&self) -> Vec<serde_json::Value> {
-        json_lines(&self.stdout)
-    }
-
     /// Checks that nothing crashed: no signal (unless `killed_ok`), no time out, no panic
     /// message and only "spool: " lines on standard error.
     pub fn no_crash(&self, killed_ok: bool) -> Result<(), String> {
