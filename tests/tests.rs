@@ -1,16 +1,22 @@
 // The integration tests of spool, compiled as one test binary.
 //
-// Every test makes its own temporary spool root (see `util::Spool`) and runs the real
+// Every test makes its own temporary spool root (see `harness::Fixture`) and runs the real
 // `spool` executable, checking exact standard output bytes, standard error and exit codes
 // (0 success, 1 nothing to return, 2 error with one "spool: " line on stderr).
 //
 // Module index:
 //
-// - util         the `Spool` fixture: a fresh root per test, a command runner with a
-//                clean environment, output assertions, visible skipping (which fails
-//                instead when CI=true), signals, and killing what a test left running
+// - harness      one harness for every test (tests/harness/): the `Fixture` (a fresh
+//                store per test, on an `Engine`), one command runner with a clean
+//                environment and a time limit, one `Output` with its assertions, strace
+//                fault injection, the clock and one seeded `Rng`, visible skipping (which
+//                fails instead when CI=true), mounts and witnesses; `engine_tests!`
+//                runs the contract tests once per engine
 // - cli          --help on every subcommand, --version, completions, usage errors,
 //                global flags before and after the subcommand
+// - compat       the on-disk format across versions: the binary of an earlier commit
+//                (built from git) and this one push, pop, claim, ack and nack each
+//                other's messages
 // - roots        where the root and the queue come from: --dir, $SPOOL_DIR,
 //                $XDG_STATE_HOME, $HOME; -q/--queue, $SPOOL_QUEUE, "default"
 // - names        queue name validation: invalid names fail and create nothing
@@ -53,49 +59,5 @@
 //                operation, a full disk, a file size limit, random kills under load, a
 //                hostile spool, another user, fsck; docs/RELIABILITY.md has the figures
 
-mod util;
-
-#[path = "suite/binary.rs"]
-mod binary;
-#[path = "suite/claims.rs"]
-mod claims;
-#[path = "suite/clear.rs"]
-mod clear;
-#[path = "suite/cli.rs"]
-mod cli;
-#[path = "suite/concurrency.rs"]
-mod concurrency;
-#[path = "suite/crash.rs"]
-mod crash;
-#[path = "suite/faults/mod.rs"]
-mod faults;
-#[path = "suite/generated.rs"]
-mod generated;
-#[path = "suite/hostile.rs"]
-mod hostile;
-#[path = "suite/layout.rs"]
-mod layout;
-#[path = "suite/len_stats.rs"]
-mod len_stats;
-#[path = "suite/list.rs"]
-mod list;
-#[path = "suite/names.rs"]
-mod names;
-#[path = "suite/peek.rs"]
-mod peek;
-#[path = "suite/pop.rs"]
-mod pop;
-#[path = "suite/push.rs"]
-mod push;
-#[path = "suite/queues.rs"]
-mod queues;
-#[path = "suite/roots.rs"]
-mod roots;
-#[path = "suite/run.rs"]
-mod run;
-#[path = "suite/schedule.rs"]
-mod schedule;
-#[path = "suite/shell.rs"]
-mod shell;
-#[path = "suite/wait.rs"]
-mod wait;
+mod harness;
+mod suite;

@@ -8,59 +8,62 @@ use std::os::unix::ffi::OsStringExt;
 use std::path::Path;
 use std::process::Stdio;
 
-use crate::util::{Noise, Spool, json_lines};
+use crate::harness::{Engine, Fixture, Rng, engine_tests, json_lines};
+
+engine_tests! {
+    all_256_byte_values, nul_bytes, no_trailing_newline_is_added_or_removed,
+    the_empty_message, argument_bytes_are_kept_even_when_not_utf8,
+    null_separated_round_trip, line_separated_round_trip,
+}
 
 #[track_caller]
-fn round_trip_stdin(payload: &[u8]) {
-    let s = Spool::new();
+fn round_trip_stdin(engine: Engine, payload: &[u8]) {
+    let s = engine.fixture();
     s.run_stdin(&["push"], payload).success();
-    assert_eq!(
-        std::fs::read(s.message_path("default", 1)).unwrap(),
-        payload,
-        "the message file holds exactly the payload"
-    );
-    s.run(&["peek"]).success().stdout_is(payload);
-    s.run(&["pop"]).success().stdout_is(payload);
+    if engine == Engine::Local {
+        assert_eq!(
+            std::fs::read(s.message_path("default", 1)).unwrap(),
+            payload,
+            "the message file holds exactly the payload"
+        );
+    }
+    s.prints(&["peek"], payload);
+    s.prints(&["pop"], payload);
     s.run(&["pop"]).nothing();
 }
 
-#[test]
-fn all_256_byte_values() {
+fn all_256_byte_values(engine: Engine) {
     let all: Vec<u8> = (0..=255).collect();
-    round_trip_stdin(&all);
+    round_trip_stdin(engine, &all);
     let reversed: Vec<u8> = (0..=255).rev().cycle().take(4096).collect();
-    round_trip_stdin(&reversed);
+    round_trip_stdin(engine, &reversed);
 }
 
-#[test]
-fn nul_bytes() {
-    round_trip_stdin(b"\0");
-    round_trip_stdin(b"\0\0a\0b\0\0");
+fn nul_bytes(engine: Engine) {
+    round_trip_stdin(engine, b"\0");
+    round_trip_stdin(engine, b"\0\0a\0b\0\0");
 }
 
-#[test]
-fn no_trailing_newline_is_added_or_removed() {
-    round_trip_stdin(b"abc");
-    round_trip_stdin(b"abc\n");
-    round_trip_stdin(b"abc\n\n");
-    round_trip_stdin(b"\r\n");
+fn no_trailing_newline_is_added_or_removed(engine: Engine) {
+    round_trip_stdin(engine, b"abc");
+    round_trip_stdin(engine, b"abc\n");
+    round_trip_stdin(engine, b"abc\n\n");
+    round_trip_stdin(engine, b"\r\n");
 }
 
-#[test]
-fn the_empty_message() {
-    let s = Spool::new();
+fn the_empty_message(engine: Engine) {
+    let s = engine.fixture();
     s.run_stdin(&["push"], "").success();
     s.run(&["push", ""]).success();
     assert_eq!(s.len("default"), 2);
-    s.run(&["peek"]).success().stdout_is("");
-    s.run(&["pop"]).success().stdout_is("");
-    s.run(&["pop", "--lines"]).success().stdout_is("\n");
+    s.prints(&["peek"], "");
+    s.prints(&["pop"], "");
+    s.prints(&["pop", "--lines"], "\n");
     s.run(&["pop"]).nothing();
 }
 
-#[test]
-fn argument_bytes_are_kept_even_when_not_utf8() {
-    let s = Spool::new();
+fn argument_bytes_are_kept_even_when_not_utf8(engine: Engine) {
+    let s = engine.fixture();
     let raw = vec![0xff, 0xfe, b'a', 0x80, b'\n', 0xc3];
     let high: Vec<u8> = (1..=255).collect();
     s.cmd()
@@ -72,9 +75,8 @@ fn argument_bytes_are_kept_even_when_not_utf8() {
     assert_eq!(s.pop_all("default"), [raw, high]);
 }
 
-#[test]
-fn null_separated_round_trip() {
-    let s = Spool::new();
+fn null_separated_round_trip(engine: Engine) {
+    let s = engine.fixture();
     let messages: Vec<Vec<u8>> = vec![
         b"multi\nline\n".to_vec(),
         Vec::new(),
@@ -89,15 +91,12 @@ fn null_separated_round_trip() {
     }
     s.run_stdin(&["push", "-0"], input.clone()).success();
     assert_eq!(s.len("default"), 5);
-    s.run(&["peek", "-n", "5", "-0"])
-        .success()
-        .stdout_is(&input);
-    s.run(&["pop", "-n", "5", "-0"]).success().stdout_is(&input);
+    s.prints(&["peek", "-n", "5", "-0"], &input);
+    s.prints(&["pop", "-n", "5", "-0"], &input);
 }
 
-#[test]
-fn line_separated_round_trip() {
-    let s = Spool::new();
+fn line_separated_round_trip(engine: Engine) {
+    let s = engine.fixture();
     let mut input: Vec<u8> = Vec::new();
     for line in [
         &b"plain"[..],
@@ -111,9 +110,7 @@ fn line_separated_round_trip() {
         input.push(b'\n');
     }
     s.run_stdin(&["push", "--lines"], input.clone()).success();
-    s.run(&["pop", "-n", "100", "--lines"])
-        .success()
-        .stdout_is(&input);
+    s.prints(&["pop", "-n", "100", "--lines"], &input);
 }
 
 /// Compares two files in 1 MiB chunks.
@@ -154,10 +151,10 @@ fn assert_same_file(a: &Path, b: &Path) {
 fn a_100_mb_message() {
     const MIB: usize = 1 << 20;
     const SIZE: u64 = 100 * MIB as u64;
-    let s = Spool::new();
+    let s = Fixture::new();
     let input = s.outside("big.in");
     {
-        let mut noise = Noise::new(0x5eed);
+        let mut noise = Rng::new(0x5eed);
         let mut out = BufWriter::new(File::create(&input).unwrap());
         let mut buf = vec![0u8; MIB];
         for _ in 0..100 {

@@ -6,55 +6,32 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::util::{Output, Spool, json_lines, now_secs, parse_rfc3339};
+use crate::harness::{
+    Engine, Fixture, engine_tests, json_lines, now_secs, parse_rfc3339, until_of,
+};
 
-/// Runs `spool claim ARGS...` and returns the token it printed (asserting its shape).
-#[track_caller]
-fn claim(s: &Spool, args: &[&str]) -> String {
-    let mut all = vec!["claim"];
-    all.extend_from_slice(args);
-    let out = s.run(&all);
-    out.success();
-    token_of(&out)
-}
-
-/// The token printed by a successful claim: one line, `ID.HEX`.
-#[track_caller]
-fn token_of(out: &Output) -> String {
-    let text = out.text();
-    let token = text
-        .strip_suffix('\n')
-        .unwrap_or_else(|| panic!("the token ends with a newline:\n{out:?}"));
-    assert!(!token.contains('\n'), "one line:\n{out:?}");
-    let (id, hex) = token
-        .split_once('.')
-        .unwrap_or_else(|| panic!("token is ID.HEX:\n{out:?}"));
-    assert!(
-        !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit()) && !id.starts_with('0'),
-        "token id is a decimal number:\n{out:?}"
-    );
-    assert!(
-        !hex.is_empty()
-            && hex
-                .bytes()
-                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)),
-        "token ends in lowercase hex:\n{out:?}"
-    );
-    token.to_string()
+engine_tests! {
+    claim_prints_a_token_and_moves_the_oldest_message_to_claimed,
+    tokens_differ_for_every_claim_of_the_same_message, show_prints_a_message_in_every_state,
+    show_of_something_unknown_exits_2, ack_deletes_the_claimed_message_once,
+    nack_returns_the_message_behind_the_waiting_ones,
+    nack_with_a_delay_hides_the_message_until_then, extend_renews_the_lease,
+    an_ended_lease_returns_the_message_to_its_place,
+    each_look_returns_ended_leases_pop_and_claim_too,
+    a_stale_token_does_nothing_once_the_message_was_claimed_again,
+    a_token_works_until_its_ended_lease_is_noticed, slow_workers_never_ack_a_message_twice,
+    every_claim_counts_an_attempt_and_max_attempts_fails_the_message,
+    max_attempts_counts_claims_whose_lease_ended, the_default_max_attempts_is_5,
+    requeue_moves_failed_messages_back_with_their_attempts_reset,
+    clear_removes_what_its_state_says_and_prints_the_count,
+    list_state_shows_each_state_and_its_details, stats_count_every_state,
+    a_missing_required_argument_is_named,
+    a_claimed_message_is_not_handed_to_a_waiting_consumer,
 }
 
 /// The message id of a token.
 fn id_of(token: &str) -> u64 {
     token.split('.').next().unwrap().parse().unwrap()
-}
-
-/// The `until` field of a listed entry, in unix seconds.
-#[track_caller]
-fn until(v: &serde_json::Value) -> i64 {
-    let text = v["until"]
-        .as_str()
-        .unwrap_or_else(|| panic!("no until in {v}"));
-    parse_rfc3339(text).unwrap_or_else(|| panic!("until is not RFC 3339 UTC: {v}"))
 }
 
 /// Sleeps past the lease `lease` of a claim that returned at `claimed`, with a margin.
@@ -65,20 +42,17 @@ fn sleep_past(claimed: Instant, lease: Duration) {
     }
 }
 
-#[test]
-fn claim_prints_a_token_and_moves_the_oldest_message_to_claimed() {
-    let s = Spool::new();
+fn claim_prints_a_token_and_moves_the_oldest_message_to_claimed(engine: Engine) {
+    let s = engine.fixture();
     s.push(&["first", "second"]);
     let before = now_secs();
-    let token = claim(&s, &[]);
+    let token = s.claim(&[]);
     let after = now_secs();
     assert_eq!(id_of(&token), 1);
-    let first = s.entry("default", 1);
-    assert_eq!(first["state"], "claimed");
-    assert_eq!(first["attempts"], 1);
+    let first = s.assert_state(1, "claimed", 1);
     assert_eq!(first["preview"], "first");
     // The default lease is 5 minutes.
-    let lease = until(&first);
+    let lease = until_of(&first);
     assert!(
         (before + 300 - 1..=after + 300 + 1).contains(&lease),
         "lease ends at {lease}, not 5 minutes after {before}..={after}"
@@ -86,8 +60,8 @@ fn claim_prints_a_token_and_moves_the_oldest_message_to_claimed() {
     // Claimed messages are not waiting: pop, peek and len see only the second.
     assert_eq!(s.listed_ids("default"), [2]);
     assert_eq!(s.len("default"), 1);
-    s.run(&["peek"]).success().stdout_is("second");
-    let other = claim(&s, &["--lease", "1m"]);
+    s.prints(&["peek"], "second");
+    let other = s.claim(&["--lease", "1m"]);
     assert_eq!(id_of(&other), 2);
     assert_ne!(token, other);
     s.run(&["claim"]).nothing();
@@ -97,7 +71,7 @@ fn claim_prints_a_token_and_moves_the_oldest_message_to_claimed() {
 
 #[test]
 fn claim_on_an_empty_or_missing_queue_exits_1() {
-    let s = Spool::new();
+    let s = Fixture::new();
     s.run(&["claim"]).nothing();
     assert!(!s.root().exists(), "claim created the root");
     s.push(&["x"]);
@@ -107,27 +81,25 @@ fn claim_on_an_empty_or_missing_queue_exits_1() {
         .nothing();
 }
 
-#[test]
-fn tokens_differ_for_every_claim_of_the_same_message() {
-    let s = Spool::new();
+fn tokens_differ_for_every_claim_of_the_same_message(engine: Engine) {
+    let s = engine.fixture();
     s.push(&["again and again"]);
     let mut seen = Vec::new();
     for _ in 0..5 {
-        let token = claim(&s, &[]);
+        let token = s.claim(&[]);
         assert_eq!(id_of(&token), 1);
         assert!(!seen.contains(&token), "token {token} reused: {seen:?}");
-        s.run(&["nack", &token]).success().stdout_is("");
+        s.prints(&["nack", &token], "");
         seen.push(token);
     }
     assert_eq!(s.entry("default", 1)["attempts"], 5);
 }
 
-#[test]
-fn show_prints_a_message_in_every_state() {
-    let s = Spool::new();
+fn show_prints_a_message_in_every_state(engine: Engine) {
+    let s = engine.fixture();
     // Failed: claimed once, then out of attempts.
     let failed = s.push_with(&[], "doomed");
-    let token = claim(&s, &[]);
+    let token = s.claim(&[]);
     s.run(&["nack", &token]).success();
     s.run(&["claim", "--max-attempts", "1"]).nothing();
     // Claimed, ready, delayed.
@@ -138,8 +110,8 @@ fn show_prints_a_message_in_every_state() {
         .stdin(payload.clone())
         .run();
     out.success();
-    let claimed = crate::util::parse_ids(&out.stdout)[0];
-    let token = claim(&s, &[]);
+    let claimed = crate::harness::parse_ids(&out.stdout)[0];
+    let token = s.claim(&[]);
     assert_eq!(id_of(&token), claimed);
     let ready = s.push_with(&[], "ready one");
     let delayed = s.push_with(&["--delay", "1h"], "later");
@@ -155,19 +127,11 @@ fn show_prints_a_message_in_every_state() {
     .collect();
     assert_eq!(states, expected);
 
-    s.run(&["show", &token]).success().stdout_is(&payload);
-    s.run(&["show", &claimed.to_string()])
-        .success()
-        .stdout_is(&payload);
-    s.run(&["show", &failed.to_string()])
-        .success()
-        .stdout_is("doomed");
-    s.run(&["show", &ready.to_string()])
-        .success()
-        .stdout_is("ready one");
-    s.run(&["show", &delayed.to_string()])
-        .success()
-        .stdout_is("later");
+    s.prints(&["show", &token], &payload);
+    s.prints(&["show", &claimed.to_string()], &payload);
+    s.prints(&["show", &failed.to_string()], "doomed");
+    s.prints(&["show", &ready.to_string()], "ready one");
+    s.prints(&["show", &delayed.to_string()], "later");
     // Showing changes nothing.
     let after: HashMap<u64, String> = s.states("default").into_iter().collect();
     assert_eq!(after, expected);
@@ -175,9 +139,8 @@ fn show_prints_a_message_in_every_state() {
     assert_eq!(s.entry("default", ready)["attempts"], 0);
 }
 
-#[test]
-fn show_of_something_unknown_exits_2() {
-    let s = Spool::new();
+fn show_of_something_unknown_exits_2(engine: Engine) {
+    let s = engine.fixture();
     s.run(&["show", "1"]).error();
     s.push(&["a"]);
     s.run(&["show", "2"]).error();
@@ -187,31 +150,30 @@ fn show_of_something_unknown_exits_2() {
         out.error();
         assert!(out.stdout.is_empty(), "{out:?}");
     }
-    s.run(&["pop"]).success().stdout_is("a");
+    s.prints(&["pop"], "a");
     s.run(&["show", "1"]).error();
 }
 
-#[test]
-fn ack_deletes_the_claimed_message_once() {
-    let s = Spool::new();
+fn ack_deletes_the_claimed_message_once(engine: Engine) {
+    let s = engine.fixture();
     s.push(&["a", "b"]);
-    let token = claim(&s, &[]);
-    s.run(&["ack", &token]).success().stdout_is("");
+    let token = s.claim(&[]);
+    s.prints(&["ack", &token], "");
     assert_eq!(s.states("default"), [(2, "ready".to_string())]);
     s.run(&["show", "1"]).error();
     // A second ack of the same token does nothing and says why.
     let again = s.run(&["ack", &token]);
     again.error().stderr_has(&token);
     assert_eq!(s.states("default"), [(2, "ready".to_string())]);
-    s.run(&["pop"]).success().stdout_is("b");
+    s.prints(&["pop"], "b");
     s.run(&["pop"]).nothing();
 }
 
 #[test]
 fn bad_tokens_are_errors_that_change_nothing() {
-    let s = Spool::new();
+    let s = Fixture::new();
     s.push(&["a"]);
-    let token = claim(&s, &[]);
+    let token = s.claim(&[]);
     let (id, hex) = token.split_once('.').unwrap();
     let wrong_hex = match hex.strip_prefix('0') {
         Some(rest) => format!("{id}.1{rest}"),
@@ -239,24 +201,21 @@ fn bad_tokens_are_errors_that_change_nothing() {
             assert!(out.stdout.is_empty(), "{out:?}");
         }
     }
-    let entry = s.entry("default", 1);
-    assert_eq!(entry["state"], "claimed");
-    assert_eq!(entry["attempts"], 1);
+    s.assert_state(1, "claimed", 1);
     s.run(&["ack", &token]).success();
     // On a queue that does not exist.
-    let e = Spool::new();
+    let e = Fixture::new();
     e.run(&["ack", "1.abc"]).error();
     e.run(&["nack", "1.abc"]).error();
     e.run(&["extend", "1.abc", "--lease", "1m"]).error();
     assert!(!e.root().exists(), "a failed ack created the root");
 }
 
-#[test]
-fn nack_returns_the_message_behind_the_waiting_ones() {
-    let s = Spool::new();
+fn nack_returns_the_message_behind_the_waiting_ones(engine: Engine) {
+    let s = engine.fixture();
     s.push(&["a", "b", "c"]);
-    let token = claim(&s, &[]);
-    s.run(&["nack", &token]).success().stdout_is("");
+    let token = s.claim(&[]);
+    s.prints(&["nack", &token], "");
     let d = s.push_with(&[], "d");
     assert_eq!(s.listed_ids("default"), [2, 3, 1, d]);
     assert_eq!(s.entry("default", 1)["attempts"], 1);
@@ -267,23 +226,20 @@ fn nack_returns_the_message_behind_the_waiting_ones() {
     s.run(&["pop"]).nothing();
 }
 
-#[test]
-fn nack_with_a_delay_hides_the_message_until_then() {
-    let s = Spool::new();
+fn nack_with_a_delay_hides_the_message_until_then(engine: Engine) {
+    let s = engine.fixture();
     s.push(&["a", "b"]);
-    let token = claim(&s, &[]);
+    let token = s.claim(&[]);
     let before = now_secs();
     s.run(&["nack", &token, "--delay", "2s"]).success();
     let after = now_secs();
-    let entry = s.entry("default", 1);
-    assert_eq!(entry["state"], "delayed");
-    assert_eq!(entry["attempts"], 1);
-    let due = until(&entry);
+    let entry = s.assert_state(1, "delayed", 1);
+    let due = until_of(&entry);
     assert!(
         (before + 2 - 1..=after + 2 + 1).contains(&due),
         "due at {due}, not 2 s after {before}..={after}"
     );
-    s.run(&["pop"]).success().stdout_is("b");
+    s.prints(&["pop"], "b");
     s.run(&["pop"]).nothing();
     s.run(&["claim"]).nothing();
     let out = s.run(&["pop", "--wait", "--timeout", "10s"]);
@@ -294,18 +250,15 @@ fn nack_with_a_delay_hides_the_message_until_then() {
     );
 }
 
-#[test]
-fn extend_renews_the_lease() {
-    let s = Spool::new();
+fn extend_renews_the_lease(engine: Engine) {
+    let s = engine.fixture();
     s.push(&["long job"]);
-    let token = claim(&s, &["--lease", "1s"]);
+    let token = s.claim(&["--lease", "1s"]);
     let claimed = Instant::now();
     let before = now_secs();
-    s.run(&["extend", &token, "--lease", "1m"])
-        .success()
-        .stdout_is("");
+    s.prints(&["extend", &token, "--lease", "1m"], "");
     let after = now_secs();
-    let lease = until(&s.entry("default", 1));
+    let lease = until_of(&s.entry("default", 1));
     assert!(
         (before + 60 - 1..=after + 60 + 1).contains(&lease),
         "lease ends at {lease}, not a minute after {before}..={after}"
@@ -316,28 +269,27 @@ fn extend_renews_the_lease() {
     s.run(&["pop"]).nothing();
     s.run(&["peek"]).nothing();
     assert_eq!(s.entry("default", 1)["state"], "claimed");
-    s.run(&["show", &token]).success().stdout_is("long job");
+    s.prints(&["show", &token], "long job");
     // The token still works, for extend as for ack.
     s.run(&["extend", &token, "--lease", "2h"]).success();
-    let two_hours = until(&s.entry("default", 1));
+    let two_hours = until_of(&s.entry("default", 1));
     assert!(two_hours >= now_secs() + 7200 - 2, "lease {two_hours}");
     s.run(&["extend", &token, "--lease", "1d"]).success();
-    let one_day = until(&s.entry("default", 1));
+    let one_day = until_of(&s.entry("default", 1));
     assert!(one_day >= now_secs() + 86_400 - 2, "lease {one_day}");
     s.run(&["ack", &token]).success();
     assert_eq!(s.states("default"), []);
 }
 
-#[test]
-fn an_ended_lease_returns_the_message_to_its_place() {
-    let s = Spool::new();
+fn an_ended_lease_returns_the_message_to_its_place(engine: Engine) {
+    let s = engine.fixture();
     s.push(&["a", "b"]);
-    let token = claim(&s, &["--lease", "1s"]);
+    let token = s.claim(&["--lease", "1s"]);
     let claimed = Instant::now();
     s.push(&["c"]);
     sleep_past(claimed, Duration::from_secs(1));
     // The next consumer that looks returns it, ahead of the messages pushed after it.
-    s.run(&["peek"]).success().stdout_is("a");
+    s.prints(&["peek"], "a");
     assert_eq!(s.listed_ids("default"), [1, 2, 3]);
     let entry = s.entry("default", 1);
     assert_eq!(entry["state"], "ready");
@@ -350,15 +302,14 @@ fn an_ended_lease_returns_the_message_to_its_place() {
     assert_eq!(s.pop_all_text("default"), ["a", "b", "c"]);
 }
 
-#[test]
-fn each_look_returns_ended_leases_pop_and_claim_too() {
-    let s = Spool::new();
+fn each_look_returns_ended_leases_pop_and_claim_too(engine: Engine) {
+    let s = engine.fixture();
     let mut firsts = Vec::new();
     for queue in ["p", "c"] {
         s.run(&["-q", queue, "push", "only"]).success();
         let out = s.run(&["-q", queue, "claim", "--lease", "1s"]);
         out.success();
-        firsts.push(token_of(&out));
+        firsts.push(out.token());
     }
     let claimed = Instant::now();
     for queue in ["p", "c"] {
@@ -366,27 +317,26 @@ fn each_look_returns_ended_leases_pop_and_claim_too() {
         s.run(&["-q", queue, "claim"]).nothing();
     }
     sleep_past(claimed, Duration::from_secs(1));
-    s.run(&["-q", "p", "pop"]).success().stdout_is("only");
+    s.prints(&["-q", "p", "pop"], "only");
     assert_eq!(s.states("p"), []);
     let out = s.run(&["-q", "c", "claim"]);
     out.success();
-    assert_ne!(token_of(&out), firsts[1]);
+    assert_ne!(out.token(), firsts[1]);
     let entry = s.entry("c", 1);
     assert_eq!(entry["state"], "claimed");
     assert_eq!(entry["attempts"], 2);
 }
 
-#[test]
-fn a_stale_token_does_nothing_once_the_message_was_claimed_again() {
-    let s = Spool::new();
+fn a_stale_token_does_nothing_once_the_message_was_claimed_again(engine: Engine) {
+    let s = engine.fixture();
     s.push(&["the job"]);
-    let stale = claim(&s, &["--lease", "1s"]);
+    let stale = s.claim(&["--lease", "1s"]);
     let claimed = Instant::now();
     sleep_past(claimed, Duration::from_secs(1));
-    let fresh = claim(&s, &["--lease", "1m"]);
+    let fresh = s.claim(&["--lease", "1m"]);
     assert_eq!(id_of(&fresh), 1);
     assert_ne!(fresh, stale);
-    let lease = until(&s.entry("default", 1));
+    let lease = until_of(&s.entry("default", 1));
 
     for cmd in [
         vec!["ack", stale.as_str()],
@@ -402,40 +352,38 @@ fn a_stale_token_does_nothing_once_the_message_was_claimed_again() {
         let entry = s.entry("default", 1);
         assert_eq!(entry["state"], "claimed", "after {cmd:?}");
         assert_eq!(entry["attempts"], 2, "after {cmd:?}");
-        assert_eq!(until(&entry), lease, "after {cmd:?}: the lease changed");
+        assert_eq!(until_of(&entry), lease, "after {cmd:?}: the lease changed");
     }
-    s.run(&["show", &fresh]).success().stdout_is("the job");
+    s.prints(&["show", &fresh], "the job");
     s.run(&["ack", &fresh]).success();
     assert_eq!(s.states("default"), []);
     // Neither token acks anything again.
     s.run(&["ack", &fresh]).error();
     s.run(&["ack", &stale]).error();
     s.push(&["next"]);
-    s.run(&["pop"]).success().stdout_is("next");
+    s.prints(&["pop"], "next");
 }
 
-#[test]
-fn a_token_works_until_its_ended_lease_is_noticed() {
-    let s = Spool::new();
+fn a_token_works_until_its_ended_lease_is_noticed(engine: Engine) {
+    let s = engine.fixture();
     s.push(&["slow"]);
-    let token = claim(&s, &["--lease", "1s"]);
+    let token = s.claim(&["--lease", "1s"]);
     let claimed = Instant::now();
     sleep_past(claimed, Duration::from_secs(1));
     // Nobody looked at the queue since the lease ended: the claim is still there.
-    s.run(&["show", &token]).success().stdout_is("slow");
+    s.prints(&["show", &token], "slow");
     s.run(&["ack", &token]).success();
     assert_eq!(s.states("default"), []);
     s.run(&["claim"]).nothing();
 }
 
-#[test]
-fn slow_workers_never_ack_a_message_twice() {
+fn slow_workers_never_ack_a_message_twice(engine: Engine) {
     // Workers claim with a 1 s lease; for some messages the first worker sleeps past its
     // lease before acking. Whatever the interleaving, each message is acked exactly once
     // and none is lost.
     const MESSAGES: u64 = 40;
     const WORKERS: usize = 4;
-    let s = Spool::new();
+    let s = engine.fixture();
     let input: String = (1..=MESSAGES).map(|i| format!("job-{i}\n")).collect();
     s.run_stdin(&["push", "--lines"], input).success();
     let acked: Mutex<Vec<(u64, String)>> = Mutex::new(Vec::new());
@@ -462,7 +410,7 @@ fn slow_workers_never_ack_a_message_twice() {
                         continue;
                     }
                     out.success();
-                    let token = token_of(&out);
+                    let token = out.token();
                     let shown = s.run(&["show", &token]);
                     if shown.code == 2 {
                         // The lease ended already (a slow machine): the claim is gone.
@@ -503,12 +451,11 @@ fn slow_workers_never_ack_a_message_twice() {
     assert_eq!(s.states("default"), []);
 }
 
-#[test]
-fn every_claim_counts_an_attempt_and_max_attempts_fails_the_message() {
-    let s = Spool::new();
+fn every_claim_counts_an_attempt_and_max_attempts_fails_the_message(engine: Engine) {
+    let s = engine.fixture();
     s.push(&["flaky"]);
     for attempt in 1..=3u64 {
-        let token = claim(&s, &["--max-attempts", "3"]);
+        let token = s.claim(&["--max-attempts", "3"]);
         assert_eq!(id_of(&token), 1);
         assert_eq!(s.entry("default", 1)["attempts"], attempt);
         s.run(&["nack", &token]).success();
@@ -516,7 +463,7 @@ fn every_claim_counts_an_attempt_and_max_attempts_fails_the_message() {
     }
     let next = s.push_with(&[], "next");
     // Claimed 3 times: the fourth claim fails it and takes the next message instead.
-    let token = claim(&s, &["--max-attempts", "3"]);
+    let token = s.claim(&["--max-attempts", "3"]);
     assert_eq!(id_of(&token), next);
     let failed = s.list_json("default", "failed");
     assert_eq!(failed.len(), 1, "{failed:?}");
@@ -530,39 +477,33 @@ fn every_claim_counts_an_attempt_and_max_attempts_fails_the_message() {
     s.run(&["claim"]).nothing();
     s.run(&["pop"]).nothing();
     s.run(&["peek"]).nothing();
-    s.run(&["show", "1"]).success().stdout_is("flaky");
+    s.prints(&["show", "1"], "flaky");
 }
 
-#[test]
-fn max_attempts_counts_claims_whose_lease_ended() {
-    let s = Spool::new();
+fn max_attempts_counts_claims_whose_lease_ended(engine: Engine) {
+    let s = engine.fixture();
     s.push(&["crashes its workers"]);
     for attempt in 1..=2u64 {
-        let token = claim(&s, &["--lease", "1s", "--max-attempts", "2"]);
+        let token = s.claim(&["--lease", "1s", "--max-attempts", "2"]);
         let claimed = Instant::now();
         assert_eq!(id_of(&token), 1);
         assert_eq!(s.entry("default", 1)["attempts"], attempt);
         sleep_past(claimed, Duration::from_secs(1)); // the worker "died"
     }
     s.run(&["claim", "--max-attempts", "2"]).nothing();
-    let entry = s.entry("default", 1);
-    assert_eq!(entry["state"], "failed");
-    assert_eq!(entry["attempts"], 2);
+    let entry = s.assert_state(1, "failed", 2);
     assert_eq!(entry["reason"], "max-attempts");
 }
 
-#[test]
-fn the_default_max_attempts_is_5() {
-    let s = Spool::new();
+fn the_default_max_attempts_is_5(engine: Engine) {
+    let s = engine.fixture();
     s.push(&["x"]);
     for _ in 0..5 {
-        let token = claim(&s, &[]);
+        let token = s.claim(&[]);
         s.run(&["nack", &token]).success();
     }
     s.run(&["claim"]).nothing();
-    let entry = s.entry("default", 1);
-    assert_eq!(entry["state"], "failed");
-    assert_eq!(entry["attempts"], 5);
+    s.assert_state(1, "failed", 5);
     for bad in ["0", "-1", "x", ""] {
         s.run(&["claim", "--max-attempts", bad]).error();
         s.run(&["run", "--max-attempts", bad, "--", "true"]).error();
@@ -571,11 +512,11 @@ fn the_default_max_attempts_is_5() {
 
 /// A queue with messages 1 and 2 failed (max-attempts), then one ready message, whose id
 /// is returned.
-fn two_failed() -> (Spool, u64) {
-    let s = Spool::new();
+fn two_failed(engine: Engine) -> (Fixture, u64) {
+    let s = engine.fixture();
     s.push(&["f1", "f2"]);
     for _ in 0..2 {
-        let token = claim(&s, &[]);
+        let token = s.claim(&[]);
         s.run(&["nack", &token]).success();
     }
     s.run(&["claim", "--max-attempts", "1"]).nothing();
@@ -589,25 +530,22 @@ fn two_failed() -> (Spool, u64) {
     (s, ready)
 }
 
-#[test]
-fn requeue_moves_failed_messages_back_with_their_attempts_reset() {
-    let (s, r) = two_failed();
-    s.run(&["requeue", "2"]).success().stdout_is("1\n");
-    let entry = s.entry("default", 2);
-    assert_eq!(entry["state"], "ready");
-    assert_eq!(entry["attempts"], 0);
+fn requeue_moves_failed_messages_back_with_their_attempts_reset(engine: Engine) {
+    let (s, r) = two_failed(engine);
+    s.prints(&["requeue", "2"], "1\n");
+    let entry = s.assert_state(2, "ready", 0);
     assert!(entry.get("reason").is_none(), "{entry}");
     // Behind the waiting ones.
     assert_eq!(s.listed_ids("default"), [r, 2]);
-    s.run(&["requeue", "--all"]).success().stdout_is("1\n");
+    s.prints(&["requeue", "--all"], "1\n");
     assert_eq!(s.listed_ids("default"), [r, 2, 1]);
-    s.run(&["requeue", "--all"]).success().stdout_is("0\n");
+    s.prints(&["requeue", "--all"], "0\n");
     assert_eq!(s.pop_all_text("default"), ["r", "f2", "f1"]);
 }
 
 #[test]
 fn requeue_of_an_unknown_id_exits_2() {
-    let (s, r) = two_failed();
+    let (s, r) = two_failed(Engine::Local);
     // r is ready, not failed; 99 does not exist.
     for id in [r.to_string(), "99".to_string()] {
         s.run(&["requeue", &id]).error().stderr_has(&id);
@@ -623,23 +561,22 @@ fn requeue_of_an_unknown_id_exits_2() {
     let mut ids: Vec<u64> = s.states("default").iter().map(|(id, _)| *id).collect();
     ids.sort_unstable();
     assert_eq!(ids, [1, 2, r]);
-    let e = Spool::new();
+    let e = Fixture::new();
     e.run(&["requeue", "--all"]).error();
     assert!(!e.root().exists());
 }
 
-#[test]
-fn clear_removes_what_its_state_says_and_prints_the_count() {
+fn clear_removes_what_its_state_says_and_prints_the_count(engine: Engine) {
     // Failed 1 and 2, claimed c, ready r, delayed d.
     let build = || {
-        let (s, c) = two_failed();
+        let (s, c) = two_failed(engine);
         let r = s.push_with(&[], "r");
         let d = s.push_with(&["--delay", "1h"], "d");
-        let token = claim(&s, &[]);
+        let token = s.claim(&[]);
         assert_eq!(id_of(&token), c);
         (s, token, c, r, d)
     };
-    let state_ids = |s: &Spool| -> Vec<(u64, String)> {
+    let state_ids = |s: &Fixture| -> Vec<(u64, String)> {
         let mut v = s.states("default");
         v.sort();
         v
@@ -650,47 +587,36 @@ fn clear_removes_what_its_state_says_and_prints_the_count() {
         v
     };
     let (s, token, c, r, d) = build();
-    s.run(&["clear", "--state", "failed"])
-        .success()
-        .stdout_is("2\n");
+    s.prints(&["clear", "--state", "failed"], "2\n");
     assert_eq!(
         state_ids(&s),
         named(&[(c, "claimed"), (r, "ready"), (d, "delayed")])
     );
-    s.run(&["clear", "--state", "failed"])
-        .success()
-        .stdout_is("0\n");
+    s.prints(&["clear", "--state", "failed"], "0\n");
     s.run(&["clear", "--state", "claimed"]).error();
-    s.run(&["clear"]).success().stdout_is("2\n");
+    s.prints(&["clear"], "2\n");
     assert_eq!(state_ids(&s), named(&[(c, "claimed")]));
     s.run(&["ack", &token]).success();
     assert_eq!(state_ids(&s), []);
 
     let (s, _token, c, _, _) = build();
-    s.run(&["clear", "--state", "delayed"])
-        .success()
-        .stdout_is("1\n");
-    s.run(&["clear", "--state", "ready"])
-        .success()
-        .stdout_is("1\n");
+    s.prints(&["clear", "--state", "delayed"], "1\n");
+    s.prints(&["clear", "--state", "ready"], "1\n");
     assert_eq!(
         state_ids(&s),
         named(&[(1, "failed"), (2, "failed"), (c, "claimed")])
     );
     let (s, _token, c, _, _) = build();
-    s.run(&["clear", "--state", "all"])
-        .success()
-        .stdout_is("4\n");
+    s.prints(&["clear", "--state", "all"], "4\n");
     assert_eq!(state_ids(&s), named(&[(c, "claimed")]));
 }
 
-#[test]
-fn list_state_shows_each_state_and_its_details() {
-    let (s, r) = two_failed(); // 1, 2 failed; r ready
+fn list_state_shows_each_state_and_its_details(engine: Engine) {
+    let (s, r) = two_failed(engine); // 1, 2 failed; r ready
     let p = s.push_with(&["--priority", "4", "--ttl", "1h"], "p4");
     let d = s.push_with(&["--delay", "1h"], "d");
     let last = s.push_with(&[], "last");
-    let token = claim(&s, &[]); // the priority-4 message comes first
+    let token = s.claim(&[]); // the priority-4 message comes first
     assert_eq!(id_of(&token), p);
     let ids = |state: &str| -> Vec<u64> {
         s.list_json("default", state)
@@ -789,12 +715,11 @@ fn list_state_shows_each_state_and_its_details() {
     s.run(&["list", "--state", "bogus"]).error();
 }
 
-#[test]
-fn stats_count_every_state() {
-    let (s, r) = two_failed(); // 1, 2 failed; r ready
+fn stats_count_every_state(engine: Engine) {
+    let (s, r) = two_failed(engine); // 1, 2 failed; r ready
     s.push_with(&["--delay", "1h"], "d");
     s.push(&["r2"]);
-    let token = claim(&s, &[]);
+    let token = s.claim(&[]);
     assert_eq!(id_of(&token), r);
     let out = s.run(&["stats", "--json"]);
     out.success();
@@ -806,11 +731,10 @@ fn stats_count_every_state() {
     assert_eq!(s.len("default"), 1);
 }
 
-#[test]
-fn a_missing_required_argument_is_named() {
-    let s = Spool::new();
+fn a_missing_required_argument_is_named(engine: Engine) {
+    let s = engine.fixture();
     s.push(&["x"]);
-    let token = claim(&s, &[]);
+    let token = s.claim(&[]);
     for (args, missing) in [
         (vec!["extend", token.as_str()], "--lease"),
         (vec!["pop", "--timeout", "1s"], "--wait"),
@@ -824,11 +748,10 @@ fn a_missing_required_argument_is_named() {
     assert_eq!(s.entry("default", 1)["state"], "claimed");
 }
 
-#[test]
-fn a_claimed_message_is_not_handed_to_a_waiting_consumer() {
-    let s = Spool::new();
+fn a_claimed_message_is_not_handed_to_a_waiting_consumer(engine: Engine) {
+    let s = engine.fixture();
     s.push(&["mine"]);
-    let token = claim(&s, &["--lease", "1m"]);
+    let token = s.claim(&["--lease", "1m"]);
     s.run(&["pop", "--wait", "--timeout", "1s"]).nothing();
     s.run(&["claim", "--wait", "--timeout", "500ms"]).nothing();
     s.run(&["ack", &token]).success();

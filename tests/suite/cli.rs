@@ -1,6 +1,12 @@
 //! The command line itself: help, version, completions, usage errors, global flags.
 
-use crate::util::{Spool, is_one_spool_line, names_in};
+use crate::harness::{Engine, Fixture, engine_tests, is_one_spool_line, names_in};
+
+engine_tests! {
+    completions_for_an_unknown_shell_fail, usage_errors_print_one_spool_line,
+    n_above_one_needs_framing, output_that_cannot_be_written_is_an_error,
+    help_and_version_that_cannot_be_written_are_errors,
+}
 
 const SUBCOMMANDS: [&str; 9] = [
     "push",
@@ -15,7 +21,7 @@ const SUBCOMMANDS: [&str; 9] = [
 ];
 
 /// The subcommands `spool --help` lists under "Commands:" (except `help`).
-fn listed_subcommands(s: &Spool) -> Vec<String> {
+fn listed_subcommands(s: &Fixture) -> Vec<String> {
     let out = s.run(&["--help"]);
     out.success();
     out.text()
@@ -30,7 +36,7 @@ fn listed_subcommands(s: &Spool) -> Vec<String> {
 
 #[test]
 fn help_on_every_subcommand_has_examples() {
-    let s = Spool::new();
+    let s = Fixture::new();
     let listed = listed_subcommands(&s);
     for sub in SUBCOMMANDS {
         assert!(
@@ -57,22 +63,20 @@ fn help_on_every_subcommand_has_examples() {
 
 #[test]
 fn version() {
-    let s = Spool::new();
-    s.run(&["--version"]).success().stdout_is("spool 0.1.0\n");
-    s.run(&["-V"]).success().stdout_is("spool 0.1.0\n");
+    let s = Fixture::new();
+    s.prints(&["--version"], "spool 0.1.0\n");
+    s.prints(&["-V"], "spool 0.1.0\n");
     // Needs no root at all.
     s.cmd()
         .no_dir()
         .env("HOME", "")
         .arg("--version")
-        .run()
-        .success()
-        .stdout_is("spool 0.1.0\n");
+        .prints("spool 0.1.0\n");
 }
 
 #[test]
 fn completions_for_each_shell() {
-    let s = Spool::new();
+    let s = Fixture::new();
     for shell in ["bash", "zsh", "fish"] {
         let out = s.run(&["completions", shell]);
         out.success();
@@ -86,9 +90,8 @@ fn completions_for_each_shell() {
     assert!(!s.root().exists(), "completions created the root");
 }
 
-#[test]
-fn completions_for_an_unknown_shell_fail() {
-    let s = Spool::new();
+fn completions_for_an_unknown_shell_fail(engine: Engine) {
+    let s = engine.fixture();
     let out = s.run(&["completions", "tcsh"]);
     assert_eq!(out.code, 2, "{out:?}");
     assert!(out.stdout.is_empty(), "{out:?}");
@@ -115,7 +118,7 @@ const USAGE_ERRORS: &[&[&str]] = &[
 
 #[test]
 fn usage_errors_exit_2_and_change_nothing() {
-    let s = Spool::new();
+    let s = Fixture::new();
     s.push(&["keep"]);
     for args in USAGE_ERRORS {
         let out = s.run(args);
@@ -130,9 +133,8 @@ fn usage_errors_exit_2_and_change_nothing() {
 
 /// The contract is "2: any error, with exactly one line on stderr starting `spool: `";
 /// errors found while parsing the command line are errors too.
-#[test]
-fn usage_errors_print_one_spool_line() {
-    let s = Spool::new();
+fn usage_errors_print_one_spool_line(engine: Engine) {
+    let s = engine.fixture();
     let mut wrong = Vec::new();
     for args in USAGE_ERRORS {
         let out = s.run(args);
@@ -149,9 +151,8 @@ fn usage_errors_print_one_spool_line() {
     );
 }
 
-#[test]
-fn n_above_one_needs_framing() {
-    let s = Spool::new();
+fn n_above_one_needs_framing(engine: Engine) {
+    let s = engine.fixture();
     s.push(&["a", "b"]);
     for cmd in ["pop", "peek"] {
         for n in ["-n2", "--count=2"] {
@@ -165,7 +166,7 @@ fn n_above_one_needs_framing() {
 
 #[test]
 fn global_flags_before_or_after_the_subcommand() {
-    let s = Spool::new();
+    let s = Fixture::new();
     let root = s.root().to_str().expect("UTF-8 temp path");
     s.cmd()
         .no_dir()
@@ -196,21 +197,17 @@ fn global_flags_before_or_after_the_subcommand() {
     s.cmd()
         .no_dir()
         .args(["pop", "-n", "9", "--lines", "-q", "a", "--dir", root])
-        .run()
-        .success()
-        .stdout_is("1\n2\n3\n4\n5\n");
+        .prints("1\n2\n3\n4\n5\n");
     s.cmd()
         .no_dir()
         .args(["len", "--dir", root, "--queue", "a"])
-        .run()
-        .success()
-        .stdout_is("0\n");
+        .prints("0\n");
 }
 
 /// Opens /dev/full for writing, or skips (failing in CI).
 fn dev_full() -> Option<std::fs::File> {
     if !std::path::Path::new("/dev/full").exists() {
-        crate::util::skip("/dev/full does not exist");
+        crate::harness::skip("/dev/full does not exist");
         return None;
     }
     Some(
@@ -221,9 +218,8 @@ fn dev_full() -> Option<std::fs::File> {
     )
 }
 
-#[test]
-fn output_that_cannot_be_written_is_an_error() {
-    let s = Spool::new();
+fn output_that_cannot_be_written_is_an_error(engine: Engine) {
+    let s = engine.fixture();
     s.push(&["a", "b"]);
     for args in [
         &["len"][..],
@@ -245,9 +241,8 @@ fn output_that_cannot_be_written_is_an_error() {
     assert_eq!(s.len("default"), 2);
 }
 
-#[test]
-fn help_and_version_that_cannot_be_written_are_errors() {
-    let s = Spool::new();
+fn help_and_version_that_cannot_be_written_are_errors(engine: Engine) {
+    let s = engine.fixture();
     for args in [&["--version"][..], &["--help"], &["push", "--help"]] {
         let Some(full) = dev_full() else { return };
         let out = s

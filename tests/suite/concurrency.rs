@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::util::{Spool, finish, json_lines, names_in, skip, strace_usable};
+use crate::harness::{Fixture, json_lines, skip, strace_usable};
 
 const PRODUCERS: usize = 8;
 const CONSUMERS: usize = 8;
@@ -32,7 +32,7 @@ impl Drop for Finished<'_> {
 
 #[test]
 fn producers_and_consumers_lose_and_duplicate_nothing() {
-    let s = Spool::new();
+    let s = Fixture::new();
     let finished = AtomicUsize::new(0);
     let popped = AtomicUsize::new(0);
     let failed = AtomicBool::new(false);
@@ -174,8 +174,7 @@ fn producers_and_consumers_lose_and_duplicate_nothing() {
     assert_eq!(stats["claimed"], 0);
     assert_eq!(stats["next_id"], TOTAL as u64 + 1);
     let q = s.queue_dir("default");
-    assert_eq!(names_in(&q.join("claimed")), Vec::<String>::new());
-    assert_eq!(names_in(&q.join("tmp")), Vec::<String>::new());
+    crate::harness::assert_no_leftovers(&q, "after the consumers");
 }
 
 /// A message is published by its rename into `ready/`. A pop that runs while the
@@ -191,9 +190,9 @@ fn pop_during_a_publication_returns_the_message() {
     if let Err(why) = strace_usable() {
         return skip(&why);
     }
-    let s = Spool::new();
+    let s = Fixture::new();
     s.push(&["seed"]);
-    s.run(&["pop"]).success().stdout_is("seed");
+    s.prints(&["pop"], "seed");
     let mut producer = Some(
         s.cmd()
             .pause_after("renameat2", 1, 4)
@@ -202,15 +201,14 @@ fn pop_during_a_publication_returns_the_message() {
     );
     let file = s.message_path("default", 2);
     while !file.exists() {
-        let (child, _) = producer.as_mut().unwrap();
-        if child.try_wait().unwrap().is_some() {
-            let out = finish(producer.take().unwrap());
+        if producer.as_mut().unwrap().exited() {
+            let out = producer.take().unwrap().finish();
             panic!("the producer ended before publishing:\n{out:?}");
         }
         std::thread::sleep(Duration::from_millis(5));
     }
     let during = s.run(&["pop"]);
-    finish(producer.unwrap()).success();
+    producer.unwrap().finish().success();
     s.push(&["later"]);
     let mut order = Vec::new();
     if during.code == 0 {

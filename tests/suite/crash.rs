@@ -11,7 +11,7 @@
 use std::fs::File;
 use std::io::Write;
 
-use crate::util::{Noise, Output, Spool, names_in, skip, strace_usable};
+use crate::harness::{Fixture, Output, Rng, assert_no_leftovers, names_in, skip, strace_usable};
 
 /// System calls of a push, from the issue, plus the other steps of the protocol.
 const PUSH_SYSCALLS: &[&str] = &[
@@ -53,7 +53,7 @@ impl Payload {
 
 /// A queue under test and what is known about it.
 struct Run<'a> {
-    s: &'a Spool,
+    s: &'a Fixture,
     /// The highest id printed by a push or shown by list so far.
     max_seen: u64,
 }
@@ -96,7 +96,7 @@ impl Run<'_> {
         // What is listed: complete messages only, with ids in order.
         let list = s.run(&["list", "--json"]);
         list.success();
-        let listed = crate::util::json_lines(&list.stdout);
+        let listed = crate::harness::json_lines(&list.stdout);
         let mut last = 0;
         for entry in &listed {
             let id = entry["id"].as_u64().expect("id");
@@ -154,17 +154,7 @@ impl Run<'_> {
             "{ctx}: list showed {listed:?}"
         );
 
-        let q = s.queue_dir("default");
-        assert_eq!(
-            names_in(&q.join("tmp")),
-            Vec::<String>::new(),
-            "{ctx}: tmp/ after draining"
-        );
-        assert_eq!(
-            names_in(&q.join("claimed")),
-            Vec::<String>::new(),
-            "{ctx}: claimed/ after draining"
-        );
+        assert_no_leftovers(&s.queue_dir("default"), &format!("{ctx}: after draining"));
     }
 }
 
@@ -186,12 +176,12 @@ fn show(messages: &[Vec<u8>]) -> String {
 /// attempt starts from a missing root (so initialization is killed too); otherwise they
 /// share one queue that already holds a confirmed message. Returns the kill points.
 fn kill_push_at_every_step(syscall: &str, fresh: bool, payload: impl Fn(u32) -> Payload) -> u32 {
-    let shared = Spool::new();
+    let shared = Fixture::new();
     let mut shared_max = 0;
     for n in 1..=MAX_KILL_POINTS {
         let own;
         let s = if fresh {
-            own = Spool::new();
+            own = Fixture::new();
             &own
         } else {
             &shared
@@ -288,7 +278,7 @@ fn push_of_a_large_message_killed_while_writing() {
     // Several 64 KiB writes: a kill between them must not publish a prefix.
     for_each_syscall(&["write", "read", "fdatasync"], false, |n| {
         let mut bytes = vec![0u8; 300_000 + n as usize];
-        Noise::new(u64::from(n)).fill(&mut bytes);
+        Rng::new(u64::from(n)).fill(&mut bytes);
         Payload::Stdin(bytes)
     });
 }
@@ -320,7 +310,7 @@ fn ids_are_never_reused_after_killed_pushes() {
     if !strace_or_skip() {
         return;
     }
-    let s = Spool::new();
+    let s = Fixture::new();
     let mut printed = vec![s.push_id("default", "first")];
     // Kill between allocating an id (ftruncate) and publishing it (renameat2).
     for _ in 0..3 {
@@ -356,7 +346,7 @@ fn pop_killed_at_every_step_loses_nothing() {
         return;
     }
     for syscall in POP_SYSCALLS {
-        let s = Spool::new();
+        let s = Fixture::new();
         let mut completed = false;
         for n in 1..=MAX_KILL_POINTS {
             let ctx = format!("pop {syscall}#{n}");

@@ -10,7 +10,7 @@ use std::fs;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt, symlink};
 use std::path::{Path, PathBuf};
 
-use crate::util::{Output, Spool, names_in, skip, tool_works};
+use crate::harness::{Fixture, Output, names_in, skip, tool_works};
 
 const EVERY_COMMAND: &[&[&str]] = &[
     &["push", "x"],
@@ -27,7 +27,7 @@ const EVERY_COMMAND: &[&[&str]] = &[
 
 #[test]
 fn a_root_that_is_a_regular_file() {
-    let s = Spool::new();
+    let s = Fixture::new();
     fs::write(s.root(), "not a directory\n").unwrap();
     let before = fs::metadata(s.root()).unwrap();
     for args in EVERY_COMMAND {
@@ -49,7 +49,7 @@ fn a_root_that_is_a_regular_file() {
 
 #[test]
 fn a_root_below_a_regular_file() {
-    let s = Spool::new();
+    let s = Fixture::new();
     let file = s.outside("file");
     fs::write(&file, "x").unwrap();
     let out = s
@@ -65,13 +65,13 @@ fn a_root_below_a_regular_file() {
 
 #[test]
 fn a_root_that_is_a_symlink_to_a_directory_works() {
-    let s = Spool::new();
+    let s = Fixture::new();
     let real = s.outside("real");
     fs::create_dir(&real).unwrap();
     symlink(&real, s.root()).unwrap();
     s.push(&["through the link"]);
     assert_eq!(names_in(&real), ["default"]);
-    s.run(&["pop"]).success().stdout_is("through the link");
+    s.prints(&["pop"], "through the link");
 }
 
 #[test]
@@ -90,18 +90,18 @@ fn a_root_spool_may_not_read() {
     ) {
         return skip(&why);
     }
-    let s = Spool::new();
+    let s = Fixture::new();
     // The temporary directory is 0700: let nobody reach the root, which stays 0700.
     fs::set_permissions(s.tmp(), fs::Permissions::from_mode(0o755)).unwrap();
     let version = s.cmd().run_as_nobody().arg("--version").run();
     if version.code != 0 {
         return skip(&format!(
             "nobody cannot run {}: {version:?}",
-            crate::util::BIN
+            crate::harness::BIN
         ));
     }
     s.push(&["private"]);
-    assert_eq!(crate::util::mode(s.root()), 0o700);
+    assert_eq!(crate::harness::mode(s.root()), 0o700);
     for args in EVERY_COMMAND {
         let out = s.cmd().run_as_nobody().args(*args).run();
         out.error().stderr_has("Permission denied");
@@ -109,7 +109,7 @@ fn a_root_spool_may_not_read() {
     }
     // Nothing changed for the owner.
     assert_eq!(names_in(s.root()), ["default"]);
-    s.run(&["pop"]).success().stdout_is("private");
+    s.prints(&["pop"], "private");
     s.run(&["pop"]).nothing();
 }
 
@@ -117,7 +117,7 @@ fn a_root_spool_may_not_read() {
 /// symlink to a file outside the spool (2), a FIFO (4), a file with a second link outside
 /// the spool (6), a directory (8); plus a stray file "junk" in the bucket.
 struct Planted {
-    s: Spool,
+    s: Fixture,
     outside: PathBuf,
     linked: PathBuf,
     junk: Vec<PathBuf>,
@@ -128,7 +128,7 @@ const LINKED: &[u8] = b"hard-linked from outside\n";
 const JUNK: &[u8] = b"junk\n";
 
 fn plant() -> Planted {
-    let s = Spool::new();
+    let s = Fixture::new();
     s.push(&["m1", "m2", "m3", "m4", "m5", "m6", "m7", "m8", "m9"]);
     let at = |id| s.message_path("default", id);
     for id in [2, 4, 6, 8] {
@@ -174,6 +174,17 @@ impl Planted {
         assert_eq!(fs::read(junk).unwrap(), JUNK);
     }
 
+    /// Runs `spool ARGS...` and asserts exit 0, `expected` on standard output, only
+    /// warnings on standard error, one about each planted entry, and every entry intact.
+    #[track_caller]
+    fn run_past_all(&self, args: &[&str], expected: &[u8]) {
+        let out = self.s.run(args);
+        ok_with_warnings(&out);
+        assert_eq!(out.stdout, expected);
+        self.warned_about_all(&out.stderr);
+        self.intact();
+    }
+
     /// Asserts that stderr holds only warnings, and one about each planted entry.
     #[track_caller]
     fn warned_about_all(&self, stderr: &str) {
@@ -200,7 +211,7 @@ fn assert_only_warnings(stderr: &str) {
 }
 
 fn json_ids(out: &Output) -> Vec<u64> {
-    crate::util::json_lines(&out.stdout)
+    crate::harness::json_lines(&out.stdout)
         .iter()
         .map(|o| o["id"].as_u64().expect("id"))
         .collect()
@@ -237,11 +248,7 @@ fn list_skips_planted_entries() {
 #[test]
 fn peek_skips_planted_entries() {
     let p = plant();
-    let out = p.s.run(&["peek", "-n", "20", "--lines"]);
-    ok_with_warnings(&out);
-    assert_eq!(out.stdout, b"m1\nm3\nm5\nm7\nm9\n");
-    p.warned_about_all(&out.stderr);
-    p.intact();
+    p.run_past_all(&["peek", "-n", "20", "--lines"], b"m1\nm3\nm5\nm7\nm9\n");
 }
 
 #[test]
@@ -275,21 +282,13 @@ fn pop_skips_planted_entries_and_keeps_the_order() {
 #[test]
 fn pop_many_skips_planted_entries() {
     let p = plant();
-    let out = p.s.run(&["pop", "-n", "20", "-0"]);
-    ok_with_warnings(&out);
-    assert_eq!(out.stdout, b"m1\0m3\0m5\0m7\0m9\0");
-    p.warned_about_all(&out.stderr);
-    p.intact();
+    p.run_past_all(&["pop", "-n", "20", "-0"], b"m1\0m3\0m5\0m7\0m9\0");
 }
 
 #[test]
 fn clear_removes_only_real_messages() {
     let p = plant();
-    let out = p.s.run(&["clear"]);
-    ok_with_warnings(&out);
-    assert_eq!(out.stdout, b"5\n");
-    p.warned_about_all(&out.stderr);
-    p.intact();
+    p.run_past_all(&["clear"], b"5\n");
     let out = p.s.run(&["list", "--json"]);
     ok_with_warnings(&out);
     assert_eq!(json_ids(&out), Vec::<u64>::new());
@@ -304,7 +303,7 @@ fn stats_counts_only_real_messages() {
     let p = plant();
     let out = p.s.run(&["stats", "--json"]);
     ok_with_warnings(&out);
-    let o = &crate::util::json_lines(&out.stdout)[0];
+    let o = &crate::harness::json_lines(&out.stdout)[0];
     assert_eq!(o["waiting"], 5);
     assert_eq!(o["bytes"], 10);
     p.intact();
@@ -312,7 +311,7 @@ fn stats_counts_only_real_messages() {
 
 #[test]
 fn planted_entries_elsewhere_in_the_queue_are_left_alone() {
-    let s = Spool::new();
+    let s = Fixture::new();
     s.push(&["a", "b"]);
     let q = s.queue_dir("default");
     let outside = s.outside("outside.txt");
@@ -346,7 +345,7 @@ fn planted_entries_elsewhere_in_the_queue_are_left_alone() {
 
 #[test]
 fn a_symlink_at_the_head_is_not_followed() {
-    let s = Spool::new();
+    let s = Fixture::new();
     s.push(&["first", "second"]);
     let outside = s.outside("outside.txt");
     fs::write(&outside, OUTSIDE).unwrap();
@@ -366,7 +365,7 @@ fn a_symlink_at_the_head_is_not_followed() {
 
 #[test]
 fn an_unknown_queue_format_is_refused() {
-    let s = Spool::new();
+    let s = Fixture::new();
     s.push(&["m"]);
     let format = s.queue_dir("default").join("format");
     fs::write(&format, "spool-queue 99\n").unwrap();
@@ -390,7 +389,7 @@ fn pop_to_a_full_device_is_an_error_that_keeps_the_message() {
     if !Path::new("/dev/full").exists() {
         return skip("/dev/full does not exist");
     }
-    let s = Spool::new();
+    let s = Fixture::new();
     s.push(&["stay"]);
     let full = fs::OpenOptions::new()
         .write(true)
@@ -402,13 +401,13 @@ fn pop_to_a_full_device_is_an_error_that_keeps_the_message() {
         .run_with_stdout(std::process::Stdio::from(full));
     out.error().stderr_has("stays in the queue");
     assert!(out.stderr.starts_with("spool: "));
-    s.run(&["len"]).success().stdout_is("1\n");
-    s.run(&["peek"]).success().stdout_is("stay");
+    s.prints(&["len"], "1\n");
+    s.prints(&["peek"], "stay");
 }
 
 #[test]
 fn a_message_locked_by_another_process_is_skipped_and_taken_once_free() {
-    let s = Spool::new();
+    let s = Fixture::new();
     s.push(&["locked", "free"]);
     // Another program (this test) holds an flock on the first message, which spool never
     // does on a waiting one: pop must not take it from under that program, nor forget it.
@@ -425,13 +424,13 @@ fn a_message_locked_by_another_process_is_skipped_and_taken_once_free() {
     assert_eq!((out.code, out.stdout.as_slice()), (1, &b""[..]), "{out:?}");
     assert!(out.stderr.contains("locked by another process"), "{out:?}");
     drop(holder);
-    s.run(&["pop"]).success().stdout_is("locked");
+    s.prints(&["pop"], "locked");
     s.run(&["pop"]).nothing();
 }
 
 #[test]
 fn a_format_file_that_is_not_exactly_the_format_is_refused() {
-    let s = Spool::new();
+    let s = Fixture::new();
     s.push(&["m"]);
     let format = s.queue_dir("default").join("format");
     let long = format!("spool-queue 1\n{}", "x".repeat(100));
@@ -465,11 +464,9 @@ fn a_format_file_that_is_not_exactly_the_format_is_refused() {
 
 #[test]
 fn a_counter_behind_the_messages_hides_none_and_reuses_no_key_below_the_head() {
-    let s = Spool::new();
+    let s = Fixture::new();
     s.push(&["a", "b", "c", "d", "e"]);
-    s.run(&["pop", "-n", "2", "--lines"])
-        .success()
-        .stdout_is("a\nb\n");
+    s.prints(&["pop", "-n", "2", "--lines"], "a\nb\n");
     // A damaged queue: message 3 gone, the counter set back below the head (3).
     fs::remove_file(s.message_path("default", 3)).unwrap();
     let counter = s.queue_dir("default").join("counter");
@@ -479,13 +476,11 @@ fn a_counter_behind_the_messages_hides_none_and_reuses_no_key_below_the_head() {
         .unwrap()
         .set_len(2)
         .unwrap();
-    s.run(&["pop"]).success().stdout_is("d");
+    s.prints(&["pop"], "d");
     // A push must not take a key below the head, where no pop would look.
     let out = s.run(&["push", "f"]);
     assert_eq!(out.code, 0, "{out:?}");
-    s.run(&["pop", "-n", "5", "--lines"])
-        .success()
-        .stdout_is("e\nf\n");
+    s.prints(&["pop", "-n", "5", "--lines"], "e\nf\n");
     s.run(&["pop"]).nothing();
     // A missing counter is an error, not an empty queue.
     fs::remove_file(&counter).unwrap();

@@ -7,9 +7,9 @@
 
 use std::path::Path;
 
-use crate::util::{Spool, mode, names_in};
+use crate::harness::{Fixture, mode, names_in};
 
-fn counter_len(s: &Spool, queue: &str) -> u64 {
+fn counter_len(s: &Fixture, queue: &str) -> u64 {
     std::fs::metadata(s.queue_dir(queue).join("counter"))
         .expect("counter exists")
         .len()
@@ -17,7 +17,7 @@ fn counter_len(s: &Spool, queue: &str) -> u64 {
 
 #[test]
 fn first_push_creates_the_queue_layout() {
-    let s = Spool::new();
+    let s = Fixture::new();
     assert!(!s.root().exists());
     s.push(&["hello"]);
     assert_eq!(names_in(s.root()), ["default"]);
@@ -49,7 +49,7 @@ fn first_push_creates_the_queue_layout() {
 
 #[test]
 fn counter_length_is_the_next_id() {
-    let s = Spool::new();
+    let s = Fixture::new();
     s.push(&["a", "b", "c"]);
     assert_eq!(counter_len(&s, "default"), 4);
     s.run(&["pop"]).success();
@@ -60,7 +60,7 @@ fn counter_length_is_the_next_id() {
 
 #[test]
 fn message_files_are_named_by_id_and_hold_the_payload() {
-    let s = Spool::new();
+    let s = Fixture::new();
     let input: String = (1..=42).map(|i| format!("m{i}\n")).collect();
     s.run_stdin(&["push", "--lines"], input).success();
     let bucket = s.queue_dir("default").join("ready/00000000000000000");
@@ -84,7 +84,7 @@ fn message_files_are_named_by_id_and_hold_the_payload() {
 
 #[test]
 fn buckets_hold_a_thousand_ids() {
-    let s = Spool::new();
+    let s = Fixture::new();
     let input: String = (1..=1001).map(|i| format!("{i}\n")).collect();
     s.run_stdin(&["push", "--lines"], input).success();
     let ready = s.queue_dir("default").join("ready");
@@ -123,7 +123,7 @@ fn assert_private(path: &Path) {
 #[test]
 fn modes_are_0700_and_0600_whatever_the_umask() {
     for mask in [0o000, 0o022, 0o077, 0o277] {
-        let s = Spool::new();
+        let s = Fixture::new();
         s.cmd()
             .umask(mask)
             .args(["-q", "one", "push", "first"])
@@ -142,12 +142,7 @@ fn modes_are_0700_and_0600_whatever_the_umask() {
             .args(["-q", "two", "push", "a", "b"])
             .run()
             .success();
-        s.cmd()
-            .umask(mask)
-            .args(["-q", "two", "pop"])
-            .run()
-            .success()
-            .stdout_is("a");
+        s.cmd().umask(mask).args(["-q", "two", "pop"]).prints("a");
         assert_private(s.root());
         assert!(s.message_path("one", 1002).is_file());
     }
@@ -155,7 +150,7 @@ fn modes_are_0700_and_0600_whatever_the_umask() {
 
 #[test]
 fn missing_parents_of_the_root_are_created_private() {
-    let s = Spool::new();
+    let s = Fixture::new();
     let root = s.outside("a/b/c");
     s.cmd()
         .no_dir()
@@ -189,7 +184,7 @@ const READ_ONLY: &[&[&str]] = &[
 ];
 
 #[track_caller]
-fn run_read_only(s: &Spool, queue: &str) {
+fn run_read_only(s: &Fixture, queue: &str) {
     for args in READ_ONLY {
         let out = s.cmd().args(["-q", queue]).args(*args).run();
         assert!(out.code == 0 || out.code == 1, "{out:?}");
@@ -199,7 +194,7 @@ fn run_read_only(s: &Spool, queue: &str) {
 
 #[test]
 fn read_only_commands_on_a_missing_root_create_nothing() {
-    let s = Spool::new();
+    let s = Fixture::new();
     run_read_only(&s, "default");
     run_read_only(&s, "other");
     assert!(!s.root().exists(), "the root was created");
@@ -208,7 +203,7 @@ fn read_only_commands_on_a_missing_root_create_nothing() {
 
 #[test]
 fn read_only_commands_on_a_missing_queue_create_nothing() {
-    let s = Spool::new();
+    let s = Fixture::new();
     std::fs::create_dir(s.root()).unwrap();
     run_read_only(&s, "default");
     assert_eq!(names_in(s.root()), Vec::<String>::new());
@@ -221,13 +216,13 @@ fn read_only_commands_on_a_missing_queue_create_nothing() {
 
 #[test]
 fn missing_queue_results() {
-    let s = Spool::new();
+    let s = Fixture::new();
     s.run(&["pop"]).nothing();
     s.run(&["peek"]).nothing();
-    s.run(&["list"]).success().stdout_is("");
-    s.run(&["list", "--json"]).success().stdout_is("");
-    s.run(&["len"]).success().stdout_is("0\n");
-    s.run(&["clear"]).success().stdout_is("0\n");
-    s.run(&["queues"]).success().stdout_is("");
+    s.prints(&["list"], "");
+    s.prints(&["list", "--json"], "");
+    s.prints(&["len"], "0\n");
+    s.prints(&["clear"], "0\n");
+    s.prints(&["queues"], "");
     assert!(!s.root().exists());
 }

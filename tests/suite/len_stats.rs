@@ -4,37 +4,36 @@ use std::collections::BTreeSet;
 
 use serde_json::Value;
 
-use crate::util::{Spool, json_lines, names_in, parse_rfc3339};
+use crate::harness::{Engine, Fixture, engine_tests, json_lines, names_in, parse_rfc3339};
 
-#[test]
-fn len_counts_waiting_messages() {
-    let s = Spool::new();
-    s.run(&["len"]).success().stdout_is("0\n");
+engine_tests! {
+    len_counts_waiting_messages, stats_text, stats_json, stats_all_covers_every_queue,
+    commands_that_print_fail_when_standard_output_is_closed,
+}
+
+fn len_counts_waiting_messages(engine: Engine) {
+    let s = engine.fixture();
+    s.prints(&["len"], "0\n");
     s.push(&["a", "b", "c"]);
-    s.run(&["len"]).success().stdout_is("3\n");
+    s.prints(&["len"], "3\n");
     s.run(&["pop"]).success();
-    s.run(&["len"]).success().stdout_is("2\n");
+    s.prints(&["len"], "2\n");
     s.run(&["peek"]).success();
-    s.run(&["len"]).success().stdout_is("2\n");
-    s.run(&["-q", "elsewhere", "len"])
-        .success()
-        .stdout_is("0\n");
+    s.prints(&["len"], "2\n");
+    s.prints(&["-q", "elsewhere", "len"], "0\n");
     s.run(&["pop", "-n", "2", "-l"]).success();
-    s.run(&["len"]).success().stdout_is("0\n");
+    s.prints(&["len"], "0\n");
 }
 
 #[test]
 fn len_of_a_missing_queue_is_zero() {
-    let s = Spool::new();
-    s.run(&["-q", "nothing-here", "len"])
-        .success()
-        .stdout_is("0\n");
+    let s = Fixture::new();
+    s.prints(&["-q", "nothing-here", "len"], "0\n");
     assert!(!s.root().exists());
 }
 
-#[test]
-fn stats_text() {
-    let s = Spool::new();
+fn stats_text(engine: Engine) {
+    let s = engine.fixture();
     s.push(&["abc", "defg", "hello"]);
     let out = s.run(&["stats"]);
     out.success();
@@ -52,7 +51,7 @@ fn stats_text() {
 
 #[test]
 fn stats_text_on_a_missing_queue() {
-    let s = Spool::new();
+    let s = Fixture::new();
     let out = s.run(&["stats"]);
     out.success();
     let text = out.text();
@@ -79,9 +78,8 @@ fn check_keys(o: &Value) {
     assert!(missing.is_empty(), "missing {missing:?} in {o}");
 }
 
-#[test]
-fn stats_json() {
-    let s = Spool::new();
+fn stats_json(engine: Engine) {
+    let s = engine.fixture();
     s.push(&["abc", "defg", "hello"]);
     let out = s.run(&["stats", "--json"]);
     out.success();
@@ -104,7 +102,7 @@ fn stats_json() {
 
 #[test]
 fn stats_json_on_an_empty_and_a_missing_queue() {
-    let s = Spool::new();
+    let s = Fixture::new();
     let o = &json_lines(&s.run(&["stats", "--json"]).stdout)[0];
     check_keys(o);
     assert_eq!(o["queue"], "default");
@@ -125,9 +123,8 @@ fn stats_json_on_an_empty_and_a_missing_queue() {
     assert!(o["oldest_enqueued"].is_null(), "{o}");
 }
 
-#[test]
-fn stats_all_covers_every_queue() {
-    let s = Spool::new();
+fn stats_all_covers_every_queue(engine: Engine) {
+    let s = engine.fixture();
     s.run(&["-q", "beta", "push", "b1"]).success();
     s.run(&["-q", "alpha", "push", "a1", "a22"]).success();
     s.run(&["-q", "gamma", "push", "g"]).success();
@@ -170,7 +167,7 @@ fn stats_all_covers_every_queue() {
 
 #[test]
 fn stats_does_not_create_anything() {
-    let s = Spool::new();
+    let s = Fixture::new();
     s.run(&["-q", "a", "push", "x"]).success();
     s.run(&["-q", "b", "stats"]).success();
     s.run(&["-q", "b", "stats", "--json"]).success();
@@ -178,9 +175,8 @@ fn stats_does_not_create_anything() {
     assert_eq!(names_in(s.root()), ["a"]);
 }
 
-#[test]
-fn commands_that_print_fail_when_standard_output_is_closed() {
-    let s = Spool::new();
+fn commands_that_print_fail_when_standard_output_is_closed(engine: Engine) {
+    let s = engine.fixture();
     s.push(&["m"]);
     for command in [
         "spool len",

@@ -2,7 +2,14 @@
 
 use std::collections::BTreeSet;
 
-use crate::util::{Spool, json_lines, now_secs, parse_rfc3339};
+use crate::harness::{Engine, Fixture, engine_tests, json_lines, now_secs, parse_rfc3339};
+
+engine_tests! {
+    list_shows_id_size_time_and_preview_in_order, list_on_an_empty_queue_prints_nothing,
+    previews_escape_control_characters, previews_are_cut_at_48_bytes,
+    previews_of_binary_are_printable, list_json_has_id_size_enqueued_preview,
+    list_size_is_the_payload_length,
+}
 
 /// One parsed line of the text listing.
 #[derive(Debug)]
@@ -14,7 +21,7 @@ struct Row {
 }
 
 #[track_caller]
-fn rows(s: &Spool) -> Vec<Row> {
+fn rows(s: &Fixture) -> Vec<Row> {
     let out = s.run(&["list"]);
     out.success();
     let text = out.text();
@@ -35,8 +42,8 @@ fn rows(s: &Spool) -> Vec<Row> {
 }
 
 #[track_caller]
-fn preview_of(payload: &[u8]) -> String {
-    let s = Spool::new();
+fn preview_of(engine: Engine, payload: &[u8]) -> String {
+    let s = engine.fixture();
     s.cmd().arg("push").stdin(payload.to_vec()).run().success();
     let rows = rows(&s);
     assert_eq!(rows.len(), 1);
@@ -46,14 +53,13 @@ fn preview_of(payload: &[u8]) -> String {
     rows[0].preview.clone()
 }
 
-#[test]
-fn list_shows_id_size_time_and_preview_in_order() {
-    let s = Spool::new();
+fn list_shows_id_size_time_and_preview_in_order(engine: Engine) {
+    let s = engine.fixture();
     let before = now_secs();
     s.push(&["hello", "", "third message"]);
     s.push(&["x"]);
     let after = now_secs();
-    s.run(&["pop"]).success().stdout_is("hello");
+    s.prints(&["pop"], "hello");
     let rows = rows(&s);
     let got: Vec<(u64, u64, &str)> = rows
         .iter()
@@ -72,52 +78,56 @@ fn list_shows_id_size_time_and_preview_in_order() {
     assert_eq!(s.len("default"), 3);
 }
 
-#[test]
-fn list_on_an_empty_queue_prints_nothing() {
-    let s = Spool::new();
-    s.run(&["list"]).success().stdout_is("");
+fn list_on_an_empty_queue_prints_nothing(engine: Engine) {
+    let s = engine.fixture();
+    s.prints(&["list"], "");
     s.push(&["a"]);
     s.run(&["pop"]).success();
-    s.run(&["list"]).success().stdout_is("");
-    s.run(&["list", "--json"]).success().stdout_is("");
+    s.prints(&["list"], "");
+    s.prints(&["list", "--json"], "");
 }
 
-#[test]
-fn previews_escape_control_characters() {
-    assert_eq!(preview_of(b"a\nb\tc\0"), "a\\nb\\tc\\u{0}");
-    assert_eq!(preview_of(b"line\n"), "line\\n");
+fn previews_escape_control_characters(engine: Engine) {
+    assert_eq!(preview_of(engine, b"a\nb\tc\0"), "a\\nb\\tc\\u{0}");
+    assert_eq!(preview_of(engine, b"line\n"), "line\\n");
     for payload in [&b"\r\x1b[31mred\x7f"[..], b"\x01\x02\x03\x04 bell\x07"] {
-        let p = preview_of(payload);
+        let p = preview_of(engine, payload);
         assert!(!p.chars().any(char::is_control), "{p:?}");
         assert!(p.contains("red") || p.contains("bell"), "{p:?}");
     }
 }
 
-#[test]
-fn previews_are_cut_at_48_bytes() {
-    assert_eq!(preview_of(&[b'x'; 48]), "x".repeat(48));
-    assert_eq!(preview_of(&[b'x'; 49]), format!("{}…", "x".repeat(48)));
-    assert_eq!(preview_of(&[b'y'; 5000]), format!("{}…", "y".repeat(48)));
+fn previews_are_cut_at_48_bytes(engine: Engine) {
+    assert_eq!(preview_of(engine, &[b'x'; 48]), "x".repeat(48));
     assert_eq!(
-        preview_of("é".repeat(30).as_bytes()),
+        preview_of(engine, &[b'x'; 49]),
+        format!("{}…", "x".repeat(48))
+    );
+    assert_eq!(
+        preview_of(engine, &[b'y'; 5000]),
+        format!("{}…", "y".repeat(48))
+    );
+    assert_eq!(
+        preview_of(engine, "é".repeat(30).as_bytes()),
         format!("{}…", "é".repeat(24))
     );
-    assert_eq!(preview_of(&[b'\n'; 60]), format!("{}…", "\\n".repeat(48)));
+    assert_eq!(
+        preview_of(engine, &[b'\n'; 60]),
+        format!("{}…", "\\n".repeat(48))
+    );
 }
 
-#[test]
-fn previews_of_binary_are_printable() {
+fn previews_of_binary_are_printable(engine: Engine) {
     let all: Vec<u8> = (0..=255).collect();
     for chunk in all.chunks(40) {
-        let p = preview_of(chunk);
+        let p = preview_of(engine, chunk);
         assert!(!p.chars().any(char::is_control), "{p:?}");
         assert!(!p.contains('\n') && !p.contains('\t'));
     }
 }
 
-#[test]
-fn list_json_has_id_size_enqueued_preview() {
-    let s = Spool::new();
+fn list_json_has_id_size_enqueued_preview(engine: Engine) {
+    let s = engine.fixture();
     let before = now_secs();
     s.push(&["hello", "tab\there"]);
     s.run_stdin(&["push"], "z".repeat(100)).success();
@@ -168,9 +178,8 @@ fn list_json_has_id_size_enqueued_preview() {
     assert_eq!(text, json);
 }
 
-#[test]
-fn list_size_is_the_payload_length() {
-    let s = Spool::new();
+fn list_size_is_the_payload_length(engine: Engine) {
+    let s = engine.fixture();
     s.run_stdin(&["push"], vec![7u8; 123_457]).success();
     s.run_stdin(&["push", "-0"], "ab\0\0cde").success();
     let sizes: Vec<u64> = rows(&s).iter().map(|r| r.size).collect();

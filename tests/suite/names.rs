@@ -1,6 +1,6 @@
 //! Queue names: 1-64 of `A-Z a-z 0-9 . _ -`, not starting with '.'.
 
-use crate::util::{Spool, names_in};
+use crate::harness::{Fixture, names_in};
 
 fn invalid_names() -> Vec<String> {
     [
@@ -30,7 +30,7 @@ const COMMANDS: &[&[&str]] = &[
 ];
 
 #[track_caller]
-fn assert_rejected(s: &Spool, name: &str, args: &[&str], via_env: bool) {
+fn assert_rejected(s: &Fixture, name: &str, args: &[&str], via_env: bool) {
     let cmd = if via_env {
         s.cmd().env("SPOOL_QUEUE", name).args(args)
     } else {
@@ -47,7 +47,7 @@ fn assert_rejected(s: &Spool, name: &str, args: &[&str], via_env: bool) {
 
 #[test]
 fn invalid_names_are_rejected_and_create_nothing() {
-    let s = Spool::new();
+    let s = Fixture::new();
     for name in invalid_names() {
         for args in COMMANDS {
             assert_rejected(&s, &name, args, false);
@@ -59,7 +59,7 @@ fn invalid_names_are_rejected_and_create_nothing() {
 
 #[test]
 fn invalid_names_create_nothing_in_an_existing_root() {
-    let s = Spool::new();
+    let s = Fixture::new();
     s.push(&["m"]);
     let before = names_in(&s.queue_dir("default"));
     for name in invalid_names() {
@@ -74,7 +74,7 @@ fn invalid_names_create_nothing_in_an_existing_root() {
 
 #[test]
 fn invalid_names_from_the_environment_are_rejected() {
-    let s = Spool::new();
+    let s = Fixture::new();
     for name in ["a/b", "..", ".x", "a b", &"y".repeat(65)] {
         assert_rejected(&s, name, &["push", "m"], true);
         assert_rejected(&s, name, &["pop"], true);
@@ -84,12 +84,12 @@ fn invalid_names_from_the_environment_are_rejected() {
 
 #[test]
 fn valid_names_at_the_edges() {
-    let s = Spool::new();
+    let s = Fixture::new();
     let long = "q".repeat(64);
     let names = ["A-Z_0.9", "a..b", "x.", "-", "_", "0", "Z", long.as_str()];
     for name in names {
         s.run(&["-q", name, "push", name]).success();
-        s.run(&["-q", name, "peek"]).success().stdout_is(name);
+        s.prints(&["-q", name, "peek"], name);
     }
     let mut sorted: Vec<&str> = names.to_vec();
     sorted.sort();
@@ -109,7 +109,7 @@ fn non_utf8_name() -> std::ffi::OsString {
 
 #[test]
 fn a_non_utf8_queue_flag_is_an_invalid_queue_name() {
-    let s = Spool::new();
+    let s = Fixture::new();
     for args in [&["push", "m"][..], &["len"]] {
         let out = s.cmd().arg("-q").arg(non_utf8_name()).args(args).run();
         out.error();
@@ -123,7 +123,7 @@ fn a_non_utf8_queue_flag_is_an_invalid_queue_name() {
 
 #[test]
 fn a_non_utf8_spool_queue_is_an_invalid_queue_name() {
-    let s = Spool::new();
+    let s = Fixture::new();
     let out = s
         .cmd()
         .env("SPOOL_QUEUE", non_utf8_name())

@@ -4,11 +4,16 @@ use std::fs::OpenOptions;
 use std::path::Path;
 use std::process::Stdio;
 
-use crate::util::{Spool, skip};
+use crate::harness::{Engine, Fixture, engine_tests, skip};
 
-#[test]
-fn peek_on_an_empty_or_missing_queue_exits_1() {
-    let s = Spool::new();
+engine_tests! {
+    peek_on_an_empty_or_missing_queue_exits_1, peek_output_equals_pop_output,
+    peek_n_with_lines_and_null, peek_n_above_one_without_framing_is_an_error,
+    peek_sees_messages_pushed_after_a_pop,
+}
+
+fn peek_on_an_empty_or_missing_queue_exits_1(engine: Engine) {
+    let s = engine.fixture();
     s.run(&["peek"]).nothing();
     s.push(&["x"]);
     s.run(&["pop"]).success();
@@ -18,23 +23,22 @@ fn peek_on_an_empty_or_missing_queue_exits_1() {
 
 #[test]
 fn peek_shows_the_oldest_and_keeps_it() {
-    let s = Spool::new();
+    let s = Fixture::new();
     s.push(&["first\n", "second"]);
     for _ in 0..3 {
-        s.run(&["peek"]).success().stdout_is("first\n");
+        s.prints(&["peek"], "first\n");
     }
     assert_eq!(s.len("default"), 2);
     assert_eq!(
         std::fs::read(s.message_path("default", 1)).unwrap(),
         b"first\n"
     );
-    s.run(&["pop"]).success().stdout_is("first\n");
-    s.run(&["peek"]).success().stdout_is("second");
+    s.prints(&["pop"], "first\n");
+    s.prints(&["peek"], "second");
 }
 
-#[test]
-fn peek_output_equals_pop_output() {
-    let s = Spool::new();
+fn peek_output_equals_pop_output(engine: Engine) {
+    let s = engine.fixture();
     let fill = || {
         s.run_stdin(&["push", "-0"], "a\0\0b\nc\0d\n\0").success();
     };
@@ -57,26 +61,18 @@ fn peek_output_equals_pop_output() {
     }
 }
 
-#[test]
-fn peek_n_with_lines_and_null() {
-    let s = Spool::new();
+fn peek_n_with_lines_and_null(engine: Engine) {
+    let s = engine.fixture();
     s.push(&["a", "b", "c"]);
-    s.run(&["peek", "-n", "2", "--lines"])
-        .success()
-        .stdout_is("a\nb\n");
-    s.run(&["peek", "-n", "10", "-l"])
-        .success()
-        .stdout_is("a\nb\nc\n");
-    s.run(&["peek", "--count", "3", "--null"])
-        .success()
-        .stdout_is("a\0b\0c\0");
-    s.run(&["peek", "-0"]).success().stdout_is("a\0");
+    s.prints(&["peek", "-n", "2", "--lines"], "a\nb\n");
+    s.prints(&["peek", "-n", "10", "-l"], "a\nb\nc\n");
+    s.prints(&["peek", "--count", "3", "--null"], "a\0b\0c\0");
+    s.prints(&["peek", "-0"], "a\0");
     assert_eq!(s.len("default"), 3);
 }
 
-#[test]
-fn peek_n_above_one_without_framing_is_an_error() {
-    let s = Spool::new();
+fn peek_n_above_one_without_framing_is_an_error(engine: Engine) {
+    let s = engine.fixture();
     s.push(&["a", "b"]);
     let out = s.run(&["peek", "-n", "2"]);
     out.error().stderr_has("needs --lines or --null");
@@ -89,7 +85,7 @@ fn peek_to_a_full_device_fails_and_keeps_everything() {
     if !Path::new("/dev/full").exists() {
         return skip("/dev/full does not exist");
     }
-    let s = Spool::new();
+    let s = Fixture::new();
     s.push(&["a", "b"]);
     let full = OpenOptions::new().write(true).open("/dev/full").unwrap();
     s.cmd()
@@ -99,14 +95,11 @@ fn peek_to_a_full_device_fails_and_keeps_everything() {
     assert_eq!(s.len("default"), 2);
 }
 
-#[test]
-fn peek_sees_messages_pushed_after_a_pop() {
-    let s = Spool::new();
+fn peek_sees_messages_pushed_after_a_pop(engine: Engine) {
+    let s = engine.fixture();
     s.push(&["1"]);
     s.run(&["pop"]).success();
     s.run(&["peek"]).nothing();
     s.push(&["2", "3"]);
-    s.run(&["peek", "-n", "5", "-l"])
-        .success()
-        .stdout_is("2\n3\n");
+    s.prints(&["peek", "-n", "5", "-l"], "2\n3\n");
 }

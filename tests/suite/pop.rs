@@ -4,14 +4,23 @@ use std::fs::{File, OpenOptions};
 use std::path::Path;
 use std::process::Stdio;
 
-use crate::util::{Spool, skip};
+use crate::harness::{Engine, Fixture, engine_tests, skip};
 
-#[test]
-fn pop_on_an_empty_queue_exits_1() {
-    let s = Spool::new();
+engine_tests! {
+    pop_on_an_empty_queue_exits_1, pop_n_with_lines, pop_n_with_null,
+    framing_applies_to_a_single_message_too,
+    pop_n_above_one_without_framing_removes_nothing, pop_across_buckets_keeps_the_order,
+    pop_to_a_full_device_keeps_the_message, pop_many_to_a_full_device_keeps_them_all,
+    pop_to_a_closed_pipe_keeps_the_message, popped_messages_are_never_returned_again,
+    pop_with_standard_output_closed_keeps_the_message,
+    pop_with_standard_error_closed_still_reports_by_its_status,
+}
+
+fn pop_on_an_empty_queue_exits_1(engine: Engine) {
+    let s = engine.fixture();
     s.run(&["pop"]).nothing();
     s.push(&["x"]);
-    s.run(&["pop"]).success().stdout_is("x");
+    s.prints(&["pop"], "x");
     s.run(&["pop"]).nothing();
     s.run(&["pop", "-n", "5", "--lines"]).nothing();
     s.run(&["pop", "-n", "5", "-0"]).nothing();
@@ -19,100 +28,80 @@ fn pop_on_an_empty_queue_exits_1() {
 
 #[test]
 fn pop_returns_the_oldest_and_deletes_it() {
-    let s = Spool::new();
+    let s = Fixture::new();
     s.push(&["a", "b"]);
     s.push(&["c"]);
-    s.run(&["pop"]).success().stdout_is("a");
+    s.prints(&["pop"], "a");
     assert!(
         !s.message_path("default", 1).exists(),
         "message 1 still on disk"
     );
     assert_eq!(s.len("default"), 2);
     assert_eq!(s.listed_ids("default"), [2, 3]);
-    s.run(&["pop"]).success().stdout_is("b");
-    s.run(&["pop"]).success().stdout_is("c");
+    s.prints(&["pop"], "b");
+    s.prints(&["pop"], "c");
     s.run(&["pop"]).nothing();
     assert_eq!(s.len("default"), 0);
-    let q = s.queue_dir("default");
-    assert_eq!(
-        crate::util::names_in(&q.join("claimed")),
-        Vec::<String>::new()
-    );
-    assert_eq!(crate::util::names_in(&q.join("tmp")), Vec::<String>::new());
+    crate::harness::assert_no_leftovers(&s.queue_dir("default"), "after popping all");
 }
 
-#[test]
-fn pop_n_with_lines() {
-    let s = Spool::new();
+fn pop_n_with_lines(engine: Engine) {
+    let s = engine.fixture();
     s.push(&["a", "b", "c"]);
-    s.run(&["pop", "-n", "2", "--lines"])
-        .success()
-        .stdout_is("a\nb\n");
+    s.prints(&["pop", "-n", "2", "--lines"], "a\nb\n");
     assert_eq!(s.len("default"), 1);
-    s.run(&["pop", "-n", "5", "-l"]).success().stdout_is("c\n");
+    s.prints(&["pop", "-n", "5", "-l"], "c\n");
     s.run(&["pop", "-n", "2", "--lines"]).nothing();
 }
 
-#[test]
-fn pop_n_with_null() {
-    let s = Spool::new();
+fn pop_n_with_null(engine: Engine) {
+    let s = engine.fixture();
     s.push(&["a\nb", "", "c"]);
-    s.run(&["pop", "--count", "2", "-0"])
-        .success()
-        .stdout_is("a\nb\0\0");
-    s.run(&["pop", "-n", "9", "--null"])
-        .success()
-        .stdout_is("c\0");
+    s.prints(&["pop", "--count", "2", "-0"], "a\nb\0\0");
+    s.prints(&["pop", "-n", "9", "--null"], "c\0");
 }
 
-#[test]
-fn framing_applies_to_a_single_message_too() {
-    let s = Spool::new();
+fn framing_applies_to_a_single_message_too(engine: Engine) {
+    let s = engine.fixture();
     s.push(&["a", "b", "c", "d"]);
-    s.run(&["pop", "--lines"]).success().stdout_is("a\n");
-    s.run(&["pop", "-0"]).success().stdout_is("b\0");
-    s.run(&["pop", "-n", "1", "-l"]).success().stdout_is("c\n");
-    s.run(&["pop", "-n", "1"]).success().stdout_is("d");
+    s.prints(&["pop", "--lines"], "a\n");
+    s.prints(&["pop", "-0"], "b\0");
+    s.prints(&["pop", "-n", "1", "-l"], "c\n");
+    s.prints(&["pop", "-n", "1"], "d");
 }
 
-#[test]
-fn pop_n_above_one_without_framing_removes_nothing() {
-    let s = Spool::new();
+fn pop_n_above_one_without_framing_removes_nothing(engine: Engine) {
+    let s = engine.fixture();
     s.push(&["a", "b"]);
     let out = s.run(&["pop", "-n", "2"]);
     out.error().stderr_has("needs --lines or --null");
     assert!(out.stdout.is_empty());
     assert_eq!(s.len("default"), 2);
     // Also on an empty queue: the usage error comes first.
-    let e = Spool::new();
+    let e = engine.fixture();
     e.run(&["pop", "-n", "3"])
         .error()
         .stderr_has("needs --lines or --null");
 }
 
-#[test]
-fn pop_across_buckets_keeps_the_order() {
-    let s = Spool::new();
+fn pop_across_buckets_keeps_the_order(engine: Engine) {
+    let s = engine.fixture();
     let input: String = (1..=2100).map(|i| format!("{i}\n")).collect();
     s.run_stdin(&["push", "--lines"], input.clone()).success();
     let first: String = (1..=998).map(|i| format!("{i}\n")).collect();
-    s.run(&["pop", "-n", "998", "--lines"])
-        .success()
-        .stdout_is(first);
-    s.run(&["pop"]).success().stdout_is("999");
-    s.run(&["pop"]).success().stdout_is("1000");
+    s.prints(&["pop", "-n", "998", "--lines"], first);
+    s.prints(&["pop"], "999");
+    s.prints(&["pop"], "1000");
     let rest: String = (1001..=2100).map(|i| format!("{i}\n")).collect();
-    s.run(&["pop", "-n", "5000", "--lines"])
-        .success()
-        .stdout_is(rest);
+    s.prints(&["pop", "-n", "5000", "--lines"], rest);
     s.run(&["pop"]).nothing();
     assert_eq!(s.push_id("default", "next"), 2101);
-    s.run(&["pop"]).success().stdout_is("next");
+    s.prints(&["pop"], "next");
 }
 
 #[test]
 fn pop_into_a_file() {
-    let s = Spool::new();
+    let s = Fixture::new();
     s.push(&["job one"]);
     let path = s.outside("job.txt");
     let out = s
@@ -133,24 +122,22 @@ fn dev_full() -> Option<File> {
     Some(OpenOptions::new().write(true).open("/dev/full").unwrap())
 }
 
-#[test]
-fn pop_to_a_full_device_keeps_the_message() {
+fn pop_to_a_full_device_keeps_the_message(engine: Engine) {
     let Some(full) = dev_full() else { return };
-    let s = Spool::new();
+    let s = engine.fixture();
     s.push(&["precious", "second"]);
     let out = s.cmd().arg("pop").run_with_stdout(Stdio::from(full));
     out.error().stderr_has("stays in the queue");
     assert_eq!(s.len("default"), 2);
-    s.run(&["peek"]).success().stdout_is("precious");
+    s.prints(&["peek"], "precious");
     assert_eq!(s.listed_ids("default"), [1, 2]);
-    s.run(&["pop"]).success().stdout_is("precious");
-    s.run(&["pop"]).success().stdout_is("second");
+    s.prints(&["pop"], "precious");
+    s.prints(&["pop"], "second");
 }
 
-#[test]
-fn pop_many_to_a_full_device_keeps_them_all() {
+fn pop_many_to_a_full_device_keeps_them_all(engine: Engine) {
     let Some(full) = dev_full() else { return };
-    let s = Spool::new();
+    let s = engine.fixture();
     s.push(&["a", "b", "c"]);
     let out = s
         .cmd()
@@ -159,43 +146,32 @@ fn pop_many_to_a_full_device_keeps_them_all() {
     out.error().stderr_has("in the queue");
     assert_eq!(s.len("default"), 3);
     assert_eq!(s.listed_ids("default"), [1, 2, 3]);
-    s.run(&["pop", "-n", "3", "--lines"])
-        .success()
-        .stdout_is("a\nb\nc\n");
+    s.prints(&["pop", "-n", "3", "--lines"], "a\nb\nc\n");
 }
 
-#[test]
-fn pop_to_a_closed_pipe_keeps_the_message() {
-    let s = Spool::new();
+fn pop_to_a_closed_pipe_keeps_the_message(engine: Engine) {
+    let s = engine.fixture();
     s.push(&["kept"]);
     let (reader, writer) = std::io::pipe().unwrap();
     drop(reader);
     let out = s.cmd().arg("pop").run_with_stdout(Stdio::from(writer));
     out.error().stderr_has("stays in the queue");
     assert_eq!(s.len("default"), 1);
-    s.run(&["pop"]).success().stdout_is("kept");
+    s.prints(&["pop"], "kept");
 }
 
-#[test]
-fn popped_messages_are_never_returned_again() {
-    let s = Spool::new();
+fn popped_messages_are_never_returned_again(engine: Engine) {
+    let s = engine.fixture();
     s.push(&["1", "2", "3", "4", "5", "6"]);
-    s.run(&["pop", "-n", "2", "-l"])
-        .success()
-        .stdout_is("1\n2\n");
-    s.run(&["peek", "-n", "9", "-l"])
-        .success()
-        .stdout_is("3\n4\n5\n6\n");
-    s.run(&["pop"]).success().stdout_is("3");
+    s.prints(&["pop", "-n", "2", "-l"], "1\n2\n");
+    s.prints(&["peek", "-n", "9", "-l"], "3\n4\n5\n6\n");
+    s.prints(&["pop"], "3");
     s.push(&["7"]);
-    s.run(&["pop", "-n", "9", "-l"])
-        .success()
-        .stdout_is("4\n5\n6\n7\n");
+    s.prints(&["pop", "-n", "9", "-l"], "4\n5\n6\n7\n");
 }
 
-#[test]
-fn pop_with_standard_output_closed_keeps_the_message() {
-    let s = Spool::new();
+fn pop_with_standard_output_closed_keeps_the_message(engine: Engine) {
+    let s = engine.fixture();
     s.push(&["kept", "second"]);
     let out = s.sh("spool pop >&-").run();
     out.error().stderr_has(
@@ -205,17 +181,14 @@ fn pop_with_standard_output_closed_keeps_the_message() {
     out.error()
         .stderr_has("(messages 1 to 2 stay in the queue)");
     assert_eq!(s.listed_ids("default"), [1, 2]);
-    s.run(&["pop", "-n", "2", "--lines"])
-        .success()
-        .stdout_is("kept\nsecond\n");
+    s.prints(&["pop", "-n", "2", "--lines"], "kept\nsecond\n");
 }
 
-#[test]
-fn pop_with_standard_error_closed_still_reports_by_its_status() {
-    let s = Spool::new();
+fn pop_with_standard_error_closed_still_reports_by_its_status(engine: Engine) {
+    let s = engine.fixture();
     s.sh("spool pop 2>&-").run().nothing();
     s.push(&["m"]);
-    s.sh("spool pop 2>&-").run().success().stdout_is("m");
+    s.sh("spool pop 2>&-").prints("m");
     // The error message has nowhere to go, but the status says it and nothing is lost.
     s.push(&["n"]);
     let out = s.sh("spool pop >&- 2>&-").run();
@@ -225,18 +198,17 @@ fn pop_with_standard_error_closed_still_reports_by_its_status() {
 
 #[test]
 fn pop_n_across_many_rounds_delivers_each_message_once_in_order() {
-    let s = Spool::new();
+    let s = Fixture::new();
     let lines: String = (1..=1000).map(|i| format!("{i}\n")).collect();
     s.run_stdin(&["push", "--lines"], lines.clone()).success();
-    s.run(&["pop", "-n", "999", "--lines"])
-        .success()
-        .stdout_is(lines.split_inclusive('\n').take(999).collect::<String>());
+    s.prints(
+        &["pop", "-n", "999", "--lines"],
+        lines.split_inclusive('\n').take(999).collect::<String>(),
+    );
     assert_eq!(s.listed_ids("default"), [1000]);
     assert!(
-        crate::util::names_in(&s.queue_dir("default").join("claimed")).is_empty(),
+        crate::harness::names_in(&s.queue_dir("default").join("claimed")).is_empty(),
         "nothing is left claimed"
     );
-    s.run(&["pop", "-n", "5", "--lines"])
-        .success()
-        .stdout_is("1000\n");
+    s.prints(&["pop", "-n", "5", "--lines"], "1000\n");
 }

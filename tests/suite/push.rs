@@ -1,13 +1,21 @@
 //! `spool push [MESSAGE]...`, `--lines`, `--null`, `--print-id`.
 
-use crate::util::{Spool, parse_ids};
+use crate::harness::{Engine, Fixture, engine_tests, parse_ids};
 
-#[test]
-fn each_argument_is_one_message() {
-    let s = Spool::new();
-    s.run(&["push", "first job", "second\njob", ""])
-        .success()
-        .stdout_is("");
+engine_tests! {
+    each_argument_is_one_message, arguments_that_look_like_flags_after_double_dash,
+    no_argument_pushes_all_of_stdin_as_one_message, print_id_prints_each_new_id,
+    lines_one_message_per_line, lines_final_line_without_newline_counts,
+    lines_empty_lines_are_empty_messages, lines_empty_input_pushes_nothing,
+    lines_keep_nul_bytes_and_long_lines, null_one_message_per_record,
+    null_empty_input_pushes_nothing, many_lines_in_one_push_keep_their_order,
+    ids_keep_growing_across_pushes_and_pops, push_with_standard_input_closed_pushes_nothing,
+    push_print_id_with_standard_output_closed_pushes_and_says_so,
+}
+
+fn each_argument_is_one_message(engine: Engine) {
+    let s = engine.fixture();
+    s.prints(&["push", "first job", "second\njob", ""], "");
     assert_eq!(s.len("default"), 3);
     assert_eq!(
         s.pop_all("default"),
@@ -15,45 +23,36 @@ fn each_argument_is_one_message() {
     );
 }
 
-#[test]
-fn arguments_that_look_like_flags_after_double_dash() {
-    let s = Spool::new();
+fn arguments_that_look_like_flags_after_double_dash(engine: Engine) {
+    let s = engine.fixture();
     s.run(&["push", "--", "-n", "--lines"]).success();
     assert_eq!(s.pop_all("default"), [b"-n".to_vec(), b"--lines".to_vec()]);
 }
 
-#[test]
-fn no_argument_pushes_all_of_stdin_as_one_message() {
-    let s = Spool::new();
+fn no_argument_pushes_all_of_stdin_as_one_message(engine: Engine) {
+    let s = engine.fixture();
     s.run_stdin(&["push"], "line one\nline two\n\0binary\n")
         .success()
         .stdout_is("");
     assert_eq!(s.len("default"), 1);
-    s.run(&["pop"])
-        .success()
-        .stdout_is("line one\nline two\n\0binary\n");
+    s.prints(&["pop"], "line one\nline two\n\0binary\n");
 }
 
 #[test]
 fn empty_stdin_is_one_empty_message() {
-    let s = Spool::new();
+    let s = Fixture::new();
     s.run_stdin(&["push"], "").success().stdout_is("");
     assert_eq!(s.len("default"), 1);
     assert_eq!(std::fs::read(s.message_path("default", 1)).unwrap(), b"");
-    s.run(&["pop"]).success().stdout_is("");
+    s.prints(&["pop"], "");
     assert_eq!(s.len("default"), 0);
     s.run(&["pop"]).nothing();
 }
 
-#[test]
-fn print_id_prints_each_new_id() {
-    let s = Spool::new();
-    s.run(&["push", "--print-id", "a"])
-        .success()
-        .stdout_is("1\n");
-    s.run(&["push", "--print-id", "b", "c", "d"])
-        .success()
-        .stdout_is("2\n3\n4\n");
+fn print_id_prints_each_new_id(engine: Engine) {
+    let s = engine.fixture();
+    s.prints(&["push", "--print-id", "a"], "1\n");
+    s.prints(&["push", "--print-id", "b", "c", "d"], "2\n3\n4\n");
     s.run_stdin(&["push", "--print-id"], "e")
         .success()
         .stdout_is("5\n");
@@ -67,13 +66,12 @@ fn print_id_prints_each_new_id() {
         .success()
         .stdout_is("");
     // Without --print-id: silence.
-    s.run(&["push", "i"]).success().stdout_is("");
+    s.prints(&["push", "i"], "");
     assert_eq!(s.listed_ids("default"), (1..=9).collect::<Vec<u64>>());
 }
 
-#[test]
-fn lines_one_message_per_line() {
-    let s = Spool::new();
+fn lines_one_message_per_line(engine: Engine) {
+    let s = engine.fixture();
     s.run_stdin(&["push", "--lines"], "a\nb b\n\nc\r\n\ttab\n")
         .success()
         .stdout_is("");
@@ -89,25 +87,22 @@ fn lines_one_message_per_line() {
     );
 }
 
-#[test]
-fn lines_final_line_without_newline_counts() {
-    let s = Spool::new();
+fn lines_final_line_without_newline_counts(engine: Engine) {
+    let s = engine.fixture();
     s.run_stdin(&["push", "-l"], "x\ny").success();
     assert_eq!(s.pop_all("default"), [b"x".to_vec(), b"y".to_vec()]);
 }
 
-#[test]
-fn lines_empty_lines_are_empty_messages() {
-    let s = Spool::new();
+fn lines_empty_lines_are_empty_messages(engine: Engine) {
+    let s = engine.fixture();
     let out = s.run_stdin(&["push", "--lines", "--print-id"], "\n\n\n");
     out.success();
     assert_eq!(parse_ids(&out.stdout), [1, 2, 3]);
     assert_eq!(s.pop_all("default"), vec![Vec::<u8>::new(); 3]);
 }
 
-#[test]
-fn lines_empty_input_pushes_nothing() {
-    let s = Spool::new();
+fn lines_empty_input_pushes_nothing(engine: Engine) {
+    let s = engine.fixture();
     s.run_stdin(&["push", "--lines"], "")
         .success()
         .stdout_is("");
@@ -117,9 +112,8 @@ fn lines_empty_input_pushes_nothing() {
     assert_eq!(s.push_id("default", "x"), 1);
 }
 
-#[test]
-fn lines_keep_nul_bytes_and_long_lines() {
-    let s = Spool::new();
+fn lines_keep_nul_bytes_and_long_lines(engine: Engine) {
+    let s = engine.fixture();
     let long = "z".repeat(200_000);
     s.run_stdin(&["push", "--lines"], format!("a\0b\n{long}\nend"))
         .success();
@@ -129,9 +123,8 @@ fn lines_keep_nul_bytes_and_long_lines() {
     );
 }
 
-#[test]
-fn null_one_message_per_record() {
-    let s = Spool::new();
+fn null_one_message_per_record(engine: Engine) {
+    let s = engine.fixture();
     s.run_stdin(&["push", "-0"], "a\0multi\nline\0\0last")
         .success()
         .stdout_is("");
@@ -148,9 +141,8 @@ fn null_one_message_per_record() {
     assert_eq!(s.pop_all("default"), [b"x".to_vec(), b"y".to_vec()]);
 }
 
-#[test]
-fn null_empty_input_pushes_nothing() {
-    let s = Spool::new();
+fn null_empty_input_pushes_nothing(engine: Engine) {
+    let s = engine.fixture();
     s.run_stdin(&["push", "--null"], "").success().stdout_is("");
     assert_eq!(s.len("default"), 0);
     s.run_stdin(&["push", "-0"], "\0").success();
@@ -159,7 +151,7 @@ fn null_empty_input_pushes_nothing() {
 
 #[test]
 fn messages_with_lines_or_null_are_a_usage_error() {
-    let s = Spool::new();
+    let s = Fixture::new();
     for args in [
         &["push", "--lines", "m"][..],
         &["push", "-l", "m", "n"],
@@ -173,35 +165,30 @@ fn messages_with_lines_or_null_are_a_usage_error() {
     assert!(!s.root().exists(), "a usage error created the root");
 }
 
-#[test]
-fn many_lines_in_one_push_keep_their_order() {
-    let s = Spool::new();
+fn many_lines_in_one_push_keep_their_order(engine: Engine) {
+    let s = engine.fixture();
     let input: String = (0..3000).map(|i| format!("{i}\n")).collect();
     let out = s.run_stdin(&["push", "--lines", "--print-id"], input.clone());
     out.success();
     assert_eq!(parse_ids(&out.stdout), (1..=3000).collect::<Vec<u64>>());
     assert_eq!(s.len("default"), 3000);
-    s.run(&["pop", "-n", "3000", "--lines"])
-        .success()
-        .stdout_is(input);
+    s.prints(&["pop", "-n", "3000", "--lines"], input);
 }
 
-#[test]
-fn ids_keep_growing_across_pushes_and_pops() {
-    let s = Spool::new();
+fn ids_keep_growing_across_pushes_and_pops(engine: Engine) {
+    let s = engine.fixture();
     let mut last = 0;
     for i in 0..5 {
         let id = s.push_id("default", &format!("m{i}"));
         assert!(id > last, "id {id} after {last}");
         last = id;
-        s.run(&["pop"]).success().stdout_is(format!("m{i}"));
+        s.prints(&["pop"], format!("m{i}"));
     }
     assert_eq!(last, 5);
 }
 
-#[test]
-fn push_with_standard_input_closed_pushes_nothing() {
-    let s = Spool::new();
+fn push_with_standard_input_closed_pushes_nothing(engine: Engine) {
+    let s = engine.fixture();
     for script in [
         "spool push <&-",
         "spool push --lines <&-",
@@ -215,12 +202,11 @@ fn push_with_standard_input_closed_pushes_nothing() {
     assert_eq!(s.len("default"), 0);
     // Arguments need no standard input.
     s.sh("spool push arg <&-").run().success();
-    s.run(&["pop"]).success().stdout_is("arg");
+    s.prints(&["pop"], "arg");
 }
 
-#[test]
-fn push_print_id_with_standard_output_closed_pushes_and_says_so() {
-    let s = Spool::new();
+fn push_print_id_with_standard_output_closed_pushes_and_says_so(engine: Engine) {
+    let s = engine.fixture();
     // The message is on disk before its id is printed: the error says it was pushed.
     s.sh("spool push --print-id m >&-")
         .run()

@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use crate::util::{Spool, names_in};
+use crate::harness::{Fixture, names_in};
 
 /// Asserts that exactly one of `candidates` holds the queue `default` with `message`.
 #[track_caller]
@@ -22,7 +22,7 @@ fn only_in(chosen: &Path, others: &[&Path], message: &str) {
 
 #[test]
 fn dir_flag_wins_over_every_variable() {
-    let s = Spool::new();
+    let s = Fixture::new();
     let (env_dir, xdg, home) = (s.outside("env"), s.outside("xdg"), s.outside("home"));
     s.cmd()
         .env("SPOOL_DIR", &env_dir)
@@ -35,14 +35,12 @@ fn dir_flag_wins_over_every_variable() {
         .env("SPOOL_DIR", &env_dir)
         .env("XDG_STATE_HOME", &xdg)
         .arg("pop")
-        .run()
-        .success()
-        .stdout_is("m");
+        .prints("m");
 }
 
 #[test]
 fn spool_dir_variable_wins_over_xdg_and_home() {
-    let s = Spool::new();
+    let s = Fixture::new();
     let (env_dir, xdg, home) = (s.outside("env"), s.outside("xdg"), s.outside("home"));
     s.cmd()
         .no_dir()
@@ -56,14 +54,12 @@ fn spool_dir_variable_wins_over_xdg_and_home() {
         .no_dir()
         .env("SPOOL_DIR", &env_dir)
         .arg("len")
-        .run()
-        .success()
-        .stdout_is("1\n");
+        .prints("1\n");
 }
 
 #[test]
 fn xdg_state_home_when_no_dir_is_given() {
-    let s = Spool::new();
+    let s = Fixture::new();
     let (xdg, home) = (s.outside("xdg"), s.outside("home"));
     s.cmd()
         .no_dir()
@@ -77,36 +73,29 @@ fn xdg_state_home_when_no_dir_is_given() {
         .no_dir()
         .env("XDG_STATE_HOME", &xdg)
         .arg("pop")
-        .run()
-        .success()
-        .stdout_is("m");
+        .prints("m");
 }
 
 #[test]
 fn home_when_nothing_else_is_set() {
-    let s = Spool::new();
+    let s = Fixture::new();
     let home = s.outside("home");
     s.cmd().no_dir().args(["push", "m"]).run().success();
     only_in(&home.join(".local/state/spool"), &[s.root()], "m");
-    s.cmd()
-        .no_dir()
-        .args(["pop"])
-        .run()
-        .success()
-        .stdout_is("m");
+    s.cmd().no_dir().args(["pop"]).prints("m");
 }
 
 #[test]
 fn queue_defaults_to_default() {
-    let s = Spool::new();
+    let s = Fixture::new();
     s.push(&["m"]);
     assert_eq!(names_in(s.root()), ["default"]);
-    s.run(&["-q", "default", "pop"]).success().stdout_is("m");
+    s.prints(&["-q", "default", "pop"], "m");
 }
 
 #[test]
 fn spool_queue_variable_names_the_queue() {
-    let s = Spool::new();
+    let s = Fixture::new();
     s.cmd()
         .env("SPOOL_QUEUE", "jobs")
         .args(["push", "m"])
@@ -114,17 +103,12 @@ fn spool_queue_variable_names_the_queue() {
         .success();
     assert_eq!(names_in(s.root()), ["jobs"]);
     assert_eq!(s.len("default"), 0);
-    s.cmd()
-        .env("SPOOL_QUEUE", "jobs")
-        .arg("pop")
-        .run()
-        .success()
-        .stdout_is("m");
+    s.cmd().env("SPOOL_QUEUE", "jobs").arg("pop").prints("m");
 }
 
 #[test]
 fn queue_flag_wins_over_the_variable() {
-    let s = Spool::new();
+    let s = Fixture::new();
     s.cmd()
         .env("SPOOL_QUEUE", "fromenv")
         .args(["-q", "fromflag", "push", "m"])
@@ -136,21 +120,19 @@ fn queue_flag_wins_over_the_variable() {
         .run()
         .success();
     assert_eq!(names_in(s.root()), ["fromflag"]);
-    s.run(&["-q", "fromflag", "pop", "-n", "5", "--lines"])
-        .success()
-        .stdout_is("m\nn\n");
+    s.prints(&["-q", "fromflag", "pop", "-n", "5", "--lines"], "m\nn\n");
 }
 
 #[test]
 fn queues_are_independent() {
-    let s = Spool::new();
+    let s = Fixture::new();
     s.run(&["-q", "a", "push", "a1", "a2"]).success();
     s.run(&["-q", "b", "push", "b1"]).success();
     assert_eq!(s.len("a"), 2);
     assert_eq!(s.len("b"), 1);
-    s.run(&["-q", "b", "pop"]).success().stdout_is("b1");
+    s.prints(&["-q", "b", "pop"], "b1");
     s.run(&["-q", "b", "pop"]).nothing();
-    s.run(&["-q", "a", "pop"]).success().stdout_is("a1");
+    s.prints(&["-q", "a", "pop"], "a1");
     // Ids are per queue.
     assert_eq!(s.push_id("b", "b2"), 2);
     assert_eq!(s.push_id("a", "a3"), 3);

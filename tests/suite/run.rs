@@ -13,42 +13,75 @@ use std::time::{Duration, Instant};
 
 use rustix::process::Signal;
 
-use crate::util::{
-    KillOnDrop, Output, Spool, finish, now_secs, parse_rfc3339, send_signal, wait_until,
+use crate::harness::{
+    Cmd, Engine, Fixture, KillOnDrop, Output, Running, engine_tests, now_secs, send_signal,
+    wait_until,
 };
+
+engine_tests! {
+    the_commands_output_passes_through,
+    exit_0_acks_100_fails_at_once_and_others_retry_after_the_backoff,
+    every_message_acked_exits_0, retries_double_their_backoff_until_max_attempts_then_fail,
+    a_zero_backoff_retries_within_the_same_run, the_default_max_attempts_is_5,
+    a_command_killed_by_a_signal_is_retried_then_failed, max_stops_after_n_messages,
+    jobs_run_commands_side_by_side, one_job_at_a_time_by_default,
+    a_command_that_cannot_start_exits_2_and_keeps_the_message,
+    a_command_past_its_lease_gets_sigterm_and_is_retried,
+    a_command_stopped_at_its_lease_is_retried_even_if_it_exits_0,
+    a_command_that_ignores_sigterm_gets_sigkill_5_s_later,
+    kill_9_of_run_hands_the_message_to_the_next_consumer_at_once,
+    kill_9_of_a_pop_that_is_writing_hands_the_message_on,
+    sigint_or_sigterm_stops_claiming_and_lets_the_running_command_finish,
+    a_second_signal_is_passed_on_to_the_commands, run_wait_handles_messages_as_they_come,
+    run_wait_on_an_idle_queue_exits_0_at_a_signal,
+    commands_write_to_nothing_when_run_has_its_output_closed,
+}
 
 /// How long a test waits for something that should happen at once, on a noisy machine.
 const SOON: Duration = Duration::from_secs(10);
 
-/// `spool run OPTIONS... -- sh -c SCRIPT`, with `env` set.
-fn run_sh(s: &Spool, options: &[&str], script: &str, env: &[(&str, &Path)]) -> Output {
+/// `spool run OPTIONS... -- sh -c SCRIPT`, with `$LOG` naming a file outside the spool
+/// (read with [`logged`]), `$PIDFILE` another (for [`left_running`]) and `env` set.
+fn run_cmd(s: &Fixture, options: &[&str], script: &str, env: &[(&str, &Path)]) -> Cmd {
     let mut cmd = s
         .cmd()
         .arg("run")
         .args(options)
-        .args(["--", "sh", "-c", script]);
+        .args(["--", "sh", "-c", script])
+        .env("LOG", s.outside("log"))
+        .env("PIDFILE", s.outside("pid"));
     for (k, v) in env {
         cmd = cmd.env(k, v);
     }
-    cmd.run()
+    cmd
 }
 
-/// Starts `spool run OPTIONS... -- sh -c SCRIPT` in the background.
-fn spawn_sh(
-    s: &Spool,
-    options: &[&str],
-    script: &str,
-    env: &[(&str, &Path)],
-) -> (std::process::Child, String) {
-    let mut cmd = s
-        .cmd()
-        .arg("run")
-        .args(options)
-        .args(["--", "sh", "-c", script]);
-    for (k, v) in env {
-        cmd = cmd.env(k, v);
-    }
-    cmd.spawn()
+/// Runs [`run_cmd`].
+fn run_sh(s: &Fixture, options: &[&str], script: &str, env: &[(&str, &Path)]) -> Output {
+    run_cmd(s, options, script, env).run()
+}
+
+/// Starts [`run_cmd`] in the background.
+fn spawn_sh(s: &Fixture, options: &[&str], script: &str, env: &[(&str, &Path)]) -> Running {
+    run_cmd(s, options, script, env).spawn()
+}
+
+/// A command that outlives its `spool run`: it writes its pid to `$PIDFILE` and sleeps.
+const SLEEPER: &str = r#"echo $$ > "$PIDFILE"; exec sleep 30"#;
+
+/// The command that wrote its pid to `$PIDFILE` (waiting for it), killed when dropped.
+fn left_running(s: &Fixture) -> KillOnDrop {
+    KillOnDrop(Some(pid_in(&s.outside("pid"))))
+}
+
+/// The command that wrote its pid to `$PIDFILE`, if any, killed when dropped.
+fn maybe_left_running(s: &Fixture) -> KillOnDrop {
+    KillOnDrop(read(&s.outside("pid")).trim().parse().ok())
+}
+
+/// What the commands wrote to `$LOG`.
+fn logged(s: &Fixture) -> String {
+    read(&s.outside("log"))
 }
 
 /// The content of a file, empty when it does not exist.
@@ -67,30 +100,9 @@ fn pid_in(path: &Path) -> u32 {
     pid.unwrap()
 }
 
-/// Asserts exit status `code` and an empty standard error.
-#[track_caller]
-fn exits(out: &Output, code: i32) {
-    assert!(
-        out.code == code && out.stderr.is_empty(),
-        "expected exit {code} and an empty stderr:\n{out:?}"
-    );
-}
-
-/// The `until` of message `id`, in unix seconds.
-#[track_caller]
-fn until(s: &Spool, id: u64) -> i64 {
-    let v = s.entry("default", id);
-    parse_rfc3339(
-        v["until"]
-            .as_str()
-            .unwrap_or_else(|| panic!("no until: {v}")),
-    )
-    .unwrap_or_else(|| panic!("until is not RFC 3339 UTC: {v}"))
-}
-
 #[test]
 fn each_payload_goes_to_the_command_with_its_environment() {
-    let s = Spool::new();
+    let s = Fixture::new();
     let binary: Vec<u8> = (0..=255u8).rev().collect();
     s.run(&["-q", "jobs", "push", "first"]).success();
     s.cmd()
@@ -114,20 +126,10 @@ fn each_payload_goes_to_the_command_with_its_environment() {
     assert_eq!(s.states("jobs"), []);
 }
 
-#[test]
-fn the_commands_output_passes_through() {
-    let s = Spool::new();
+fn the_commands_output_passes_through(engine: Engine) {
+    let s = engine.fixture();
     s.push(&["a", "b"]);
-    let out = s
-        .cmd()
-        .args([
-            "run",
-            "--",
-            "sh",
-            "-c",
-            "cat; echo; echo \"err $SPOOL_ID\" >&2",
-        ])
-        .run();
+    let out = run_sh(&s, &[], "cat; echo; echo \"err $SPOOL_ID\" >&2", &[]);
     assert_eq!(out.code, 0, "{out:?}");
     out.stdout_is("a\nb\n");
     assert_eq!(out.stderr, "err 1\nerr 2\n");
@@ -135,22 +137,19 @@ fn the_commands_output_passes_through() {
 
 #[test]
 fn run_on_an_empty_or_missing_queue_exits_0() {
-    let s = Spool::new();
+    let s = Fixture::new();
     let out = s.run(&["run", "--", "sh", "-c", "echo ran"]);
     out.success().stdout_is("");
     assert!(!s.root().exists(), "run created the root");
     s.push(&["x"]);
     s.run(&["pop"]).success();
-    s.run(&["run", "--", "sh", "-c", "echo ran"])
-        .success()
-        .stdout_is("");
+    s.prints(&["run", "--", "sh", "-c", "echo ran"], "");
     s.run(&["run", "--max", "3", "-j", "2", "--", "false"])
         .success();
 }
 
-#[test]
-fn exit_0_acks_100_fails_at_once_and_others_retry_after_the_backoff() {
-    let s = Spool::new();
+fn exit_0_acks_100_fails_at_once_and_others_retry_after_the_backoff(engine: Engine) {
+    let s = engine.fixture();
     s.push(&["ok", "permanent", "retry"]);
     let before = now_secs();
     let out = run_sh(
@@ -160,17 +159,13 @@ fn exit_0_acks_100_fails_at_once_and_others_retry_after_the_backoff() {
         &[],
     );
     let after = now_secs();
-    exits(&out, 3);
+    out.exits(3);
     out.stdout_is("");
-    let permanent = s.entry("default", 2);
-    assert_eq!(permanent["state"], "failed");
+    let permanent = s.assert_state(2, "failed", 1);
     assert_eq!(permanent["reason"], "exit-100");
-    assert_eq!(permanent["attempts"], 1);
-    let retry = s.entry("default", 3);
-    assert_eq!(retry["state"], "delayed");
-    assert_eq!(retry["attempts"], 1);
+    s.assert_state(3, "delayed", 1);
     // The default backoff is 10 s.
-    let due = until(&s, 3);
+    let due = s.until(3);
     assert!(
         (before + 10 - 1..=after + 10 + 1).contains(&due),
         "due at {due}, not 10 s after {before}..={after}"
@@ -178,52 +173,38 @@ fn exit_0_acks_100_fails_at_once_and_others_retry_after_the_backoff() {
     assert_eq!(s.states("default").len(), 2, "message 1 was acked");
     // exit 100 fails at once whatever --max-attempts says.
     s.push(&["permanent"]);
-    let out = run_sh(&s, &["--max-attempts", "9"], "exit 100", &[]);
-    exits(&out, 3);
+    run_sh(&s, &["--max-attempts", "9"], "exit 100", &[]).exits(3);
     assert_eq!(s.list_json("default", "failed").len(), 2);
 }
 
-#[test]
-fn every_message_acked_exits_0() {
-    let s = Spool::new();
+fn every_message_acked_exits_0(engine: Engine) {
+    let s = engine.fixture();
     s.push(&["a", "b", "c"]);
-    let log = s.outside("log");
-    let out = run_sh(
-        &s,
-        &[],
-        r#"cat >> "$LOG"; echo >> "$LOG""#,
-        &[("LOG", &log)],
-    );
-    exits(&out, 0);
-    assert_eq!(read(&log), "a\nb\nc\n");
+    run_sh(&s, &[], r#"cat >> "$LOG"; echo >> "$LOG""#, &[]).exits(0);
+    assert_eq!(logged(&s), "a\nb\nc\n");
     assert_eq!(s.states("default"), []);
 }
 
-#[test]
-fn retries_double_their_backoff_until_max_attempts_then_fail() {
-    let s = Spool::new();
+fn retries_double_their_backoff_until_max_attempts_then_fail(engine: Engine) {
+    let s = engine.fixture();
     s.push(&["stubborn"]);
-    let log = s.outside("attempts");
     let script = r#"echo "$SPOOL_ATTEMPT" >> "$LOG"; exit 7"#;
     let options = ["--backoff", "2s", "--max-attempts", "3"];
-    let env = [("LOG", log.as_path())];
 
     // Attempt 1: retried 2 s later.
     let before = now_secs();
-    exits(&run_sh(&s, &options, script, &env), 3);
+    run_sh(&s, &options, script, &[]).exits(3);
     let after = now_secs();
-    let v = s.entry("default", 1);
-    assert_eq!(v["state"], "delayed");
-    assert_eq!(v["attempts"], 1);
-    let due1 = until(&s, 1);
+    s.assert_state(1, "delayed", 1);
+    let due1 = s.until(1);
     assert!(
         (before + 2 - 1..=after + 2 + 1).contains(&due1),
         "first retry due at {due1}, not 2 s after {before}..={after}"
     );
     // Not visible before then: another run finds nothing to do.
-    exits(&run_sh(&s, &options, script, &env), 0);
+    run_sh(&s, &options, script, &[]).exits(0);
     s.run(&["pop"]).nothing();
-    assert_eq!(read(&log), "1\n");
+    assert_eq!(logged(&s), "1\n");
 
     // One attempt, waiting for the message to be due.
     const RETRY_ONCE_DUE: &[&str] = &[
@@ -236,80 +217,68 @@ fn retries_double_their_backoff_until_max_attempts_then_fail() {
         "3",
     ];
     // Attempt 2 once due (run --wait --max 1 waits for it): retried 4 s later.
-    exits(&run_sh(&s, RETRY_ONCE_DUE, script, &env), 3);
+    run_sh(&s, RETRY_ONCE_DUE, script, &[]).exits(3);
     let ran = now_secs();
     assert!(
         ran >= due1,
         "attempt 2 ran at {ran}, before its due time {due1}"
     );
-    assert_eq!(read(&log), "1\n2\n");
-    let v = s.entry("default", 1);
-    assert_eq!(v["state"], "delayed");
-    assert_eq!(v["attempts"], 2);
-    let due2 = until(&s, 1);
+    assert_eq!(logged(&s), "1\n2\n");
+    s.assert_state(1, "delayed", 2);
+    let due2 = s.until(1);
     assert!(
         (due1 + 4 - 1..=ran + 4 + 1).contains(&due2),
         "second retry due at {due2}: not 4 s after attempt 2 (first due {due1}, ran by {ran})"
     );
 
     // Attempt 3 is the last: failed.
-    exits(&run_sh(&s, RETRY_ONCE_DUE, script, &env), 3);
+    run_sh(&s, RETRY_ONCE_DUE, script, &[]).exits(3);
     assert!(now_secs() >= due2, "attempt 3 ran before its due time");
-    assert_eq!(read(&log), "1\n2\n3\n");
-    let v = s.entry("default", 1);
-    assert_eq!(v["state"], "failed");
-    assert_eq!(v["attempts"], 3);
+    assert_eq!(logged(&s), "1\n2\n3\n");
+    let v = s.assert_state(1, "failed", 3);
     assert_eq!(v["reason"], "attempts-exit-7");
-    exits(&run_sh(&s, &options, script, &env), 0);
-    assert_eq!(read(&log), "1\n2\n3\n", "a failed message ran again");
+    run_sh(&s, &options, script, &[]).exits(0);
+    assert_eq!(logged(&s), "1\n2\n3\n", "a failed message ran again");
 
     // Requeued, it runs again from attempt 1.
-    s.run(&["requeue", "--all"]).success().stdout_is("1\n");
-    let out = run_sh(&s, &[], r#"echo "$SPOOL_ATTEMPT" >> "$LOG""#, &env);
-    exits(&out, 0);
-    assert_eq!(read(&log), "1\n2\n3\n1\n");
+    s.prints(&["requeue", "--all"], "1\n");
+    run_sh(&s, &[], r#"echo "$SPOOL_ATTEMPT" >> "$LOG""#, &[]).exits(0);
+    assert_eq!(logged(&s), "1\n2\n3\n1\n");
     assert_eq!(s.states("default"), []);
 }
 
-#[test]
-fn a_zero_backoff_retries_within_the_same_run() {
-    let s = Spool::new();
+fn a_zero_backoff_retries_within_the_same_run(engine: Engine) {
+    let s = engine.fixture();
     s.push(&["a", "b"]);
-    let log = s.outside("log");
     let out = run_sh(
         &s,
         &["--backoff", "0s", "--max-attempts", "3"],
         r#"read -r m; echo "$m $SPOOL_ATTEMPT" >> "$LOG"; [ "$m" = b ] || [ "$SPOOL_ATTEMPT" = 3 ]"#,
-        &[("LOG", &log)],
+        &[],
     );
-    exits(&out, 3);
+    out.exits(3);
     // Each retry goes behind the waiting messages.
-    assert_eq!(read(&log), "a 1\nb 1\na 2\na 3\n");
+    assert_eq!(logged(&s), "a 1\nb 1\na 2\na 3\n");
     assert_eq!(s.states("default"), []);
 }
 
-#[test]
-fn the_default_max_attempts_is_5() {
-    let s = Spool::new();
+fn the_default_max_attempts_is_5(engine: Engine) {
+    let s = engine.fixture();
     s.push(&["never works"]);
-    let log = s.outside("log");
     let out = run_sh(
         &s,
         &["--backoff", "0s"],
         r#"echo "$SPOOL_ATTEMPT" >> "$LOG"; exit 1"#,
-        &[("LOG", &log)],
+        &[],
     );
-    exits(&out, 3);
-    assert_eq!(read(&log), "1\n2\n3\n4\n5\n");
-    let v = s.entry("default", 1);
-    assert_eq!(v["state"], "failed");
+    out.exits(3);
+    assert_eq!(logged(&s), "1\n2\n3\n4\n5\n");
+    let v = s.assert_state(1, "failed", 5);
     assert_eq!(v["reason"], "attempts-exit-1");
-    assert_eq!(v["attempts"], 5);
 }
 
-#[test]
-fn a_command_killed_by_a_signal_is_retried_then_failed() {
-    let s = Spool::new();
+fn a_command_killed_by_a_signal_is_retried_then_failed(engine: Engine) {
+    let s = engine.fixture();
     s.push(&["crash"]);
     let out = run_sh(
         &s,
@@ -317,16 +286,13 @@ fn a_command_killed_by_a_signal_is_retried_then_failed() {
         "kill -9 $$",
         &[],
     );
-    exits(&out, 3);
-    let v = s.entry("default", 1);
-    assert_eq!(v["state"], "failed");
+    out.exits(3);
+    let v = s.assert_state(1, "failed", 2);
     assert_eq!(v["reason"], "attempts-signal-9");
-    assert_eq!(v["attempts"], 2);
 }
 
-#[test]
-fn max_stops_after_n_messages() {
-    let s = Spool::new();
+fn max_stops_after_n_messages(engine: Engine) {
+    let s = engine.fixture();
     s.push(&["1", "2", "3", "4", "5"]);
     let out = s.run(&["run", "--max", "2", "--", "sh", "-c", "cat; echo"]);
     out.success().stdout_is("1\n2\n");
@@ -348,14 +314,12 @@ fn max_stops_after_n_messages() {
     assert_eq!(s.listed_ids("default"), [5]);
 }
 
-#[test]
-fn jobs_run_commands_side_by_side() {
-    let s = Spool::new();
+fn jobs_run_commands_side_by_side(engine: Engine) {
+    let s = engine.fixture();
     s.push(&["1", "2", "3", "4"]);
-    let log = s.outside("log");
     let script = r#"echo "start $SPOOL_ID" >> "$LOG"; sleep 2; echo "end $SPOOL_ID" >> "$LOG""#;
-    exits(&run_sh(&s, &["-j", "4"], script, &[("LOG", &log)]), 0);
-    let lines: Vec<String> = read(&log).lines().map(str::to_string).collect();
+    run_sh(&s, &["-j", "4"], script, &[]).exits(0);
+    let lines: Vec<String> = logged(&s).lines().map(str::to_string).collect();
     assert_eq!(lines.len(), 8, "{lines:?}");
     assert!(
         lines[..4].iter().all(|l| l.starts_with("start")),
@@ -367,48 +331,40 @@ fn jobs_run_commands_side_by_side() {
     }
 }
 
-#[test]
-fn one_job_at_a_time_by_default() {
-    let s = Spool::new();
+fn one_job_at_a_time_by_default(engine: Engine) {
+    let s = engine.fixture();
     s.push(&["1", "2", "3"]);
-    let log = s.outside("log");
     let script = r#"echo "start $SPOOL_ID" >> "$LOG"; sleep 0.2; echo "end $SPOOL_ID" >> "$LOG""#;
-    exits(&run_sh(&s, &[], script, &[("LOG", &log)]), 0);
+    run_sh(&s, &[], script, &[]).exits(0);
     assert_eq!(
-        read(&log),
+        logged(&s),
         "start 1\nend 1\nstart 2\nend 2\nstart 3\nend 3\n"
     );
 }
 
-#[test]
-fn a_command_that_cannot_start_exits_2_and_keeps_the_message() {
-    let s = Spool::new();
+fn a_command_that_cannot_start_exits_2_and_keeps_the_message(engine: Engine) {
+    let s = engine.fixture();
     s.push(&["kept"]);
     let out = s.run(&["run", "--", "/nonexistent/command"]);
     out.error();
-    let v = s.entry("default", 1);
-    assert_eq!(v["state"], "ready");
-    assert_eq!(v["attempts"], 0);
-    s.run(&["pop"]).success().stdout_is("kept");
+    s.assert_state(1, "ready", 0);
+    s.prints(&["pop"], "kept");
 }
 
-#[test]
-fn a_command_past_its_lease_gets_sigterm_and_is_retried() {
-    let s = Spool::new();
+fn a_command_past_its_lease_gets_sigterm_and_is_retried(engine: Engine) {
+    let s = engine.fixture();
     s.push(&["slow once"]);
-    let log = s.outside("log");
-    let pidfile = s.outside("pid");
     let started = Instant::now();
     let out = run_sh(
         &s,
         &["--lease", "1s", "--backoff", "0s", "--max-attempts", "2"],
         r#"echo "$SPOOL_ATTEMPT" >> "$LOG"; if [ "$SPOOL_ATTEMPT" = 1 ]; then echo $$ > "$PIDFILE"; exec sleep 30; fi"#,
-        &[("LOG", &log), ("PIDFILE", &pidfile)],
+        &[],
     );
-    let _guard = KillOnDrop(read(&pidfile).trim().parse().ok());
+    let _guard = maybe_left_running(&s);
     let took = started.elapsed();
-    exits(&out, 3);
-    assert_eq!(read(&log), "1\n2\n");
+    out.exits(3);
+    assert_eq!(logged(&s), "1\n2\n");
     assert_eq!(s.states("default"), []);
     assert!(
         took >= Duration::from_millis(900),
@@ -421,14 +377,9 @@ fn a_command_past_its_lease_gets_sigterm_and_is_retried() {
 
     // With no attempt left, it fails.
     s.push(&["always slow"]);
-    let out = run_sh(
-        &s,
-        &["--lease", "1s", "--max-attempts", "1"],
-        r#"echo $$ > "$PIDFILE"; exec sleep 30"#,
-        &[("PIDFILE", &pidfile)],
-    );
-    let _guard = KillOnDrop(read(&pidfile).trim().parse().ok());
-    exits(&out, 3);
+    let out = run_sh(&s, &["--lease", "1s", "--max-attempts", "1"], SLEEPER, &[]);
+    let _guard = maybe_left_running(&s);
+    out.exits(3);
     let failed = s.list_json("default", "failed");
     assert_eq!(failed.len(), 1, "{failed:?}");
     assert_eq!(failed[0]["attempts"], 1);
@@ -436,41 +387,36 @@ fn a_command_past_its_lease_gets_sigterm_and_is_retried() {
     assert!(reason.starts_with("attempts-"), "reason {reason}");
 }
 
-#[test]
-fn a_command_stopped_at_its_lease_is_retried_even_if_it_exits_0() {
-    let s = Spool::new();
+fn a_command_stopped_at_its_lease_is_retried_even_if_it_exits_0(engine: Engine) {
+    let s = engine.fixture();
     s.push(&["graceful"]);
-    let log = s.outside("log");
-    let pidfile = s.outside("pid");
     let out = run_sh(
         &s,
         &["--lease", "1s", "--backoff", "0s", "--max-attempts", "2"],
         r#"trap 'exit 0' TERM
 echo "$SPOOL_ATTEMPT" >> "$LOG"
 if [ "$SPOOL_ATTEMPT" = 1 ]; then sleep 30 & echo $! > "$PIDFILE"; wait; fi"#,
-        &[("LOG", &log), ("PIDFILE", &pidfile)],
+        &[],
     );
-    let _guard = KillOnDrop(read(&pidfile).trim().parse().ok());
-    exits(&out, 3);
-    assert_eq!(read(&log), "1\n2\n", "the stopped attempt was not retried");
+    let _guard = maybe_left_running(&s);
+    out.exits(3);
+    assert_eq!(logged(&s), "1\n2\n", "the stopped attempt was not retried");
     assert_eq!(s.states("default"), []);
 }
 
-#[test]
-fn a_command_that_ignores_sigterm_gets_sigkill_5_s_later() {
-    let s = Spool::new();
+fn a_command_that_ignores_sigterm_gets_sigkill_5_s_later(engine: Engine) {
+    let s = engine.fixture();
     s.push(&["stubborn"]);
-    let pidfile = s.outside("pid");
     let started = Instant::now();
     let out = run_sh(
         &s,
         &["--lease", "1s", "--max-attempts", "1"],
         r#"trap '' TERM; echo $$ > "$PIDFILE"; exec sleep 30"#,
-        &[("PIDFILE", &pidfile)],
+        &[],
     );
-    let _guard = KillOnDrop(read(&pidfile).trim().parse().ok());
+    let _guard = maybe_left_running(&s);
     let took = started.elapsed();
-    exits(&out, 3);
+    out.exits(3);
     let v = s.entry("default", 1);
     assert_eq!(v["state"], "failed");
     let reason = v["reason"].as_str().unwrap();
@@ -482,27 +428,18 @@ fn a_command_that_ignores_sigterm_gets_sigkill_5_s_later() {
     assert!(took < Duration::from_secs(25), "never killed: {took:?}");
 }
 
-#[test]
-fn kill_9_of_run_hands_the_message_to_the_next_consumer_at_once() {
-    let s = Spool::new();
+fn kill_9_of_run_hands_the_message_to_the_next_consumer_at_once(engine: Engine) {
+    let s = engine.fixture();
     s.push(&["held by run", "second"]);
-    let pidfile = s.outside("pid");
-    let mut run = spawn_sh(
-        &s,
-        &[],
-        r#"echo $$ > "$PIDFILE"; exec sleep 30"#,
-        &[("PIDFILE", &pidfile)],
-    );
-    let _command = KillOnDrop(Some(pid_in(&pidfile)));
-    let v = s.entry("default", 1);
-    assert_eq!(v["state"], "claimed");
-    assert_eq!(v["attempts"], 1);
+    let mut run = spawn_sh(&s, &[], SLEEPER, &[]);
+    let _command = left_running(&s);
+    s.assert_state(1, "claimed", 1);
     // A live run's message is not handed out.
     s.run(&["claim", "--lease", "1m"]).success();
     s.run(&["claim"]).nothing();
 
-    run.0.kill().expect("kill -9 spool run");
-    let status = run.0.wait().expect("wait for spool run");
+    run.child.kill().expect("kill -9 spool run");
+    let status = run.child.wait().expect("wait for spool run");
     assert_eq!(
         std::os::unix::process::ExitStatusExt::signal(&status),
         Some(9)
@@ -524,12 +461,12 @@ fn kill_9_of_run_hands_the_message_to_the_next_consumer_at_once() {
     assert_eq!(v["state"], "claimed");
     assert_eq!(v["attempts"], 2, "the killed run's attempt counts: {v}");
     let token = out.text().trim_end().to_string();
-    s.run(&["show", &token]).success().stdout_is("held by run");
+    s.prints(&["show", &token], "held by run");
 }
 
 #[test]
 fn kill_9_of_run_with_jobs_returns_every_message_to_its_place() {
-    let s = Spool::new();
+    let s = Fixture::new();
     s.push(&["1", "2", "3", "4"]);
     let pids = s.outside("pids");
     std::fs::create_dir(&pids).unwrap();
@@ -543,27 +480,17 @@ fn kill_9_of_run_with_jobs_returns_every_message_to_its_place() {
         .iter()
         .map(|id| KillOnDrop(Some(pid_in(&pids.join(id)))))
         .collect();
-    run.0.kill().expect("kill -9 spool run");
-    run.0.wait().expect("wait for spool run");
-    let out = s
-        .cmd()
-        .args([
-            "run",
-            "--",
-            "sh",
-            "-c",
-            r#"echo "$SPOOL_ID $SPOOL_ATTEMPT $(cat)""#,
-        ])
-        .run();
+    run.child.kill().expect("kill -9 spool run");
+    run.child.wait().expect("wait for spool run");
+    let out = run_sh(&s, &[], r#"echo "$SPOOL_ID $SPOOL_ATTEMPT $(cat)""#, &[]);
     out.success().stdout_is("1 2 1\n2 2 2\n3 2 3\n4 1 4\n");
     assert_eq!(s.states("default"), []);
 }
 
-#[test]
-fn kill_9_of_a_pop_that_is_writing_hands_the_message_on() {
-    let s = Spool::new();
+fn kill_9_of_a_pop_that_is_writing_hands_the_message_on(engine: Engine) {
+    let s = engine.fixture();
     let mut big = vec![0u8; 1 << 20];
-    crate::util::Noise::new(7).fill(&mut big);
+    crate::harness::Rng::new(7).fill(&mut big);
     s.cmd().arg("push").stdin(big.clone()).run().success();
     s.push(&["second"]);
     // Nobody reads this pop's output: it blocks writing, holding the message.
@@ -572,8 +499,8 @@ fn kill_9_of_a_pop_that_is_writing_hands_the_message_on() {
         s.list_json("default", "claimed").len() == 1
     });
     s.run(&["claim"]).success(); // the second message, not the held one
-    pop.0.kill().expect("kill -9 spool pop");
-    pop.0.wait().expect("wait for spool pop");
+    pop.child.kill().expect("kill -9 spool pop");
+    pop.child.wait().expect("wait for spool pop");
     let out = s.run(&["pop"]);
     out.success();
     assert!(
@@ -582,27 +509,25 @@ fn kill_9_of_a_pop_that_is_writing_hands_the_message_on() {
     );
 }
 
-#[test]
-fn sigint_or_sigterm_stops_claiming_and_lets_the_running_command_finish() {
+fn sigint_or_sigterm_stops_claiming_and_lets_the_running_command_finish(engine: Engine) {
     std::thread::scope(|scope| {
         for signal in [Signal::INT, Signal::TERM] {
             scope.spawn(move || {
-                let s = Spool::new();
+                let s = engine.fixture();
                 s.push(&["1", "2", "3"]);
-                let log = s.outside("log");
                 let run = spawn_sh(
                     &s,
                     &[],
                     r#"echo "start $SPOOL_ID" >> "$LOG"; sleep 1; echo "end $SPOOL_ID" >> "$LOG""#,
-                    &[("LOG", &log)],
+                    &[],
                 );
                 wait_until("the first command started", SOON, || {
-                    read(&log) == "start 1\n"
+                    logged(&s) == "start 1\n"
                 });
-                send_signal(run.0.id(), signal);
-                let out = finish(run);
-                exits(&out, 0);
-                assert_eq!(read(&log), "start 1\nend 1\n", "after {signal:?}");
+                send_signal(run.pid(), signal);
+                let out = run.finish();
+                out.exits(0);
+                assert_eq!(logged(&s), "start 1\nend 1\n", "after {signal:?}");
                 assert_eq!(s.listed_ids("default"), [2, 3], "after {signal:?}");
                 assert_eq!(s.states("default").len(), 2);
             });
@@ -610,41 +535,33 @@ fn sigint_or_sigterm_stops_claiming_and_lets_the_running_command_finish() {
     });
 }
 
-#[test]
-fn a_second_signal_is_passed_on_to_the_commands() {
-    let s = Spool::new();
+fn a_second_signal_is_passed_on_to_the_commands(engine: Engine) {
+    let s = engine.fixture();
     s.push(&["interrupted"]);
-    let pidfile = s.outside("pid");
-    let mut run = spawn_sh(
-        &s,
-        &[],
-        r#"echo $$ > "$PIDFILE"; exec sleep 30"#,
-        &[("PIDFILE", &pidfile)],
-    );
-    let _command = KillOnDrop(Some(pid_in(&pidfile)));
-    send_signal(run.0.id(), Signal::TERM);
+    let mut run = spawn_sh(&s, &[], SLEEPER, &[]);
+    let _command = left_running(&s);
+    send_signal(run.pid(), Signal::TERM);
     std::thread::sleep(Duration::from_millis(500));
     assert!(
-        run.0.try_wait().unwrap().is_none(),
+        run.child.try_wait().unwrap().is_none(),
         "run exited at the first signal, before its command finished"
     );
     let second = Instant::now();
-    send_signal(run.0.id(), Signal::TERM);
-    let out = finish(run);
+    send_signal(run.pid(), Signal::TERM);
+    let out = run.finish();
     assert!(
         second.elapsed() < SOON,
         "the command did not get the signal: {:?}",
         second.elapsed()
     );
-    exits(&out, 3);
+    out.exits(3);
     let v = s.entry("default", 1);
     assert_eq!(v["state"], "delayed", "retried: {v}");
     assert_eq!(v["attempts"], 1);
 }
 
-#[test]
-fn run_wait_handles_messages_as_they_come() {
-    let s = Spool::new();
+fn run_wait_handles_messages_as_they_come(engine: Engine) {
+    let s = engine.fixture();
     let out_file = s.outside("out");
     let started = Instant::now();
     let run = spawn_sh(
@@ -669,16 +586,15 @@ fn run_wait_handles_messages_as_they_come() {
         pushed.elapsed() >= Duration::from_millis(900),
         "d ran before it was due"
     );
-    send_signal(run.0.id(), Signal::TERM);
-    let out = finish(run);
-    exits(&out, 0);
+    send_signal(run.pid(), Signal::TERM);
+    let out = run.finish();
+    out.exits(0);
     assert!(started.elapsed() < Duration::from_secs(30));
     assert_eq!(s.states("default"), []);
 }
 
-#[test]
-fn run_wait_on_an_idle_queue_exits_0_at_a_signal() {
-    let s = Spool::new();
+fn run_wait_on_an_idle_queue_exits_0_at_a_signal(engine: Engine) {
+    let s = engine.fixture();
     s.push(&["x"]);
     s.run(&["pop"]).success();
     for queue in ["default", "missing"] {
@@ -688,9 +604,9 @@ fn run_wait_on_an_idle_queue_exits_0_at_a_signal() {
             .spawn();
         std::thread::sleep(Duration::from_millis(500));
         let signalled = Instant::now();
-        send_signal(run.0.id(), Signal::TERM);
-        let out = finish(run);
-        exits(&out, 0);
+        send_signal(run.pid(), Signal::TERM);
+        let out = run.finish();
+        out.exits(0);
         assert!(signalled.elapsed() < SOON, "{queue}: slow to stop");
     }
 }
@@ -739,10 +655,9 @@ fn a_thousand_flaky_messages_are_each_acked_once_or_failed() {
         expected_failed.len()
     );
 
-    let s = Spool::new();
+    let s = Fixture::new();
     let input: String = (1..=MESSAGES).map(|i| format!("payload-{i}\n")).collect();
     s.run_stdin(&["push", "--lines"], input).success();
-    let log = s.outside("log");
     let options = [
         "-j",
         "4",
@@ -758,11 +673,9 @@ fn a_thousand_flaky_messages_are_each_acked_once_or_failed() {
     loop {
         rounds += 1;
         // Two runs at once: each message must still go to only one of them at a time.
-        let runs: Vec<_> = (0..2)
-            .map(|_| spawn_sh(&s, &options, FLAKY, &[("LOG", &log)]))
-            .collect();
+        let runs: Vec<_> = (0..2).map(|_| spawn_sh(&s, &options, FLAKY, &[])).collect();
         for run in runs {
-            let out = finish(run);
+            let out = run.finish();
             assert!(
                 (out.code == 0 || out.code == 3) && out.stderr.is_empty() && out.stdout.is_empty(),
                 "round {rounds}:\n{out:?}"
@@ -784,7 +697,7 @@ fn a_thousand_flaky_messages_are_each_acked_once_or_failed() {
     }
 
     // The log, in the order things happened.
-    let text = read(&log);
+    let text = logged(&s);
     let mut running: HashSet<u64> = HashSet::new();
     let mut attempts: HashMap<u64, Vec<u64>> = HashMap::new();
     let mut oks: HashMap<u64, Vec<u64>> = HashMap::new();
@@ -848,14 +761,13 @@ fn a_thousand_flaky_messages_are_each_acked_once_or_failed() {
     );
     let q = s.queue_dir("default");
     assert_eq!(
-        crate::util::names_in(&q.join("claimed")),
+        crate::harness::names_in(&q.join("claimed")),
         Vec::<String>::new()
     );
 }
 
-#[test]
-fn commands_write_to_nothing_when_run_has_its_output_closed() {
-    let s = Spool::new();
+fn commands_write_to_nothing_when_run_has_its_output_closed(engine: Engine) {
+    let s = engine.fixture();
     s.push(&["job"]);
     // Started with its standard output and error closed (as some daemons are), run must
     // not hand its commands a descriptor they cannot write to: their echo must succeed.

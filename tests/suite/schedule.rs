@@ -4,18 +4,24 @@
 
 use std::time::{Duration, Instant};
 
-use crate::util::{Spool, format_rfc3339, now_ms, now_secs, parse_rfc3339};
+use crate::harness::{
+    Engine, Fixture, engine_tests, format_rfc3339, now_ms, now_secs, parse_rfc3339,
+};
 
-/// The `until` (due time or lease end) of message `id`, in unix seconds.
-#[track_caller]
-fn until(s: &Spool, id: u64) -> i64 {
-    let v = s.entry("default", id);
-    parse_rfc3339(
-        v["until"]
-            .as_str()
-            .unwrap_or_else(|| panic!("no until: {v}")),
-    )
-    .unwrap_or_else(|| panic!("until is not RFC 3339 UTC: {v}"))
+engine_tests! {
+    a_delayed_message_is_invisible_until_due,
+    at_takes_unix_seconds_and_rfc3339_with_any_offset, at_in_the_past_is_ready_at_once,
+    bad_times_exit_2_and_push_nothing, delayed_messages_come_out_in_order_of_due_time,
+    a_due_message_goes_ahead_of_messages_pushed_after_its_due_time,
+    each_delayed_message_appears_at_its_own_time,
+    priorities_go_first_and_fifo_within_a_priority, priority_must_be_0_to_9,
+    a_message_keeps_its_priority_in_every_state,
+    a_delayed_priority_message_goes_ahead_of_lower_ones_once_due,
+    an_expired_message_moves_to_failed_and_is_skipped,
+    claim_and_run_fail_expired_messages_too, a_delay_counts_towards_the_ttl,
+    a_message_that_expires_while_claimed_can_still_be_acked,
+    a_nacked_message_that_expired_goes_to_failed, far_future_times_are_refused_or_honoured,
+    an_enormous_ttl_never_expires_at_once,
 }
 
 /// Sleeps until the wall clock is at least `secs` (unix seconds) plus `margin`.
@@ -34,29 +40,18 @@ fn sleep_from(since: Instant, duration: Duration) {
     }
 }
 
-/// A claim token from `spool claim ARGS...`.
-#[track_caller]
-fn claim(s: &Spool, args: &[&str]) -> String {
-    let mut all = vec!["claim"];
-    all.extend_from_slice(args);
-    let out = s.run(&all);
-    out.success();
-    out.text().trim_end().to_string()
-}
-
 fn id_of(token: &str) -> u64 {
     token.split('.').next().unwrap().parse().unwrap()
 }
 
-#[test]
-fn a_delayed_message_is_invisible_until_due() {
-    let s = Spool::new();
+fn a_delayed_message_is_invisible_until_due(engine: Engine) {
+    let s = engine.fixture();
     let before = now_secs();
     let d = s.push_with(&["--delay", "2s"], "delayed");
     let pushed = Instant::now();
     let after = now_secs();
     let r = s.push_with(&[], "ready");
-    let due = until(&s, d);
+    let due = s.until(d);
     assert!(
         (before + 2..=after + 2).contains(&due),
         "due at {due}, not 2 s after {before}..={after}"
@@ -64,7 +59,7 @@ fn a_delayed_message_is_invisible_until_due() {
     assert_eq!(s.entry("default", d)["state"], "delayed");
     assert_eq!(s.listed_ids("default"), [r]);
     assert_eq!(s.len("default"), 1);
-    s.run(&["pop"]).success().stdout_is("ready");
+    s.prints(&["pop"], "ready");
     s.run(&["pop"]).nothing();
     s.run(&["peek"]).nothing();
     s.run(&["claim"]).nothing();
@@ -72,14 +67,13 @@ fn a_delayed_message_is_invisible_until_due() {
     assert_eq!(s.len("default"), 0);
     // Well after the due time, a plain pop returns it.
     sleep_from(pushed, Duration::from_millis(2500));
-    s.run(&["pop"]).success().stdout_is("delayed");
+    s.prints(&["pop"], "delayed");
     s.run(&["pop"]).nothing();
     assert_eq!(s.states("default"), []);
 }
 
-#[test]
-fn at_takes_unix_seconds_and_rfc3339_with_any_offset() {
-    let s = Spool::new();
+fn at_takes_unix_seconds_and_rfc3339_with_any_offset(engine: Engine) {
+    let s = engine.fixture();
     let t = now_secs() + 4;
     let unix = s.push_with(&["--at", &t.to_string()], "unix");
     let utc = s.push_with(&["--at", &format_rfc3339(t)], "utc");
@@ -91,7 +85,7 @@ fn at_takes_unix_seconds_and_rfc3339_with_any_offset() {
     let frac = s.push_with(&["--at", &fraction], "fraction");
     for id in [unix, utc, offset, negative, frac] {
         assert_eq!(s.entry("default", id)["state"], "delayed");
-        assert_eq!(until(&s, id), t, "due time of message {id}");
+        assert_eq!(s.until(id), t, "due time of message {id}");
     }
     s.run(&["pop"]).nothing();
     sleep_until_secs(t, Duration::from_millis(700));
@@ -102,9 +96,8 @@ fn at_takes_unix_seconds_and_rfc3339_with_any_offset() {
     );
 }
 
-#[test]
-fn at_in_the_past_is_ready_at_once() {
-    let s = Spool::new();
+fn at_in_the_past_is_ready_at_once(engine: Engine) {
+    let s = engine.fixture();
     s.push(&["first"]);
     s.run(&["push", "--at", "2000-01-01T00:00:00Z", "y2k"])
         .success();
@@ -119,9 +112,8 @@ fn at_in_the_past_is_ready_at_once() {
     assert_eq!(rest, [b"epoch".as_slice(), b"just now", b"y2k"]);
 }
 
-#[test]
-fn bad_times_exit_2_and_push_nothing() {
-    let s = Spool::new();
+fn bad_times_exit_2_and_push_nothing(engine: Engine) {
+    let s = engine.fixture();
     for bad in [
         "",
         "tomorrow",
@@ -142,9 +134,8 @@ fn bad_times_exit_2_and_push_nothing() {
     assert_eq!(s.states("default"), []);
 }
 
-#[test]
-fn delayed_messages_come_out_in_order_of_due_time() {
-    let s = Spool::new();
+fn delayed_messages_come_out_in_order_of_due_time(engine: Engine) {
+    let s = engine.fixture();
     s.run(&["push", "--delay", "2500ms", "late"]).success();
     s.run(&["push", "--delay", "1s", "early"]).success();
     s.run(&["push", "--delay", "2s", "middle"]).success();
@@ -164,11 +155,10 @@ fn delayed_messages_come_out_in_order_of_due_time() {
     );
 }
 
-#[test]
-fn a_due_message_goes_ahead_of_messages_pushed_after_its_due_time() {
+fn a_due_message_goes_ahead_of_messages_pushed_after_its_due_time(engine: Engine) {
     // Whether or not a consumer looked at the queue in between, a message that became
     // due at T is ahead of one pushed after T.
-    let s = Spool::new();
+    let s = engine.fixture();
     s.push(&["a"]);
     s.run(&["push", "--delay", "1s", "due first"]).success();
     let pushed = Instant::now();
@@ -180,7 +170,7 @@ fn a_due_message_goes_ahead_of_messages_pushed_after_its_due_time() {
     );
     // The same with a nack --delay.
     s.push(&["n"]);
-    let token = claim(&s, &[]);
+    let token = s.claim(&[]);
     s.run(&["nack", &token, "--delay", "1s"]).success();
     let nacked = Instant::now();
     sleep_from(nacked, Duration::from_millis(1500));
@@ -188,16 +178,15 @@ fn a_due_message_goes_ahead_of_messages_pushed_after_its_due_time() {
     assert_eq!(s.pop_all_text("default"), ["n", "later"]);
 }
 
-#[test]
-fn each_delayed_message_appears_at_its_own_time() {
-    let s = Spool::new();
+fn each_delayed_message_appears_at_its_own_time(engine: Engine) {
+    let s = engine.fixture();
     let before = Instant::now();
     s.run(&["push", "--delay", "1s", "one"]).success();
     let pushed = Instant::now();
     s.run(&["push", "--delay", "3s", "three"]).success();
     // Between the two due times, only the first is there.
     sleep_from(pushed, Duration::from_millis(1500));
-    s.run(&["pop"]).success().stdout_is("one");
+    s.prints(&["pop"], "one");
     s.run(&["pop"]).nothing();
     let out = s.run(&["pop", "--wait", "--timeout", "20s"]);
     out.success().stdout_is("three");
@@ -208,9 +197,8 @@ fn each_delayed_message_appears_at_its_own_time() {
     );
 }
 
-#[test]
-fn priorities_go_first_and_fifo_within_a_priority() {
-    let s = Spool::new();
+fn priorities_go_first_and_fifo_within_a_priority(engine: Engine) {
+    let s = engine.fixture();
     for (p, m) in [
         ("1", "a1"),
         ("5", "b5"),
@@ -250,12 +238,8 @@ fn priorities_go_first_and_fifo_within_a_priority() {
             .map(|(m, p)| (m.to_string(), *p))
             .collect::<Vec<_>>()
     );
-    s.run(&["peek", "-n", "3", "--lines"])
-        .success()
-        .stdout_is("e9\nh9\nb5\n");
-    s.run(&["pop", "-n", "3", "--lines"])
-        .success()
-        .stdout_is("e9\nh9\nb5\n");
+    s.prints(&["peek", "-n", "3", "--lines"], "e9\nh9\nb5\n");
+    s.prints(&["pop", "-n", "3", "--lines"], "e9\nh9\nb5\n");
     // A higher priority pushed now still goes first.
     s.run(&["push", "--priority", "2", "late2"]).success();
     assert_eq!(
@@ -264,9 +248,8 @@ fn priorities_go_first_and_fifo_within_a_priority() {
     );
 }
 
-#[test]
-fn priority_must_be_0_to_9() {
-    let s = Spool::new();
+fn priority_must_be_0_to_9(engine: Engine) {
+    let s = engine.fixture();
     for bad in ["10", "-1", "x", "", "1.5", "255", "256"] {
         s.run(&["push", "--priority", bad, "m"]).error();
     }
@@ -277,15 +260,14 @@ fn priority_must_be_0_to_9() {
     }
 }
 
-#[test]
-fn a_message_keeps_its_priority_in_every_state() {
-    let s = Spool::new();
+fn a_message_keeps_its_priority_in_every_state(engine: Engine) {
+    let s = engine.fixture();
     let old = s.push_with(&[], "old0");
     let p = s.push_with(&["--priority", "7"], "p7");
-    let priority = |s: &Spool| s.entry("default", p)["priority"].as_u64();
+    let priority = |s: &Fixture| s.entry("default", p)["priority"].as_u64();
 
     // Claimed, then nacked: still ahead of the older priority-0 message.
-    let token = claim(&s, &[]);
+    let token = s.claim(&[]);
     assert_eq!(id_of(&token), p);
     assert_eq!(priority(&s), Some(7));
     s.run(&["nack", &token]).success();
@@ -293,19 +275,19 @@ fn a_message_keeps_its_priority_in_every_state() {
     assert_eq!(s.listed_ids("default"), [p, old]);
 
     // Nacked with a delay, then due.
-    let token = claim(&s, &[]);
+    let token = s.claim(&[]);
     assert_eq!(id_of(&token), p);
     s.run(&["nack", &token, "--delay", "1s"]).success();
     let nacked = Instant::now();
     assert_eq!(s.entry("default", p)["state"], "delayed");
     assert_eq!(priority(&s), Some(7));
     sleep_from(nacked, Duration::from_millis(1800));
-    let token = claim(&s, &["--lease", "1s"]);
+    let token = s.claim(&["--lease", "1s"]);
     assert_eq!(id_of(&token), p, "the due priority-7 message goes first");
 
     // Returned by its lease.
     std::thread::sleep(Duration::from_millis(1300));
-    s.run(&["peek"]).success().stdout_is("p7");
+    s.prints(&["peek"], "p7");
     assert_eq!(s.entry("default", p)["state"], "ready");
     assert_eq!(priority(&s), Some(7));
 
@@ -321,30 +303,26 @@ fn a_message_keeps_its_priority_in_every_state() {
     assert_eq!(claimed[0]["id"], old);
 
     // Requeued: first again.
-    s.run(&["requeue", &p.to_string()])
-        .success()
-        .stdout_is("1\n");
+    s.prints(&["requeue", &p.to_string()], "1\n");
     assert_eq!(priority(&s), Some(7));
     assert_eq!(s.entry("default", p)["attempts"], 0);
-    s.run(&["pop"]).success().stdout_is("p7");
+    s.prints(&["pop"], "p7");
 }
 
-#[test]
-fn a_delayed_priority_message_goes_ahead_of_lower_ones_once_due() {
-    let s = Spool::new();
+fn a_delayed_priority_message_goes_ahead_of_lower_ones_once_due(engine: Engine) {
+    let s = engine.fixture();
     s.run(&["push", "--priority", "3", "--delay", "1s", "urgent later"])
         .success();
     let pushed = Instant::now();
     s.push(&["a", "b"]);
-    s.run(&["pop"]).success().stdout_is("a");
+    s.prints(&["pop"], "a");
     sleep_from(pushed, Duration::from_millis(1800));
-    s.run(&["pop"]).success().stdout_is("urgent later");
-    s.run(&["pop"]).success().stdout_is("b");
+    s.prints(&["pop"], "urgent later");
+    s.prints(&["pop"], "b");
 }
 
-#[test]
-fn an_expired_message_moves_to_failed_and_is_skipped() {
-    let s = Spool::new();
+fn an_expired_message_moves_to_failed_and_is_skipped(engine: Engine) {
+    let s = engine.fixture();
     let before = now_secs();
     let short = s.push_with(&["--ttl", "1s"], "short");
     let pushed = Instant::now();
@@ -360,24 +338,19 @@ fn an_expired_message_moves_to_failed_and_is_skipped() {
     assert!(s.entry("default", plain).get("expires").is_none());
     sleep_from(pushed, Duration::from_millis(1600));
     // peek skips it; pop moves it to failed and takes the next one.
-    s.run(&["peek"]).success().stdout_is("long");
-    s.run(&["pop"]).success().stdout_is("long");
-    let v = s.entry("default", short);
-    assert_eq!(v["state"], "failed");
+    s.prints(&["peek"], "long");
+    s.prints(&["pop"], "long");
+    let v = s.assert_state(short, "failed", 0);
     assert_eq!(v["reason"], "expired");
-    assert_eq!(v["attempts"], 0);
-    s.run(&["show", &short.to_string()])
-        .success()
-        .stdout_is("short");
+    s.prints(&["show", &short.to_string()], "short");
     assert!(s.entry("default", plain).get("expires").is_none());
-    s.run(&["pop"]).success().stdout_is("plain");
+    s.prints(&["pop"], "plain");
     s.run(&["pop"]).nothing();
     assert_eq!(s.states("default"), [(short, "failed".to_string())]);
 }
 
-#[test]
-fn claim_and_run_fail_expired_messages_too() {
-    let s = Spool::new();
+fn claim_and_run_fail_expired_messages_too(engine: Engine) {
+    let s = engine.fixture();
     s.run(&["-q", "c", "push", "--ttl", "1s", "a"]).success();
     s.run(&["-q", "r", "push", "--ttl", "1s", "b"]).success();
     let pushed = Instant::now();
@@ -400,56 +373,51 @@ fn claim_and_run_fail_expired_messages_too() {
     assert_eq!(v["reason"], "expired");
 }
 
-#[test]
-fn a_delay_counts_towards_the_ttl() {
-    let s = Spool::new();
+fn a_delay_counts_towards_the_ttl(engine: Engine) {
+    let s = engine.fixture();
     let never = s.push_with(&["--delay", "2s", "--ttl", "1s"], "never");
     s.push_with(&["--delay", "1s", "--ttl", "1h"], "fine");
     let pushed = Instant::now();
     s.run(&["pop"]).nothing();
     sleep_from(pushed, Duration::from_millis(2500));
-    s.run(&["pop"]).success().stdout_is("fine");
+    s.prints(&["pop"], "fine");
     s.run(&["pop"]).nothing();
     let v = s.entry("default", never);
     assert_eq!(v["state"], "failed");
     assert_eq!(v["reason"], "expired");
 }
 
-#[test]
-fn a_message_that_expires_while_claimed_can_still_be_acked() {
-    let s = Spool::new();
+fn a_message_that_expires_while_claimed_can_still_be_acked(engine: Engine) {
+    let s = engine.fixture();
     s.push_with(&["--ttl", "1s"], "in progress");
     let pushed = Instant::now();
-    let token = claim(&s, &["--lease", "1m"]);
+    let token = s.claim(&["--lease", "1m"]);
     sleep_from(pushed, Duration::from_millis(1600));
-    s.run(&["show", &token]).success().stdout_is("in progress");
+    s.prints(&["show", &token], "in progress");
     s.run(&["ack", &token]).success();
     assert_eq!(s.states("default"), []);
 }
 
-#[test]
-fn a_nacked_message_that_expired_goes_to_failed() {
-    let s = Spool::new();
+fn a_nacked_message_that_expired_goes_to_failed(engine: Engine) {
+    let s = engine.fixture();
     let id = s.push_with(&["--ttl", "1s"], "too late");
     let pushed = Instant::now();
-    let token = claim(&s, &["--lease", "1m"]);
+    let token = s.claim(&["--lease", "1m"]);
     sleep_from(pushed, Duration::from_millis(1600));
     s.run(&["nack", &token]).success();
     s.run(&["pop"]).nothing();
-    let v = s.entry("default", id);
-    assert_eq!(v["state"], "failed");
+    let v = s.assert_state(id, "failed", 1);
     assert_eq!(v["reason"], "expired");
-    assert_eq!(v["attempts"], 1);
     // Requeued, it loses its expiry and can be consumed.
-    s.run(&["requeue", "--all"]).success().stdout_is("1\n");
+    s.prints(&["requeue", "--all"], "1\n");
     assert!(s.entry("default", id).get("expires").is_none());
-    s.run(&["pop"]).success().stdout_is("too late");
+    s.prints(&["pop"], "too late");
 }
 
 /// What is wrong with `push OPTIONS... far`, if anything: it must either be refused (exit
 /// 2, one line, nothing pushed) or be honoured with the message not visible now.
-fn far_push_problem(options: &[&str]) -> Option<String> {
-    let s = Spool::new();
+fn far_push_problem(engine: Engine, options: &[&str]) -> Option<String> {
+    let s = engine.fixture();
     let mut args = vec!["push"];
     args.extend_from_slice(options);
     args.push("far");
@@ -466,7 +434,7 @@ fn far_push_problem(options: &[&str]) -> Option<String> {
             return Some(format!("{options:?}: pushed, listed as {states:?}"));
         }
         None
-    } else if out.code != 2 || !crate::util::is_one_spool_line(&out.stderr) {
+    } else if out.code != 2 || !crate::harness::is_one_spool_line(&out.stderr) {
         Some(format!("{options:?}: not one error line:\n{out:?}"))
     } else if out.stderr.contains("internal error") {
         Some(format!("{options:?}: crashed:\n{out:?}"))
@@ -479,8 +447,7 @@ fn far_push_problem(options: &[&str]) -> Option<String> {
     }
 }
 
-#[test]
-fn far_future_times_are_refused_or_honoured() {
+fn far_future_times_are_refused_or_honoured(engine: Engine) {
     let problems: Vec<String> = [
         vec!["--at", "4102444800"], // 2100
         vec!["--at", "9999-12-31T23:59:59Z"],
@@ -491,16 +458,15 @@ fn far_future_times_are_refused_or_honoured() {
         vec!["--delay", "18446744073709551s"],
     ]
     .iter()
-    .filter_map(|options| far_push_problem(options))
+    .filter_map(|options| far_push_problem(engine, options))
     .collect();
     assert!(problems.is_empty(), "{}", problems.join("\n\n"));
 }
 
-#[test]
-fn an_enormous_ttl_never_expires_at_once() {
+fn an_enormous_ttl_never_expires_at_once(engine: Engine) {
     let mut problems = Vec::new();
     for ttl in ["36500d", "18446744073709551s"] {
-        let s = Spool::new();
+        let s = engine.fixture();
         let out = s.run(&["push", "--ttl", ttl, "keep"]);
         if out.code == 0 {
             let pop = s.run(&["pop"]);

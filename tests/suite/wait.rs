@@ -6,7 +6,23 @@
 
 use std::time::{Duration, Instant};
 
-use crate::util::{Output, Spool, finish, now_secs, parse_rfc3339, wait_until};
+use crate::harness::{
+    Engine, Fixture, Output, Running, engine_tests, now_secs, parse_rfc3339, wait_until,
+};
+
+engine_tests! {
+    pop_wait_returns_a_message_pushed_after_it_started,
+    pop_wait_without_a_timeout_waits_for_a_push,
+    pop_wait_n_returns_what_is_there_once_something_is,
+    one_push_wakes_one_of_two_waiting_pops, peek_wait_returns_the_message_and_leaves_it,
+    claim_wait_returns_a_token_for_a_message_pushed_later,
+    a_timeout_does_not_cut_short_a_message_that_arrives_in_time, a_nack_wakes_a_waiting_pop,
+    an_ended_lease_wakes_a_waiting_pop,
+    an_ended_lease_wakes_a_waiting_claim_with_the_attempt_counted,
+    a_due_message_wakes_a_waiting_pop, a_timeout_before_the_due_time_exits_1,
+    durations_take_every_unit, bad_durations_exit_2_and_change_nothing,
+    enormous_leases_and_delays_are_refused_or_honoured,
+}
 
 /// Long enough that a test never reaches it when things work.
 const LONG: &str = "20s";
@@ -15,27 +31,26 @@ const NOTICE: Duration = Duration::from_secs(5);
 
 /// Starts `spool ARGS...` in the background and checks after a moment that it is still
 /// waiting (it has not exited).
-fn start_waiting(s: &Spool, args: &[&str]) -> (std::process::Child, String) {
-    let (mut child, command) = s.cmd().args(args).spawn();
+fn start_waiting(s: &Fixture, args: &[&str]) -> Running {
+    let mut waiting = s.cmd().args(args).spawn();
     std::thread::sleep(Duration::from_millis(500));
-    if let Some(status) = child.try_wait().expect("try_wait") {
-        let out = finish((child, command));
-        panic!("{args:?} exited ({status}) instead of waiting:\n{out:?}");
+    if waiting.exited() {
+        let out = waiting.finish();
+        panic!("{args:?} exited instead of waiting:\n{out:?}");
     }
-    (child, command)
+    waiting
 }
 
 /// Waits for a command started with [`start_waiting`] and the time it took from `since`.
-fn finish_after(waiting: (std::process::Child, String), since: Instant) -> (Output, Duration) {
-    let out = finish(waiting);
+fn finish_after(waiting: Running, since: Instant) -> (Output, Duration) {
+    let out = waiting.finish();
     (out, since.elapsed())
 }
 
-#[test]
-fn pop_wait_returns_a_message_pushed_after_it_started() {
-    let s = Spool::new();
+fn pop_wait_returns_a_message_pushed_after_it_started(engine: Engine) {
+    let s = engine.fixture();
     s.push(&["old"]);
-    s.run(&["pop"]).success().stdout_is("old");
+    s.prints(&["pop"], "old");
     let waiting = start_waiting(&s, &["pop", "--wait", "--timeout", LONG]);
     let pushed = Instant::now();
     s.push(&["late"]);
@@ -45,9 +60,8 @@ fn pop_wait_returns_a_message_pushed_after_it_started() {
     s.run(&["pop"]).nothing();
 }
 
-#[test]
-fn pop_wait_without_a_timeout_waits_for_a_push() {
-    let s = Spool::new();
+fn pop_wait_without_a_timeout_waits_for_a_push(engine: Engine) {
+    let s = engine.fixture();
     let waiting = start_waiting(&s, &["pop", "-w"]);
     let pushed = Instant::now();
     s.push(&["eventually"]);
@@ -58,7 +72,7 @@ fn pop_wait_without_a_timeout_waits_for_a_push() {
 
 #[test]
 fn pop_wait_on_a_queue_that_does_not_exist_yet() {
-    let s = Spool::new();
+    let s = Fixture::new();
     let waiting = start_waiting(&s, &["-q", "later", "pop", "--wait", "--timeout", LONG]);
     assert!(!s.root().exists(), "a waiting pop created the root");
     let pushed = Instant::now();
@@ -68,18 +82,16 @@ fn pop_wait_on_a_queue_that_does_not_exist_yet() {
     assert!(took < NOTICE, "took {took:?} to notice the new queue");
 }
 
-#[test]
-fn pop_wait_n_returns_what_is_there_once_something_is() {
-    let s = Spool::new();
+fn pop_wait_n_returns_what_is_there_once_something_is(engine: Engine) {
+    let s = engine.fixture();
     let waiting = start_waiting(&s, &["pop", "--wait", "-n", "5", "--lines"]);
     s.push(&["a", "b"]);
-    let out = finish(waiting);
+    let out = waiting.finish();
     out.success().stdout_is("a\nb\n");
 }
 
-#[test]
-fn one_push_wakes_one_of_two_waiting_pops() {
-    let s = Spool::new();
+fn one_push_wakes_one_of_two_waiting_pops(engine: Engine) {
+    let s = engine.fixture();
     let mut waiting = vec![
         start_waiting(&s, &["pop", "--wait", "--timeout", LONG]),
         start_waiting(&s, &["pop", "--wait", "--timeout", LONG]),
@@ -88,39 +100,35 @@ fn one_push_wakes_one_of_two_waiting_pops() {
     // One of them returns it; the other goes on waiting.
     let mut first = None;
     wait_until("one pop returned", NOTICE, || {
-        first = waiting
-            .iter_mut()
-            .position(|(child, _)| child.try_wait().expect("try_wait").is_some());
+        first = waiting.iter_mut().position(|w| w.exited());
         first.is_some()
     });
     let done = waiting.remove(first.unwrap());
-    finish(done).success().stdout_is("only one");
+    done.finish().success().stdout_is("only one");
     std::thread::sleep(Duration::from_millis(500));
     let other = waiting.pop().unwrap();
     let mut other = other;
     assert!(
-        other.0.try_wait().expect("try_wait").is_none(),
+        other.child.try_wait().expect("try_wait").is_none(),
         "the other pop returned too"
     );
     s.push(&["another"]);
-    finish(other).success().stdout_is("another");
+    other.finish().success().stdout_is("another");
 }
 
-#[test]
-fn peek_wait_returns_the_message_and_leaves_it() {
-    let s = Spool::new();
+fn peek_wait_returns_the_message_and_leaves_it(engine: Engine) {
+    let s = engine.fixture();
     let waiting = start_waiting(&s, &["peek", "--wait", "--timeout", LONG]);
     let pushed = Instant::now();
     s.push(&["look"]);
     let (out, took) = finish_after(waiting, pushed);
     out.success().stdout_is("look");
     assert!(took < NOTICE, "peek --wait took {took:?}");
-    s.run(&["pop"]).success().stdout_is("look");
+    s.prints(&["pop"], "look");
 }
 
-#[test]
-fn claim_wait_returns_a_token_for_a_message_pushed_later() {
-    let s = Spool::new();
+fn claim_wait_returns_a_token_for_a_message_pushed_later(engine: Engine) {
+    let s = engine.fixture();
     let waiting = start_waiting(&s, &["claim", "--wait", "--timeout", LONG, "--lease", "1m"]);
     let pushed = Instant::now();
     let id = s.push_with(&[], "work");
@@ -132,13 +140,13 @@ fn claim_wait_returns_a_token_for_a_message_pushed_later() {
         token.starts_with(&format!("{id}.")),
         "token of message {id}: {out:?}"
     );
-    s.run(&["show", &token]).success().stdout_is("work");
+    s.prints(&["show", &token], "work");
     s.run(&["ack", &token]).success();
 }
 
 #[test]
 fn the_timeout_exits_1_with_no_output() {
-    let s = Spool::new();
+    let s = Fixture::new();
     s.push(&["x"]);
     s.run(&["pop"]).success();
     let cases: Vec<(Vec<&str>, u64)> = vec![
@@ -171,23 +179,21 @@ fn the_timeout_exits_1_with_no_output() {
         }
     });
     // On a queue that does not exist either, without creating it.
-    let e = Spool::new();
+    let e = Fixture::new();
     e.run(&["pop", "--wait", "--timeout", "500ms"]).nothing();
     e.run(&["claim", "--wait", "--timeout", "500ms"]).nothing();
     assert!(!e.root().exists(), "a waiting pop created the root");
 }
 
-#[test]
-fn a_timeout_does_not_cut_short_a_message_that_arrives_in_time() {
-    let s = Spool::new();
+fn a_timeout_does_not_cut_short_a_message_that_arrives_in_time(engine: Engine) {
+    let s = engine.fixture();
     let waiting = start_waiting(&s, &["pop", "--wait", "--timeout", "10s"]);
     s.push(&["in time"]);
-    finish(waiting).success().stdout_is("in time");
+    waiting.finish().success().stdout_is("in time");
 }
 
-#[test]
-fn a_nack_wakes_a_waiting_pop() {
-    let s = Spool::new();
+fn a_nack_wakes_a_waiting_pop(engine: Engine) {
+    let s = engine.fixture();
     s.push(&["bounced"]);
     let token = s.run(&["claim"]).text().trim_end().to_string();
     let waiting = start_waiting(&s, &["pop", "--wait", "--timeout", LONG]);
@@ -198,9 +204,8 @@ fn a_nack_wakes_a_waiting_pop() {
     assert!(took < NOTICE, "took {took:?} to notice the nack");
 }
 
-#[test]
-fn an_ended_lease_wakes_a_waiting_pop() {
-    let s = Spool::new();
+fn an_ended_lease_wakes_a_waiting_pop(engine: Engine) {
+    let s = engine.fixture();
     s.push(&["abandoned"]);
     let claimed = Instant::now();
     let out = s.run(&["claim", "--lease", "1s"]);
@@ -218,23 +223,19 @@ fn an_ended_lease_wakes_a_waiting_pop() {
     );
 }
 
-#[test]
-fn an_ended_lease_wakes_a_waiting_claim_with_the_attempt_counted() {
-    let s = Spool::new();
+fn an_ended_lease_wakes_a_waiting_claim_with_the_attempt_counted(engine: Engine) {
+    let s = engine.fixture();
     s.push(&["abandoned"]);
     let out = s.run(&["claim", "--lease", "1s"]);
     out.success();
     let waiting = start_waiting(&s, &["claim", "--wait", "--timeout", LONG]);
-    let out = finish(waiting);
+    let out = waiting.finish();
     out.success();
-    let v = s.entry("default", 1);
-    assert_eq!(v["state"], "claimed");
-    assert_eq!(v["attempts"], 2);
+    s.assert_state(1, "claimed", 2);
 }
 
-#[test]
-fn a_due_message_wakes_a_waiting_pop() {
-    let s = Spool::new();
+fn a_due_message_wakes_a_waiting_pop(engine: Engine) {
+    let s = engine.fixture();
     let pushed = Instant::now();
     s.run(&["push", "--delay", "2s", "later"]).success();
     let (out, took) = finish_after(
@@ -252,9 +253,8 @@ fn a_due_message_wakes_a_waiting_pop() {
     );
 }
 
-#[test]
-fn a_timeout_before_the_due_time_exits_1() {
-    let s = Spool::new();
+fn a_timeout_before_the_due_time_exits_1(engine: Engine) {
+    let s = engine.fixture();
     s.run(&["push", "--delay", "1h", "much later"]).success();
     s.run(&["pop", "--wait", "--timeout", "500ms"]).nothing();
     s.run(&["claim", "--wait", "--timeout", "500ms"]).nothing();
@@ -263,13 +263,12 @@ fn a_timeout_before_the_due_time_exits_1() {
 
 /// The lease end of message 1, in unix seconds.
 #[track_caller]
-fn lease_end(s: &Spool) -> i64 {
+fn lease_end(s: &Fixture) -> i64 {
     let v = s.entry("default", 1);
     parse_rfc3339(v["until"].as_str().expect("until")).expect("RFC 3339")
 }
 
-#[test]
-fn durations_take_every_unit() {
+fn durations_take_every_unit(engine: Engine) {
     for (text, secs) in [
         ("90", 90),
         ("30s", 30),
@@ -278,7 +277,7 @@ fn durations_take_every_unit() {
         ("1d", 86_400),
         ("1500ms", 1),
     ] {
-        let s = Spool::new();
+        let s = engine.fixture();
         s.push(&["x"]);
         let before = now_secs();
         let out = s.run(&["claim", "--lease", text]);
@@ -292,9 +291,8 @@ fn durations_take_every_unit() {
     }
 }
 
-#[test]
-fn bad_durations_exit_2_and_change_nothing() {
-    let s = Spool::new();
+fn bad_durations_exit_2_and_change_nothing(engine: Engine) {
+    let s = engine.fixture();
     s.push(&["x"]);
     let out = s.run(&["claim", "--lease", "1m"]);
     out.success();
@@ -343,7 +341,7 @@ fn bad_durations_exit_2_and_change_nothing() {
 fn enormous_problem(out: &Output) -> Option<String> {
     match out.code {
         0 => None,
-        2 if crate::util::is_one_spool_line(&out.stderr)
+        2 if crate::harness::is_one_spool_line(&out.stderr)
             && !out.stderr.contains("internal error") =>
         {
             None
@@ -352,15 +350,14 @@ fn enormous_problem(out: &Output) -> Option<String> {
     }
 }
 
-#[test]
-fn enormous_leases_and_delays_are_refused_or_honoured() {
+fn enormous_leases_and_delays_are_refused_or_honoured(engine: Engine) {
     // The largest whole number of seconds that is still a valid u64 of milliseconds.
     const HUGE: &str = "18446744073709551s";
     let year_ahead = || now_secs() + 365 * 86_400;
     let mut problems = Vec::new();
 
     // claim --lease: a lease that long, or a refusal that claims nothing.
-    let s = Spool::new();
+    let s = engine.fixture();
     s.push(&["x"]);
     let out = s.run(&["claim", "--lease", HUGE]);
     problems.extend(enormous_problem(&out));
@@ -377,7 +374,7 @@ fn enormous_leases_and_delays_are_refused_or_honoured() {
     }
 
     // extend --lease and nack --delay: done as asked, or refused with the claim unchanged.
-    let s = Spool::new();
+    let s = engine.fixture();
     s.push(&["y"]);
     let out = s.run(&["claim", "--lease", "1m"]);
     out.success();

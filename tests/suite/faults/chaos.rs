@@ -17,11 +17,11 @@
 
 use std::collections::HashMap;
 use std::fs;
-use std::os::unix::process::CommandExt;
 use std::time::{Duration, Instant};
 
-use super::common::{
-    BIN, Call, Rng, drain, group_members, in_ci, kill_group_and_wait, names, require,
+use crate::harness::{
+    BIN, Cmd, Rng, assert_no_leftovers, drain, group_members, in_ci, kill_group_and_wait, names_in,
+    require, spawn_workload,
 };
 
 const WORKLOAD: &str = r#"
@@ -127,20 +127,7 @@ fn random_kills_under_load_lose_nothing() {
     let d = tmp.path().join("d");
     fs::create_dir_all(&d).unwrap();
     let (mut rng, seed) = Rng::from_clock();
-    let child = std::process::Command::new("bash")
-        .args(["-c", WORKLOAD, "workload"])
-        .arg(BIN)
-        .arg(&root)
-        .arg(&d)
-        .env_remove("LD_LIBRARY_PATH")
-        .env_remove("SPOOL_DIR")
-        .env_remove("SPOOL_QUEUE")
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .process_group(0)
-        .spawn()
-        .expect("spawn workload");
+    let child = spawn_workload(WORKLOAD, [BIN.as_ref(), root.as_os_str(), d.as_os_str()]);
     let pgid = child.id() as i32;
     // Kill the workload whatever happens to the test.
     struct Group(i32, std::process::Child);
@@ -242,7 +229,7 @@ fn random_kills_under_load_lose_nothing() {
     let pops = ends(&d.join("pops"));
     let claims = ends(&d.join("claims"));
     let runs: Vec<_> = (0..2).map(|w| ends(&d.join(format!("run{w}")))).collect();
-    for name in names(&d.join("out")) {
+    for name in names_in(&d.join("out")) {
         let content = fs::read(d.join("out").join(&name)).unwrap();
         let f: Vec<&str> = name.split('.').collect();
         match f.as_slice() {
@@ -313,19 +300,9 @@ fn random_kills_under_load_lose_nothing() {
         "{} pushes that exited 0 were never delivered: {lost:?}",
         lost.len()
     );
-    let q = root.join("default");
-    assert_eq!(
-        names(&q.join("tmp")),
-        Vec::<String>::new(),
-        "tmp/ after draining"
-    );
-    assert_eq!(
-        names(&q.join("claimed")),
-        Vec::<String>::new(),
-        "claimed/ after draining"
-    );
-    let fsck = Call::spool(&root, ["fsck"]).run();
-    fsck.expect_success();
+    assert_no_leftovers(&root.join("default"), "after draining");
+    let fsck = Cmd::at(&root).args(["fsck"]).run();
+    fsck.success();
     assert!(fsck.stdout.is_empty(), "fsck after the chaos:\n{fsck:?}");
     let total_kills: u32 = kills.values().sum();
     let mut by: Vec<String> = kills.iter().map(|(k, v)| format!("{k} {v}")).collect();

@@ -4,8 +4,7 @@
 //! working on the full disk, and once space is freed pushes work again. The same when
 //! the inodes run out (`nr_inodes`).
 
-use super::common::{Call, Mount, bytes, drain, list_all, names, require};
-use crate::util::Noise;
+use crate::harness::{Cmd, Mount, Rng, assert_empty, bytes, drain, list_all, require};
 
 fn tmpfs(options: &str) -> Option<(tempfile::TempDir, Mount)> {
     if !require(true, &[("mount", &["-V"])]) {
@@ -19,14 +18,14 @@ fn tmpfs(options: &str) -> Option<(tempfile::TempDir, Mount)> {
 
 fn payload(i: usize, len: usize) -> Vec<u8> {
     let mut v = vec![0u8; len];
-    Noise::new(i as u64).fill(&mut v);
+    Rng::new(i as u64).fill(&mut v);
     v[..8].copy_from_slice(&(i as u64).to_le_bytes());
     v
 }
 
 #[track_caller]
-fn assert_no_space(out: &super::common::Out, what: &str) {
-    out.error().unwrap_or_else(|e| panic!("{what}: {e}"));
+fn assert_no_space(out: &crate::harness::Output, what: &str) {
+    out.check_error().unwrap_or_else(|e| panic!("{what}: {e}"));
     assert!(
         out.stderr.contains("No space left on device") && out.stderr.contains("nothing was pushed"),
         "{what}: not a clear message:\n{out:?}"
@@ -42,9 +41,9 @@ fn pushes_until_the_disk_is_full_then_every_message_pops_intact() {
     let mut pushed: Vec<Vec<u8>> = Vec::new();
     let full = loop {
         let p = payload(pushed.len(), 10_000);
-        let out = Call::spool(&root, ["push"]).input(p.clone()).run();
+        let out = Cmd::at(&root).args(["push"]).stdin(p.clone()).run();
         if out.ok() {
-            out.expect_success();
+            out.success();
             pushed.push(p);
             assert!(pushed.len() < 100, "256 kB never filled up");
             continue;
@@ -54,8 +53,9 @@ fn pushes_until_the_disk_is_full_then_every_message_pops_intact() {
     assert_no_space(&full, "the push that filled the disk");
     assert!(pushed.len() >= 5, "only {} pushes fit", pushed.len());
     // A batch fails as a whole, a small one too.
-    let batch = Call::spool(&root, ["push", "--lines"])
-        .input(
+    let batch = Cmd::at(&root)
+        .args(["push", "--lines"])
+        .stdin(
             vec![b'x'; 60_000]
                 .into_iter()
                 .chain(*b"\nlast\n")
@@ -70,20 +70,22 @@ fn pushes_until_the_disk_is_full_then_every_message_pops_intact() {
         "the failed pushes left messages"
     );
     // Consumers work on a full disk: claim, ack and pop.
-    let token = Call::spool(&root, ["claim"]).run();
-    token.expect_success();
-    Call::spool(&root, ["ack", token.text().trim_end()])
+    let token = Cmd::at(&root).args(["claim"]).run();
+    token.success();
+    Cmd::at(&root)
+        .args(["ack", token.text_lossy().trim_end()])
         .run()
-        .expect_success();
-    let first = Call::spool(&root, ["pop"]).run();
-    first.expect_success();
+        .success();
+    let first = Cmd::at(&root).args(["pop"]).run();
+    first.success();
     assert_eq!(first.stdout, pushed[1]);
     // Space freed: pushes work again.
     let again = payload(1000, 10_000);
-    Call::spool(&root, ["push"])
-        .input(again.clone())
+    Cmd::at(&root)
+        .args(["push"])
+        .stdin(again.clone())
         .run()
-        .expect_success();
+        .success();
     let mut expected: Vec<Vec<u8>> = pushed[2..].to_vec();
     expected.push(again);
     let popped = drain(&root, "default").expect("drain");
@@ -93,11 +95,7 @@ fn pushes_until_the_disk_is_full_then_every_message_pops_intact() {
         popped.len(),
         expected.len()
     );
-    assert_eq!(
-        names(&root.join("default/tmp")),
-        Vec::<String>::new(),
-        "tmp/ after draining"
-    );
+    assert_empty(&root.join("default/tmp"), "after draining");
 }
 
 #[test]
@@ -106,9 +104,10 @@ fn a_disk_filled_by_someone_else_fails_pushes_cleanly_and_consumers_still_work()
         return;
     };
     let root = m.dir.join("spool");
-    Call::spool(&root, ["push", "m1", "m2", "m3"])
+    Cmd::at(&root)
+        .args(["push", "m1", "m2", "m3"])
         .run()
-        .expect_success();
+        .success();
     // Another program takes every free byte.
     let filler = m.dir.join("filler");
     {
@@ -124,26 +123,27 @@ fn a_disk_filled_by_someone_else_fails_pushes_cleanly_and_consumers_still_work()
         (&["push", "--delay", "1h", "later"][..], None),
         (&["push", "--priority", "5", "urgent"][..], None),
     ] {
-        let mut call = Call::spool(&root, args);
+        let mut call = Cmd::at(&root).args(args);
         if let Some(i) = input {
-            call = call.input(i);
+            call = call.stdin(i);
         }
         let out = call.run();
         assert_no_space(&out, &format!("{args:?} on a full disk"));
     }
     assert_eq!(
-        super::common::id_states(&list_all(&root, "default").unwrap()),
+        crate::harness::id_states(&list_all(&root, "default").unwrap()),
         [(1, "ready"), (2, "ready"), (3, "ready")]
     );
-    let token = Call::spool(&root, ["claim"]).run();
-    token.expect_success();
-    Call::spool(&root, ["nack", token.text().trim_end()])
+    let token = Cmd::at(&root).args(["claim"]).run();
+    token.success();
+    Cmd::at(&root)
+        .args(["nack", token.text_lossy().trim_end()])
         .run()
-        .expect_success();
-    let popped = Call::spool(&root, ["pop"]).run();
-    assert_eq!(popped.expect_success().stdout, b"m2");
+        .success();
+    let popped = Cmd::at(&root).args(["pop"]).run();
+    assert_eq!(popped.success().stdout, b"m2");
     std::fs::remove_file(&filler).unwrap();
-    Call::spool(&root, ["push", "m4"]).run().expect_success();
+    Cmd::at(&root).args(["push", "m4"]).run().success();
     assert_eq!(drain(&root, "default").unwrap(), bytes(&["m3", "m1", "m4"]));
 }
 
@@ -156,11 +156,11 @@ fn running_out_of_inodes_fails_pushes_cleanly() {
     let mut pushed = Vec::new();
     let full = loop {
         let msg = format!("message {}", pushed.len());
-        let out = Call::spool(&root, ["push", &msg]).run();
+        let out = Cmd::at(&root).args(["push", &msg]).run();
         if !out.ok() {
             break out;
         }
-        out.expect_success();
+        out.success();
         pushed.push(msg);
         assert!(pushed.len() < 100, "40 inodes never ran out");
     };
@@ -168,10 +168,10 @@ fn running_out_of_inodes_fails_pushes_cleanly() {
     assert!(!pushed.is_empty(), "no push fitted at all:\n{full:?}");
     let refs: Vec<&str> = pushed.iter().map(String::as_str).collect();
     // Popping frees inodes: a push fits again.
-    let first = Call::spool(&root, ["pop"]).run();
-    first.expect_success();
+    let first = Cmd::at(&root).args(["pop"]).run();
+    first.success();
     assert_eq!(first.stdout, refs[0].as_bytes());
-    Call::spool(&root, ["push", "after"]).run().expect_success();
+    Cmd::at(&root).args(["push", "after"]).run().success();
     let mut expected = bytes(&refs[1..]);
     expected.push(b"after".to_vec());
     assert_eq!(drain(&root, "default").unwrap(), expected);

@@ -8,25 +8,25 @@ use std::fs;
 use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 
-use super::common::{Call, Out, Problems, Witness, list_all, names, now_ms};
+use crate::harness::{Cmd, Output, Problems, Witness, list_all, names_in, now_ms};
 
 const B0: &str = "00000000000000000";
 
-fn spool(root: &Path, args: &[&str]) -> Out {
-    Call::spool(root, args).run()
+fn spool(root: &Path, args: &[&str]) -> Output {
+    Cmd::at(root).args(args).run()
 }
 
 /// A queue with a message in every state: 1 failed, 2 3 4 ready, 5 claimed (by a lease),
 /// 6 delayed, 7 ready at priority 7.
 fn queue(tmp: &Path) -> PathBuf {
     let root = tmp.join("spool");
-    spool(&root, &["push", "f"]).expect_success();
+    spool(&root, &["push", "f"]).success();
     spool(&root, &["run", "--max", "1", "--", "sh", "-c", "exit 100"]);
-    spool(&root, &["push", "a", "b", "c"]).expect_success();
-    spool(&root, &["push", "--priority", "5", "p"]).expect_success();
-    spool(&root, &["push", "--delay", "1h", "d"]).expect_success();
-    spool(&root, &["claim", "--lease", "1h"]).expect_success();
-    spool(&root, &["push", "--priority", "7", "q"]).expect_success();
+    spool(&root, &["push", "a", "b", "c"]).success();
+    spool(&root, &["push", "--priority", "5", "p"]).success();
+    spool(&root, &["push", "--delay", "1h", "d"]).success();
+    spool(&root, &["claim", "--lease", "1h"]).success();
+    spool(&root, &["push", "--priority", "7", "q"]).success();
     root
 }
 
@@ -59,10 +59,10 @@ fn check(damage: impl FnOnce(&Path, &Path) -> PathBuf) -> Result<(), String> {
     let shown = format!("{}: ", named.display());
     let report = spool(&root, &["fsck"]);
     report.no_crash(false)?;
-    if report.code != Some(3) || !report.stderr.is_empty() {
+    if report.code != 3 || !report.stderr.is_empty() {
         return Err(format!("fsck should exit 3:\n{report:?}"));
     }
-    if !report.text().lines().any(|l| l.starts_with(&shown)) {
+    if !report.text_lossy().lines().any(|l| l.starts_with(&shown)) {
         return Err(format!("fsck does not name {shown}\n{report:?}"));
     }
     let repair = spool(&root, &["fsck", "--repair"]);
@@ -70,7 +70,11 @@ fn check(damage: impl FnOnce(&Path, &Path) -> PathBuf) -> Result<(), String> {
     if !repair.ok() || !repair.stderr.is_empty() {
         return Err(format!("fsck --repair should exit 0:\n{repair:?}"));
     }
-    if let Some(l) = repair.text().lines().find(|l| !l.contains(" (repaired: ")) {
+    if let Some(l) = repair
+        .text_lossy()
+        .lines()
+        .find(|l| !l.contains(" (repaired: "))
+    {
         return Err(format!("fsck --repair left {l:?}"));
     }
     let again = spool(&root, &["fsck"]);
@@ -88,7 +92,7 @@ fn check(damage: impl FnOnce(&Path, &Path) -> PathBuf) -> Result<(), String> {
     }
     // Ids still go up.
     let max = before.iter().map(|m| m.0).max().unwrap_or(0);
-    let id = super::common::push_id(&root, "default", "new")?;
+    let id = crate::harness::push_id(&root, "default", "new")?;
     if id <= max {
         return Err(format!(
             "a push after the repair got id {id}, not above {max}"
@@ -113,7 +117,9 @@ fn a_clean_queue_reports_nothing() {
         );
     }
     // A missing queue is an error, not a clean report.
-    spool(&root, &["-q", "nosuch", "fsck"]).error().unwrap();
+    spool(&root, &["-q", "nosuch", "fsck"])
+        .check_error()
+        .unwrap();
 }
 
 #[test]
@@ -268,7 +274,7 @@ fn repaired_entries_are_kept_whole_in_corrupt() {
     .unwrap();
     let out = spool(&root, &["fsck", "--repair"]);
     assert!(out.ok(), "{out:?}");
-    let corrupt = names(&q.join("corrupt"));
+    let corrupt = names_in(&q.join("corrupt"));
     assert_eq!(corrupt.len(), 2, "{corrupt:?}");
     let notes = corrupt
         .iter()
@@ -287,7 +293,7 @@ fn repaired_entries_are_kept_whole_in_corrupt() {
         outside.path
     );
     outside.check().unwrap();
-    for line in out.text().lines() {
+    for line in out.text_lossy().lines() {
         assert!(line.contains("(repaired: moved to corrupt/"), "{line}");
     }
 }

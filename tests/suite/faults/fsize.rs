@@ -4,10 +4,12 @@
 
 use std::path::Path;
 
-use super::common::{Call, Out, bytes, drain, id_states, list_all, names, require};
+use crate::harness::{
+    Cmd, Output, assert_no_leftovers, bytes, drain, id_states, list_all, require,
+};
 
-fn limited(root: &Path, fsize: u64, args: &[&str]) -> Call {
-    Call::spool(root, args).wrap([
+fn limited(root: &Path, fsize: u64, args: &[&str]) -> Cmd {
+    Cmd::at(root).args(args).wrap([
         "prlimit".to_string(),
         format!("--fsize={fsize}"),
         "--".into(),
@@ -15,9 +17,9 @@ fn limited(root: &Path, fsize: u64, args: &[&str]) -> Call {
 }
 
 #[track_caller]
-fn assert_too_large(out: &Out) {
+fn assert_too_large(out: &Output) {
     out.no_crash(false).unwrap_or_else(|e| panic!("{e}"));
-    out.error().unwrap_or_else(|e| panic!("{e}"));
+    out.check_error().unwrap_or_else(|e| panic!("{e}"));
     assert!(out.stderr.contains("File too large"), "{out:?}");
 }
 
@@ -27,32 +29,21 @@ fn setup() -> Option<(tempfile::TempDir, std::path::PathBuf)> {
     }
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path().join("spool");
-    Call::spool(&root, ["push", "before"])
-        .run()
-        .expect_success();
+    Cmd::at(&root).args(["push", "before"]).run().success();
     Some((tmp, root))
 }
 
 #[track_caller]
 fn assert_clean(root: &Path, expected: &[&str]) {
     assert_eq!(drain(root, "default").unwrap(), bytes(expected));
-    assert_eq!(
-        names(&root.join("default/tmp")),
-        Vec::<String>::new(),
-        "tmp/"
-    );
-    assert_eq!(
-        names(&root.join("default/claimed")),
-        Vec::<String>::new(),
-        "claimed/"
-    );
+    assert_no_leftovers(&root.join("default"), "after draining");
 }
 
 #[test]
 fn a_message_larger_than_the_limit_is_not_pushed() {
     let Some((_tmp, root)) = setup() else { return };
     let out = limited(&root, 1024, &["push"])
-        .input(vec![b'x'; 4096])
+        .stdin(vec![b'x'; 4096])
         .run();
     assert_too_large(&out);
     assert!(out.stderr.contains("nothing was pushed"), "{out:?}");
@@ -61,14 +52,12 @@ fn a_message_larger_than_the_limit_is_not_pushed() {
     lines.extend(vec![b'y'; 3000]);
     lines.extend(b"\nlast\n");
     let out = limited(&root, 1024, &["push", "--lines"])
-        .input(lines)
+        .stdin(lines)
         .run();
     assert_too_large(&out);
     assert!(out.stderr.contains("nothing was pushed"), "{out:?}");
     // What fits goes through under the same limit.
-    limited(&root, 1024, &["push", "fits"])
-        .run()
-        .expect_success();
+    limited(&root, 1024, &["push", "fits"]).run().success();
     let ids: Vec<u64> = list_all(&root, "default")
         .unwrap()
         .iter()
@@ -81,9 +70,7 @@ fn a_message_larger_than_the_limit_is_not_pushed() {
 #[test]
 fn a_counter_past_the_limit_fails_the_push_before_publishing() {
     let Some((_tmp, root)) = setup() else { return };
-    Call::spool(&root, ["push", "a", "b", "c"])
-        .run()
-        .expect_success();
+    Cmd::at(&root).args(["push", "a", "b", "c"]).run().success();
     // The counter is now 5 bytes long: allocating id 5 sets it to 6, past the limit.
     let out = limited(&root, 5, &["push", "x"]).run();
     assert_too_large(&out);
@@ -93,7 +80,7 @@ fn a_counter_past_the_limit_fails_the_push_before_publishing() {
         id_states(&list_all(&root, "default").unwrap()),
         [(1, "ready"), (2, "ready"), (3, "ready"), (4, "ready")]
     );
-    let next = super::common::push_id(&root, "default", "after").unwrap();
+    let next = crate::harness::push_id(&root, "default", "after").unwrap();
     assert!(next >= 5, "id {next} reused");
     assert_clean(&root, &["before", "a", "b", "c", "after"]);
 }
@@ -116,13 +103,14 @@ fn a_delayed_push_that_cannot_record_its_due_time_is_not_pushed() {
 fn a_pop_into_a_file_over_the_limit_keeps_the_message() {
     let Some((tmp, root)) = setup() else { return };
     let big = vec![b'z'; 5000];
-    Call::spool(&root, ["push"])
-        .input(big.clone())
+    Cmd::at(&root)
+        .args(["push"])
+        .stdin(big.clone())
         .run()
-        .expect_success();
-    Call::spool(&root, ["pop"]).run().expect_success();
+        .success();
+    Cmd::at(&root).args(["pop"]).run().success();
     let file = tmp.path().join("out");
-    let out = limited(&root, 1000, &["pop"]).output_file(&file).run();
+    let out = limited(&root, 1000, &["pop"]).stdout_file(&file).run();
     assert_too_large(&out);
     assert!(out.stderr.contains("stays in the queue"), "{out:?}");
     assert_eq!(drain(&root, "default").unwrap(), vec![big]);

@@ -1,6 +1,6 @@
 //! A hostile spool: symbolic links and hard links to files and directories outside the
 //! spool planted in every directory of a queue, FIFOs and directories where message files
-//! belong, foreign names, broken state files (a counter that is a directory or a symbolic
+//! belong, foreign names_in, broken state files (a counter that is a directory or a symbolic
 //! link, a head that is a FIFO, a truncated counter, a garbage format), a queue directory
 //! of mode 0777, a queue directory or a root that is a symbolic link.
 //!
@@ -17,7 +17,7 @@ use std::fs;
 use std::os::unix::fs::{FileTypeExt, PermissionsExt, symlink};
 use std::path::{Path, PathBuf};
 
-use super::common::{Call, Out, Problems, Witness, bytes, drain, id_states, list_all, names};
+use crate::harness::{Cmd, Output, Problems, Witness, bytes, drain, id_states, list_all, names_in};
 
 const B0: &str = "00000000000000000";
 
@@ -45,9 +45,9 @@ enum Kind {
     Foreign,
 }
 
-fn ok(out: &Out) -> Result<(), String> {
+fn ok(out: &Output) -> Result<(), String> {
     out.no_crash(false)?;
-    if !matches!(out.code, Some(0) | Some(1)) {
+    if !matches!(out.code, 0 | 1) {
         return Err(format!("expected exit 0 or 1:\n{out:?}"));
     }
     if let Some(l) = out
@@ -60,18 +60,18 @@ fn ok(out: &Out) -> Result<(), String> {
     Ok(())
 }
 
-fn spool(root: &Path, args: &[&str]) -> Out {
-    Call::spool(root, args).run()
+fn spool(root: &Path, args: &[&str]) -> Output {
+    Cmd::at(root).args(args).run()
 }
 
 /// ids 1 (failed), 2 3 4 (ready: a b c), 5 (priority 5, claimed by a lease), 6 (delayed).
 fn messages(root: &Path) {
-    spool(root, &["push", "f"]).expect_success();
+    spool(root, &["push", "f"]).success();
     spool(root, &["run", "--max", "1", "--", "sh", "-c", "exit 100"]);
-    spool(root, &["push", "a", "b", "c"]).expect_success();
-    spool(root, &["push", "--priority", "5", "p"]).expect_success();
-    spool(root, &["push", "--delay", "1h", "d"]).expect_success();
-    spool(root, &["claim", "--lease", "1h"]).expect_success();
+    spool(root, &["push", "a", "b", "c"]).success();
+    spool(root, &["push", "--priority", "5", "p"]).success();
+    spool(root, &["push", "--delay", "1h", "d"]).success();
+    spool(root, &["claim", "--lease", "1h"]).success();
 }
 
 const STATES: [(u64, &str); 6] = [
@@ -210,7 +210,7 @@ fn every_command_skips_planted_entries_and_touches_nothing_outside() {
     let p = plant();
     let root = &p.root;
     let problems = std::cell::RefCell::new(Problems::default());
-    let step = |what: &str, out: Out, check: &dyn Fn(&Out) -> Result<(), String>| {
+    let step = |what: &str, out: Output, check: &dyn Fn(&Output) -> Result<(), String>| {
         let r = ok(&out)
             .and_then(|()| check(&out))
             .and_then(|()| p.outside_intact());
@@ -218,7 +218,7 @@ fn every_command_skips_planted_entries_and_touches_nothing_outside() {
         out
     };
     let text = |want: &'static str| {
-        move |o: &Out| {
+        move |o: &Output| {
             if o.stdout == want.as_bytes() {
                 Ok(())
             } else {
@@ -226,12 +226,12 @@ fn every_command_skips_planted_entries_and_touches_nothing_outside() {
             }
         }
     };
-    let any = |_: &Out| Ok(());
+    let any = |_: &Output| Ok(());
     step(
         "list --state all --json",
         spool(root, &["list", "--state", "all", "--json"]),
         &|o| {
-            let ids: Vec<u64> = super::common::json_lines(&o.stdout)
+            let ids: Vec<u64> = crate::harness::json_lines(&o.stdout)
                 .iter()
                 .map(|v| v["id"].as_u64().unwrap())
                 .collect();
@@ -245,7 +245,7 @@ fn every_command_skips_planted_entries_and_touches_nothing_outside() {
     step("list", spool(root, &["list"]), &any);
     step("len", spool(root, &["len"]), &text("3\n"));
     step("stats", spool(root, &["stats", "--json"]), &|o| {
-        let v = &super::common::json_lines(&o.stdout)[0];
+        let v = &crate::harness::json_lines(&o.stdout)[0];
         let counts = [&v["waiting"], &v["delayed"], &v["claimed"], &v["failed"]];
         if counts.map(|c| c.as_u64()) == [Some(3), Some(1), Some(1), Some(1)] {
             Ok(())
@@ -264,7 +264,10 @@ fn every_command_skips_planted_entries_and_touches_nothing_outside() {
     step("push", spool(root, &["push", "x"]), &any);
     step(
         "push --lines",
-        Call::spool(root, ["push", "--lines"]).input("y\nz\n").run(),
+        Cmd::at(root)
+            .args(["push", "--lines"])
+            .stdin("y\nz\n")
+            .run(),
         &any,
     );
     step(
@@ -278,7 +281,7 @@ fn every_command_skips_planted_entries_and_touches_nothing_outside() {
         &any,
     );
     let claim = step("claim", spool(root, &["claim"]), &any);
-    let token = claim.text().trim_end().to_string();
+    let token = claim.text_lossy().trim_end().to_string();
     step(
         "extend",
         spool(root, &["extend", &token, "--lease", "1h"]),
@@ -286,7 +289,11 @@ fn every_command_skips_planted_entries_and_touches_nothing_outside() {
     );
     step("nack", spool(root, &["nack", &token]), &any);
     let claim = step("claim again", spool(root, &["claim"]), &any);
-    step("ack", spool(root, &["ack", claim.text().trim_end()]), &any);
+    step(
+        "ack",
+        spool(root, &["ack", claim.text_lossy().trim_end()]),
+        &any,
+    );
     step(
         "pop",
         spool(root, &["pop", "-n", "3", "--lines"]),
@@ -316,7 +323,7 @@ fn every_command_skips_planted_entries_and_touches_nothing_outside() {
             if o.stdout == b"y\nz\nf\n" {
                 Ok(())
             } else {
-                Err(format!("popped {:?}", o.text()))
+                Err(format!("popped {:?}", o.text_lossy()))
             }
         },
     );
@@ -329,7 +336,7 @@ fn every_command_skips_planted_entries_and_touches_nothing_outside() {
         "list after",
         spool(root, &["list", "--state", "all", "--json"]),
         &|o| {
-            let states: Vec<String> = super::common::json_lines(&o.stdout)
+            let states: Vec<String> = crate::harness::json_lines(&o.stdout)
                 .iter()
                 .map(|v| v["state"].as_str().unwrap().to_string())
                 .collect();
@@ -343,7 +350,7 @@ fn every_command_skips_planted_entries_and_touches_nothing_outside() {
     );
     let fsck = spool(root, &["fsck"]);
     problems.borrow_mut().note("fsck", fsck.no_crash(false));
-    if fsck.code != Some(3) {
+    if fsck.code != 3 {
         problems
             .borrow_mut()
             .note("fsck", Err(format!("expected exit 3:\n{fsck:?}")));
@@ -362,10 +369,10 @@ fn fsck_reports_every_planted_entry_and_repair_quarantines_them() {
     let mut problems = Problems::default();
     let report = spool(root, &["fsck"]);
     problems.note("fsck", report.no_crash(false));
-    if report.code != Some(3) {
+    if report.code != 3 {
         problems.note("fsck", Err(format!("expected exit 3:\n{report:?}")));
     }
-    let lines = report.text();
+    let lines = report.text_lossy();
     // The entries inside the planted batch directory go with it.
     let top: Vec<&(PathBuf, Kind)> = p
         .plants
@@ -390,7 +397,7 @@ fn fsck_reports_every_planted_entry_and_repair_quarantines_them() {
         );
     }
     problems.note("after repair", p.outside_intact());
-    let corrupt = names(&p.q.join("corrupt"));
+    let corrupt = names_in(&p.q.join("corrupt"));
     for (path, kind) in &top {
         if fs::symlink_metadata(path).is_ok() {
             problems.note(
@@ -447,7 +454,7 @@ fn fsck_reports_every_planted_entry_and_repair_quarantines_them() {
 fn broken_state_file(name: &str, damage: Kind) {
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path().join("spool");
-    spool(&root, &["push", "a", "b", "c"]).expect_success();
+    spool(&root, &["push", "a", "b", "c"]).success();
     let q = root.join("default");
     let outside = Witness::file(tmp.path().join("outside"), b"keep me\n");
     let dir = Witness::dir(tmp.path().join("outside-dir"));
@@ -481,7 +488,7 @@ fn broken_state_file(name: &str, damage: Kind) {
     ] {
         let out = spool(&root, args);
         let r = out.no_crash(false).and_then(|()| {
-            if matches!(out.code, Some(0) | Some(1)) || out.error().is_ok() {
+            if matches!(out.code, 0 | 1) || out.check_error().is_ok() {
                 Ok(())
             } else {
                 Err(format!("neither a result nor one clear error:\n{out:?}"))
@@ -491,7 +498,11 @@ fn broken_state_file(name: &str, damage: Kind) {
         problems.note(&ctx, outside.check().and(dir.check()));
     }
     let report = spool(&root, &["fsck"]);
-    if report.code != Some(3) || !report.text().contains(&format!("{}: ", path.display())) {
+    if report.code != 3
+        || !report
+            .text_lossy()
+            .contains(&format!("{}: ", path.display()))
+    {
         problems.note(&ctx, Err(format!("fsck does not report it:\n{report:?}")));
     }
     let repair = spool(&root, &["fsck", "--repair"]);
@@ -505,7 +516,7 @@ fn broken_state_file(name: &str, damage: Kind) {
         // Whatever was popped above, what is left pops, and a push works again.
         let left = drain(&root, "default");
         problems.note(&ctx, left.map(|_| ()));
-        let id = super::common::push_id(&root, "default", "after");
+        let id = crate::harness::push_id(&root, "default", "after");
         problems.note(&ctx, id.map(|_| ()));
     }
     problems.note(&ctx, outside.check().and(dir.check()));
@@ -536,7 +547,7 @@ fn a_rate_file_that_is_a_symlink_to_a_directory_outside() {
 fn a_truncated_counter_never_makes_a_push_overwrite_a_message() {
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path().join("spool");
-    spool(&root, &["push", "a", "b", "c"]).expect_success();
+    spool(&root, &["push", "a", "b", "c"]).success();
     let q = root.join("default");
     fs::OpenOptions::new()
         .write(true)
@@ -545,12 +556,12 @@ fn a_truncated_counter_never_makes_a_push_overwrite_a_message() {
         .set_len(0)
         .unwrap();
     let report = spool(&root, &["fsck"]);
-    assert_eq!(report.code, Some(3), "{report:?}");
-    assert!(report.text().contains("counter: "), "{report:?}");
+    assert_eq!(report.code, 3, "{report:?}");
+    assert!(report.text_lossy().contains("counter: "), "{report:?}");
     // A push moves past the messages it finds, with a warning, and overwrites nothing.
     let out = spool(&root, &["push", "--print-id", "d"]);
     ok(&out).unwrap();
-    assert_eq!(out.text(), "4\n", "{out:?}");
+    assert_eq!(out.text_lossy(), "4\n", "{out:?}");
     assert!(out.stderr.contains("counter was behind"), "{out:?}");
     assert_eq!(
         drain(&root, "default").unwrap(),
@@ -562,7 +573,7 @@ fn a_truncated_counter_never_makes_a_push_overwrite_a_message() {
 fn a_garbage_format_is_refused_by_every_command_and_changes_nothing() {
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path().join("spool");
-    spool(&root, &["push", "a"]).expect_success();
+    spool(&root, &["push", "a"]).success();
     let format = root.join("default/format");
     fs::write(&format, b"\x00\xffgarbage\n").unwrap();
     for args in [
@@ -578,7 +589,7 @@ fn a_garbage_format_is_refused_by_every_command_and_changes_nothing() {
     ] {
         let out = spool(&root, args);
         out.no_crash(false).unwrap();
-        out.error().unwrap();
+        out.check_error().unwrap();
         assert!(out.stderr.contains("format"), "{out:?}");
     }
     assert_eq!(fs::read(&format).unwrap(), b"\x00\xffgarbage\n");
@@ -592,9 +603,9 @@ fn a_garbage_format_is_refused_by_every_command_and_changes_nothing() {
 fn a_queue_directory_that_is_a_symlink_is_not_followed() {
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path().join("spool");
-    spool(&root, &["push", "-q", "real", "a"]).expect_success();
+    spool(&root, &["push", "-q", "real", "a"]).success();
     let elsewhere = tmp.path().join("elsewhere");
-    spool(&elsewhere, &["push", "-q", "other", "secret"]).expect_success();
+    spool(&elsewhere, &["push", "-q", "other", "secret"]).success();
     let witness = Witness::file(tmp.path().join("witness"), b"w\n");
     symlink(elsewhere.join("other"), root.join("default")).unwrap();
     for args in [
@@ -607,9 +618,10 @@ fn a_queue_directory_that_is_a_symlink_is_not_followed() {
     ] {
         let out = spool(&root, args);
         out.no_crash(false).unwrap();
-        out.error().unwrap_or_else(|e| panic!("{args:?}: {e}"));
+        out.check_error()
+            .unwrap_or_else(|e| panic!("{args:?}: {e}"));
     }
-    assert_eq!(spool(&root, &["queues"]).text(), "real\n");
+    assert_eq!(spool(&root, &["queues"]).text_lossy(), "real\n");
     assert_eq!(drain(&elsewhere, "other").unwrap(), bytes(&["secret"]));
     witness.check().unwrap();
 }
@@ -621,8 +633,8 @@ fn a_root_that_is_a_symlink_works() {
     fs::create_dir(&real).unwrap();
     let root = tmp.path().join("spool");
     symlink(&real, &root).unwrap();
-    spool(&root, &["push", "a", "b"]).expect_success();
-    assert_eq!(names(&real), ["default"]);
+    spool(&root, &["push", "a", "b"]).success();
+    assert_eq!(names_in(&real), ["default"]);
     let fsck = spool(&root, &["fsck"]);
     assert!(fsck.ok() && fsck.stdout.is_empty(), "{fsck:?}");
     assert_eq!(drain(&root, "default").unwrap(), bytes(&["a", "b"]));
@@ -634,15 +646,15 @@ fn a_root_that_is_a_symlink_works() {
 fn a_world_writable_queue_directory_is_reported() {
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path().join("spool");
-    spool(&root, &["push", "a"]).expect_success();
+    spool(&root, &["push", "a"]).success();
     let q = root.join("default");
     fs::set_permissions(&q, fs::Permissions::from_mode(0o777)).unwrap();
-    spool(&root, &["push", "b"]).expect_success();
+    spool(&root, &["push", "b"]).success();
     let report = spool(&root, &["fsck"]);
     report.no_crash(false).unwrap();
     assert_eq!(drain(&root, "default").unwrap(), bytes(&["a", "b"]));
     assert!(
-        report.code == Some(3) && report.text().contains(&format!("{}: ", q.display())),
+        report.code == 3 && report.text_lossy().contains(&format!("{}: ", q.display())),
         "fsck does not report a queue directory of mode 0777:\n{report:?}"
     );
 }
@@ -654,9 +666,9 @@ fn a_world_writable_queue_directory_is_reported() {
 fn a_lane_that_is_a_symlink_to_a_directory_outside() {
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path().join("spool");
-    spool(&root, &["push", "a", "b"]).expect_success();
-    spool(&root, &["push", "--priority", "3", "p"]).expect_success();
-    spool(&root, &["pop"]).expect_success();
+    spool(&root, &["push", "a", "b"]).success();
+    spool(&root, &["push", "--priority", "3", "p"]).success();
+    spool(&root, &["pop"]).success();
     let q = root.join("default");
     let dir = Witness::dir(tmp.path().join("outside-dir"));
     fs::rename(q.join("ready-3"), tmp.path().join("moved-lane")).unwrap();
@@ -674,11 +686,11 @@ fn a_lane_that_is_a_symlink_to_a_directory_outside() {
     ] {
         let out = spool(&root, args);
         let r = out.no_crash(false).and_then(|()| match out.code {
-            Some(0) | Some(1) => ok(&out),
+            0 | 1 => ok(&out),
             _ => {
                 let last = out.stderr.lines().last().unwrap_or("");
                 let warnings = out.stderr.lines().rev().skip(1);
-                if out.code == Some(2)
+                if out.code == 2
                     && last.contains(&lane)
                     && warnings
                         .into_iter()
@@ -695,7 +707,7 @@ fn a_lane_that_is_a_symlink_to_a_directory_outside() {
         problems.note(&format!("{args:?}"), r.and(dir.check()));
     }
     let report = spool(&root, &["fsck"]);
-    if report.code != Some(3) || !report.text().contains(&format!("{lane}: ")) {
+    if report.code != 3 || !report.text_lossy().contains(&format!("{lane}: ")) {
         problems.note(
             "fsck",
             Err(format!("does not report the lane:\n{report:?}")),

@@ -13,10 +13,10 @@
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use super::common::{
+use super::ops::{Case, Op, SPACE_SYSCALLS, SYSCALLS};
+use crate::harness::{
     Fault, Problems, fault_hit, loader_calls, require_strace, under_strace, waits_for_own_lock,
 };
-use super::ops::{Case, Op, SPACE_SYSCALLS, SYSCALLS};
 
 /// No operation makes this many calls of one system call.
 const MAX_N: u32 = 2000;
@@ -70,7 +70,7 @@ fn sweep(
         let out = under_strace(case.call(op), syscall, fault, n, &trace).run();
         if !fault_hit(&trace) {
             // The operation made fewer calls than N: it ran untouched and must succeed.
-            if let Err(e) = out.success() {
+            if let Err(e) = out.check_success() {
                 problems
                     .lock()
                     .unwrap()

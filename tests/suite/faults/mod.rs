@@ -5,23 +5,12 @@
 //! by `.ci/run`); without them they print "SKIPPED: ..." and pass, except under CI=true,
 //! where they fail. docs/RELIABILITY.md lists what each test proves and the figures of a run.
 
-#[path = "chaos.rs"]
 mod chaos;
-#[path = "common.rs"]
-mod common;
-#[path = "diskfull.rs"]
 mod diskfull;
-#[path = "fsck.rs"]
 mod fsck;
-#[path = "fsize.rs"]
 mod fsize;
-#[path = "hostile.rs"]
 mod hostile;
-#[path = "inject.rs"]
 mod inject;
-#[path = "ops.rs"]
 mod ops;
-#[path = "other_user.rs"]
 mod other_user;
-#[path = "powercut.rs"]
 mod powercut;

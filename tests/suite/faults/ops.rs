@@ -12,7 +12,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use super::common::{Call, Fault, Out, bytes, drain, id_states, list_all, push_id, show};
+use crate::harness::{Cmd, Fault, Output, bytes, drain, id_states, list_all, push_id, show};
 
 /// The system calls broken in each operation: the ones that open, write, sync, rename,
 /// link, remove, create, lock, close or truncate.
@@ -87,7 +87,7 @@ const LARGE: usize = 200_000;
 
 fn large_payload() -> Vec<u8> {
     let mut v = vec![0u8; LARGE];
-    crate::util::Noise::new(7).fill(&mut v);
+    crate::harness::Rng::new(7).fill(&mut v);
     v
 }
 
@@ -108,14 +108,15 @@ impl Case {
     pub fn new(op: Op) -> Result<Case, String> {
         let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
         let root = dir.path().join("spool");
-        Call::spool(&root, ["push", "m1", "m2", "m3"])
+        Cmd::at(&root)
+            .args(["push", "m1", "m2", "m3"])
             .run()
-            .success()?;
+            .check_success()?;
         let mut token = String::new();
         if matches!(op, Op::Ack | Op::Nack | Op::Extend) {
-            let out = Call::spool(&root, ["claim", "--lease", "1h"]).run();
-            out.success()?;
-            token = out.text().trim_end().to_string();
+            let out = Cmd::at(&root).args(["claim", "--lease", "1h"]).run();
+            out.check_success()?;
+            token = out.text_lossy().trim_end().to_string();
         }
         Ok(Case { dir, root, token })
     }
@@ -125,14 +126,14 @@ impl Case {
     }
 
     /// The command for `op`, unwrapped.
-    pub fn call(&self, op: Op) -> Call {
-        let spool = |args: &[&str]| Call::spool(&self.root, args);
+    pub fn call(&self, op: Op) -> Cmd {
+        let spool = |args: &[&str]| Cmd::at(&self.root).args(args);
         match op {
             Op::Push => spool(&["push", "--print-id", "new"]),
-            Op::PushLarge => spool(&["push"]).input(large_payload()),
-            Op::Batch => spool(&["push", "--lines"]).input(lines(&batch(3))),
-            Op::BigBatch => spool(&["push", "--lines"]).input(lines(&batch(12))),
-            Op::Pop => spool(&["pop"]).output_file(&self.out_file()),
+            Op::PushLarge => spool(&["push"]).stdin(large_payload()),
+            Op::Batch => spool(&["push", "--lines"]).stdin(lines(&batch(3))),
+            Op::BigBatch => spool(&["push", "--lines"]).stdin(lines(&batch(12))),
+            Op::Pop => spool(&["pop"]).stdout_file(&self.out_file()),
             Op::Peek => spool(&["peek", "-n", "3", "--lines"]),
             Op::Claim => spool(&["claim", "--lease", "300ms"]),
             Op::Ack => spool(&["ack", &self.token]),
@@ -144,12 +145,12 @@ impl Case {
     }
 
     /// Checks the outcome `out` of `op` broken by `fault`, then the queue.
-    pub fn judge(&self, op: Op, fault: Fault, out: &Out) -> Result<(), String> {
+    pub fn judge(&self, op: Op, fault: Fault, out: &Output) -> Result<(), String> {
         out.no_crash(fault == Fault::Kill)?;
         let killed = fault == Fault::Kill && out.killed();
         let failed = !killed && !out.ok();
-        if failed && !(op == Op::Run && out.code == Some(3)) {
-            out.error()?;
+        if failed && !(op == Op::Run && out.code == 3) {
+            out.check_error()?;
             check_error_line(out, fault)?;
         }
         if out.ok() && !out.stderr.is_empty() {
@@ -182,7 +183,7 @@ impl Case {
                 with.push(new);
                 if out.ok() {
                     if op == Op::Push {
-                        let id = out.text();
+                        let id = out.text_lossy();
                         if id != "4\n" {
                             return Err(format!("push printed {id:?}, expected id 4"));
                         }
@@ -243,10 +244,10 @@ impl Case {
                 // Peek changes nothing: whatever it printed, the queue is as it was.
                 let all = b"m1\nm2\nm3\n";
                 if out.ok() && out.stdout != all {
-                    return Err(format!("peek printed {:?}", out.text()));
+                    return Err(format!("peek printed {:?}", out.text_lossy()));
                 }
                 if !all.starts_with(&out.stdout) {
-                    return Err(format!("a broken peek printed {:?}", out.text()));
+                    return Err(format!("a broken peek printed {:?}", out.text_lossy()));
                 }
                 vec![m(&["m1", "m2", "m3"])]
             }
@@ -258,27 +259,31 @@ impl Case {
                 }
                 if out.ok() {
                     // The lease now ends in about 2 hours, not 1.
-                    let leases = super::common::claim_leases(&self.root.join("default"));
+                    let leases = crate::harness::claim_leases(&self.root.join("default"));
                     let until = leases.first().and_then(|l| l.1).unwrap_or(0);
-                    if until < super::common::now_ms() + 90 * 60_000 {
+                    if until < crate::harness::now_ms() as u64 + 90 * 60_000 {
                         return Err(format!("extend exited 0, but the claims are {leases:?}"));
                     }
                 }
-                Call::spool(&self.root, ["ack", &self.token])
+                Cmd::at(&self.root)
+                    .args(["ack", &self.token])
                     .run()
-                    .success()?;
+                    .check_success()?;
                 vec![m(&["m2", "m3"])]
             }
             Op::Claim => {
                 if out.ok() {
-                    let token = out.text();
+                    let token = out.text_lossy();
                     let token = token.trim_end();
                     if !token.starts_with("1.")
                         || states != [(2, "ready"), (3, "ready"), (1, "claimed")]
                     {
                         return Err(format!("claim printed {token:?}; the queue is {states:?}"));
                     }
-                    Call::spool(&self.root, ["ack", token]).run().success()?;
+                    Cmd::at(&self.root)
+                        .args(["ack", token])
+                        .run()
+                        .check_success()?;
                     vec![m(&["m2", "m3"])]
                 } else {
                     // A claim that failed (or died) after its rename holds m1 by its lease
@@ -286,11 +291,11 @@ impl Case {
                     // are popped. (Its token may even have been printed: Rust's buffered
                     // standard output writes it again at exit after a failed write.)
                     let leased = states == [(2, "ready"), (3, "ready"), (1, "claimed")];
-                    let printed_token = leased && out.text().starts_with("1.");
+                    let printed_token = leased && out.text_lossy().starts_with("1.");
                     if !(out.stdout.is_empty() || printed_token) {
                         return Err(format!(
                             "a failed claim printed {:?}; the queue is {states:?}",
-                            out.text()
+                            out.text_lossy()
                         ));
                     }
                     if leased {
@@ -307,13 +312,14 @@ impl Case {
                     if !gone {
                         return Err(format!("acked, but the queue is {states:?}"));
                     }
-                    let again = Call::spool(&self.root, ["ack", &self.token]).run();
-                    again.error()?;
+                    let again = Cmd::at(&self.root).args(["ack", &self.token]).run();
+                    again.check_error()?;
                 } else if kept {
                     // The claim is intact: its token still acks it.
-                    Call::spool(&self.root, ["ack", &self.token])
+                    Cmd::at(&self.root)
+                        .args(["ack", &self.token])
                         .run()
-                        .success()?;
+                        .check_success()?;
                 } else if !(gone && (killed || out.stderr.contains("may not be durable"))) {
                     return Err(format!("after a failed ack the queue is {states:?}"));
                 }
@@ -327,9 +333,10 @@ impl Case {
                         return Err(format!("nacked, but the queue is {states:?}"));
                     }
                 } else if kept {
-                    Call::spool(&self.root, ["nack", &self.token])
+                    Cmd::at(&self.root)
+                        .args(["nack", &self.token])
                         .run()
-                        .success()?;
+                        .check_success()?;
                 } else {
                     return Err(format!("after a failed nack the queue is {states:?}"));
                 }
@@ -338,7 +345,7 @@ impl Case {
             Op::Run => {
                 if out.ok() {
                     vec![m(&["m2", "m3"])]
-                } else if out.code == Some(3) {
+                } else if out.code == 3 {
                     // The command itself was broken (strace follows it): retried, behind.
                     if !out.stderr.is_empty() {
                         return Err(format!("run exited 3 with stderr:\n{out:?}"));
@@ -359,7 +366,7 @@ impl Case {
             Op::Clear => {
                 if out.ok() {
                     if out.stdout != b"3\n" {
-                        return Err(format!("clear printed {:?}", out.text()));
+                        return Err(format!("clear printed {:?}", out.text_lossy()));
                     }
                     vec![vec![]]
                 } else {
@@ -391,7 +398,7 @@ impl Case {
         }
         let q = self.root.join("default");
         for sub in ["tmp", "claimed"] {
-            let left = super::common::names(&q.join(sub));
+            let left = crate::harness::names_in(&q.join(sub));
             if !left.is_empty() {
                 return Err(format!(
                     "{sub}/ still holds {left:?} after draining\n{out:?}"
@@ -447,7 +454,7 @@ const STEPS: &[&str] = &[
 ];
 
 /// An error line names the step that failed and says what the injected error was.
-fn check_error_line(out: &Out, fault: Fault) -> Result<(), String> {
+fn check_error_line(out: &Output, fault: Fault) -> Result<(), String> {
     let line = out.stderr.trim_end();
     let rest = line.strip_prefix("spool: ").unwrap_or(line);
     let step = rest.split(' ').next().unwrap_or("");

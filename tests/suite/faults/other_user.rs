@@ -8,7 +8,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::Command;
 
-use super::common::{Call, Out, bytes, drain, id_states, list_all, require};
+use crate::harness::{Cmd, Output, bytes, drain, id_states, list_all, require};
 
 const USER: &str = "spooltest";
 
@@ -34,22 +34,15 @@ fn user() -> Option<(String, String)> {
             .output();
         // Another run may have created it meanwhile: only the result matters.
         if id("-u").is_none() {
-            super::common::skip(&format!("cannot create the user {USER}: {out:?}"));
+            crate::harness::skip(&format!("cannot create the user {USER}: {out:?}"));
             return None;
         }
     }
     Some((id("-u")?, id("-g")?))
 }
 
-fn as_user(root: &Path, ids: &(String, String), args: &[&str]) -> Out {
-    Call::spool(root, args)
-        .wrap([
-            "setpriv".to_string(),
-            format!("--reuid={}", ids.0),
-            format!("--regid={}", ids.1),
-            "--clear-groups".into(),
-        ])
-        .run()
+fn as_user(root: &Path, ids: &(String, String), args: &[&str]) -> Output {
+    Cmd::at(root).args(args).run_as(&ids.0, &ids.1).run()
 }
 
 fn denied(root: &Path, ids: &(String, String), commands: &[&[&str]]) {
@@ -60,20 +53,16 @@ fn denied(root: &Path, ids: &(String, String), commands: &[&[&str]]) {
             call_args = vec!["push", "--lines"];
         }
         let out = if input {
-            Call::spool(root, &call_args)
-                .input("one\ntwo\n")
-                .wrap([
-                    "setpriv".to_string(),
-                    format!("--reuid={}", ids.0),
-                    format!("--regid={}", ids.1),
-                    "--clear-groups".into(),
-                ])
+            Cmd::at(root)
+                .args(&call_args)
+                .stdin("one\ntwo\n")
+                .run_as(&ids.0, &ids.1)
                 .run()
         } else {
             as_user(root, ids, &call_args)
         };
         out.no_crash(false).unwrap();
-        out.error()
+        out.check_error()
             .unwrap_or_else(|e| panic!("{USER} ran {args:?}: {e}"));
         assert!(
             out.stderr.contains("Permission denied"),
@@ -115,12 +104,10 @@ fn setup() -> Option<(tempfile::TempDir, std::path::PathBuf, (String, String))> 
     // The user may reach the temporary directory, not the spool root (0700) in it.
     fs::set_permissions(tmp.path(), fs::Permissions::from_mode(0o755)).unwrap();
     let root = tmp.path().join("spool");
-    Call::spool(&root, ["push", "a", "b"])
-        .run()
-        .expect_success();
+    Cmd::at(&root).args(["push", "a", "b"]).run().success();
     let version = as_user(&root, &ids, &["--version"]);
     if !version.ok() {
-        super::common::skip(&format!("{USER} cannot run spool: {version:?}"));
+        crate::harness::skip(&format!("{USER} cannot run spool: {version:?}"));
         return None;
     }
     Some((tmp, root, ids))
@@ -132,7 +119,7 @@ fn unchanged(root: &Path) {
         id_states(&list_all(root, "default").unwrap()),
         [(1, "ready"), (2, "ready")]
     );
-    assert_eq!(super::common::names(root), ["default"]);
+    assert_eq!(crate::harness::names_in(root), ["default"]);
     assert_eq!(drain(root, "default").unwrap(), bytes(&["a", "b"]));
 }
 
@@ -141,7 +128,7 @@ fn another_user_can_neither_read_nor_write_a_spool_of_root() {
     let Some((_tmp, root, ids)) = setup() else {
         return;
     };
-    assert_eq!(crate::util::mode(&root), 0o700);
+    assert_eq!(crate::harness::mode(&root), 0o700);
     let mut commands = COMMANDS.to_vec();
     commands.push(&["queues"]);
     denied(&root, &ids, &commands);
@@ -155,7 +142,7 @@ fn another_user_can_neither_read_nor_write_a_queue_of_root_in_an_open_root() {
     };
     // The root is opened to everyone; the queue directory stays 0700.
     fs::set_permissions(&root, fs::Permissions::from_mode(0o755)).unwrap();
-    assert_eq!(crate::util::mode(&root.join("default")), 0o700);
+    assert_eq!(crate::harness::mode(&root.join("default")), 0o700);
     let commands: Vec<&[&str]> = COMMANDS
         .iter()
         .copied()

@@ -24,11 +24,12 @@
 
 use std::collections::{HashMap, HashSet};
 use std::fs;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use super::common::{BIN, Call, Mount, Rng, kill_group_and_wait, list_all, now_us, require};
+use crate::harness::{
+    BIN, Cmd, Mount, Rng, kill_group_and_wait, list_all, now_us, require, spawn_workload,
+};
 
 const ROUNDS: u32 = 50;
 /// Payload files written per round: more than a round can push.
@@ -88,7 +89,7 @@ fn payload(round: u32, k: u64) -> Vec<u8> {
         (k * 37) % 400
     } as usize;
     let mut noise = vec![0u8; extra];
-    crate::util::Noise::new(u64::from(round) << 32 | k).fill(&mut noise);
+    crate::harness::Rng::new(u64::from(round) << 32 | k).fill(&mut noise);
     v.extend(noise);
     v
 }
@@ -155,7 +156,7 @@ fn read_queue(q: &Path) -> Result<Vec<(u64, String, Vec<u8>)>, String> {
     };
     let mut dirs: Vec<(PathBuf, &str)> = Vec::new();
     for lane in std::iter::once("ready".to_string()).chain((1..=9).map(|p| format!("ready-{p}"))) {
-        for b in super::common::names(&q.join(&lane)) {
+        for b in crate::harness::names_in(&q.join(&lane)) {
             dirs.push((q.join(&lane).join(b), "ready"));
         }
     }
@@ -163,7 +164,7 @@ fn read_queue(q: &Path) -> Result<Vec<(u64, String, Vec<u8>)>, String> {
         dirs.push((q.join(s), s));
     }
     for (dir, state) in dirs {
-        for name in super::common::names(&dir) {
+        for name in crate::harness::names_in(&dir) {
             let id = id_of(&name).ok_or_else(|| format!("a foreign entry {dir:?}/{name}"))?;
             let content =
                 fs::read(dir.join(&name)).map_err(|e| format!("read {dir:?}/{name}: {e}"))?;
@@ -190,9 +191,10 @@ fn power_cuts(fstype: &str, size: &str) {
     let mut m = Mount::image(&tmp.path().join("image"), size, fstype, &mnt)
         .unwrap_or_else(|e| panic!("set up {fstype}: {e}"));
     let root = mnt.join("spool");
-    Call::spool(&root, ["push", "--print-id", "first"])
+    Cmd::at(&root)
+        .args(["push", "--print-id", "first"])
         .run()
-        .expect_success();
+        .success();
     let (mut rng, seed) = Rng::from_clock();
     // id -> content of every message known to be in the queue.
     let mut known: HashMap<u64, Vec<u8>> = HashMap::from([(1, b"first".to_vec())]);
@@ -209,24 +211,22 @@ fn power_cuts(fstype: &str, size: &str) {
             fs::write(w.join("pay").join(k.to_string()), &p).unwrap();
             payloads.insert(k, p);
         }
-        let child = std::process::Command::new("bash")
-            .args(["-c", WORKLOAD, "workload"])
-            .arg(BIN)
-            .arg(&root)
-            .arg(&w)
-            // Odd rounds build a backlog, even rounds drain it and take fresh messages.
-            .args(if round % 2 == 1 {
-                ["2", "1"]
-            } else {
-                ["1", "2"]
-            })
-            .env_remove("LD_LIBRARY_PATH")
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .process_group(0)
-            .spawn()
-            .expect("spawn workload");
+        // Odd rounds build a backlog, even rounds drain it and take fresh messages.
+        let (producers, consumers) = if round % 2 == 1 {
+            ("2", "1")
+        } else {
+            ("1", "2")
+        };
+        let child = spawn_workload(
+            WORKLOAD,
+            [
+                BIN.as_ref(),
+                root.as_os_str(),
+                w.as_os_str(),
+                producers.as_ref(),
+                consumers.as_ref(),
+            ],
+        );
         let pgid = child.id() as i32;
         m.groups.push(pgid);
         std::thread::sleep(Duration::from_millis(rng.range(30, 400)));
@@ -379,7 +379,7 @@ fn power_cuts(fstype: &str, size: &str) {
                 "{ctx}: message {id}, acked before the cut, came back"
             );
         }
-        let next = super::common::next_id(&root, "default").unwrap_or_else(|e| panic!("{e}"));
+        let next = crate::harness::next_id(&root, "default").unwrap_or_else(|e| panic!("{e}"));
         if next <= max_id {
             let mut why = Vec::new();
             if now.contains_key(&max_id) {
@@ -399,22 +399,22 @@ fn power_cuts(fstype: &str, size: &str) {
                 why.join("; ")
             );
         }
-        let repair = Call::spool(&root, ["fsck", "--repair"]).run();
+        let repair = Cmd::at(&root).args(["fsck", "--repair"]).run();
         assert!(
             repair.ok() && repair.stderr.is_empty(),
             "{ctx}: fsck --repair after the cut:\n{repair:?}"
         );
-        fig.leftovers_repaired += repair.text().lines().count();
+        fig.leftovers_repaired += repair.text_lossy().lines().count();
         // A claim of the workload (2 s leases) may still hold at the repair and end just
         // before this second look: that is a queue at work, not damage.
-        let check = Call::spool(&root, ["fsck"]).run();
-        let text = check.text();
+        let check = Cmd::at(&root).args(["fsck"]).run();
+        let text = check.text_lossy();
         let damage: Vec<&str> = text
             .lines()
             .filter(|l| !l.ends_with("is a claim whose lease ended"))
             .collect();
         assert!(
-            matches!(check.code, Some(0) | Some(3)) && check.stderr.is_empty() && damage.is_empty(),
+            matches!(check.code, 0 | 3) && check.stderr.is_empty() && damage.is_empty(),
             "{ctx}: fsck after repair:\n{check:?}"
         );
         fig.most_messages = fig.most_messages.max(now.len());
@@ -470,7 +470,7 @@ fn power_cuts_on_ext4_lose_no_confirmed_push() {
 /// counter, even after a power cut", so the next push must not get that id again.
 #[test]
 fn an_id_handed_out_by_a_claim_is_not_reused_after_a_power_cut() {
-    if !tools("mkfs.ext4") || !super::common::require_strace() {
+    if !tools("mkfs.ext4") || !crate::harness::require_strace() {
         return;
     }
     let tmp = tempfile::tempdir().expect("tempdir");
@@ -483,12 +483,13 @@ fn an_id_handed_out_by_a_claim_is_not_reused_after_a_power_cut() {
     .unwrap_or_else(|e| panic!("set up ext4: {e}"));
     let root = m.dir.join("spool");
     // A first message, pushed and popped: the queue and its counter are on disk.
-    Call::spool(&root, ["push", "first"]).run().expect_success();
-    Call::spool(&root, ["pop"]).run().expect_success();
+    Cmd::at(&root).args(["push", "first"]).run().success();
+    Cmd::at(&root).args(["pop"]).run().success();
     // A push held for 3 seconds before its directory sync.
     let slow_root = root.clone();
     let slow = std::thread::spawn(move || {
-        Call::spool(&slow_root, ["push", "second"])
+        Cmd::at(&slow_root)
+            .args(["push", "second"])
             .wrap([
                 "strace",
                 "-f",
@@ -508,15 +509,15 @@ fn an_id_handed_out_by_a_claim_is_not_reused_after_a_power_cut() {
         );
         std::thread::sleep(Duration::from_millis(10));
     }
-    let claim = Call::spool(&root, ["claim", "--lease", "1h"]).run();
-    claim.expect_success();
-    let token = claim.text();
+    let claim = Cmd::at(&root).args(["claim", "--lease", "1h"]).run();
+    claim.success();
+    let token = claim.text_lossy();
     let handed: u64 = token.split('.').next().unwrap().parse().unwrap();
     m.shutdown().expect("shutdown");
     let push = slow.join().expect("push thread");
     m.unmount().expect("unmount");
     m.mount().expect("mount again");
-    let next = super::common::push_id(&root, "default", "third").expect("push after the cut");
+    let next = crate::harness::push_id(&root, "default", "third").expect("push after the cut");
     assert!(
         next > handed,
         "claim handed out message {handed} (token {token:?}) before a power cut; after it, \
