@@ -56,14 +56,7 @@ impl Queue {
         {
             return Ok(true);
         }
-        let st = sys::stat_fd(&file).map_err(|e| Error::io("stat", self.at(FORMAT_FILE), e))?;
-        if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile {
-            return Err(Error::invalid(
-                "read",
-                Some(&self.at(FORMAT_FILE)),
-                "not a regular file",
-            ));
-        }
+        self.stat_regular(&file, FORMAT_FILE, "read")?;
         let n = std::io::Seek::rewind(&mut file)
             .and_then(|()| crate::store::read_full(&mut file, &mut buf))
             .map_err(|e| Error::io("read", self.at(FORMAT_FILE), e))?;
@@ -125,6 +118,20 @@ impl Queue {
             ));
         }
         Ok(())
+    }
+
+    /// The status of the open file `fd` at `rel`, which must be a regular file: anything
+    /// else (a FIFO, a device, a directory planted in its place) fails step `step`.
+    pub(super) fn stat_regular(&self, fd: impl AsFd, rel: &str, step: &str) -> Result<Stat> {
+        let st = sys::stat_fd(fd).map_err(|e| Error::io("stat", self.at(rel), e))?;
+        if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile {
+            return Err(Error::invalid(
+                step,
+                Some(&self.at(rel)),
+                "not a regular file",
+            ));
+        }
+        Ok(st)
     }
 
     pub(super) fn open_dir(&self, rel: &str) -> Result<OwnedFd> {

@@ -74,6 +74,18 @@ impl Entry {
         }
     }
 
+    /// This message waiting in a ready lane at position `key`: its id, attempts and expiry
+    /// kept, its priority said by the lane's directory, nothing of a claim.
+    pub fn in_lane(&self, key: u64) -> Entry {
+        Entry {
+            key,
+            id: self.id,
+            attempts: self.attempts,
+            expires: self.expires,
+            ..Entry::default()
+        }
+    }
+
     /// Parses a name; `None` unless it is exactly of the form spool writes.
     pub fn parse(name: &str) -> Option<Entry> {
         let mut parts = name.split('.');

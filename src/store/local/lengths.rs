@@ -41,14 +41,7 @@ impl Queue {
         let mode = if create { sys::FILE_MODE } else { 0 }; // openat2 refuses a mode without O_CREAT
         let fd = sys::open_beneath(self.dir(), rel, flags | OFlags::NONBLOCK, mode)
             .map_err(|e| Error::io("open", self.at(rel), e))?;
-        let st = sys::stat_fd(&fd).map_err(|e| Error::io("stat", self.at(rel), e))?;
-        if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile {
-            return Err(Error::invalid(
-                "open",
-                Some(&self.at(rel)),
-                "not a regular file",
-            ));
-        }
+        self.stat_regular(&fd, rel, "open")?;
         if create {
             rustix::fs::fchmod(&fd, rustix::fs::Mode::from_bits_truncate(sys::FILE_MODE))
                 .map_err(|e| Error::io("chmod", self.at(rel), e))?;
@@ -100,14 +93,7 @@ impl Queue {
         let file = File::from(fd);
         file.lock()
             .map_err(|e| Error::io("lock", self.at(rel), e))?;
-        let st = sys::stat_fd(&file).map_err(|e| Error::io("stat", self.at(rel), e))?;
-        if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile {
-            return Err(Error::invalid(
-                "open",
-                Some(&self.at(rel)),
-                "not a regular file",
-            ));
-        }
+        let st = self.stat_regular(&file, rel, "open")?;
         Ok((file, st.st_size as u64))
     }
 

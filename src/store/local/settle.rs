@@ -45,13 +45,7 @@ impl Queue {
             None => {
                 let seq = self.allocate(&producer)?;
                 let bucket = self.make_bucket(lane, bucket_of(seq))?;
-                let to = Entry {
-                    key: seq,
-                    id: entry.id,
-                    attempts: entry.attempts,
-                    expires: entry.expires,
-                    ..Entry::default()
-                };
+                let to = entry.in_lane(seq);
                 self.mark_lane(lane)?;
                 self.move_entry(claimed.as_fd(), CLAIMED, name, bucket.as_fd(), &to.name())
             }

@@ -211,13 +211,7 @@ impl Queue {
         let pos = entry.position();
         let lane = entry.priority;
         let bucket = self.make_bucket(lane, bucket_of(pos))?;
-        let back = Entry {
-            key: pos,
-            id: entry.id,
-            attempts: entry.attempts,
-            expires: entry.expires,
-            ..Entry::default()
-        };
+        let back = entry.in_lane(pos);
         if lane > 0 {
             if mark_lane {
                 let _p = self.lock_producer()?;
