@@ -478,7 +478,9 @@ fn broken_state_file(name: &str, damage: Kind) {
         &["push", "x"][..],
         &["pop"],
         &["peek"],
-        &["claim", "--lease", "100ms"],
+        // A lease that outlasts the test: one that ended between `fsck --repair` and the
+        // check after it made that check report it, on a loaded machine.
+        &["claim", "--lease", "1h"],
         &["list", "--state", "all"],
         &["len"],
         &["stats"],
