@@ -17,7 +17,12 @@ use std::fs;
 use std::os::unix::fs::{FileTypeExt, PermissionsExt, symlink};
 use std::path::{Path, PathBuf};
 
-use crate::harness::{Cmd, Output, Problems, Witness, bytes, drain, id_states, list_all, names_in};
+use std::time::Duration;
+
+use crate::harness::{
+    Cmd, Output, Problems, Witness, bytes, claim_leases, drain, id_states, list_all, names_in,
+    now_ms, wait_until,
+};
 
 const B0: &str = "00000000000000000";
 
@@ -478,9 +483,7 @@ fn broken_state_file(name: &str, damage: Kind) {
         &["push", "x"][..],
         &["pop"],
         &["peek"],
-        // A lease that outlasts the test: one that ended between `fsck --repair` and the
-        // check after it made that check report it, on a loaded machine.
-        &["claim", "--lease", "1h"],
+        &["claim", "--lease", "100ms"],
         &["list", "--state", "all"],
         &["len"],
         &["stats"],
@@ -499,6 +502,14 @@ fn broken_state_file(name: &str, damage: Kind) {
         problems.note(&format!("{ctx}: {args:?}"), r);
         problems.note(&ctx, outside.check().and(dir.check()));
     }
+    // The claim above ends before fsck looks: a lease that ended between `fsck --repair`
+    // and the check after it made that check report it, on a loaded machine.
+    let now = || u64::try_from(now_ms()).unwrap_or(0);
+    wait_until("the claim's lease to end", Duration::from_secs(30), || {
+        claim_leases(&q)
+            .iter()
+            .all(|(_, l)| l.is_none_or(|l| l < now()))
+    });
     let report = spool(&root, &["fsck"]);
     if report.code != 3
         || !report
