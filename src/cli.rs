@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime};
 
 use crate::timefmt::{parse_duration, parse_time};
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand, ValueEnum, ValueHint};
 
 /// Durable message queues in a spool directory: one file per message, no daemon
 ///
@@ -26,7 +26,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 )]
 pub struct Cli {
     /// Spool directory [default: $SPOOL_DIR, else $XDG_STATE_HOME/spool, else ~/.local/state/spool]
-    #[arg(long, global = true, value_name = "DIR")]
+    #[arg(long, global = true, value_name = "DIR", value_hint = ValueHint::DirPath)]
     pub dir: Option<PathBuf>,
 
     /// Queue name: 1-64 of A-Z a-z 0-9 . _ -, not starting with '.' [default: $SPOOL_QUEUE, else default]
@@ -326,6 +326,7 @@ pub struct RunArgs {
     /// The command and its arguments
     #[arg(
         value_name = "COMMAND",
+        value_hint = ValueHint::CommandWithArguments,
         required = true,
         trailing_var_arg = true,
         allow_hyphen_values = true

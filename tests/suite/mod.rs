@@ -5,6 +5,7 @@ mod claims;
 mod clear;
 mod cli;
 mod compat;
+mod completions;
 mod concurrency;
 mod crash;
 mod faults;
