@@ -8,6 +8,7 @@ mod compat;
 mod completions;
 mod concurrency;
 mod crash;
+mod docs;
 mod faults;
 mod generated;
 mod hostile;
