@@ -11,11 +11,13 @@ use clap::{Args, Parser, Subcommand, ValueEnum, ValueHint};
 
 /// Durable message queues in a spool directory: one file per message, no daemon
 ///
-/// spool keeps first-in, first-out message queues in a directory. Each message is one
-/// file, written under a temporary name, synced, and published by a rename under a
-/// sequence number; advisory locks let any number of processes push and pop at the
-/// same time. A push that exits 0 survives a power cut. Pop and peek cost the same
-/// however deep the queue is.
+/// spool keeps message queues in a directory. Consumers take the oldest ready message of
+/// the highest priority first (priorities 0 to 9, first-in, first-out within one);
+/// delayed messages wait until their time, then join the back of their priority. Each
+/// message is one file, written under a temporary name, synced, and published by a
+/// rename under a sequence number; advisory locks let any number of processes push and
+/// pop at the same time. A push that exits 0 survives a power cut. Pop and peek cost the
+/// same however deep the queue is.
 #[derive(Debug, Parser)]
 #[command(
     name = "spool",
@@ -54,7 +56,7 @@ pub enum Command {
     )]
     Push(PushArgs),
 
-    /// Remove the oldest message and write it to standard output
+    /// Remove the next message (the oldest of the highest priority) and write it out
     ///
     /// The message is deleted only after its bytes were written and flushed; if that
     /// fails (closed pipe, full disk) it stays in the queue and pop exits 2. Exits 1 when
@@ -64,13 +66,13 @@ pub enum Command {
     )]
     Pop(TakeArgs),
 
-    /// Write the oldest message to standard output without removing it
+    /// Write the next message to standard output without removing it
     ///
     /// Exits 1 when the queue is empty.
     #[command(after_help = "Examples:\n  spool peek\n  spool peek -n 5 --lines")]
     Peek(TakeArgs),
 
-    /// Take the oldest message under a lease and print its claim token
+    /// Take the next message under a lease and print its claim token
     ///
     /// The message stays claimed until `spool ack TOKEN` deletes it, `spool nack TOKEN`
     /// returns it, or its lease ends and it returns by itself. Each claim counts as an
