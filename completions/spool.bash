@@ -138,7 +138,10 @@ _spool() {
             fi
             case "${prev}" in
                 --dir)
-                    COMPREPLY=($(compgen -f "${cur}"))
+                    COMPREPLY=()
+                    if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
+                        compopt -o plusdirs
+                    fi
                     return 0
                     ;;
                 --queue)
@@ -164,7 +167,10 @@ _spool() {
             fi
             case "${prev}" in
                 --dir)
-                    COMPREPLY=($(compgen -f "${cur}"))
+                    COMPREPLY=()
+                    if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
+                        compopt -o plusdirs
+                    fi
                     return 0
                     ;;
                 --queue)
@@ -190,7 +196,10 @@ _spool() {
             fi
             case "${prev}" in
                 --dir)
-                    COMPREPLY=($(compgen -f "${cur}"))
+                    COMPREPLY=()
+                    if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
+                        compopt -o plusdirs
+                    fi
                     return 0
                     ;;
                 --queue)
@@ -228,7 +237,10 @@ _spool() {
             fi
             case "${prev}" in
                 --dir)
-                    COMPREPLY=($(compgen -f "${cur}"))
+                    COMPREPLY=()
+                    if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
+                        compopt -o plusdirs
+                    fi
                     return 0
                     ;;
                 --queue)
@@ -258,7 +270,10 @@ _spool() {
             fi
             case "${prev}" in
                 --dir)
-                    COMPREPLY=($(compgen -f "${cur}"))
+                    COMPREPLY=()
+                    if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
+                        compopt -o plusdirs
+                    fi
                     return 0
                     ;;
                 --queue)
@@ -284,7 +299,10 @@ _spool() {
             fi
             case "${prev}" in
                 --dir)
-                    COMPREPLY=($(compgen -f "${cur}"))
+                    COMPREPLY=()
+                    if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
+                        compopt -o plusdirs
+                    fi
                     return 0
                     ;;
                 --queue)
@@ -314,7 +332,10 @@ _spool() {
             fi
             case "${prev}" in
                 --dir)
-                    COMPREPLY=($(compgen -f "${cur}"))
+                    COMPREPLY=()
+                    if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
+                        compopt -o plusdirs
+                    fi
                     return 0
                     ;;
                 --queue)
@@ -606,7 +627,10 @@ _spool() {
             fi
             case "${prev}" in
                 --dir)
-                    COMPREPLY=($(compgen -f "${cur}"))
+                    COMPREPLY=()
+                    if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
+                        compopt -o plusdirs
+                    fi
                     return 0
                     ;;
                 --queue)
@@ -632,7 +656,10 @@ _spool() {
             fi
             case "${prev}" in
                 --dir)
-                    COMPREPLY=($(compgen -f "${cur}"))
+                    COMPREPLY=()
+                    if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
+                        compopt -o plusdirs
+                    fi
                     return 0
                     ;;
                 --queue)
@@ -662,7 +689,10 @@ _spool() {
             fi
             case "${prev}" in
                 --dir)
-                    COMPREPLY=($(compgen -f "${cur}"))
+                    COMPREPLY=()
+                    if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
+                        compopt -o plusdirs
+                    fi
                     return 0
                     ;;
                 --queue)
@@ -692,7 +722,10 @@ _spool() {
             fi
             case "${prev}" in
                 --dir)
-                    COMPREPLY=($(compgen -f "${cur}"))
+                    COMPREPLY=()
+                    if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
+                        compopt -o plusdirs
+                    fi
                     return 0
                     ;;
                 --queue)
@@ -730,7 +763,10 @@ _spool() {
             fi
             case "${prev}" in
                 --dir)
-                    COMPREPLY=($(compgen -f "${cur}"))
+                    COMPREPLY=()
+                    if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
+                        compopt -o plusdirs
+                    fi
                     return 0
                     ;;
                 --queue)
@@ -768,7 +804,10 @@ _spool() {
             fi
             case "${prev}" in
                 --dir)
-                    COMPREPLY=($(compgen -f "${cur}"))
+                    COMPREPLY=()
+                    if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
+                        compopt -o plusdirs
+                    fi
                     return 0
                     ;;
                 --queue)
@@ -810,7 +849,10 @@ _spool() {
             fi
             case "${prev}" in
                 --dir)
-                    COMPREPLY=($(compgen -f "${cur}"))
+                    COMPREPLY=()
+                    if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
+                        compopt -o plusdirs
+                    fi
                     return 0
                     ;;
                 --queue)
@@ -836,7 +878,10 @@ _spool() {
             fi
             case "${prev}" in
                 --dir)
-                    COMPREPLY=($(compgen -f "${cur}"))
+                    COMPREPLY=()
+                    if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
+                        compopt -o plusdirs
+                    fi
                     return 0
                     ;;
                 --queue)
@@ -862,7 +907,10 @@ _spool() {
             fi
             case "${prev}" in
                 --dir)
-                    COMPREPLY=($(compgen -f "${cur}"))
+                    COMPREPLY=()
+                    if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
+                        compopt -o plusdirs
+                    fi
                     return 0
                     ;;
                 --queue)
@@ -912,7 +960,10 @@ _spool() {
             fi
             case "${prev}" in
                 --dir)
-                    COMPREPLY=($(compgen -f "${cur}"))
+                    COMPREPLY=()
+                    if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
+                        compopt -o plusdirs
+                    fi
                     return 0
                     ;;
                 --queue)
@@ -938,7 +989,10 @@ _spool() {
             fi
             case "${prev}" in
                 --dir)
-                    COMPREPLY=($(compgen -f "${cur}"))
+                    COMPREPLY=()
+                    if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
+                        compopt -o plusdirs
+                    fi
                     return 0
                     ;;
                 --queue)
@@ -964,3 +1018,71 @@ if [[ "${BASH_VERSINFO[0]}" -eq 4 && "${BASH_VERSINFO[1]}" -ge 4 || "${BASH_VERS
 else
     complete -F _spool -o bashdefault -o default spool
 fi
+
+# Queue names for -q and --queue, and run's COMMAND as a command line of its own.
+_spool_queues() {
+    local i dir=()
+    for ((i = 1; i < COMP_CWORD; i++)); do
+        case "${COMP_WORDS[i]}" in
+            --) break ;;
+            --dir)
+                [[ "${COMP_WORDS[i+1]}" == = ]] && ((i++))
+                ((i + 1 < COMP_CWORD)) && dir=(--dir "${COMP_WORDS[i+1]/#\~/$HOME}")
+                ;;
+        esac
+    done
+    COMPREPLY=($(compgen -W "$("$1" "${dir[@]}" queues 2>/dev/null)" -- "$2"))
+}
+
+_spool_with_queues_and_commands() {
+    local cur="$2" prev="$3" i word sub="" start=""
+    [[ "$prev" == = ]] && ((COMP_CWORD >= 2)) && prev="${COMP_WORDS[COMP_CWORD-2]}"
+    for ((i = 1; i < COMP_CWORD; i++)); do
+        word="${COMP_WORDS[i]}"
+        if [[ -z "$sub" ]]; then
+            case " --dir -q --queue " in
+                *" $word "*)
+                    [[ "${COMP_WORDS[i+1]}" == = ]] && ((i++))
+                    ((i++))
+                    continue
+                    ;;
+            esac
+            [[ "$word" == -* ]] || sub="$word"
+        elif [[ "$sub" == run ]]; then
+            [[ "$word" == -- ]] && { start=$((i + 1)); break; }
+            case " --dir -q --queue -j --jobs --max --lease --max-attempts --backoff " in
+                *" $word "*)
+                    [[ "${COMP_WORDS[i+1]}" == = ]] && ((i++))
+                    ((i++))
+                    continue
+                    ;;
+            esac
+            [[ "$word" == -* ]] || { start=$i; break; }
+        else
+            break
+        fi
+    done
+    # Past run's options, at the cursor (not an option's value): the COMMAND starts here.
+    [[ "$sub" == run && -z "$start" && "$i" == "$COMP_CWORD" && "$cur" != -* ]] && start=$i
+    if [[ -n "$start" ]]; then
+        if ((COMP_CWORD == start)); then
+            COMPREPLY=($(compgen -c -- "$cur"))
+        elif declare -F _command_offset >/dev/null; then
+            _command_offset "$start"
+        else
+            local IFS=$'\n'
+            compopt -o filenames 2>/dev/null
+            COMPREPLY=($(compgen -f -- "$cur"))
+        fi
+        return 0
+    fi
+    case "$prev" in
+        -q | --queue)
+            _spool_queues "$1" "$cur"
+            return 0
+            ;;
+    esac
+    _spool "$@"
+}
+
+complete -F _spool_with_queues_and_commands -o bashdefault -o default spool

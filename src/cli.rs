@@ -7,15 +7,17 @@ use std::time::{Duration, SystemTime};
 
 use crate::timefmt::{parse_duration, parse_time};
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand, ValueEnum, ValueHint};
 
 /// Durable message queues in a spool directory: one file per message, no daemon
 ///
-/// spool keeps first-in, first-out message queues in a directory. Each message is one
-/// file, written under a temporary name, synced, and published by a rename under a
-/// sequence number; advisory locks let any number of processes push and pop at the
-/// same time. A push that exits 0 survives a power cut. Pop and peek cost the same
-/// however deep the queue is.
+/// spool keeps message queues in a directory. Consumers take the oldest ready message of
+/// the highest priority first (priorities 0 to 9, first-in, first-out within one);
+/// delayed messages wait until their time, then join the back of their priority. Each
+/// message is one file, written under a temporary name, synced, and published by a
+/// rename under a sequence number; advisory locks let any number of processes push and
+/// pop at the same time. A push that exits 0 survives a power cut. Pop and peek cost the
+/// same however deep the queue is.
 #[derive(Debug, Parser)]
 #[command(
     name = "spool",
@@ -26,7 +28,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 )]
 pub struct Cli {
     /// Spool directory [default: $SPOOL_DIR, else $XDG_STATE_HOME/spool, else ~/.local/state/spool]
-    #[arg(long, global = true, value_name = "DIR")]
+    #[arg(long, global = true, value_name = "DIR", value_hint = ValueHint::DirPath)]
     pub dir: Option<PathBuf>,
 
     /// Queue name: 1-64 of A-Z a-z 0-9 . _ -, not starting with '.' [default: $SPOOL_QUEUE, else default]
@@ -54,7 +56,7 @@ pub enum Command {
     )]
     Push(PushArgs),
 
-    /// Remove the oldest message and write it to standard output
+    /// Remove the next message (the oldest of the highest priority) and write it out
     ///
     /// The message is deleted only after its bytes were written and flushed; if that
     /// fails (closed pipe, full disk) it stays in the queue and pop exits 2. Exits 1 when
@@ -64,13 +66,13 @@ pub enum Command {
     )]
     Pop(TakeArgs),
 
-    /// Write the oldest message to standard output without removing it
+    /// Write the next message to standard output without removing it
     ///
     /// Exits 1 when the queue is empty.
     #[command(after_help = "Examples:\n  spool peek\n  spool peek -n 5 --lines")]
     Peek(TakeArgs),
 
-    /// Take the oldest message under a lease and print its claim token
+    /// Take the next message under a lease and print its claim token
     ///
     /// The message stays claimed until `spool ack TOKEN` deletes it, `spool nack TOKEN`
     /// returns it, or its lease ends and it returns by itself. Each claim counts as an
@@ -326,6 +328,7 @@ pub struct RunArgs {
     /// The command and its arguments
     #[arg(
         value_name = "COMMAND",
+        value_hint = ValueHint::CommandWithArguments,
         required = true,
         trailing_var_arg = true,
         allow_hyphen_values = true

@@ -52,7 +52,10 @@
 // - hostile      bad roots (a regular file, no permission) and junk planted in a queue
 //                (files, symlinks, FIFOs, hard links): never read, followed or deleted
 // - shell        whole pipelines through sh, as in the documentation
+// - docs         the README's console examples, run in order exactly as printed
 // - generated    man/spool.1 and completions/ are current with the CLI definition
+// - completions  the completion scripts in bash, zsh and fish: queue names for -q,
+//                commands for run's COMMAND
 // - faults       crash, fault and hostile-input tests (most need root and strace,
 //                xfsprogs, util-linux, e2fsprogs): power cuts on loop-mounted xfs and
 //                ext4, EIO/ENOSPC/EDQUOT and SIGKILL at every system call of every
