@@ -215,11 +215,11 @@ pub struct TakeArgs {
     #[arg(short = 'n', long = "count", value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
     pub count: u64,
 
-    /// Follow each message with a newline
+    /// Follow each message with a newline, in the same write up to 64 KiB
     #[arg(short, long, conflicts_with = "null")]
     pub lines: bool,
 
-    /// Follow each message with a NUL byte
+    /// Follow each message with a NUL byte, in the same write up to 64 KiB
     #[arg(short = '0', long)]
     pub null: bool,
 

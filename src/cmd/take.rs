@@ -8,7 +8,7 @@ use std::fs::File;
 use std::time::Instant;
 
 use super::failure::{Failure, Outcome};
-use super::output::{deliver, delivery_failure, println_checked, stdout_file, sync_output};
+use super::output::{Records, delivery_failure, println_checked, stdout_file, sync_output};
 use super::watch::Watch;
 use crate::cli::{ClaimArgs, TakeArgs, WaitArgs};
 use crate::exit::ExitStatus;
@@ -98,13 +98,14 @@ fn pop_rounds<Q: Queue>(
     remaining: &mut u64,
     removed: &mut u64,
 ) -> Outcome {
+    let mut records = Records::new(frame);
     loop {
         *remaining -= taken.len() as u64;
         let mut done: Vec<Q::Claim> = Vec::with_capacity(taken.len());
         let mut rest = std::mem::take(taken).into_iter();
         let mut failed = None;
         for mut message in rest.by_ref() {
-            match deliver(out, message.payload(), frame) {
+            match records.write(out, message.payload()) {
                 Ok(()) => done.push(message),
                 Err(e) => {
                     failed = Some((e, message));
@@ -143,10 +144,11 @@ fn pop_rounds<Q: Queue>(
 pub(super) fn peek<E: Engine>(engine: &E, name: &str, args: TakeArgs) -> Outcome {
     let frame = framing("peek", &args)?;
     let mut out = stdout_file()?;
+    let mut records = Records::new(frame);
     let mut failure = None;
     let found = wait_for(engine, name, &args.wait, |q| {
         let seen = q.peek(args.count as usize, |mut message| {
-            if let Err(e) = deliver(&mut out, &mut message.payload, frame) {
+            if let Err(e) = records.write(&mut out, &mut message.payload) {
                 failure = Some(delivery_failure(&e, &[]));
                 return Ok(false);
             }
