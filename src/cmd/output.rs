@@ -31,6 +31,12 @@ pub(super) fn print(text: &[u8]) -> Result<(), Failure> {
     stdout_file()?.write_all(text).map_err(stdout_error)
 }
 
+/// Writes `text` to standard output, for a caller that undoes its work when it fails.
+pub(super) fn try_print(text: &[u8]) -> io::Result<()> {
+    let mut out = File::from(io::stdout().as_fd().try_clone_to_owned()?);
+    out.write_all(text)
+}
+
 /// Writes one line to standard output. Straight to the descriptor: a line that failed
 /// must not stay in std's buffer, to be written again at exit.
 pub(super) fn println_checked(line: &str) -> Result<(), Failure> {

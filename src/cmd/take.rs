@@ -8,7 +8,7 @@ use std::fs::File;
 use std::time::Instant;
 
 use super::failure::{Failure, Outcome};
-use super::output::{Records, delivery_failure, println_checked, stdout_file, sync_output};
+use super::output::{Records, delivery_failure, stdout_file, sync_output, try_print};
 use super::watch::Watch;
 use crate::cli::{ClaimArgs, TakeArgs, WaitArgs};
 use crate::exit::ExitStatus;
@@ -173,14 +173,20 @@ pub(super) fn claim<E: Engine>(engine: &E, name: &str, args: ClaimArgs) -> Outco
         },
         max_attempts: Some(args.max_attempts),
     };
-    let Some((_queue, taken)) = wait_for(engine, name, &args.wait, |q| {
+    let Some((queue, taken)) = wait_for(engine, name, &args.wait, |q| {
         let taken = q.take(1, opts)?;
         Ok((!taken.is_empty()).then_some(taken))
     })?
     else {
         return Ok(ExitStatus::Empty);
     };
-    // If the token cannot be printed, the lease returns the message: nothing is lost.
-    println_checked(&taken[0].token())?;
+    // A token nobody could read would hold the message for its whole lease, an attempt
+    // spent: give the message back at once, as if never claimed.
+    let line = format!("{}\n", taken[0].token());
+    if let Err(e) = try_print(line.as_bytes()) {
+        let ids: Vec<u64> = taken.iter().map(Claim::id).collect();
+        queue.give_back(taken)?;
+        return Err(delivery_failure(&e, &ids));
+    }
     Ok(ExitStatus::Success)
 }
