@@ -21,6 +21,14 @@ pub(super) fn stdout_file() -> Result<File, Failure> {
         .map_err(|e| Failure::Store(Error::io("open", "standard output", e)))
 }
 
+/// Says on standard error that the queue `name` does not exist, for a command that then
+/// does nothing: a mistyped name must not pass for an empty queue. A standard error that
+/// cannot be written changes nothing.
+pub(super) fn say_missing(name: &str) {
+    let line = format!("spool: queue {name} does not exist (see spool queues)\n");
+    let _ = io::stderr().write_all(line.as_bytes());
+}
+
 /// A failed write of the command's own output (not of a message).
 pub(super) fn stdout_error(e: io::Error) -> Failure {
     Failure::Store(Error::io("write", "standard output", e))

@@ -8,7 +8,7 @@ use std::fs::File;
 use std::time::Instant;
 
 use super::failure::{Failure, Outcome};
-use super::output::{Records, delivery_failure, stdout_file, sync_output, try_print};
+use super::output::{Records, delivery_failure, say_missing, stdout_file, sync_output, try_print};
 use super::watch::Watch;
 use crate::cli::{ClaimArgs, TakeArgs, WaitArgs};
 use crate::exit::ExitStatus;
@@ -37,7 +37,8 @@ fn framing(command: &str, args: &TakeArgs) -> std::result::Result<Option<u8>, Fa
 }
 
 /// Opens the queue and calls `attempt` until it returns something; with `--wait`, sleeps
-/// between attempts until the queue changes (or `--timeout` passes). `Ok(None)`: nothing.
+/// between attempts until the queue changes (or `--timeout` passes). `Ok(None)`: nothing
+/// (without `--wait` on a queue that does not exist, after saying so).
 fn wait_for<E: Engine, T>(
     engine: &E,
     name: &str,
@@ -47,11 +48,19 @@ fn wait_for<E: Engine, T>(
     let deadline = wait.timeout.map(|t| Instant::now() + t);
     let mut watch = Watch::new(engine, name, wait.wait);
     loop {
-        if let Some(q) = watch.queue()?
-            && let Some(found) = attempt(q)?
-        {
-            let queue = watch.into_queue().expect("looked into above");
-            return Ok(Some((queue, found)));
+        match watch.queue()? {
+            Some(q) => {
+                if let Some(found) = attempt(q)? {
+                    let queue = watch.into_queue().expect("looked into above");
+                    return Ok(Some((queue, found)));
+                }
+            }
+            // Waiting for a queue not made yet is normal; looking into one is a typo.
+            None if !wait.wait => {
+                say_missing(name);
+                return Ok(None);
+            }
+            None => {}
         }
         if !wait.wait || deadline.is_some_and(|d| Instant::now() >= d) {
             return Ok(None);

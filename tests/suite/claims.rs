@@ -73,7 +73,7 @@ fn claim_prints_a_token_and_moves_the_oldest_message_to_claimed(engine: Engine) 
 #[test]
 fn claim_on_an_empty_or_missing_queue_exits_1() {
     let s = Fixture::new();
-    s.run(&["claim"]).nothing();
+    s.run(&["claim"]).says_missing("default", 1, "");
     assert!(!s.root().exists(), "claim created the root");
     s.push(&["x"]);
     s.run(&["pop"]).success();
