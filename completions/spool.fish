@@ -123,7 +123,7 @@ delayed\t'Waiting for their time'
 claimed\t'Taken, not yet acked'
 failed\t'Dead letters'
 all\t'Every state'"
-complete -c spool -n "__fish_spool_using_subcommand list" -l json -d 'One JSON object per line: id, state, size, enqueued (RFC 3339), attempts, priority, and when present until, expires, reason; then preview'
+complete -c spool -n "__fish_spool_using_subcommand list" -l json -d 'One JSON object per line: id, state, size, enqueued (RFC 3339), attempts, priority, and when present until, expires, reason; then preview (escaped, and preview_escaped true, when not UTF-8)'
 complete -c spool -n "__fish_spool_using_subcommand list" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c spool -n "__fish_spool_using_subcommand list" -s V -l version -d 'Print version'
 complete -c spool -n "__fish_spool_using_subcommand len" -l dir -d 'Spool directory [default: $SPOOL_DIR, else $XDG_STATE_HOME/spool, else ~/.local/state/spool]' -r -F

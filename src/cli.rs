@@ -352,7 +352,8 @@ pub enum StateArg {
 #[derive(Debug, Args)]
 pub struct ListArgs {
     /// One JSON object per line: id, state, size, enqueued (RFC 3339), attempts, priority,
-    /// and when present until, expires, reason; then preview
+    /// and when present until, expires, reason; then preview (escaped, and
+    /// preview_escaped true, when not UTF-8)
     #[arg(long)]
     pub json: bool,
 

@@ -40,6 +40,9 @@ struct ListEntry<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     reason: Option<&'a str>,
     preview: &'a str,
+    /// The preview is not UTF-8: it shows the bytes escaped, as the text listing does.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    preview_escaped: bool,
 }
 
 const PREVIEW_BYTES: usize = 48;
@@ -76,7 +79,8 @@ pub(super) fn list<E: Engine>(engine: &E, name: &str, args: ListArgs) -> Outcome
                 until,
                 expires,
                 reason: info.reason.as_deref(),
-                preview: &preview,
+                preview: preview.text.as_deref().unwrap_or(&preview.escaped),
+                preview_escaped: preview.text.is_none(),
             };
             serde_json::to_writer(&mut out, &entry)
                 .map_err(io::Error::from)
@@ -105,10 +109,14 @@ pub(super) fn list<E: Engine>(engine: &E, name: &str, args: ListArgs) -> Outcome
                 info.size,
                 enqueued,
                 details,
-                preview
+                preview.escaped
             )
         } else {
-            writeln!(out, "{}\t{}\t{}\t{}", info.id, info.size, enqueued, preview)
+            writeln!(
+                out,
+                "{}\t{}\t{}\t{}",
+                info.id, info.size, enqueued, preview.escaped
+            )
         };
         written.map_err(|e| Error::io("write", "standard output", e))?;
         Ok(true)
@@ -117,26 +125,53 @@ pub(super) fn list<E: Engine>(engine: &E, name: &str, args: ListArgs) -> Outcome
     Ok(ExitStatus::Success)
 }
 
-/// A one-line, printable rendering of the start of a payload: valid UTF-8 is kept,
-/// control characters and invalid bytes are escaped, and `…` marks a cut.
-fn preview(bytes: &[u8], cut: bool) -> String {
-    let mut s = String::new();
+/// The start of a payload, for `list`.
+struct Preview {
+    /// One printable line, as shells' tools escape (`ls -b`, `cat -v`): `\t`, `\n`, `\r`,
+    /// `\\`, and `\xHH` for each byte of other control characters and of invalid UTF-8;
+    /// `…` marks a cut.
+    escaped: String,
+    /// The bytes as they are when they are UTF-8 (JSON escapes what it must), with `…`
+    /// marking a cut; `None` when they are not.
+    text: Option<String>,
+}
+
+/// Previews `bytes`, the start of a payload; `cut`: the payload goes on. A character cut
+/// by the end of `bytes` is left out, not shown as invalid bytes.
+fn preview(bytes: &[u8], cut: bool) -> Preview {
+    let mut bytes = bytes;
+    if cut && let Some(last) = bytes.utf8_chunks().last() {
+        let tail = last.invalid();
+        if std::str::from_utf8(tail).is_err_and(|e| e.error_len().is_none()) {
+            bytes = &bytes[..bytes.len() - tail.len()];
+        }
+    }
+    let mark = if cut { "…" } else { "" };
+    let mut escaped = String::new();
     for chunk in bytes.utf8_chunks() {
         for c in chunk.valid().chars() {
             match c {
-                '\\' => s.push_str("\\\\"),
-                c if c.is_control() => s.extend(c.escape_default()),
-                c => s.push(c),
+                '\\' => escaped.push_str("\\\\"),
+                '\t' => escaped.push_str("\\t"),
+                '\n' => escaped.push_str("\\n"),
+                '\r' => escaped.push_str("\\r"),
+                c if c.is_control() => {
+                    for b in c.encode_utf8(&mut [0; 4]).bytes() {
+                        escaped.push_str(&format!("\\x{b:02x}"));
+                    }
+                }
+                c => escaped.push(c),
             }
         }
         for b in chunk.invalid() {
-            s.push_str(&format!("\\x{b:02x}"));
+            escaped.push_str(&format!("\\x{b:02x}"));
         }
     }
-    if cut {
-        s.push('…');
-    }
-    s
+    escaped.push_str(mark);
+    let text = std::str::from_utf8(bytes)
+        .ok()
+        .map(|t| format!("{t}{mark}"));
+    Preview { escaped, text }
 }
 
 pub(super) fn len<E: Engine>(engine: &E, name: &str) -> Outcome {
@@ -296,11 +331,39 @@ pub(super) fn queues<E: Engine>(engine: &E) -> Outcome {
 mod tests {
     use super::preview;
 
+    #[track_caller]
+    fn escaped(bytes: &[u8], cut: bool) -> String {
+        preview(bytes, cut).escaped
+    }
+
     #[test]
-    fn previews_are_one_printable_line() {
-        assert_eq!(preview(b"hello", false), "hello");
-        assert_eq!(preview(b"a\nb\tc\0", false), "a\\nb\\tc\\u{0}");
-        assert_eq!(preview(b"caf\xc3\xa9 \xff", true), "café \\xff…");
-        assert_eq!(preview(b"back\\slash", false), "back\\\\slash");
+    fn previews_are_one_printable_line_escaped_as_shell_tools_do() {
+        assert_eq!(escaped(b"hello", false), "hello");
+        assert_eq!(escaped(b"a\nb\tc\r\0", false), "a\\nb\\tc\\r\\x00");
+        assert_eq!(escaped(b"\x1b[31mred\x7f", false), "\\x1b[31mred\\x7f");
+        assert_eq!(
+            escaped("next\u{85}line".as_bytes(), false),
+            "next\\xc2\\x85line"
+        );
+        assert_eq!(escaped(b"caf\xc3\xa9 \xff", true), "café \\xff…");
+        assert_eq!(escaped(b"back\\slash", false), "back\\\\slash");
+    }
+
+    #[test]
+    fn previews_cut_at_a_character_boundary() {
+        // "é" is two bytes: a cut after the first leaves the character out.
+        assert_eq!(escaped(b"ab\xc3", true), "ab…");
+        assert_eq!(escaped("a€".as_bytes()[..3].as_ref(), true), "a…");
+        // Not at a cut, or not the start of a character: invalid bytes, shown.
+        assert_eq!(escaped(b"ab\xc3", false), "ab\\xc3");
+        assert_eq!(escaped(b"ab\xff", true), "ab\\xff…");
+        assert_eq!(preview(b"ab\xc3", true).text.as_deref(), Some("ab…"));
+    }
+
+    #[test]
+    fn previews_keep_utf8_as_text_for_json() {
+        let p = preview(b"tab\there\x1b", false);
+        assert_eq!(p.text.as_deref(), Some("tab\there\x1b"));
+        assert_eq!(preview(b"\xff\xfe", false).text, None);
     }
 }
