@@ -61,8 +61,8 @@ complete -c spool -n "__fish_spool_using_subcommand pop" -l dir -d 'Spool direct
 complete -c spool -n "__fish_spool_using_subcommand pop" -s q -l queue -d 'Queue name: 1-64 of A-Z a-z 0-9 . _ -, not starting with \'.\' [default: $SPOOL_QUEUE, else default]' -r -f
 complete -c spool -n "__fish_spool_using_subcommand pop" -s n -l count -d 'Up to N messages (N > 1 needs --lines or --null to frame them)' -r
 complete -c spool -n "__fish_spool_using_subcommand pop" -l timeout -d 'With --wait: exit 1 after this long (500ms, 30s, 5m, 2h, 1d)' -r
-complete -c spool -n "__fish_spool_using_subcommand pop" -s l -l lines -d 'Follow each message with a newline'
-complete -c spool -n "__fish_spool_using_subcommand pop" -s 0 -l null -d 'Follow each message with a NUL byte'
+complete -c spool -n "__fish_spool_using_subcommand pop" -s l -l lines -d 'Follow each message with a newline, in the same write up to 64 KiB'
+complete -c spool -n "__fish_spool_using_subcommand pop" -s 0 -l null -d 'Follow each message with a NUL byte, in the same write up to 64 KiB'
 complete -c spool -n "__fish_spool_using_subcommand pop" -s w -l wait -d 'Wait for a message instead of exiting 1 when there is none'
 complete -c spool -n "__fish_spool_using_subcommand pop" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c spool -n "__fish_spool_using_subcommand pop" -s V -l version -d 'Print version'
@@ -70,8 +70,8 @@ complete -c spool -n "__fish_spool_using_subcommand peek" -l dir -d 'Spool direc
 complete -c spool -n "__fish_spool_using_subcommand peek" -s q -l queue -d 'Queue name: 1-64 of A-Z a-z 0-9 . _ -, not starting with \'.\' [default: $SPOOL_QUEUE, else default]' -r -f
 complete -c spool -n "__fish_spool_using_subcommand peek" -s n -l count -d 'Up to N messages (N > 1 needs --lines or --null to frame them)' -r
 complete -c spool -n "__fish_spool_using_subcommand peek" -l timeout -d 'With --wait: exit 1 after this long (500ms, 30s, 5m, 2h, 1d)' -r
-complete -c spool -n "__fish_spool_using_subcommand peek" -s l -l lines -d 'Follow each message with a newline'
-complete -c spool -n "__fish_spool_using_subcommand peek" -s 0 -l null -d 'Follow each message with a NUL byte'
+complete -c spool -n "__fish_spool_using_subcommand peek" -s l -l lines -d 'Follow each message with a newline, in the same write up to 64 KiB'
+complete -c spool -n "__fish_spool_using_subcommand peek" -s 0 -l null -d 'Follow each message with a NUL byte, in the same write up to 64 KiB'
 complete -c spool -n "__fish_spool_using_subcommand peek" -s w -l wait -d 'Wait for a message instead of exiting 1 when there is none'
 complete -c spool -n "__fish_spool_using_subcommand peek" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c spool -n "__fish_spool_using_subcommand peek" -s V -l version -d 'Print version'
@@ -123,7 +123,7 @@ delayed\t'Waiting for their time'
 claimed\t'Taken, not yet acked'
 failed\t'Dead letters'
 all\t'Every state'"
-complete -c spool -n "__fish_spool_using_subcommand list" -l json -d 'One JSON object per line: id, state, size, enqueued (RFC 3339), attempts, priority, and when present until, expires, reason; then preview'
+complete -c spool -n "__fish_spool_using_subcommand list" -l json -d 'One JSON object per line: id, state, size, enqueued (RFC 3339), attempts, priority, and when present until, expires, reason; then preview (escaped, and preview_escaped true, when not UTF-8)'
 complete -c spool -n "__fish_spool_using_subcommand list" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c spool -n "__fish_spool_using_subcommand list" -s V -l version -d 'Print version'
 complete -c spool -n "__fish_spool_using_subcommand len" -l dir -d 'Spool directory [default: $SPOOL_DIR, else $XDG_STATE_HOME/spool, else ~/.local/state/spool]' -r -f -a "(__fish_complete_directories)"

@@ -217,11 +217,11 @@ pub struct TakeArgs {
     #[arg(short = 'n', long = "count", value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
     pub count: u64,
 
-    /// Follow each message with a newline
+    /// Follow each message with a newline, in the same write up to 64 KiB
     #[arg(short, long, conflicts_with = "null")]
     pub lines: bool,
 
-    /// Follow each message with a NUL byte
+    /// Follow each message with a NUL byte, in the same write up to 64 KiB
     #[arg(short = '0', long)]
     pub null: bool,
 
@@ -355,7 +355,8 @@ pub enum StateArg {
 #[derive(Debug, Args)]
 pub struct ListArgs {
     /// One JSON object per line: id, state, size, enqueued (RFC 3339), attempts, priority,
-    /// and when present until, expires, reason; then preview
+    /// and when present until, expires, reason; then preview (escaped, and
+    /// preview_escaped true, when not UTF-8)
     #[arg(long)]
     pub json: bool,
 

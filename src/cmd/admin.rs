@@ -7,7 +7,7 @@ use clap::CommandFactory;
 
 use super::failure::{Failure, Outcome};
 use super::inspect::states;
-use super::output::{print, println_checked};
+use super::output::{print, println_checked, say_missing};
 use crate::cli::{ClearArgs, Cli, FsckArgs, Shell, StateArg};
 use crate::exit::ExitStatus;
 use crate::store::{Engine, Queue, State};
@@ -25,7 +25,10 @@ pub(super) fn clear<E: Engine>(engine: &E, name: &str, args: ClearArgs) -> Outco
     };
     let removed = match engine.open(name)? {
         Some(queue) => queue.clear(&which)?,
-        None => 0,
+        None => {
+            say_missing(name);
+            0
+        }
     };
     println_checked(&removed.to_string())?;
     Ok(ExitStatus::Success)

@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 use rustix::process::{Pid, Signal, kill_process_group};
 
 use super::failure::{Failure, Outcome};
+use super::output::say_missing;
 use super::watch::Watch;
 use crate::cli::RunArgs;
 use crate::exit::ExitStatus;
@@ -92,7 +93,13 @@ fn run_loop<E: Engine>(
     };
     loop {
         let Some(q) = watch.queue()? else {
-            if !args.wait || stopping {
+            if !args.wait {
+                // Nothing to run, as on an empty queue (status 0), but a mistyped name
+                // must not pass for an empty queue.
+                say_missing(name);
+                return Ok(ExitStatus::Success);
+            }
+            if stopping {
                 return Ok(ExitStatus::Success);
             }
             if watch.sleep(None, &[interrupts_in.as_fd()], true)? & 1 != 0 {

@@ -8,7 +8,7 @@ use std::fs::File;
 use std::time::Instant;
 
 use super::failure::{Failure, Outcome};
-use super::output::{deliver, delivery_failure, println_checked, stdout_file, sync_output};
+use super::output::{Records, delivery_failure, say_missing, stdout_file, sync_output, try_print};
 use super::watch::Watch;
 use crate::cli::{ClaimArgs, TakeArgs, WaitArgs};
 use crate::exit::ExitStatus;
@@ -37,7 +37,8 @@ fn framing(command: &str, args: &TakeArgs) -> std::result::Result<Option<u8>, Fa
 }
 
 /// Opens the queue and calls `attempt` until it returns something; with `--wait`, sleeps
-/// between attempts until the queue changes (or `--timeout` passes). `Ok(None)`: nothing.
+/// between attempts until the queue changes (or `--timeout` passes). `Ok(None)`: nothing
+/// (without `--wait` on a queue that does not exist, after saying so).
 fn wait_for<E: Engine, T>(
     engine: &E,
     name: &str,
@@ -47,11 +48,19 @@ fn wait_for<E: Engine, T>(
     let deadline = wait.timeout.map(|t| Instant::now() + t);
     let mut watch = Watch::new(engine, name, wait.wait);
     loop {
-        if let Some(q) = watch.queue()?
-            && let Some(found) = attempt(q)?
-        {
-            let queue = watch.into_queue().expect("looked into above");
-            return Ok(Some((queue, found)));
+        match watch.queue()? {
+            Some(q) => {
+                if let Some(found) = attempt(q)? {
+                    let queue = watch.into_queue().expect("looked into above");
+                    return Ok(Some((queue, found)));
+                }
+            }
+            // Waiting for a queue not made yet is normal; looking into one is a typo.
+            None if !wait.wait => {
+                say_missing(name);
+                return Ok(None);
+            }
+            None => {}
         }
         if !wait.wait || deadline.is_some_and(|d| Instant::now() >= d) {
             return Ok(None);
@@ -98,13 +107,14 @@ fn pop_rounds<Q: Queue>(
     remaining: &mut u64,
     removed: &mut u64,
 ) -> Outcome {
+    let mut records = Records::new(frame);
     loop {
         *remaining -= taken.len() as u64;
         let mut done: Vec<Q::Claim> = Vec::with_capacity(taken.len());
         let mut rest = std::mem::take(taken).into_iter();
         let mut failed = None;
         for mut message in rest.by_ref() {
-            match deliver(out, message.payload(), frame) {
+            match records.write(out, message.payload()) {
                 Ok(()) => done.push(message),
                 Err(e) => {
                     failed = Some((e, message));
@@ -143,10 +153,11 @@ fn pop_rounds<Q: Queue>(
 pub(super) fn peek<E: Engine>(engine: &E, name: &str, args: TakeArgs) -> Outcome {
     let frame = framing("peek", &args)?;
     let mut out = stdout_file()?;
+    let mut records = Records::new(frame);
     let mut failure = None;
     let found = wait_for(engine, name, &args.wait, |q| {
         let seen = q.peek(args.count as usize, |mut message| {
-            if let Err(e) = deliver(&mut out, &mut message.payload, frame) {
+            if let Err(e) = records.write(&mut out, &mut message.payload) {
                 failure = Some(delivery_failure(&e, &[]));
                 return Ok(false);
             }
@@ -171,14 +182,20 @@ pub(super) fn claim<E: Engine>(engine: &E, name: &str, args: ClaimArgs) -> Outco
         },
         max_attempts: Some(args.max_attempts),
     };
-    let Some((_queue, taken)) = wait_for(engine, name, &args.wait, |q| {
+    let Some((queue, taken)) = wait_for(engine, name, &args.wait, |q| {
         let taken = q.take(1, opts)?;
         Ok((!taken.is_empty()).then_some(taken))
     })?
     else {
         return Ok(ExitStatus::Empty);
     };
-    // If the token cannot be printed, the lease returns the message: nothing is lost.
-    println_checked(&taken[0].token())?;
+    // A token nobody could read would hold the message for its whole lease, an attempt
+    // spent: give the message back at once, as if never claimed.
+    let line = format!("{}\n", taken[0].token());
+    if let Err(e) = try_print(line.as_bytes()) {
+        let ids: Vec<u64> = taken.iter().map(Claim::id).collect();
+        queue.give_back(taken)?;
+        return Err(delivery_failure(&e, &ids));
+    }
     Ok(ExitStatus::Success)
 }

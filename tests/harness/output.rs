@@ -103,6 +103,18 @@ impl Output {
         self
     }
 
+    /// Asserts exit status `code`, `stdout` on standard output, and on standard error the
+    /// one line that says the queue `queue` does not exist.
+    #[track_caller]
+    pub fn says_missing(&self, queue: &str, code: i32, stdout: &str) -> &Output {
+        assert!(
+            self.code == code && self.stdout == stdout.as_bytes() && self.stderr == missing(queue),
+            "expected exit {code}, {stdout:?} and {:?} on stderr:\n{self:?}",
+            missing(queue)
+        );
+        self
+    }
+
     /// Asserts exit 2 with exactly one line on standard error, starting "spool: ".
     #[track_caller]
     pub fn error(&self) -> &Output {
@@ -193,6 +205,12 @@ impl Output {
         }
         Ok(())
     }
+}
+
+/// What a command that finds no queue `queue` (and waits for none) says on standard
+/// error.
+pub fn missing(queue: &str) -> String {
+    format!("spool: queue {queue} does not exist (see spool queues)\n")
 }
 
 /// Whether `stderr` is exactly one newline-terminated line starting with "spool: ".

@@ -27,6 +27,7 @@ engine_tests! {
     list_state_shows_each_state_and_its_details, stats_count_every_state,
     a_missing_required_argument_is_named,
     a_claimed_message_is_not_handed_to_a_waiting_consumer,
+    a_claim_whose_token_cannot_be_written_is_given_back,
 }
 
 /// The message id of a token.
@@ -72,7 +73,7 @@ fn claim_prints_a_token_and_moves_the_oldest_message_to_claimed(engine: Engine) 
 #[test]
 fn claim_on_an_empty_or_missing_queue_exits_1() {
     let s = Fixture::new();
-    s.run(&["claim"]).nothing();
+    s.run(&["claim"]).says_missing("default", 1, "");
     assert!(!s.root().exists(), "claim created the root");
     s.push(&["x"]);
     s.run(&["pop"]).success();
@@ -756,4 +757,32 @@ fn a_claimed_message_is_not_handed_to_a_waiting_consumer(engine: Engine) {
     s.run(&["claim", "--wait", "--timeout", "500ms"]).nothing();
     s.run(&["ack", &token]).success();
     assert_eq!(s.states("default"), []);
+}
+
+// A claim whose token could not be written stayed claimed for its whole lease, an
+// attempt spent, with nobody holding its token.
+fn a_claim_whose_token_cannot_be_written_is_given_back(engine: Engine) {
+    let s = engine.fixture();
+    s.push(&["first", "second"]);
+    let mut failures = vec![("spool claim >&-", "Bad file descriptor")];
+    if std::path::Path::new("/dev/full").exists() {
+        failures.push((
+            "spool claim --lease 1h > /dev/full",
+            "No space left on device",
+        ));
+    } else {
+        crate::harness::skip("/dev/full does not exist");
+    }
+    for (script, cause) in failures {
+        s.sh(script).run().error().stderr_has(&format!(
+            "spool: write standard output: {cause} (message 1 stays in the queue)"
+        ));
+        s.assert_state(1, "ready", 0);
+        assert!(s.list_json("default", "claimed").is_empty(), "{script}");
+        assert_eq!(s.listed_ids("default"), [1, 2], "{script}");
+    }
+    // No attempt was spent: a claim allowed a single attempt still gets it.
+    let token = s.claim(&["--max-attempts", "1"]);
+    assert_eq!(id_of(&token), 1);
+    s.assert_state(1, "claimed", 1);
 }

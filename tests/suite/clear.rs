@@ -68,10 +68,10 @@ fn clear_touches_only_its_queue(engine: Engine) {
 #[test]
 fn clear_on_a_missing_queue_prints_zero_and_creates_nothing() {
     let s = Fixture::new();
-    s.prints(&["clear"], "0\n");
+    s.run(&["clear"]).says_missing("default", 0, "0\n");
     assert!(!s.root().exists());
     s.run(&["-q", "other", "push", "x"]).success();
-    s.prints(&["clear"], "0\n");
+    s.run(&["clear"]).says_missing("default", 0, "0\n");
     assert_eq!(names_in(s.root()), ["other"]);
 }
 

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::harness::{Fixture, json_lines, skip, strace_usable};
+use crate::harness::{Fixture, json_lines, missing, skip, strace_usable};
 
 const PRODUCERS: usize = 8;
 const CONSUMERS: usize = 8;
@@ -78,7 +78,10 @@ fn producers_and_consumers_lose_and_duplicate_nothing() {
                                     ended,
                                 });
                             }
-                            1 if out.stdout.is_empty() && out.stderr.is_empty() => {
+                            // Before the first push, pop says that the queue does not exist.
+                            1 if out.stdout.is_empty()
+                                && (out.stderr.is_empty() || out.stderr == missing("default")) =>
+                            {
                                 if all_pushed {
                                     break;
                                 }
@@ -225,4 +228,79 @@ fn pop_during_a_publication_returns_the_message() {
         "messages out of order; the pop during the publication was:\n{during:?}"
     );
     during.success().stdout_is("published");
+}
+
+/// Messages of mixed lengths, one line each, all different: from empty to 20,000 bytes
+/// (past the 8 KiB a copy moves at a time, under the 64 KiB a record is written whole).
+fn mixed_lines(n: usize) -> Vec<String> {
+    const LENGTHS: [usize; 7] = [0, 3, 50, 700, 4090, 9000, 20_000];
+    (0..n)
+        .map(|i| format!("{i:05}-{}", "x".repeat(LENGTHS[i % LENGTHS.len()])))
+        .collect()
+}
+
+/// Pushes `messages` (one line each), runs `loops` shell loops of `spool ARGS >> out`
+/// at once, each `rounds` times or until spool exits non-zero, and returns the lines of
+/// `out`.
+fn append_concurrently(s: &Fixture, messages: &[String], args: &str, rounds: usize) -> Vec<String> {
+    s.run_stdin(&["push", "--lines"], messages.join("\n") + "\n")
+        .success();
+    let out = s.outside("out");
+    let script = format!(
+        "for c in 1 2 3 4 5 6; do \
+           (i=0; while [ $i -lt {rounds} ] && spool {args} >> '{}'; do i=$((i+1)); done) & \
+         done; wait",
+        out.display()
+    );
+    s.sh(&script).run().success();
+    let text = String::from_utf8(std::fs::read(&out).expect("read out")).expect("UTF-8 out");
+    let lines: Vec<String> = text.split_terminator('\n').map(String::from).collect();
+    assert!(text.ends_with('\n'), "out does not end with a newline");
+    lines
+}
+
+/// Asserts that every line is one of `messages`, naming the first that is not.
+fn assert_whole_records(lines: &[String], messages: &[String]) {
+    let known: std::collections::HashSet<&str> = messages.iter().map(String::as_str).collect();
+    let torn: Vec<String> = lines
+        .iter()
+        .filter(|l| !known.contains(l.as_str()))
+        .map(|l| l.chars().take(40).collect())
+        .collect();
+    assert!(
+        torn.is_empty(),
+        "{} of {} lines are not messages, such as {:?}",
+        torn.len(),
+        lines.len(),
+        &torn[..torn.len().min(3)]
+    );
+}
+
+// Records of concurrent consumers appending to one file came out merged: each message
+// left in one write and its newline in another, so another consumer's append landed
+// between them.
+#[test]
+fn consumers_appending_to_one_file_never_merge_records() {
+    for args in ["pop --lines", "pop -n 8 --lines"] {
+        let s = Fixture::new();
+        let messages = mixed_lines(if args.contains("-n") { 1400 } else { 420 });
+        let lines = append_concurrently(&s, &messages, args, usize::MAX >> 1);
+        assert_whole_records(&lines, &messages);
+        let mut sorted = lines.clone();
+        sorted.sort();
+        let mut expected = messages.clone();
+        expected.sort();
+        assert!(sorted == expected, "{args}: messages lost or repeated");
+        assert_eq!(s.len("default"), 0);
+    }
+}
+
+// Records of concurrent peeks appending to one file came out merged, as those of pop.
+#[test]
+fn peeks_appending_to_one_file_never_merge_records() {
+    let s = Fixture::new();
+    let messages = mixed_lines(8);
+    let lines = append_concurrently(&s, &messages, "peek -n 8 --lines", 40);
+    assert_whole_records(&lines, &messages);
+    assert_eq!(lines.len(), 6 * 40 * 8);
 }

@@ -81,7 +81,10 @@ When \fBpush\fR exits 0, its messages are durable: each file's data was synced b
 rename that cannot replace an existing file published it, and the directory was synced
 after. Ids increase strictly and are never reused, after \fBclear\fR and after a crash.
 \fBpop\fR deletes a message only after writing all its bytes to standard output (and
-syncing it, when it is a regular file); if the write fails, the message stays. A message
+syncing it, when it is a regular file); if the write fails, the message stays. With
+\fB\-\-lines\fR or \fB\-\-null\fR, a message of up to 64 KiB leaves with its separator in one
+write: consumers appending to one file never mix their records, nor, up to 4096 bytes
+(PIPE_BUF), consumers sharing one pipe. Longer messages are streamed. A message
 held by a running \fBpop\fR or \fBrun\fR is guarded by an flock: when that process dies,
 the next consumer puts the message back at once. A \fBclaim\fR is guarded by its lease;
 only its own token can ack, nack or extend it. Delivery is at least once: after a crash

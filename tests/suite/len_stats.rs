@@ -4,7 +4,9 @@ use std::collections::BTreeSet;
 
 use serde_json::Value;
 
-use crate::harness::{Engine, Fixture, engine_tests, json_lines, names_in, parse_rfc3339};
+use crate::harness::{
+    Engine, Fixture, engine_tests, json_lines, names_in, parse_rfc3339, skip, tool_works,
+};
 
 engine_tests! {
     len_counts_waiting_messages, stats_text, stats_json, stats_all_covers_every_queue,
@@ -193,4 +195,73 @@ fn commands_that_print_fail_when_standard_output_is_closed(engine: Engine) {
             .stderr_has("write standard output: Bad file descriptor");
     }
     assert_eq!(s.len("default"), 1);
+}
+
+/// The spans (start, end) of the words of `line`.
+fn word_spans(line: &str) -> Vec<(usize, usize)> {
+    let mut spans = Vec::new();
+    let mut start = None;
+    for (i, c) in line.char_indices().chain([(line.len(), ' ')]) {
+        match (c == ' ', start) {
+            (false, None) => start = Some(i),
+            (true, Some(s)) => {
+                spans.push((s, i));
+                start = None;
+            }
+            _ => {}
+        }
+    }
+    spans
+}
+
+// `stats --all` printed tab-separated values on a terminal too, its columns not aligned.
+#[test]
+fn stats_all_aligns_columns_on_a_terminal_and_separates_them_with_tabs_in_a_pipe() {
+    let s = Fixture::new();
+    s.run(&["-q", "alpha", "push", "a", "b"]).success();
+    s.run(&["-q", "a-much-longer-name", "push", "--delay", "1h", "x"])
+        .success();
+    let header = [
+        "QUEUE", "WAITING", "DELAYED", "CLAIMED", "FAILED", "BYTES", "OLDEST", "RATE/s", "WAIT",
+    ];
+    // In a pipe: tab-separated values under their header.
+    let out = s.run(&["stats", "--all"]);
+    out.success();
+    let text = out.text();
+    let lines: Vec<Vec<&str>> = text.lines().map(|l| l.split('\t').collect()).collect();
+    assert_eq!(lines.len(), 3, "{text}");
+    assert_eq!(lines[0], header, "{text}");
+    assert_eq!(
+        lines[1][..6],
+        ["a-much-longer-name", "0", "1", "0", "0", "0"]
+    );
+    assert_eq!(lines[2][..6], ["alpha", "2", "0", "0", "0", "2"]);
+    assert!(lines.iter().all(|l| l.len() == header.len()), "{text}");
+
+    // On a terminal: columns aligned with spaces, names to the left, figures to the right.
+    if let Err(why) = tool_works("script", &["--version"]) {
+        return skip(&why);
+    }
+    let out = s.sh("script -qec 'spool stats --all' /dev/null").run();
+    out.success();
+    let text = out.text().replace("\r\n", "\n");
+    assert!(!text.contains('\t'), "{text:?}");
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 3, "{text}");
+    let words: Vec<&str> = lines[0].split_whitespace().collect();
+    assert_eq!(words, header, "{text}");
+    let spans: Vec<Vec<(usize, usize)>> = lines.iter().map(|l| word_spans(l)).collect();
+    for (line, s) in lines.iter().zip(&spans) {
+        assert_eq!(s.len(), header.len(), "{line:?} in:\n{text}");
+        assert_eq!(s[0].0, 0, "{text}");
+        for c in 1..header.len() {
+            assert_eq!(
+                s[c].1, spans[0][c].1,
+                "column {} not aligned:\n{text}",
+                header[c]
+            );
+        }
+    }
+    assert!(lines[1].starts_with("a-much-longer-name  "), "{text}");
+    assert!(lines[2].starts_with("alpha               "), "{text}");
 }

@@ -8,7 +8,7 @@ engine_tests! {
     list_shows_id_size_time_and_preview_in_order, list_on_an_empty_queue_prints_nothing,
     previews_escape_control_characters, previews_are_cut_at_48_bytes,
     previews_of_binary_are_printable, list_json_has_id_size_enqueued_preview,
-    list_size_is_the_payload_length,
+    list_size_is_the_payload_length, list_json_previews_are_json_strings,
 }
 
 /// One parsed line of the text listing.
@@ -48,8 +48,6 @@ fn preview_of(engine: Engine, payload: &[u8]) -> String {
     let rows = rows(&s);
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0].size, payload.len() as u64);
-    let json = json_lines(&s.run(&["list", "--json"]).stdout);
-    assert_eq!(json[0]["preview"].as_str(), Some(rows[0].preview.as_str()));
     rows[0].preview.clone()
 }
 
@@ -87,9 +85,15 @@ fn list_on_an_empty_queue_prints_nothing(engine: Engine) {
     s.prints(&["list", "--json"], "");
 }
 
+// Previews showed control characters in Rust's style (`\u{1b}`), not as the shell's
+// tools do.
 fn previews_escape_control_characters(engine: Engine) {
-    assert_eq!(preview_of(engine, b"a\nb\tc\0"), "a\\nb\\tc\\u{0}");
-    assert_eq!(preview_of(engine, b"line\n"), "line\\n");
+    assert_eq!(preview_of(engine, b"a\nb\tc\0"), "a\\nb\\tc\\x00");
+    assert_eq!(preview_of(engine, b"line\r\n"), "line\\r\\n");
+    assert_eq!(
+        preview_of(engine, b"\x1b[31mred\x7f \\ \x01"),
+        "\\x1b[31mred\\x7f \\\\ \\x01"
+    );
     for payload in [&b"\r\x1b[31mred\x7f"[..], b"\x01\x02\x03\x04 bell\x07"] {
         let p = preview_of(engine, payload);
         assert!(!p.chars().any(char::is_control), "{p:?}");
@@ -114,6 +118,12 @@ fn previews_are_cut_at_48_bytes(engine: Engine) {
     assert_eq!(
         preview_of(engine, &[b'\n'; 60]),
         format!("{}…", "\\n".repeat(48))
+    );
+    // A character cut by the 48th byte is left out, not shown as invalid bytes.
+    let x47 = "x".repeat(47);
+    assert_eq!(
+        preview_of(engine, format!("{x47}éé").as_bytes()),
+        format!("{x47}…")
     );
 }
 
@@ -160,20 +170,16 @@ fn list_json_has_id_size_enqueued_preview(engine: Engine) {
     let cut = format!("{}…", "z".repeat(48));
     assert_eq!(
         got,
-        [
-            (1, 5, "hello"),
-            (2, 8, "tab\\there"),
-            (3, 100, cut.as_str())
-        ]
+        [(1, 5, "hello"), (2, 8, "tab\there"), (3, 100, cut.as_str())]
     );
-    // The text listing says the same.
+    // The text listing says the same, escaped.
     let text: Vec<(u64, u64, String)> = rows(&s)
         .into_iter()
         .map(|r| (r.id, r.size, r.preview))
         .collect();
     let json: Vec<(u64, u64, String)> = got
         .into_iter()
-        .map(|(i, n, p)| (i, n, p.to_string()))
+        .map(|(i, n, p)| (i, n, p.replace('\t', "\\t")))
         .collect();
     assert_eq!(text, json);
 }
@@ -184,4 +190,43 @@ fn list_size_is_the_payload_length(engine: Engine) {
     s.run_stdin(&["push", "-0"], "ab\0\0cde").success();
     let sizes: Vec<u64> = rows(&s).iter().map(|r| r.size).collect();
     assert_eq!(sizes, [123_457, 2, 0, 3]);
+}
+
+// `list --json` escaped previews twice (`"\\xff"`, `"tab\\there"`): a JSON reader got
+// backslashes instead of the characters.
+fn list_json_previews_are_json_strings(engine: Engine) {
+    let s = engine.fixture();
+    for payload in [
+        &b"tab\there\n\x1b"[..],
+        b"\xff\xfeok",
+        "é".repeat(30).as_bytes(),
+    ] {
+        s.cmd().arg("push").stdin(payload.to_vec()).run().success();
+    }
+    let out = s.run(&["list", "--json"]);
+    out.success();
+    assert!(
+        out.text().contains(r#""preview":"tab\there\n\u001b"}"#),
+        "{out:?}"
+    );
+    let objects = json_lines(&out.stdout);
+    let previews: Vec<(&str, Option<bool>)> = objects
+        .iter()
+        .map(|o| {
+            (
+                o["preview"].as_str().unwrap(),
+                o["preview_escaped"].as_bool(),
+            )
+        })
+        .collect();
+    let cut = format!("{}…", "é".repeat(24));
+    assert_eq!(
+        previews,
+        [
+            ("tab\there\n\x1b", None),
+            // Not UTF-8: escaped as in the text listing, and said so.
+            ("\\xff\\xfeok", Some(true)),
+            (cut.as_str(), None),
+        ]
+    );
 }

@@ -14,7 +14,7 @@ engine_tests! {
 
 fn peek_on_an_empty_or_missing_queue_exits_1(engine: Engine) {
     let s = engine.fixture();
-    s.run(&["peek"]).nothing();
+    s.run(&["peek"]).says_missing("default", 1, "");
     s.push(&["x"]);
     s.run(&["pop"]).success();
     s.run(&["peek"]).nothing();

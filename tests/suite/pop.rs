@@ -18,7 +18,7 @@ engine_tests! {
 
 fn pop_on_an_empty_queue_exits_1(engine: Engine) {
     let s = engine.fixture();
-    s.run(&["pop"]).nothing();
+    s.run(&["pop"]).says_missing("default", 1, "");
     s.push(&["x"]);
     s.prints(&["pop"], "x");
     s.run(&["pop"]).nothing();
@@ -211,4 +211,34 @@ fn pop_n_across_many_rounds_delivers_each_message_once_in_order() {
         "nothing is left claimed"
     );
     s.prints(&["pop", "-n", "5", "--lines"], "1000\n");
+}
+
+// A mistyped queue name passed for an empty queue: consumers and clear said nothing.
+#[test]
+fn consumers_and_clear_name_a_queue_that_does_not_exist() {
+    let s = Fixture::new();
+    s.push(&["x"]);
+    for args in [
+        &["pop"][..],
+        &["pop", "-n", "2", "--lines"],
+        &["peek"],
+        &["claim"],
+    ] {
+        s.cmd()
+            .args(["-q", "jbos"])
+            .args(args)
+            .run()
+            .says_missing("jbos", 1, "");
+    }
+    s.run(&["-q", "jbos", "run", "--", "true"])
+        .says_missing("jbos", 0, "");
+    s.run(&["-q", "jbos", "clear"])
+        .says_missing("jbos", 0, "0\n");
+    // Waiting for a queue not made yet is normal: nothing is said.
+    for command in ["pop", "peek", "claim"] {
+        s.run(&["-q", "jbos", command, "--wait", "--timeout", "10ms"])
+            .nothing();
+    }
+    assert!(!s.queue_dir("jbos").exists());
+    assert_eq!(s.len("default"), 1);
 }
