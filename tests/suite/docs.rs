@@ -6,7 +6,10 @@
 //!
 //! A few values differ from run to run, and are compared by their shape only: an RFC 3339
 //! time (`2026-11-25T09:03:01Z`), 16 hexadecimal digits (a claim token's, a temporary
-//! file's name), a duration (`112ms`, `8m34s`) and a decimal number (`0.778`).
+//! file's name), a duration (`112ms`, `8m34s`) and a decimal number (`0.778`). And the
+//! README shows tables as a terminal does, aligned with spaces, where the test's pipe
+//! gets tab-separated values (`stats --all`): a run of two or more spaces, or of blanks
+//! with a tab, separates columns alike.
 
 use std::path::Path;
 
@@ -122,6 +125,28 @@ fn shape(text: &str) -> String {
     out
 }
 
+/// `text` with every column separator (two or more spaces, or blanks with a tab) made one
+/// tab, so that aligned columns and tab-separated ones compare alike.
+fn columns(text: &str) -> String {
+    let mut out = String::new();
+    let mut blanks = String::new();
+    for c in text.chars() {
+        if c == ' ' || c == '\t' {
+            blanks.push(c);
+            continue;
+        }
+        if blanks.len() >= 2 || blanks.contains('\t') {
+            out.push('\t');
+        } else {
+            out.push_str(&blanks);
+        }
+        blanks.clear();
+        out.push(c);
+    }
+    out.push_str(&blanks);
+    out
+}
+
 /// Whether `s` is an RFC 3339 UTC time to the second: `2026-11-25T09:03:01Z`.
 fn is_time(s: &str) -> bool {
     let pattern = "dddd-dd-ddTdd:dd:ddZ";
@@ -165,7 +190,7 @@ fn check_examples(file: &str) {
                 .next()
                 .and_then(|o| o.strip_prefix(&format!("{i}\n")))
                 .unwrap_or_else(|| panic!("{}: no output for `{}`:\n{out:?}", e.place, e.command));
-            if shape(got) != shape(&e.expected) {
+            if columns(&shape(got)) != columns(&shape(&e.expected)) {
                 wrong.push(format!(
                     "{} ({title}): `{}` printed\n{got}instead of\n{}",
                     e.place, e.command, e.expected
@@ -192,6 +217,9 @@ fn shapes_hide_only_what_varies() {
         ),
         "1.<hex> 1.<hex> <time> oldest: <duration> <duration> <number>/s id 601 exit-100 5 minutes"
     );
+    assert_eq!(columns("jobs   4  a b"), columns("jobs\t4\ta b"));
+    assert_eq!(columns("jobs   4  a b\tc"), "jobs\t4\ta b\tc");
+    assert_ne!(columns("a b"), columns("a\tb"));
 }
 
 /// The help and the man page called the queues first-in, first-out, saying nothing of
