@@ -486,3 +486,88 @@ fn a_counter_behind_the_messages_hides_none_and_reuses_no_key_below_the_head() {
     fs::remove_file(&counter).unwrap();
     s.run(&["pop"]).error().stderr_has("counter");
 }
+
+/// What can be planted in claimed/ under a claim's name.
+#[derive(Clone, Copy, Debug)]
+enum ClaimJunk {
+    Symlink,
+    Fifo,
+    HardLink,
+}
+
+/// Claims the one message of a fresh queue and replaces its claim file with `junk`;
+/// returns the fixture, the token, the claim's path and the outside file (the symlink's
+/// target, or the other link).
+fn planted_claim(junk: ClaimJunk) -> (Fixture, String, PathBuf, PathBuf) {
+    let s = Fixture::new();
+    s.push(&["m"]);
+    let token = s.claim(&[]);
+    let claimed = s.queue_dir("default").join("claimed");
+    let [name] = &names_in(&claimed)[..] else {
+        panic!("one claim in {}", claimed.display())
+    };
+    let path = claimed.join(name);
+    let outside = s.outside("outside.txt");
+    fs::remove_file(&path).unwrap();
+    match junk {
+        ClaimJunk::Symlink => {
+            fs::write(&outside, OUTSIDE).unwrap();
+            symlink(&outside, &path).unwrap();
+        }
+        ClaimJunk::Fifo => rustix::fs::mkfifoat(
+            rustix::fs::CWD,
+            &path,
+            rustix::fs::Mode::from_raw_mode(0o600),
+        )
+        .unwrap(),
+        ClaimJunk::HardLink => {
+            fs::write(&outside, OUTSIDE).unwrap();
+            fs::hard_link(&outside, &path).unwrap();
+        }
+    }
+    (s, token, path, outside)
+}
+
+// ack deleted, and nack and extend moved, an entry planted in claimed/ under a claim's
+// name (a symbolic link, a FIFO, a file with a second link): they must refuse, say what
+// they found, and leave it where it is.
+#[test]
+fn ack_nack_extend_and_show_refuse_what_is_not_a_plain_claim() {
+    for junk in [ClaimJunk::Symlink, ClaimJunk::Fifo, ClaimJunk::HardLink] {
+        let what = match junk {
+            ClaimJunk::Symlink => "a symbolic link",
+            ClaimJunk::Fifo => "a FIFO",
+            ClaimJunk::HardLink => "a file with more than one link",
+        };
+        for command in [
+            &["ack"][..],
+            &["nack"],
+            &["nack", "--delay", "1h"],
+            &["extend", "--lease", "1h"],
+            &["show"],
+        ] {
+            let (s, token, path, outside) = planted_claim(junk);
+            let mut args = command.to_vec();
+            args.push(&token);
+            let out = s.run(&args);
+            out.error().stderr_has(what).stderr_has("left where it is");
+            assert!(out.stdout.is_empty(), "{junk:?} {command:?}: {out:?}");
+            let st = fs::symlink_metadata(&path)
+                .unwrap_or_else(|e| panic!("{junk:?} {command:?}: {} {e}", path.display()));
+            match junk {
+                ClaimJunk::Symlink => assert_eq!(fs::read_link(&path).unwrap(), outside),
+                ClaimJunk::Fifo => assert!(st.file_type().is_fifo()),
+                ClaimJunk::HardLink => assert_eq!(st.nlink(), 2),
+            }
+            if !matches!(junk, ClaimJunk::Fifo) {
+                assert_eq!(fs::read(&outside).unwrap(), OUTSIDE);
+            }
+            assert_eq!(
+                names_in(&path.parent().unwrap().parent().unwrap().join("delayed")),
+                Vec::<String>::new(),
+                "{junk:?} {command:?}"
+            );
+            assert_eq!(s.len("default"), 0, "{junk:?} {command:?}");
+        }
+    }
+}

@@ -83,7 +83,7 @@ impl Queue {
     /// Opens a message in any state by claim token or id.
     pub fn show(&self, what: &str) -> Result<Option<(Info, File)>> {
         if what.contains('.') {
-            let (claimed, name, entry) = self.find_claim(what)?;
+            let (claimed, name, entry) = self.find_plain_claim(what, "show")?;
             return self.open_entry(claimed, CLAIMED, State::Claimed, &name, &entry);
         }
         let id: u64 = match what.parse() {
