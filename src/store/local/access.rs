@@ -271,9 +271,6 @@ pub(super) fn open_or_create_root(root: &Path) -> Result<OwnedFd> {
         let name = dir
             .file_name()
             .ok_or_else(|| Error::invalid("create spool", Some(root), "not a directory name"))?;
-        let name = name
-            .to_str()
-            .ok_or_else(|| Error::invalid("create spool", Some(root), "path is not UTF-8"))?;
         sys::make_dir(parent_fd.as_fd(), name).map_err(|e| Error::io("create spool", &dir, e))?;
         sys::fsync(&parent_fd)
             .map_err(|e| Error::io("fsync", dir.parent().unwrap_or(Path::new(".")), e))?;
