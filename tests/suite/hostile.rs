@@ -113,6 +113,67 @@ fn a_root_spool_may_not_read() {
     s.run(&["pop"]).nothing();
 }
 
+/// Every name below `dir`, as paths relative to it, sorted.
+fn tree(dir: &Path) -> Vec<PathBuf> {
+    let mut all = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if fs::symlink_metadata(&p).unwrap().is_dir() {
+                todo.push(p.clone());
+            }
+            all.push(p.strip_prefix(dir).unwrap().to_path_buf());
+        }
+    }
+    all.sort();
+    all
+}
+
+// A queue directory was accepted as a spool root: `--dir QUEUE -q ready push x` built a
+// whole queue inside the real queue's ready/.
+#[test]
+fn a_root_that_is_a_queue_directory_or_inside_one_is_refused() {
+    let s = Fixture::new();
+    s.push(&["m"]);
+    let queue = s.queue_dir("default");
+    let link = s.outside("link");
+    symlink(queue.join("tmp"), &link).unwrap();
+    let before = tree(s.root());
+    let roots: [(PathBuf, &str); 7] = [
+        (queue.clone(), "is a queue directory"),
+        (queue.join("ready"), "lies inside the queue directory"),
+        (
+            queue.join("ready/00000000000000000"),
+            "lies inside the queue directory",
+        ),
+        (
+            queue.join("claimed/new/spool"),
+            "lies inside the queue directory",
+        ),
+        (queue.join("ready-3"), "lies inside the queue directory"),
+        (link.clone(), "lies inside the queue directory"),
+        (link.join("new"), "lies inside the queue directory"),
+    ];
+    for (root, why) in &roots {
+        for args in EVERY_COMMAND.iter().copied().chain([
+            &["-q", "ready", "push", "x"][..],
+            &["fsck"],
+            &["fsck", "--repair"],
+            &["claim"],
+            &["run", "--", "true"],
+        ]) {
+            let out = s.cmd().no_dir().arg("--dir").arg(root).args(args).run();
+            out.error()
+                .stderr_has(why)
+                .stderr_has(&format!("(its spool directory is {})", s.root().display()));
+            assert!(out.stdout.is_empty(), "{out:?}");
+        }
+    }
+    assert_eq!(tree(s.root()), before, "nothing created or moved");
+    s.prints(&["pop"], "m");
+}
+
 /// A queue with real messages at ids 1, 3, 5, 7 and 9 and, in place of the others, a
 /// symlink to a file outside the spool (2), a FIFO (4), a file with a second link outside
 /// the spool (6), a directory (8); plus a stray file "junk" in the bucket.

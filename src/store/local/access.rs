@@ -239,20 +239,129 @@ impl Queue {
     }
 }
 
+/// Opens the spool directory `root`; `Ok(None)` when it does not exist. A directory that
+/// is a queue directory, or lies inside one, is refused (see [`check_root`]).
+pub(super) fn open_root(root: &Path) -> Result<Option<OwnedFd>> {
+    match open_dir(root) {
+        Ok(fd) => {
+            check_root(fd.as_fd(), root, root)?;
+            Ok(Some(fd))
+        }
+        Err(Errno::NOENT) => {
+            // Refused the same whether or not it exists yet.
+            if let Some((fd, at)) = nearest_existing(root) {
+                check_root(fd.as_fd(), &at, root)?;
+            }
+            Ok(None)
+        }
+        Err(e) => Err(Error::io("open spool", root, e)),
+    }
+}
+
+/// The nearest directory above `path` that can be opened, and its path.
+fn nearest_existing(path: &Path) -> Option<(OwnedFd, PathBuf)> {
+    let mut at = path;
+    loop {
+        at = match at.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            Some(_) => Path::new("."),
+            None => return None,
+        };
+        match open_dir(at) {
+            Ok(fd) => return Some((fd, at.to_path_buf())),
+            Err(Errno::NOENT) => continue,
+            Err(_) => return None,
+        }
+    }
+}
+
+fn open_dir(p: &Path) -> rustix::io::Result<OwnedFd> {
+    rustix::fs::open(
+        p,
+        OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    )
+}
+
+/// Refuses a spool directory `root` that is a queue directory or lies inside one (as
+/// `--dir QUEUE` or `--dir QUEUE/ready` would be): spool would build queues among the
+/// queue's own files. `dir` is the root, or the nearest existing directory above it
+/// (`at`) when the root is to be created.
+///
+/// A queue directory is a directory with a format file. The check costs a system call or
+/// two: `format` in `dir` itself, then the directory's real path (through /proc, so
+/// `..` and symbolic links are resolved); of its ancestors, only those holding a
+/// directory named as a queue's own (`ready`, `tmp`, `claimed`, ...) are looked into.
+pub(super) fn check_root(dir: BorrowedFd<'_>, at: &Path, root: &Path) -> Result<()> {
+    let is_queue = |st: rustix::io::Result<Stat>| {
+        st.is_ok_and(|st| FileType::from_raw_mode(st.st_mode) == FileType::RegularFile)
+    };
+    let real = real_path(dir).unwrap_or_else(|| std::path::absolute(at).unwrap_or_default());
+    let spool_of = |queue: &Path| match queue.parent() {
+        Some(parent) => format!(" (its spool directory is {})", parent.display()),
+        None => String::new(),
+    };
+    if is_queue(sys::stat_at(dir, FORMAT_FILE)) {
+        let cause = if at == root {
+            format!(
+                "is a queue directory, not a directory of queues{}",
+                spool_of(&real)
+            )
+        } else {
+            format!(
+                "lies inside the queue directory {}{}",
+                real.display(),
+                spool_of(&real)
+            )
+        };
+        return Err(Error::invalid("spool directory", Some(root), cause));
+    }
+    for queue in real.ancestors().skip(1) {
+        let inner = real
+            .strip_prefix(queue)
+            .ok()
+            .and_then(|rest| rest.components().next())
+            .and_then(|c| c.as_os_str().to_str());
+        if !inner.is_some_and(layout::is_queue_dir_entry) {
+            continue;
+        }
+        if is_queue(rustix::fs::statat(
+            rustix::fs::CWD,
+            queue.join(FORMAT_FILE),
+            rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
+        )) {
+            return Err(Error::invalid(
+                "spool directory",
+                Some(root),
+                format!(
+                    "lies inside the queue directory {}{}",
+                    queue.display(),
+                    spool_of(queue)
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The path of the directory `dir` as the kernel knows it, `..` and symbolic links
+/// resolved; `None` without /proc.
+fn real_path(dir: BorrowedFd<'_>) -> Option<PathBuf> {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::ffi::OsStringExt;
+    let link = format!("/proc/self/fd/{}", dir.as_raw_fd());
+    let target = rustix::fs::readlinkat(rustix::fs::CWD, link, Vec::new()).ok()?;
+    let path = PathBuf::from(std::ffi::OsString::from_vec(target.into_bytes()));
+    path.is_absolute().then_some(path)
+}
+
 /// Opens the root directory, creating it (and missing parents) with mode 0700 and
 /// fsyncing each parent, so that the queue's directory entry survives a power cut.
+/// Nothing is created inside a queue directory (see [`check_root`]).
 pub(super) fn open_or_create_root(root: &Path) -> Result<OwnedFd> {
-    let open = |p: &Path| {
-        rustix::fs::open(
-            p,
-            OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC,
-            rustix::fs::Mode::empty(),
-        )
-    };
-    match open(root) {
-        Ok(fd) => return Ok(fd),
-        Err(Errno::NOENT) => {}
-        Err(e) => return Err(Error::io("open spool", root, e)),
+    let open = open_dir;
+    if let Some(fd) = open_root(root)? {
+        return Ok(fd);
     }
     let mut missing = vec![root.to_path_buf()];
     let mut parent_fd = loop {
@@ -262,7 +371,10 @@ pub(super) fn open_or_create_root(root: &Path) -> Result<OwnedFd> {
             _ => PathBuf::from("."),
         };
         match open(&parent) {
-            Ok(fd) => break fd,
+            Ok(fd) => {
+                check_root(fd.as_fd(), &parent, root)?;
+                break fd;
+            }
             Err(Errno::NOENT) => missing.push(parent),
             Err(e) => return Err(Error::io("open", &parent, e)),
         }

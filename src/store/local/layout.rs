@@ -77,6 +77,12 @@ pub fn is_queue_entry(name: &str) -> bool {
         || (0..LANE_COUNT).any(|p| lane_dir(p) == name)
 }
 
+/// Whether `name` is a directory that a queue directory holds (a state directory, a
+/// lane, corrupt/): a directory inside a queue has one of these on its path.
+pub fn is_queue_dir_entry(name: &str) -> bool {
+    name == CORRUPT || STATE_DIRS.contains(&name) || (1..LANE_COUNT).any(|p| lane_dir(p) == name)
+}
+
 /// Keys per bucket directory.
 pub const BUCKET_SIZE: u64 = 1000;
 const BUCKET_WIDTH: usize = 17;
@@ -223,6 +229,12 @@ mod tests {
         }
         for name in ["ready-0", "ready-10", "junk"] {
             assert!(!is_queue_entry(name), "{name}");
+        }
+        for name in ["ready", "ready-1", "ready-9", "tmp", "claimed", "corrupt"] {
+            assert!(is_queue_dir_entry(name), "{name}");
+        }
+        for name in ["format", "counter", "ready-0", "spool", "default"] {
+            assert!(!is_queue_dir_entry(name), "{name}");
         }
     }
 

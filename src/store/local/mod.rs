@@ -38,12 +38,11 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
-use rustix::fs::OFlags;
 use rustix::io::Errno;
 
 use crate::store::Finding;
 use crate::store::error::{Error, Result};
-use access::open_or_create_root;
+use access::{open_or_create_root, open_root};
 
 mod access;
 mod buckets;
@@ -93,14 +92,8 @@ impl Queue {
     /// was never completely created).
     pub(super) fn open(root: &Path, name: &str, warn: Warn) -> Result<Option<Queue>> {
         let path = root.join(name);
-        let root_fd = match rustix::fs::open(
-            root,
-            OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC,
-            rustix::fs::Mode::empty(),
-        ) {
-            Ok(fd) => fd,
-            Err(Errno::NOENT) => return Ok(None),
-            Err(e) => return Err(Error::io("open spool", root, e)),
+        let Some(root_fd) = open_root(root)? else {
+            return Ok(None);
         };
         let dir = match sys::open_dir_beneath(root_fd.as_fd(), name) {
             Ok(fd) => fd,
@@ -228,6 +221,9 @@ impl Spool {
 
     /// The names of the queues of this spool, sorted.
     pub fn queues(&self) -> Result<Vec<String>> {
+        if open_root(&self.root)?.is_none() {
+            return Ok(Vec::new());
+        }
         let entries = match std::fs::read_dir(&self.root) {
             Ok(entries) => entries,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
