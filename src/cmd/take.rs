@@ -47,9 +47,7 @@ fn wait_for<E: Engine, T>(
     let deadline = wait.timeout.map(|t| Instant::now() + t);
     let mut watch = Watch::new(engine, name, wait.wait);
     loop {
-        if let Some(q) = watch.queue()?
-            && let Some(found) = attempt(q)?
-        {
+        if let Some(found) = watch.attempt(&mut attempt)? {
             let queue = watch.into_queue().expect("looked into above");
             return Ok(Some((queue, found)));
         }

@@ -25,6 +25,17 @@ impl Queue {
         self.dir.as_fd()
     }
 
+    /// Whether the queue's directory was removed since it was opened (a directory
+    /// removed keeps no link, whatever was made again under its name), or is being
+    /// removed: its format file, counter or head is gone, files no queue is without (an
+    /// `rm -rf` takes them one by one before the directory).
+    pub fn is_gone(&self) -> bool {
+        sys::stat_fd(self.dir()).is_ok_and(|st| st.st_nlink == 0)
+            || [FORMAT_FILE, COUNTER, HEAD]
+                .iter()
+                .any(|rel| matches!(sys::stat_at(self.dir(), rel), Err(Errno::NOENT)))
+    }
+
     pub(super) fn at(&self, rel: &str) -> PathBuf {
         self.path.join(rel)
     }

@@ -138,6 +138,10 @@ impl store::Queue for Queue {
     fn waiter(&self) -> Inotify {
         Inotify::new(self.path())
     }
+
+    fn is_gone(&self) -> bool {
+        Queue::is_gone(self)
+    }
 }
 
 impl Batch for Staging<'_> {
