@@ -21,7 +21,8 @@
 //                $XDG_STATE_HOME, $HOME; -q/--queue, $SPOOL_QUEUE, "default"
 // - names        queue name validation: invalid names fail and create nothing
 // - layout       the on-disk layout (format, counter, ready buckets), modes 0700/0600
-//                under any umask, read-only commands create nothing
+//                under any umask, read-only commands create nothing and work on a
+//                read-only spool (a read-only bind mount)
 // - push         arguments, standard input, --lines, --null, --print-id
 // - pop          order, deletion, -n with --lines/--null, exit 1 when empty, failed
 //                delivery (/dev/full, closed pipe) keeps the message

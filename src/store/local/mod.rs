@@ -85,6 +85,9 @@ pub struct Queue {
     due_seen: std::cell::Cell<Option<(u64, u64)>>,
     warn: Warn,
     warned: RefCell<HashSet<String>>,
+    /// The filesystem refused to open a lock file for writing (EROFS): a read-only
+    /// spool. Reading goes on (peek, stats, fsck without repair); nothing is tidied.
+    read_only: std::cell::Cell<bool>,
 }
 
 impl Queue {
@@ -140,6 +143,7 @@ impl Queue {
             due_seen: std::cell::Cell::new(None),
             warn,
             warned: RefCell::new(HashSet::new()),
+            read_only: std::cell::Cell::new(false),
         }
     }
 

@@ -23,11 +23,16 @@ const CHUNK: usize = 64;
 impl Queue {
     /// Calls `each` with up to `n` waiting messages in the order pop would take them,
     /// without taking them; stops early when `each` returns false.
+    ///
+    /// Like a take, it first returns abandoned claims and promotes due messages; on a
+    /// read-only spool, which nothing can change, it shows the ready lanes as they are.
     pub fn peek(&self, n: usize, mut each: impl FnMut(Message) -> Result<bool>) -> Result<usize> {
         let lanes = {
             let mut c = self.lock_consumer()?;
-            self.recover_claims(&mut c)?;
-            self.promote_due()?;
+            if !self.is_read_only() {
+                self.recover_claims(&mut c)?;
+                self.promote_due()?;
+            }
             self.save_head(&mut c)?;
             self.read_length(LANES)?
         };
