@@ -632,3 +632,142 @@ fn ack_nack_extend_and_show_refuse_what_is_not_a_plain_claim() {
         }
     }
 }
+
+/// What can damage a queue's format file.
+#[derive(Clone, Copy, Debug)]
+enum FormatDamage {
+    NoNewline,
+    Garbage,
+    Symlink,
+    Fifo,
+}
+
+// A damaged format file (its newline missing, garbage, a symbolic link, a FIFO) could not
+// be repaired: `fsck --repair` failed with exit 2, as did `fsck`. Every command refuses
+// it, showing what is wrong with invisible bytes escaped; fsck reports it (exit 3) and
+// changes nothing; fsck --repair moves it to corrupt/ and writes the format file anew.
+#[test]
+fn a_damaged_format_file_is_reported_and_repaired_by_fsck() {
+    for damage in [
+        FormatDamage::NoNewline,
+        FormatDamage::Garbage,
+        FormatDamage::Symlink,
+        FormatDamage::Fifo,
+    ] {
+        let s = Fixture::new();
+        s.push(&["a", "b"]);
+        let queue = s.queue_dir("default");
+        let format = queue.join("format");
+        let outside = s.outside("outside.txt");
+        fs::write(&outside, OUTSIDE).unwrap();
+        fs::remove_file(&format).unwrap();
+        let why = match damage {
+            FormatDamage::NoNewline => {
+                fs::write(&format, "spool-queue 1").unwrap();
+                r#"unsupported queue format "spool-queue 1" (no newline at its end; this spool reads "spool-queue 1\n")"#
+            }
+            FormatDamage::Garbage => {
+                fs::write(&format, b"\x00\xffgarbage\n").unwrap();
+                r#"unsupported queue format "\x00\xffgarbage\n" (differs from byte 1; this spool reads "spool-queue 1\n")"#
+            }
+            FormatDamage::Symlink => {
+                symlink(&outside, &format).unwrap();
+                "a symbolic link, not a regular file"
+            }
+            FormatDamage::Fifo => {
+                rustix::fs::mkfifoat(
+                    rustix::fs::CWD,
+                    &format,
+                    rustix::fs::Mode::from_raw_mode(0o600),
+                )
+                .unwrap();
+                "a FIFO, not a regular file"
+            }
+        };
+        let place = format.display().to_string();
+        for args in [&["pop"][..], &["push", "x"], &["len"]] {
+            let out = s.run(args);
+            out.error();
+            assert_eq!(
+                out.stderr,
+                format!("spool: read {place}: {why}; spool fsck --repair restores it\n"),
+                "{damage:?}"
+            );
+        }
+        let before = fs::symlink_metadata(&format).unwrap();
+        s.cmd()
+            .arg("fsck")
+            .run()
+            .stdout_is(format!("{place}: {why}\n"));
+        let out = s.run(&["fsck"]);
+        assert_eq!(
+            (out.code, out.stderr.as_str()),
+            (3, ""),
+            "{damage:?}: {out:?}"
+        );
+        assert_eq!(
+            fs::symlink_metadata(&format).unwrap().ino(),
+            before.ino(),
+            "{damage:?}: fsck without --repair changed it"
+        );
+        assert!(!queue.join("corrupt").exists(), "{damage:?}");
+
+        let out = s.run(&["fsck", "--repair"]);
+        assert_eq!(
+            (out.code, out.stderr.as_str()),
+            (0, ""),
+            "{damage:?}: {out:?}"
+        );
+        let [aside] = &names_in(&queue.join("corrupt"))[..] else {
+            panic!("{damage:?}: one entry in corrupt/")
+        };
+        out.stdout_is(format!(
+            "{place}: {why} (repaired: moved to corrupt/{aside}, and written anew)\n"
+        ));
+        let st = fs::symlink_metadata(&format).unwrap();
+        assert!(st.is_file() && st.nlink() == 1, "{damage:?}");
+        assert_eq!(st.permissions().mode() & 0o7777, 0o600, "{damage:?}");
+        assert_eq!(fs::read(&format).unwrap(), b"spool-queue 1\n", "{damage:?}");
+        let aside = queue.join("corrupt").join(aside);
+        let kept = fs::symlink_metadata(&aside).unwrap();
+        assert_eq!(
+            kept.ino(),
+            before.ino(),
+            "{damage:?}: the damaged one is kept"
+        );
+        assert_eq!(fs::read(&outside).unwrap(), OUTSIDE);
+        assert_eq!(names_in(&queue.join("tmp")), Vec::<String>::new());
+        s.prints(&["fsck"], "");
+        s.prints(&["pop", "-n", "5", "--lines"], "a\nb\n");
+    }
+}
+
+// A format file of another version is never rewritten: fsck refuses it as every command
+// does; a damaged one in a queue whose other files are not as this spool makes them is
+// reported, not repaired.
+#[test]
+fn fsck_rewrites_no_format_file_it_cannot_vouch_for() {
+    let s = Fixture::new();
+    s.push(&["a"]);
+    let queue = s.queue_dir("default");
+    let format = queue.join("format");
+    fs::write(&format, "spool-queue 2\n").unwrap();
+    for args in [&["fsck"][..], &["fsck", "--repair"]] {
+        s.run(args).error().stderr_has(
+            r#"unsupported queue format "spool-queue 2\n" (this spool reads "spool-queue 1\n")"#,
+        );
+    }
+    assert_eq!(fs::read(&format).unwrap(), b"spool-queue 2\n");
+
+    fs::write(&format, "spool-queue 1").unwrap();
+    fs::remove_dir(queue.join("delayed")).unwrap();
+    let out = s.run(&["fsck", "--repair"]);
+    assert_eq!((out.code, out.stderr.as_str()), (3, ""), "{out:?}");
+    assert!(
+        out.text()
+            .contains("not repaired: its counter, head or state directories are not"),
+        "{out:?}"
+    );
+    assert_eq!(fs::read(&format).unwrap(), b"spool-queue 1");
+    assert!(!queue.join("corrupt").exists());
+}

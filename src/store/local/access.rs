@@ -15,7 +15,7 @@ use rustix::fs::{FileType, OFlags, Stat};
 use rustix::io::Errno;
 
 use super::entry::Entry;
-use super::layout::{self, *};
+use super::layout::{self, Format, *};
 use super::lengths::length;
 use super::{Queue, sys};
 use crate::store::error::{Error, Result};
@@ -46,8 +46,23 @@ impl Queue {
         }
     }
 
-    /// True when the format file is there and ours; false when it is missing.
+    /// True when the format file is there and ours; false when it is missing. A damaged
+    /// one, or one of another format, is an error.
     pub(super) fn check_format(&self) -> Result<bool> {
+        match self.read_format()? {
+            Format::Ours => Ok(true),
+            Format::Missing => Ok(false),
+            Format::Damaged(why) => Err(Error::invalid(
+                "read",
+                Some(&self.at(FORMAT_FILE)),
+                format!("{why}; spool fsck --repair restores it"),
+            )),
+            Format::Other(why) => Err(Error::invalid("read", Some(&self.at(FORMAT_FILE)), why)),
+        }
+    }
+
+    /// What the format file says.
+    pub(super) fn read_format(&self) -> Result<Format> {
         let fd = match sys::open_beneath(
             self.dir(),
             FORMAT_FILE,
@@ -55,7 +70,16 @@ impl Queue {
             0,
         ) {
             Ok(fd) => fd,
-            Err(Errno::NOENT) => return Ok(false),
+            Err(Errno::NOENT) => return Ok(Format::Missing),
+            Err(e @ (Errno::LOOP | Errno::NXIO)) => {
+                return match sys::stat_at(self.dir(), FORMAT_FILE) {
+                    Ok(st) => Ok(Format::Damaged(format!(
+                        "{}, not a regular file",
+                        sys::describe_entry(&st)
+                    ))),
+                    Err(_) => Err(Error::io("open", self.at(FORMAT_FILE), e)),
+                };
+            }
             Err(e) => return Err(Error::io("open", self.at(FORMAT_FILE), e)),
         };
         let mut file = File::from(fd);
@@ -65,25 +89,82 @@ impl Queue {
         if let Ok(n) = file.read(&mut buf)
             && &buf[..n] == layout::FORMAT
         {
-            return Ok(true);
+            return Ok(Format::Ours);
         }
-        self.stat_regular(&file, FORMAT_FILE, "read")?;
+        let st = sys::stat_fd(&file).map_err(|e| Error::io("stat", self.at(FORMAT_FILE), e))?;
+        if !sys::is_plain_file(&st) {
+            return Ok(Format::Damaged(format!(
+                "{}, not a regular file",
+                sys::describe_entry(&st)
+            )));
+        }
         let n = std::io::Seek::rewind(&mut file)
             .and_then(|()| crate::store::read_full(&mut file, &mut buf))
             .map_err(|e| Error::io("read", self.at(FORMAT_FILE), e))?;
-        if &buf[..n] == layout::FORMAT {
-            Ok(true)
-        } else {
-            Err(Error::invalid(
-                "read",
-                Some(&self.at(FORMAT_FILE)),
-                format!(
-                    "unsupported queue format {:?} (this spool reads {:?})",
-                    String::from_utf8_lossy(&buf[..n]).trim_end(),
-                    String::from_utf8_lossy(layout::FORMAT).trim_end()
-                ),
-            ))
+        let size = st.st_size as u64;
+        Ok(layout::judge_format(&buf[..n], size))
+    }
+
+    /// Whether the queue, its format file aside, is laid out as this format's queues are:
+    /// the counter and the head regular files, the state directories there.
+    pub(super) fn has_known_layout(&self) -> bool {
+        let is = |rel: &str, kind: FileType| {
+            sys::stat_at(self.dir(), rel)
+                .is_ok_and(|st| FileType::from_raw_mode(st.st_mode) == kind)
+        };
+        [COUNTER, HEAD]
+            .iter()
+            .all(|rel| is(rel, FileType::RegularFile))
+            && STATE_DIRS.iter().all(|rel| is(rel, FileType::Directory))
+    }
+
+    /// Writes the format file in tmp/, synced, and returns tmp/ and its name there.
+    fn stage_format(&self) -> Result<(OwnedFd, String)> {
+        let tmp = self.open_dir(TMP)?;
+        let (name, mut file) = self.create_locked(&tmp, FORMAT_TMP_PREFIX, false)?;
+        let tmp_path = self.at(&format!("{TMP}/{name}"));
+        file.write_all(layout::FORMAT)
+            .map_err(|e| Error::io("write", &tmp_path, e))?;
+        sys::fdatasync(&file).map_err(|e| Error::io("fsync", &tmp_path, e))?;
+        sys::check_close(&file).map_err(|e| Error::io("close", &tmp_path, e))?;
+        Ok((tmp, name))
+    }
+
+    /// Puts a new format file in place of a damaged one, which goes to corrupt/ (both
+    /// locks held, so that no command works on the queue meanwhile). Returns what was
+    /// done, for fsck.
+    pub(super) fn restore_format(&self) -> Result<String> {
+        let _c = self.lock_consumer()?;
+        let _p = self.lock_producer()?;
+        let (tmp, name) = self.stage_format()?;
+        let tmp_path = self.at(&format!("{TMP}/{name}"));
+        let aside = format!("{FORMAT_FILE}.{}", layout::token());
+        let corrupt = self.state_dir(CORRUPT)?;
+        let moved = match sys::rename_noreplace(self.dir(), FORMAT_FILE, corrupt.as_fd(), &aside) {
+            Ok(()) => {
+                sys::fsync(&corrupt).map_err(|e| Error::io("fsync", self.at(CORRUPT), e))?;
+                true
+            }
+            Err(Errno::NOENT) => false,
+            Err(e) => {
+                let _ = sys::remove_file(tmp.as_fd(), &name);
+                return Err(Error::io("rename", self.at(FORMAT_FILE), e));
+            }
+        };
+        match sys::rename_noreplace(tmp.as_fd(), &name, self.dir(), FORMAT_FILE) {
+            Ok(()) => {}
+            // Written meanwhile by a command that found none: the same content.
+            Err(Errno::EXIST) => {
+                let _ = sys::remove_file(tmp.as_fd(), &name);
+            }
+            Err(e) => return Err(Error::io("rename", &tmp_path, e)),
         }
+        sys::fsync(self.dir()).map_err(|e| Error::io("fsync", &self.path, e))?;
+        Ok(if moved {
+            format!("moved to {CORRUPT}/{aside}, and written anew")
+        } else {
+            "written anew".to_string()
+        })
     }
 
     /// Creates the queue's files; safe to run concurrently and again after a crash.
@@ -102,13 +183,8 @@ impl Queue {
         }
         // The format file goes last, published like a message: whoever sees it sees a
         // complete queue.
-        let tmp = self.open_dir(TMP)?;
-        let (name, mut file) = self.create_locked(&tmp, FORMAT_TMP_PREFIX, false)?;
+        let (tmp, name) = self.stage_format()?;
         let tmp_path = self.at(&format!("{TMP}/{name}"));
-        file.write_all(layout::FORMAT)
-            .map_err(|e| Error::io("write", &tmp_path, e))?;
-        sys::fdatasync(&file).map_err(|e| Error::io("fsync", &tmp_path, e))?;
-        sys::check_close(&file).map_err(|e| Error::io("close", &tmp_path, e))?;
         match sys::rename_noreplace(tmp.as_fd(), &name, self.dir(), FORMAT_FILE) {
             Ok(()) => {}
             Err(Errno::EXIST) => {

@@ -43,6 +43,7 @@ use rustix::io::Errno;
 use crate::store::Finding;
 use crate::store::error::{Error, Result};
 use access::{open_or_create_root, open_root};
+use layout::Format;
 
 mod access;
 mod buckets;
@@ -94,6 +95,18 @@ impl Queue {
     /// Opens the queue directory `name` of `root`; `Ok(None)` when it does not exist (or
     /// was never completely created).
     pub(super) fn open(root: &Path, name: &str, warn: Warn) -> Result<Option<Queue>> {
+        let Some(queue) = Queue::open_dir_only(root, name, warn)? else {
+            return Ok(None);
+        };
+        if !queue.check_format()? {
+            return Ok(None);
+        }
+        Ok(Some(queue))
+    }
+
+    /// Opens the directory of the queue `name` of `root`, whatever its format file says;
+    /// `Ok(None)` when there is no such directory.
+    fn open_dir_only(root: &Path, name: &str, warn: Warn) -> Result<Option<Queue>> {
         let path = root.join(name);
         let Some(root_fd) = open_root(root)? else {
             return Ok(None);
@@ -103,11 +116,7 @@ impl Queue {
             Err(Errno::NOENT) => return Ok(None),
             Err(e) => return Err(Error::io("open queue", &path, e)),
         };
-        let queue = Queue::from_dir(name, path, dir, warn);
-        if !queue.check_format()? {
-            return Ok(None);
-        }
-        Ok(Some(queue))
+        Ok(Some(Queue::from_dir(name, path, dir, warn)))
     }
 
     /// Opens the queue `name` of `root`, creating the root and the queue as needed.
@@ -197,14 +206,52 @@ impl Spool {
     }
 
     /// Checks a queue (and mends it, with `repair`). A queue directory whose format file
-    /// is missing is reported, and completed when repairing.
+    /// is missing is reported, and completed when repairing. A damaged format file is
+    /// reported, and written anew when repairing if the rest of the queue is laid out as
+    /// this format's queues are; one of another format is an error.
     pub fn fsck(&self, name: &str, repair: bool) -> Result<Vec<Finding>> {
         crate::store::check_queue_name(name)?;
         let mut findings = Vec::new();
-        let queue = match Queue::open(&self.root, name, self.warner())? {
-            Some(q) => q,
-            None => {
-                let path = self.root.join(name);
+        let path = self.root.join(name);
+        let opened = Queue::open_dir_only(&self.root, name, self.warner())?;
+        let format = match &opened {
+            Some(q) => q.read_format()?,
+            None => Format::Missing,
+        };
+        let queue = match (opened, format) {
+            (Some(q), Format::Ours) => q,
+            (Some(q), Format::Damaged(why)) => {
+                let place = q.at(layout::FORMAT_FILE).display().to_string();
+                if !q.has_known_layout() {
+                    findings.push(Finding {
+                        place,
+                        problem: format!(
+                            "{why}; not repaired: its counter, head or state directories are not as this spool makes them"
+                        ),
+                        repair: None,
+                    });
+                    return Ok(findings);
+                }
+                let repaired = if repair {
+                    Some(q.restore_format()?)
+                } else {
+                    None
+                };
+                findings.push(Finding {
+                    place,
+                    problem: why,
+                    repair: repaired,
+                });
+                q
+            }
+            (Some(q), Format::Other(why)) => {
+                return Err(Error::invalid(
+                    "read",
+                    Some(&q.at(layout::FORMAT_FILE)),
+                    why,
+                ));
+            }
+            (_, _) => {
                 if std::fs::symlink_metadata(&path).is_err() {
                     return Err(Error::invalid("fsck", Some(&path), "no such queue"));
                 }
