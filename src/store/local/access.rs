@@ -444,8 +444,9 @@ fn real_path(dir: BorrowedFd<'_>) -> Option<PathBuf> {
 
 /// Opens the root directory, creating it (and missing parents) with mode 0700 and
 /// fsyncing each parent, so that the queue's directory entry survives a power cut.
-/// Nothing is created inside a queue directory (see [`check_root`]).
-pub(super) fn open_or_create_root(root: &Path) -> Result<OwnedFd> {
+/// Nothing is created inside a queue directory (see [`check_root`]), nor on a network
+/// filesystem unless `network_fs` allows it.
+pub(super) fn open_or_create_root(root: &Path, network_fs: bool) -> Result<OwnedFd> {
     let open = open_dir;
     if let Some(fd) = open_root(root)? {
         return Ok(fd);
@@ -460,6 +461,7 @@ pub(super) fn open_or_create_root(root: &Path) -> Result<OwnedFd> {
         match open(&parent) {
             Ok(fd) => {
                 check_root(fd.as_fd(), &parent, root)?;
+                super::refuse_network_fs(fd.as_fd(), "create spool", root, network_fs)?;
                 break fd;
             }
             Err(Errno::NOENT) => missing.push(parent),

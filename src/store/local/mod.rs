@@ -56,6 +56,7 @@ pub mod layout;
 mod lengths;
 #[cfg(test)]
 mod model;
+pub mod netfs;
 mod promote;
 mod push;
 mod rate;
@@ -119,13 +120,15 @@ impl Queue {
         Ok(Some(Queue::from_dir(name, path, dir, warn)))
     }
 
-    /// Opens the queue `name` of `root`, creating the root and the queue as needed.
-    pub(super) fn create(root: &Path, name: &str, warn: Warn) -> Result<Queue> {
+    /// Opens the queue `name` of `root`, creating the root and the queue as needed; on a
+    /// network filesystem, only when `network_fs` allows it (see [`netfs`]).
+    pub(super) fn create(root: &Path, name: &str, warn: Warn, network_fs: bool) -> Result<Queue> {
         let path = root.join(name);
-        let root_fd = open_or_create_root(root)?;
+        let root_fd = open_or_create_root(root, network_fs)?;
         // Usually it exists: open first, create only when that fails.
         let dir = match sys::open_dir_beneath(root_fd.as_fd(), name) {
             Err(Errno::NOENT) => {
+                refuse_network_fs(root_fd.as_fd(), "create queue", &path, network_fs)?;
                 let created = sys::make_dir(root_fd.as_fd(), name)
                     .map_err(|e| Error::io("create queue", &path, e))?;
                 if created {
@@ -138,6 +141,7 @@ impl Queue {
         .map_err(|e| Error::io("open queue", &path, e))?;
         let queue = Queue::from_dir(name, path, dir, warn);
         if !queue.check_format()? {
+            refuse_network_fs(queue.dir(), "create queue", queue.path(), network_fs)?;
             queue.initialize()?;
         }
         Ok(queue)
@@ -167,11 +171,34 @@ impl Queue {
     }
 }
 
+/// Refuses to create anything (`what` at `path`) on a network filesystem, the one that
+/// holds `fd`, unless `allowed`.
+pub(super) fn refuse_network_fs(
+    fd: std::os::fd::BorrowedFd<'_>,
+    what: &str,
+    path: &Path,
+    allowed: bool,
+) -> Result<()> {
+    match netfs::network_fs_of(fd) {
+        Some(fs) if !allowed => Err(Error::invalid(
+            what,
+            Some(path),
+            format!(
+                "{}; set {}=1 to use it anyway",
+                netfs::caveat(fs),
+                netfs::ALLOW_VARIABLE
+            ),
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// A spool: the root directory under which each queue is a directory.
 #[derive(Clone)]
 pub struct Spool {
     root: PathBuf,
     warn: Rc<dyn Fn(&str)>,
+    network_fs: bool,
 }
 
 impl Spool {
@@ -180,7 +207,15 @@ impl Spool {
         Spool {
             root: root.into(),
             warn: Rc::new(warn),
+            network_fs: false,
         }
+    }
+
+    /// Allows (or not) creating the root and queues on a network filesystem, where locks
+    /// and wake-ups do not hold across hosts (see [`netfs`]).
+    pub fn allow_network_fs(mut self, allow: bool) -> Spool {
+        self.network_fs = allow;
+        self
     }
 
     /// The root directory.
@@ -202,7 +237,7 @@ impl Spool {
     /// Opens a queue, creating the root and the queue when missing.
     pub fn create(&self, name: &str) -> Result<Queue> {
         crate::store::check_queue_name(name)?;
-        Queue::create(&self.root, name, self.warner())
+        Queue::create(&self.root, name, self.warner(), self.network_fs)
     }
 
     /// Checks a queue (and mends it, with `repair`). A queue directory whose format file
@@ -267,6 +302,18 @@ impl Spool {
             }
         };
         findings.extend(queue.fsck(repair)?);
+        if let Some(fs) = netfs::network_fs_of(queue.dir()) {
+            let caveat = netfs::caveat(fs);
+            if self.network_fs {
+                (self.warn)(&format!("{}: {caveat}", queue.path().display()));
+            } else {
+                findings.push(Finding {
+                    place: queue.path().display().to_string(),
+                    problem: format!("is {caveat} (set {}=1 to accept it)", netfs::ALLOW_VARIABLE),
+                    repair: None,
+                });
+            }
+        }
         Ok(findings)
     }
 

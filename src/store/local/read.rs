@@ -248,6 +248,13 @@ impl Queue {
         })?;
         s.next_id = self.read_length(COUNTER)?.max(1);
         (s.consumed, s.window) = self.consumed_recently()?;
+        if let Some(fs) = super::netfs::network_fs_of(self.dir()) {
+            (self.warn)(&format!(
+                "{}: {}",
+                self.path.display(),
+                super::netfs::caveat(fs)
+            ));
+        }
         Ok(s)
     }
 
