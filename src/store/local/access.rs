@@ -101,8 +101,10 @@ impl Queue {
         let n = std::io::Seek::rewind(&mut file)
             .and_then(|()| crate::store::read_full(&mut file, &mut buf))
             .map_err(|e| Error::io("read", self.at(FORMAT_FILE), e))?;
-        let size = st.st_size as u64;
-        Ok(layout::judge_format(&buf[..n], size))
+        if &buf[..n] == layout::FORMAT {
+            return Ok(Format::Ours); // the first read failed, this one did not
+        }
+        Ok(layout::judge_format(&buf[..n], st.st_size as u64))
     }
 
     /// Whether the queue, its format file aside, is laid out as this format's queues are:

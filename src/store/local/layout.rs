@@ -39,11 +39,13 @@ pub enum Format {
     Other(String),
 }
 
-/// Judges the `size` bytes of a format file that are not exactly [`FORMAT`], of which
-/// `head` are the first. A line naming another version is another format; anything else
+/// Judges the `size` bytes of a format file, of which `head` are the first. A line naming another version is another format; anything else
 /// (a missing newline, bytes added, garbage) is damage, shown with its invisible bytes
 /// escaped.
 pub fn judge_format(head: &[u8], size: u64) -> Format {
+    if head == FORMAT && size == FORMAT.len() as u64 {
+        return Format::Ours;
+    }
     let shown = escape_bytes(head, size);
     let reads = escape_bytes(FORMAT, FORMAT.len() as u64);
     let version = head
@@ -329,6 +331,7 @@ mod tests {
             )
         );
         assert!(matches!(judge(b"spool-queue 2"), Format::Other(_)));
+        assert_eq!(judge(FORMAT), Format::Ours);
         assert!(
             matches!(judge(b"spool-queue 1 \n"), Format::Damaged(w) if w.contains("differs from byte 14"))
         );
