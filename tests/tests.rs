@@ -20,8 +20,12 @@
 // - roots        where the root and the queue come from: --dir, $SPOOL_DIR,
 //                $XDG_STATE_HOME, $HOME; -q/--queue, $SPOOL_QUEUE, "default"
 // - names        queue name validation: invalid names fail and create nothing
+// - netfs        network filesystems: creating a spool or a queue on one (a FUSE mount)
+//                is refused unless SPOOL_ALLOW_NETWORK_FS=1; stats and fsck mention it;
+//                the check (statfs) is made on the creating path only
 // - layout       the on-disk layout (format, counter, ready buckets), modes 0700/0600
-//                under any umask, read-only commands create nothing
+//                under any umask, read-only commands create nothing and work on a
+//                read-only spool (a read-only bind mount)
 // - push         arguments, standard input, --lines, --null, --print-id
 // - pop          order, deletion, -n with --lines/--null, exit 1 when empty, failed
 //                delivery (/dev/full, closed pipe) keeps the message

@@ -20,7 +20,7 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 
 use crate::cli::{Cli, Command};
-use crate::store::local::Spool;
+use crate::store::local::{Spool, netfs};
 use crate::store::{self, Engine, Error};
 use failure::{Failure, Outcome};
 
@@ -29,7 +29,9 @@ pub(crate) fn execute(cli: Cli) -> Outcome {
     if let Command::Completions(args) = &cli.command {
         return admin::completions(args.shell);
     }
-    let spool = Spool::new(resolve_root(cli.dir)?, |m| eprintln!("spool: warning: {m}"));
+    let allow_network_fs = std::env::var_os(netfs::ALLOW_VARIABLE).is_some_and(|v| v == "1");
+    let spool = Spool::new(resolve_root(cli.dir)?, |m| eprintln!("spool: warning: {m}"))
+        .allow_network_fs(allow_network_fs);
     let queue = resolve_queue(cli.queue)?;
     dispatch(&spool, &queue, cli.command)
 }

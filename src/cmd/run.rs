@@ -151,8 +151,17 @@ fn run_loop<E: Engine>(
         // Claim and start more.
         let limit_reached = |started: u64| args.max.is_some_and(|m| started >= m);
         let mut idle = false;
+        let mut gone = false;
         while !stopping && jobs.len() < args.jobs as usize && !limit_reached(started) {
-            let mut taken = q.take(1, opts)?;
+            let mut taken = match q.take(1, opts) {
+                Ok(taken) => taken,
+                // Removed while waited for: wait for it to be made again.
+                Err(_) if args.wait && q.is_gone() => {
+                    (gone, idle) = (true, true);
+                    break;
+                }
+                Err(e) => return Err(e.into()),
+            };
             let Some(claimed) = taken.pop() else {
                 idle = true;
                 break;
@@ -173,6 +182,10 @@ fn run_loop<E: Engine>(
             } else {
                 ExitStatus::SomeFailed
             });
+        }
+        if gone && jobs.is_empty() {
+            watch.forget();
+            continue;
         }
         // Sleep until a signal, a child, the queue, a lease, or a due message.
         let deadline = jobs

@@ -48,19 +48,14 @@ fn wait_for<E: Engine, T>(
     let deadline = wait.timeout.map(|t| Instant::now() + t);
     let mut watch = Watch::new(engine, name, wait.wait);
     loop {
-        match watch.queue()? {
-            Some(q) => {
-                if let Some(found) = attempt(q)? {
-                    let queue = watch.into_queue().expect("looked into above");
-                    return Ok(Some((queue, found)));
-                }
-            }
-            // Waiting for a queue not made yet is normal; looking into one is a typo.
-            None if !wait.wait => {
-                say_missing(name);
-                return Ok(None);
-            }
-            None => {}
+        if let Some(found) = watch.attempt(&mut attempt)? {
+            let queue = watch.into_queue().expect("looked into above");
+            return Ok(Some((queue, found)));
+        }
+        // Waiting for a queue not made yet is normal; looking into one is a typo.
+        if !wait.wait && !watch.is_open() {
+            say_missing(name);
+            return Ok(None);
         }
         if !wait.wait || deadline.is_some_and(|d| Instant::now() >= d) {
             return Ok(None);

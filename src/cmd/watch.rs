@@ -5,7 +5,8 @@
 //! and its [`Waiter`]. Invariant: the waiter watches the queue from the moment it is
 //! opened, before the caller first looks into it, so that no push between the look and
 //! the sleep is missed. A sleep never outlasts the poll interval, a deadline the caller
-//! gives, or the time the queue's next delayed message comes due.
+//! gives, or the time the queue's next delayed message comes due. A queue removed while
+//! watched ([`Queue::is_gone`]) is dropped, and waited for again as one not made yet.
 
 use std::os::fd::BorrowedFd;
 use std::time::{Duration, Instant};
@@ -50,6 +51,37 @@ impl<'a, E: Engine> Watch<'a, E> {
         Ok(self.queue.as_ref())
     }
 
+    /// Looks into the queue with `look`, opening it first if needed; `Ok(None)` while it
+    /// does not exist. When the look fails because the queue was removed meanwhile, and
+    /// this watch waits, the queue is dropped: the next look waits for it to be made again.
+    pub(super) fn attempt<T>(
+        &mut self,
+        look: impl FnOnce(&E::Queue) -> Result<Option<T>>,
+    ) -> Result<Option<T>> {
+        let watching = self.watching;
+        let Some(q) = self.queue()? else {
+            return Ok(None);
+        };
+        match look(q) {
+            Err(_) if watching && q.is_gone() => {
+                self.forget();
+                Ok(None)
+            }
+            other => other,
+        }
+    }
+
+    /// Whether the queue is open: it existed at the last look.
+    pub(super) fn is_open(&self) -> bool {
+        self.queue.is_some()
+    }
+
+    /// Drops the queue (it was removed) and what watched it.
+    pub(super) fn forget(&mut self) {
+        self.queue = None;
+        self.waiter = Default::default();
+    }
+
     /// Sleeps until the queue may have changed (unless `watch` is false), one of `extra`
     /// is readable, `until` comes, or a delayed message comes due; at least a millisecond,
     /// at most the poll interval. Returns the bit set of the readable `extra`.
@@ -63,13 +95,14 @@ impl<'a, E: Engine> Watch<'a, E> {
         if let Some(until) = until {
             sleep = sleep.min(until.saturating_duration_since(Instant::now()));
         }
-        if let Some(due) = self
-            .queue
-            .as_ref()
-            .map(|q| q.next_due())
-            .transpose()?
-            .flatten()
-        {
+        let due = match self.queue.as_ref().map(|q| q.next_due()) {
+            Some(Err(_)) if self.queue.as_ref().is_some_and(|q| q.is_gone()) => {
+                self.forget();
+                None
+            }
+            other => other.transpose()?.flatten(),
+        };
+        if let Some(due) = due {
             sleep = sleep.min(Duration::from_millis(due.saturating_sub(now_ms())));
         }
         let sleep = sleep.max(Duration::from_millis(1));

@@ -127,6 +127,11 @@ pub trait Queue {
 
     /// A waiter that wakes when this queue may have changed.
     fn waiter(&self) -> Self::Waiter;
+
+    /// Whether the queue was removed since it was opened. Its operations then fail, and a
+    /// queue made again under its name is another one, to be opened anew: a command that
+    /// waits asks this when an operation fails, and goes back to waiting for the queue.
+    fn is_gone(&self) -> bool;
 }
 
 /// A message taken by this process.

@@ -1,7 +1,7 @@
 //! Files the tests look at from outside spool: permission bits, the names in a
 //! directory, witnesses (files outside a spool that must stay untouched, not even read),
-//! and mounts made by a test (tmpfs, loop-mounted xfs and ext4 images), always cleaned
-//! up, also when the test fails.
+//! and mounts made by a test (tmpfs, read-only bind mounts, bindfs, loop-mounted xfs
+//! and ext4 images), always cleaned up, also when the test fails.
 
 use std::fs::{self, File};
 use std::io::Read;
@@ -195,6 +195,44 @@ impl Mount {
             dir: dir.to_path_buf(),
             device: None,
             fstype: "tmpfs".into(),
+            mounted: true,
+            groups: Vec::new(),
+        })
+    }
+
+    /// Mounts `source` again, read-only, on the new directory `dir` (a bind mount made
+    /// read-only by a remount: the files stay writable at `source`).
+    pub fn bind_read_only(source: &Path, dir: &Path) -> Result<Mount, String> {
+        fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        let (s, d) = (
+            source.to_str().expect("UTF-8 path"),
+            dir.to_str().expect("UTF-8 path"),
+        );
+        sh(&["mount", "--bind", s, d])?;
+        let m = Mount {
+            dir: dir.to_path_buf(),
+            device: None,
+            fstype: "bind".into(),
+            mounted: true,
+            groups: Vec::new(),
+        };
+        sh(&["mount", "-o", "remount,bind,ro", d])?;
+        Ok(m)
+    }
+
+    /// Mounts `source` again on the new directory `dir` through bindfs, a FUSE
+    /// filesystem (the caller checks that bindfs is installed).
+    pub fn bindfs(source: &Path, dir: &Path) -> Result<Mount, String> {
+        fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        let (s, d) = (
+            source.to_str().expect("UTF-8 path"),
+            dir.to_str().expect("UTF-8 path"),
+        );
+        sh(&["bindfs", s, d])?;
+        Ok(Mount {
+            dir: dir.to_path_buf(),
+            device: None,
+            fstype: "fuse".into(),
             mounted: true,
             groups: Vec::new(),
         })

@@ -5,9 +5,9 @@
 //! "spool-queue 1\n"; the length of `counter` is the next id. Directories are 0700 and
 //! files 0600 whatever the umask; read-only commands create nothing.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use crate::harness::{Fixture, missing, mode, names_in};
+use crate::harness::{Cmd, Fixture, Mount, json_lines, missing, mode, names_in, require};
 
 fn counter_len(s: &Fixture, queue: &str) -> u64 {
     std::fs::metadata(s.queue_dir(queue).join("counter"))
@@ -229,4 +229,103 @@ fn missing_queue_results() {
     s.run(&["clear"]).says_missing("default", 0, "0\n");
     s.prints(&["queues"], "");
     assert!(!s.root().exists());
+}
+
+/// Every path below `dir` with its size and modification time, sorted.
+fn snapshot(dir: &Path) -> Vec<(PathBuf, u64, i64, i64)> {
+    use std::os::unix::fs::MetadataExt;
+    let mut all = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            let m = std::fs::symlink_metadata(&p).unwrap();
+            if m.is_dir() {
+                todo.push(p.clone());
+            }
+            all.push((p, m.size(), m.mtime(), m.mtime_nsec()));
+        }
+    }
+    all.sort();
+    all
+}
+
+// stats, peek and fsck opened files for writing (`open .../rate: Read-only file system`)
+// and failed on a read-only spool, where len, list and show worked: every command that
+// changes nothing must work there. On a read-only spool, peek shows the ready lanes as
+// they are: returning an abandoned claim or promoting a due message would change them.
+#[test]
+fn commands_that_change_nothing_work_on_a_read_only_spool() {
+    if !require(true, &[("mount", &["--version"])]) {
+        return;
+    }
+    let s = Fixture::new();
+    s.push(&["a"]);
+    let token = s.claim(&["--lease", "1h"]);
+    s.push(&["e"]);
+    s.claim(&["--lease", "1ms"]);
+    s.push(&["b", "c"]);
+    s.push_with(&["--priority", "5"], "p");
+    s.push_with(&["--delay", "1h"], "d");
+    s.run(&["-q", "other", "push", "z"]).success();
+    std::thread::sleep(std::time::Duration::from_millis(50)); // the 1ms lease ends
+    let before = snapshot(s.root());
+    let ro = s.outside("ro");
+    let _mount = Mount::bind_read_only(s.root(), &ro).unwrap_or_else(|e| panic!("{e}"));
+    let spool = |args: &[&str]| Cmd::at(&ro).args(args).run();
+    let prints = |args: &[&str], expected: &str| {
+        let out = spool(args);
+        out.success().stdout_is(expected);
+    };
+
+    let out = spool(&["stats", "--json"]);
+    out.success();
+    let stats = &json_lines(&out.stdout)[0];
+    assert_eq!(
+        (&stats["waiting"], &stats["delayed"], &stats["claimed"]),
+        (&3.into(), &1.into(), &2.into()),
+        "{out:?}"
+    );
+    spool(&["stats"]).success();
+    let out = spool(&["stats", "--all"]);
+    out.success();
+    assert_eq!(
+        out.text().lines().count(),
+        3,
+        "a header and two queues: {out:?}"
+    );
+    prints(&["peek"], "p");
+    prints(&["peek", "-n", "10", "--lines"], "p\nb\nc\n");
+    prints(&["peek", "--wait", "--timeout", "1s"], "p");
+    prints(&["len"], "3\n");
+    prints(&["queues"], "default\nother\n");
+    prints(&["show", "1"], "a");
+    prints(&["show", &token], "a");
+    prints(&["-q", "other", "peek"], "z");
+    assert_eq!(
+        spool(&["list", "--state", "all"])
+            .success()
+            .text()
+            .lines()
+            .count(),
+        6
+    );
+    let out = spool(&["fsck"]);
+    assert_eq!(out.code, 3, "the ended lease is reported: {out:?}");
+    assert!(
+        out.text().contains("is a claim whose lease ended"),
+        "{out:?}"
+    );
+    assert_eq!(out.text().lines().count(), 1, "{out:?}");
+    assert_eq!(out.stderr, "", "{out:?}");
+    // What would change the spool fails, and changes nothing.
+    for args in [
+        &["pop"][..],
+        &["push", "x"],
+        &["ack", &token],
+        &["fsck", "--repair"],
+    ] {
+        spool(args).error().stderr_has("Read-only file system");
+    }
+    assert_eq!(snapshot(s.root()), before, "nothing changed");
 }

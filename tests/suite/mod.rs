@@ -16,6 +16,7 @@ mod layout;
 mod len_stats;
 mod list;
 mod names;
+mod netfs;
 mod peek;
 mod pop;
 mod push;

@@ -3,6 +3,8 @@
 //! Root: `--dir DIR`, else `$SPOOL_DIR`, else `$XDG_STATE_HOME/spool`, else
 //! `$HOME/.local/state/spool`. Queue: `-q/--queue`, else `$SPOOL_QUEUE`, else `default`.
 
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 use crate::harness::{Fixture, names_in};
@@ -136,4 +138,50 @@ fn queues_are_independent() {
     // Ids are per queue.
     assert_eq!(s.push_id("b", "b2"), 2);
     assert_eq!(s.push_id("a", "a3"), 3);
+}
+
+/// `spool --dir ROOT ARGS...` run from the directory `cwd`, ROOT as given (relative).
+fn spool_in(s: &Fixture, cwd: &Path, root: &OsStr) -> crate::harness::Cmd {
+    let script = format!("cd '{}' && exec \"$@\"", cwd.display());
+    s.cmd()
+        .no_dir()
+        .wrap(["sh", "-c", &script, "sh"])
+        .arg("--dir")
+        .arg(root)
+}
+
+// run gave its commands SPOOL_DIR as typed: a relative --dir was wrong once a command
+// changed directory.
+#[test]
+fn run_gives_its_commands_the_root_as_an_absolute_path() {
+    let s = Fixture::new();
+    let relative = OsStr::new("spool");
+    spool_in(&s, s.tmp(), relative)
+        .args(["push", "m"])
+        .run()
+        .success();
+    let out = spool_in(&s, s.tmp(), relative)
+        .args(["run", "--", "sh", "-c", "cd / && printf %s \"$SPOOL_DIR\""])
+        .run();
+    out.success();
+    out.stdout_is(s.root().as_os_str().as_bytes());
+    assert_eq!(s.states("default"), []);
+}
+
+// A --dir that is not UTF-8 was refused ("path is not UTF-8"): paths are bytes.
+#[test]
+fn a_root_whose_name_is_not_utf8_works() {
+    let s = Fixture::new();
+    let root = s.tmp().join(OsStr::from_bytes(b"r\xff\xfe spool"));
+    let spool = |args: &[&str]| s.cmd().no_dir().arg("--dir").arg(&root).args(args).run();
+    spool(&["push", "m", "n"]).success();
+    assert_eq!(names_in(&root), ["default"]);
+    spool(&["pop"]).success().stdout_is("m");
+    spool(&["len"]).success().stdout_is("1\n");
+    spool(&["queues"]).success().stdout_is("default\n");
+    let out = spool(&["run", "--", "sh", "-c", "printf %s \"$SPOOL_DIR\"; cat"]);
+    out.success();
+    let mut expected = root.as_os_str().as_bytes().to_vec();
+    expected.extend(b"n");
+    out.stdout_is(expected);
 }

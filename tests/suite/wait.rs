@@ -82,6 +82,41 @@ fn pop_wait_on_a_queue_that_does_not_exist_yet() {
     assert!(took < NOTICE, "took {took:?} to notice the new queue");
 }
 
+// pop --wait died ("open .../head: No such file or directory") when its queue was removed
+// and made again by a push: it must wait on, as for a queue not made yet, and take the
+// new message. The same for claim, peek and run.
+#[test]
+fn a_wait_survives_its_queue_being_removed_and_made_again() {
+    let cases: [&[&str]; 4] = [
+        &["pop", "--wait", "--timeout", LONG],
+        &["claim", "--wait", "--timeout", LONG],
+        &["peek", "--wait", "--timeout", LONG],
+        &["run", "--wait", "--max", "1", "--", "cat"],
+    ];
+    for args in cases {
+        let s = Fixture::new();
+        s.push(&["old"]);
+        s.prints(&["pop"], "old");
+        let mut waiting = start_waiting(&s, args);
+        std::fs::remove_dir_all(s.queue_dir("default")).unwrap();
+        std::thread::sleep(Duration::from_millis(500));
+        if waiting.exited() {
+            panic!("{args:?} stopped waiting:\n{:?}", waiting.finish());
+        }
+        s.push(&["new"]);
+        let out = waiting.finish();
+        out.success();
+        match args[0] {
+            "claim" => assert!(out.token().starts_with("1."), "{out:?}"),
+            _ => {
+                out.stdout_is("new");
+            }
+        }
+        let left = if args[0] == "peek" { 1 } else { 0 };
+        assert_eq!(s.len("default"), left, "{args:?}");
+    }
+}
+
 fn pop_wait_n_returns_what_is_there_once_something_is(engine: Engine) {
     let s = engine.fixture();
     let waiting = start_waiting(&s, &["pop", "--wait", "-n", "5", "--lines"]);

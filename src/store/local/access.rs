@@ -15,7 +15,7 @@ use rustix::fs::{FileType, OFlags, Stat};
 use rustix::io::Errno;
 
 use super::entry::Entry;
-use super::layout::{self, *};
+use super::layout::{self, Format, *};
 use super::lengths::length;
 use super::{Queue, sys};
 use crate::store::error::{Error, Result};
@@ -23,6 +23,17 @@ use crate::store::error::{Error, Result};
 impl Queue {
     pub(super) fn dir(&self) -> BorrowedFd<'_> {
         self.dir.as_fd()
+    }
+
+    /// Whether the queue's directory was removed since it was opened (a directory
+    /// removed keeps no link, whatever was made again under its name), or is being
+    /// removed: its format file, counter or head is gone, files no queue is without (an
+    /// `rm -rf` takes them one by one before the directory).
+    pub fn is_gone(&self) -> bool {
+        sys::stat_fd(self.dir()).is_ok_and(|st| st.st_nlink == 0)
+            || [FORMAT_FILE, COUNTER, HEAD]
+                .iter()
+                .any(|rel| matches!(sys::stat_at(self.dir(), rel), Err(Errno::NOENT)))
     }
 
     pub(super) fn at(&self, rel: &str) -> PathBuf {
@@ -35,8 +46,23 @@ impl Queue {
         }
     }
 
-    /// True when the format file is there and ours; false when it is missing.
+    /// True when the format file is there and ours; false when it is missing. A damaged
+    /// one, or one of another format, is an error.
     pub(super) fn check_format(&self) -> Result<bool> {
+        match self.read_format()? {
+            Format::Ours => Ok(true),
+            Format::Missing => Ok(false),
+            Format::Damaged(why) => Err(Error::invalid(
+                "read",
+                Some(&self.at(FORMAT_FILE)),
+                format!("{why}; spool fsck --repair restores it"),
+            )),
+            Format::Other(why) => Err(Error::invalid("read", Some(&self.at(FORMAT_FILE)), why)),
+        }
+    }
+
+    /// What the format file says.
+    pub(super) fn read_format(&self) -> Result<Format> {
         let fd = match sys::open_beneath(
             self.dir(),
             FORMAT_FILE,
@@ -44,7 +70,16 @@ impl Queue {
             0,
         ) {
             Ok(fd) => fd,
-            Err(Errno::NOENT) => return Ok(false),
+            Err(Errno::NOENT) => return Ok(Format::Missing),
+            Err(e @ (Errno::LOOP | Errno::NXIO)) => {
+                return match sys::stat_at(self.dir(), FORMAT_FILE) {
+                    Ok(st) => Ok(Format::Damaged(format!(
+                        "{}, not a regular file",
+                        sys::describe_entry(&st)
+                    ))),
+                    Err(_) => Err(Error::io("open", self.at(FORMAT_FILE), e)),
+                };
+            }
             Err(e) => return Err(Error::io("open", self.at(FORMAT_FILE), e)),
         };
         let mut file = File::from(fd);
@@ -54,25 +89,84 @@ impl Queue {
         if let Ok(n) = file.read(&mut buf)
             && &buf[..n] == layout::FORMAT
         {
-            return Ok(true);
+            return Ok(Format::Ours);
         }
-        self.stat_regular(&file, FORMAT_FILE, "read")?;
+        let st = sys::stat_fd(&file).map_err(|e| Error::io("stat", self.at(FORMAT_FILE), e))?;
+        if !sys::is_plain_file(&st) {
+            return Ok(Format::Damaged(format!(
+                "{}, not a regular file",
+                sys::describe_entry(&st)
+            )));
+        }
         let n = std::io::Seek::rewind(&mut file)
             .and_then(|()| crate::store::read_full(&mut file, &mut buf))
             .map_err(|e| Error::io("read", self.at(FORMAT_FILE), e))?;
         if &buf[..n] == layout::FORMAT {
-            Ok(true)
-        } else {
-            Err(Error::invalid(
-                "read",
-                Some(&self.at(FORMAT_FILE)),
-                format!(
-                    "unsupported queue format {:?} (this spool reads {:?})",
-                    String::from_utf8_lossy(&buf[..n]).trim_end(),
-                    String::from_utf8_lossy(layout::FORMAT).trim_end()
-                ),
-            ))
+            return Ok(Format::Ours); // the first read failed, this one did not
         }
+        Ok(layout::judge_format(&buf[..n], st.st_size as u64))
+    }
+
+    /// Whether the queue, its format file aside, is laid out as this format's queues are:
+    /// the counter and the head regular files, the state directories there.
+    pub(super) fn has_known_layout(&self) -> bool {
+        let is = |rel: &str, kind: FileType| {
+            sys::stat_at(self.dir(), rel)
+                .is_ok_and(|st| FileType::from_raw_mode(st.st_mode) == kind)
+        };
+        [COUNTER, HEAD]
+            .iter()
+            .all(|rel| is(rel, FileType::RegularFile))
+            && STATE_DIRS.iter().all(|rel| is(rel, FileType::Directory))
+    }
+
+    /// Writes the format file in tmp/, synced, and returns tmp/ and its name there.
+    fn stage_format(&self) -> Result<(OwnedFd, String)> {
+        let tmp = self.open_dir(TMP)?;
+        let (name, mut file) = self.create_locked(&tmp, FORMAT_TMP_PREFIX, false)?;
+        let tmp_path = self.at(&format!("{TMP}/{name}"));
+        file.write_all(layout::FORMAT)
+            .map_err(|e| Error::io("write", &tmp_path, e))?;
+        sys::fdatasync(&file).map_err(|e| Error::io("fsync", &tmp_path, e))?;
+        sys::check_close(&file).map_err(|e| Error::io("close", &tmp_path, e))?;
+        Ok((tmp, name))
+    }
+
+    /// Puts a new format file in place of a damaged one, which goes to corrupt/ (both
+    /// locks held, so that no command works on the queue meanwhile). Returns what was
+    /// done, for fsck.
+    pub(super) fn restore_format(&self) -> Result<String> {
+        let _c = self.lock_consumer()?;
+        let _p = self.lock_producer()?;
+        let (tmp, name) = self.stage_format()?;
+        let tmp_path = self.at(&format!("{TMP}/{name}"));
+        let aside = format!("{FORMAT_FILE}.{}", layout::token());
+        let corrupt = self.state_dir(CORRUPT)?;
+        let moved = match sys::rename_noreplace(self.dir(), FORMAT_FILE, corrupt.as_fd(), &aside) {
+            Ok(()) => {
+                sys::fsync(&corrupt).map_err(|e| Error::io("fsync", self.at(CORRUPT), e))?;
+                true
+            }
+            Err(Errno::NOENT) => false,
+            Err(e) => {
+                let _ = sys::remove_file(tmp.as_fd(), &name);
+                return Err(Error::io("rename", self.at(FORMAT_FILE), e));
+            }
+        };
+        match sys::rename_noreplace(tmp.as_fd(), &name, self.dir(), FORMAT_FILE) {
+            Ok(()) => {}
+            // Written meanwhile by a command that found none: the same content.
+            Err(Errno::EXIST) => {
+                let _ = sys::remove_file(tmp.as_fd(), &name);
+            }
+            Err(e) => return Err(Error::io("rename", &tmp_path, e)),
+        }
+        sys::fsync(self.dir()).map_err(|e| Error::io("fsync", &self.path, e))?;
+        Ok(if moved {
+            format!("moved to {CORRUPT}/{aside}, and written anew")
+        } else {
+            "written anew".to_string()
+        })
     }
 
     /// Creates the queue's files; safe to run concurrently and again after a crash.
@@ -91,13 +185,8 @@ impl Queue {
         }
         // The format file goes last, published like a message: whoever sees it sees a
         // complete queue.
-        let tmp = self.open_dir(TMP)?;
-        let (name, mut file) = self.create_locked(&tmp, FORMAT_TMP_PREFIX, false)?;
+        let (tmp, name) = self.stage_format()?;
         let tmp_path = self.at(&format!("{TMP}/{name}"));
-        file.write_all(layout::FORMAT)
-            .map_err(|e| Error::io("write", &tmp_path, e))?;
-        sys::fdatasync(&file).map_err(|e| Error::io("fsync", &tmp_path, e))?;
-        sys::check_close(&file).map_err(|e| Error::io("close", &tmp_path, e))?;
         match sys::rename_noreplace(tmp.as_fd(), &name, self.dir(), FORMAT_FILE) {
             Ok(()) => {}
             Err(Errno::EXIST) => {
@@ -239,20 +328,130 @@ impl Queue {
     }
 }
 
+/// Opens the spool directory `root`; `Ok(None)` when it does not exist. A directory that
+/// is a queue directory, or lies inside one, is refused (see [`check_root`]).
+pub(super) fn open_root(root: &Path) -> Result<Option<OwnedFd>> {
+    match open_dir(root) {
+        Ok(fd) => {
+            check_root(fd.as_fd(), root, root)?;
+            Ok(Some(fd))
+        }
+        Err(Errno::NOENT) => {
+            // Refused the same whether or not it exists yet.
+            if let Some((fd, at)) = nearest_existing(root) {
+                check_root(fd.as_fd(), &at, root)?;
+            }
+            Ok(None)
+        }
+        Err(e) => Err(Error::io("open spool", root, e)),
+    }
+}
+
+/// The nearest directory above `path` that can be opened, and its path.
+fn nearest_existing(path: &Path) -> Option<(OwnedFd, PathBuf)> {
+    let mut at = path;
+    loop {
+        at = match at.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            Some(_) => Path::new("."),
+            None => return None,
+        };
+        match open_dir(at) {
+            Ok(fd) => return Some((fd, at.to_path_buf())),
+            Err(Errno::NOENT) => continue,
+            Err(_) => return None,
+        }
+    }
+}
+
+fn open_dir(p: &Path) -> rustix::io::Result<OwnedFd> {
+    rustix::fs::open(
+        p,
+        OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    )
+}
+
+/// Refuses a spool directory `root` that is a queue directory or lies inside one (as
+/// `--dir QUEUE` or `--dir QUEUE/ready` would be): spool would build queues among the
+/// queue's own files. `dir` is the root, or the nearest existing directory above it
+/// (`at`) when the root is to be created.
+///
+/// A queue directory is a directory with a format file. The check costs a system call or
+/// two: `format` in `dir` itself, then the directory's real path (through /proc, so
+/// `..` and symbolic links are resolved); of its ancestors, only those holding a
+/// directory named as a queue's own (`ready`, `tmp`, `claimed`, ...) are looked into.
+pub(super) fn check_root(dir: BorrowedFd<'_>, at: &Path, root: &Path) -> Result<()> {
+    let is_queue = |st: rustix::io::Result<Stat>| {
+        st.is_ok_and(|st| FileType::from_raw_mode(st.st_mode) == FileType::RegularFile)
+    };
+    let real = real_path(dir).unwrap_or_else(|| std::path::absolute(at).unwrap_or_default());
+    let spool_of = |queue: &Path| match queue.parent() {
+        Some(parent) => format!(" (its spool directory is {})", parent.display()),
+        None => String::new(),
+    };
+    if is_queue(sys::stat_at(dir, FORMAT_FILE)) {
+        let cause = if at == root {
+            format!(
+                "is a queue directory, not a directory of queues{}",
+                spool_of(&real)
+            )
+        } else {
+            format!(
+                "lies inside the queue directory {}{}",
+                real.display(),
+                spool_of(&real)
+            )
+        };
+        return Err(Error::invalid("spool directory", Some(root), cause));
+    }
+    for queue in real.ancestors().skip(1) {
+        let inner = real
+            .strip_prefix(queue)
+            .ok()
+            .and_then(|rest| rest.components().next())
+            .and_then(|c| c.as_os_str().to_str());
+        if !inner.is_some_and(layout::is_queue_dir_entry) {
+            continue;
+        }
+        if is_queue(rustix::fs::statat(
+            rustix::fs::CWD,
+            queue.join(FORMAT_FILE),
+            rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
+        )) {
+            return Err(Error::invalid(
+                "spool directory",
+                Some(root),
+                format!(
+                    "lies inside the queue directory {}{}",
+                    queue.display(),
+                    spool_of(queue)
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The path of the directory `dir` as the kernel knows it, `..` and symbolic links
+/// resolved; `None` without /proc.
+fn real_path(dir: BorrowedFd<'_>) -> Option<PathBuf> {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::ffi::OsStringExt;
+    let link = format!("/proc/self/fd/{}", dir.as_raw_fd());
+    let target = rustix::fs::readlinkat(rustix::fs::CWD, link, Vec::new()).ok()?;
+    let path = PathBuf::from(std::ffi::OsString::from_vec(target.into_bytes()));
+    path.is_absolute().then_some(path)
+}
+
 /// Opens the root directory, creating it (and missing parents) with mode 0700 and
 /// fsyncing each parent, so that the queue's directory entry survives a power cut.
-pub(super) fn open_or_create_root(root: &Path) -> Result<OwnedFd> {
-    let open = |p: &Path| {
-        rustix::fs::open(
-            p,
-            OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC,
-            rustix::fs::Mode::empty(),
-        )
-    };
-    match open(root) {
-        Ok(fd) => return Ok(fd),
-        Err(Errno::NOENT) => {}
-        Err(e) => return Err(Error::io("open spool", root, e)),
+/// Nothing is created inside a queue directory (see [`check_root`]), nor on a network
+/// filesystem unless `network_fs` allows it.
+pub(super) fn open_or_create_root(root: &Path, network_fs: bool) -> Result<OwnedFd> {
+    let open = open_dir;
+    if let Some(fd) = open_root(root)? {
+        return Ok(fd);
     }
     let mut missing = vec![root.to_path_buf()];
     let mut parent_fd = loop {
@@ -262,7 +461,11 @@ pub(super) fn open_or_create_root(root: &Path) -> Result<OwnedFd> {
             _ => PathBuf::from("."),
         };
         match open(&parent) {
-            Ok(fd) => break fd,
+            Ok(fd) => {
+                check_root(fd.as_fd(), &parent, root)?;
+                super::refuse_network_fs(fd.as_fd(), "create spool", root, network_fs)?;
+                break fd;
+            }
             Err(Errno::NOENT) => missing.push(parent),
             Err(e) => return Err(Error::io("open", &parent, e)),
         }
@@ -271,9 +474,6 @@ pub(super) fn open_or_create_root(root: &Path) -> Result<OwnedFd> {
         let name = dir
             .file_name()
             .ok_or_else(|| Error::invalid("create spool", Some(root), "not a directory name"))?;
-        let name = name
-            .to_str()
-            .ok_or_else(|| Error::invalid("create spool", Some(root), "path is not UTF-8"))?;
         sys::make_dir(parent_fd.as_fd(), name).map_err(|e| Error::io("create spool", &dir, e))?;
         sys::fsync(&parent_fd)
             .map_err(|e| Error::io("fsync", dir.parent().unwrap_or(Path::new(".")), e))?;

@@ -37,7 +37,10 @@ impl store::Engine for Spool {
     }
 
     fn environment(&self) -> Vec<(&'static str, OsString)> {
-        vec![("SPOOL_DIR", self.root().as_os_str().to_owned())]
+        // Absolute: a command that changes directory still finds the spool. Not resolved
+        // through symbolic links: the root is the one the user named.
+        let root = std::path::absolute(self.root()).unwrap_or_else(|_| self.root().to_owned());
+        vec![("SPOOL_DIR", root.into_os_string())]
     }
 }
 
@@ -134,6 +137,10 @@ impl store::Queue for Queue {
 
     fn waiter(&self) -> Inotify {
         Inotify::new(self.path())
+    }
+
+    fn is_gone(&self) -> bool {
+        Queue::is_gone(self)
     }
 }
 

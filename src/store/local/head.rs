@@ -170,12 +170,12 @@ impl Queue {
                         Err(back) => bucket = back,
                     }
                 }
-                if tidy && empty && b < bucket_of(next) {
+                if tidy && empty && b < bucket_of(next) && !self.is_read_only() {
                     self.remove_bucket(&walk, b)?;
                 }
             }
         }
-        if tidy {
+        if tidy && !self.is_read_only() {
             if lane > 0 && lower == 0 {
                 let lanes = self.read_length(LANES)?;
                 if lanes & (1 << lane) != 0 {
@@ -199,7 +199,7 @@ impl Queue {
             // lock. An empty queue polled by consumers costs them a few calls, and its
             // producers nothing.
             Exact::Unallocated(bucket) if !self.lane0_may_hold(from, bucket.as_ref())? => {
-                if head_scan {
+                if head_scan && !self.is_read_only() {
                     self.sweep_tmp_if_any()?;
                 }
                 Ok(Lookup::Empty { next: from })

@@ -24,6 +24,83 @@ pub const FORMAT: &[u8] = b"spool-queue 1\n";
 
 /// The format file.
 pub const FORMAT_FILE: &str = "format";
+
+/// What a queue's format file says.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Format {
+    /// Exactly [`FORMAT`].
+    Ours,
+    /// There is none: the queue was never completely created.
+    Missing,
+    /// Not what any version writes (why, for the error): it can be written anew, when the
+    /// rest of the queue is as this format lays it out.
+    Damaged(String),
+    /// Another version's format (why, for the error): never rewritten.
+    Other(String),
+}
+
+/// Judges the `size` bytes of a format file, of which `head` are the first. A line naming another version is another format; anything else
+/// (a missing newline, bytes added, garbage) is damage, shown with its invisible bytes
+/// escaped.
+pub fn judge_format(head: &[u8], size: u64) -> Format {
+    if head == FORMAT && size == FORMAT.len() as u64 {
+        return Format::Ours;
+    }
+    let shown = escape_bytes(head, size);
+    let reads = escape_bytes(FORMAT, FORMAT.len() as u64);
+    let version = head
+        .strip_prefix(b"spool-queue ")
+        .map(|v| v.strip_suffix(b"\n").unwrap_or(v));
+    if let Some(v) = version
+        && !v.is_empty()
+        && v.iter().all(u8::is_ascii_digit)
+        && v != b"1"
+        && size == head.len() as u64
+    {
+        return Format::Other(format!(
+            "unsupported queue format {shown} (this spool reads {reads})"
+        ));
+    }
+    let why = if size == 0 {
+        "empty".to_string()
+    } else if [head, b"\n"].concat() == FORMAT && size == head.len() as u64 {
+        "no newline at its end".to_string()
+    } else if head.starts_with(FORMAT) {
+        format!("{} bytes after its line", size - FORMAT.len() as u64)
+    } else if FORMAT.starts_with(head) && size == head.len() as u64 {
+        format!("cut after {size} bytes")
+    } else {
+        let at = head.iter().zip(FORMAT).take_while(|(a, b)| a == b).count();
+        format!("differs from byte {}", at + 1)
+    };
+    Format::Damaged(format!(
+        "unsupported queue format {shown} ({why}; this spool reads {reads})"
+    ))
+}
+
+/// `bytes` in double quotes as a shell user reads them: `\n`, `\t`, `\r`, `\\`, `\"`, and
+/// `\xHH` for other bytes that are not printable ASCII; cut at 32 bytes, with the size
+/// when `size` says there is more.
+pub fn escape_bytes(bytes: &[u8], size: u64) -> String {
+    const SHOWN: usize = 32;
+    let mut out = String::from("\"");
+    for &b in bytes.iter().take(SHOWN) {
+        match b {
+            b'\n' => out.push_str("\\n"),
+            b'\t' => out.push_str("\\t"),
+            b'\r' => out.push_str("\\r"),
+            b'\\' => out.push_str("\\\\"),
+            b'"' => out.push_str("\\\""),
+            0x20..=0x7e => out.push(char::from(b)),
+            _ => out.push_str(&format!("\\x{b:02x}")),
+        }
+    }
+    out.push('"');
+    if size > SHOWN.min(bytes.len()) as u64 {
+        out.push_str(&format!("... ({size} bytes)"));
+    }
+    out
+}
 /// The length file of the next id; its flock is the producer lock.
 pub const COUNTER: &str = "counter";
 /// The length file of the lowest key of lane 0; its flock is the consumer lock.
@@ -75,6 +152,12 @@ pub fn is_queue_entry(name: &str) -> bool {
         || LENGTH_FILES.contains(&name)
         || STATE_DIRS.contains(&name)
         || (0..LANE_COUNT).any(|p| lane_dir(p) == name)
+}
+
+/// Whether `name` is a directory that a queue directory holds (a state directory, a
+/// lane, corrupt/): a directory inside a queue has one of these on its path.
+pub fn is_queue_dir_entry(name: &str) -> bool {
+    name == CORRUPT || STATE_DIRS.contains(&name) || (1..LANE_COUNT).any(|p| lane_dir(p) == name)
 }
 
 /// Keys per bucket directory.
@@ -224,6 +307,47 @@ mod tests {
         for name in ["ready-0", "ready-10", "junk"] {
             assert!(!is_queue_entry(name), "{name}");
         }
+        for name in ["ready", "ready-1", "ready-9", "tmp", "claimed", "corrupt"] {
+            assert!(is_queue_dir_entry(name), "{name}");
+        }
+        for name in ["format", "counter", "ready-0", "spool", "default"] {
+            assert!(!is_queue_dir_entry(name), "{name}");
+        }
+    }
+
+    #[test]
+    fn format_files_are_judged_and_shown_escaped() {
+        let judge = |b: &[u8]| judge_format(b, b.len() as u64);
+        assert_eq!(
+            judge(b"spool-queue 1"),
+            Format::Damaged(
+                r#"unsupported queue format "spool-queue 1" (no newline at its end; this spool reads "spool-queue 1\n")"#.into()
+            )
+        );
+        assert_eq!(
+            judge(b"spool-queue 99\n"),
+            Format::Other(
+                r#"unsupported queue format "spool-queue 99\n" (this spool reads "spool-queue 1\n")"#.into()
+            )
+        );
+        assert!(matches!(judge(b"spool-queue 2"), Format::Other(_)));
+        assert_eq!(judge(FORMAT), Format::Ours);
+        assert!(
+            matches!(judge(b"spool-queue 1 \n"), Format::Damaged(w) if w.contains("differs from byte 14"))
+        );
+        assert!(
+            matches!(judge(b"spool-queue 1\r\n"), Format::Damaged(w) if w.contains(r#""spool-queue 1\r\n""#))
+        );
+        assert!(matches!(judge(b""), Format::Damaged(w) if w.contains("(empty;")));
+        assert!(matches!(judge(b"spool-q"), Format::Damaged(w) if w.contains("cut after 7 bytes")));
+        assert!(
+            matches!(judge(b"spool-queue 1\nx"), Format::Damaged(w) if w.contains("1 bytes after its line"))
+        );
+        assert_eq!(escape_bytes(b"a\x00\xff\t\\\"", 6), r#""a\x00\xff\t\\\"""#);
+        assert_eq!(
+            escape_bytes(&[b'x'; 40], 100),
+            format!("\"{}\"... (100 bytes)", "x".repeat(32))
+        );
     }
 
     #[test]

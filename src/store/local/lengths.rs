@@ -49,6 +49,19 @@ impl Queue {
         Ok(File::from(fd))
     }
 
+    /// Opens a length file for reading only (the consumption rate, for stats).
+    pub(super) fn open_length_file_to_read(&self, rel: &str) -> Result<File> {
+        let fd = sys::open_beneath(self.dir(), rel, OFlags::RDONLY | OFlags::NONBLOCK, 0)
+            .map_err(|e| Error::io("open", self.at(rel), e))?;
+        self.stat_regular(&fd, rel, "open")?;
+        Ok(File::from(fd))
+    }
+
+    /// Whether the spool was found read-only (see [`Self::lock_length_file`]).
+    pub(super) fn is_read_only(&self) -> bool {
+        self.read_only.get()
+    }
+
     /// The value of a length file of the queue directory (0 when missing), in one stat.
     /// The counter's length, read without its lock; a missing counter is an error (a
     /// queue is created with one), not an empty queue.
@@ -87,9 +100,18 @@ impl Queue {
     /// Opens the length file `rel` (counter, head) and locks it; returns it and its
     /// length, read under the lock. Its type is checked then too: opened `O_NONBLOCK`, a
     /// FIFO or a device in its place neither blocks the open nor takes the lock for long.
+    /// On a read-only filesystem the file is opened for reading (an flock needs no more),
+    /// and the queue is marked read-only: whatever then tries to write fails, as it must.
     pub(super) fn lock_length_file(&self, rel: &str) -> Result<(File, u64)> {
-        let fd = sys::open_beneath(self.dir(), rel, OFlags::RDWR | OFlags::NONBLOCK, 0)
-            .map_err(|e| Error::io("open", self.at(rel), e))?;
+        let open = |flags| sys::open_beneath(self.dir(), rel, flags | OFlags::NONBLOCK, 0);
+        let fd = match open(OFlags::RDWR) {
+            Err(Errno::ROFS) => {
+                self.read_only.set(true);
+                open(OFlags::RDONLY)
+            }
+            other => other,
+        }
+        .map_err(|e| Error::io("open", self.at(rel), e))?;
         let file = File::from(fd);
         file.lock()
             .map_err(|e| Error::io("lock", self.at(rel), e))?;
@@ -147,8 +169,10 @@ impl Queue {
         })
     }
 
+    /// Writes the head, if it moved; on a read-only spool it is left as it is (the head
+    /// is a hint: a take from a lower one finds the same messages).
     pub(super) fn save_head(&self, c: &mut Consumer) -> Result<()> {
-        if c.head != c.written {
+        if c.head != c.written && !self.read_only.get() {
             sys::set_len(&c.head_file, c.head).map_err(|e| Error::io("write", self.at(HEAD), e))?;
             c.written = c.head;
         }

@@ -38,12 +38,12 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
-use rustix::fs::OFlags;
 use rustix::io::Errno;
 
 use crate::store::Finding;
 use crate::store::error::{Error, Result};
-use access::open_or_create_root;
+use access::{open_or_create_root, open_root};
+use layout::Format;
 
 mod access;
 mod buckets;
@@ -56,6 +56,7 @@ pub mod layout;
 mod lengths;
 #[cfg(test)]
 mod model;
+pub mod netfs;
 mod promote;
 mod push;
 mod rate;
@@ -86,41 +87,48 @@ pub struct Queue {
     due_seen: std::cell::Cell<Option<(u64, u64)>>,
     warn: Warn,
     warned: RefCell<HashSet<String>>,
+    /// The filesystem refused to open a lock file for writing (EROFS): a read-only
+    /// spool. Reading goes on (peek, stats, fsck without repair); nothing is tidied.
+    read_only: std::cell::Cell<bool>,
 }
 
 impl Queue {
     /// Opens the queue directory `name` of `root`; `Ok(None)` when it does not exist (or
     /// was never completely created).
     pub(super) fn open(root: &Path, name: &str, warn: Warn) -> Result<Option<Queue>> {
-        let path = root.join(name);
-        let root_fd = match rustix::fs::open(
-            root,
-            OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC,
-            rustix::fs::Mode::empty(),
-        ) {
-            Ok(fd) => fd,
-            Err(Errno::NOENT) => return Ok(None),
-            Err(e) => return Err(Error::io("open spool", root, e)),
+        let Some(queue) = Queue::open_dir_only(root, name, warn)? else {
+            return Ok(None);
         };
-        let dir = match sys::open_dir_beneath(root_fd.as_fd(), name) {
-            Ok(fd) => fd,
-            Err(Errno::NOENT) => return Ok(None),
-            Err(e) => return Err(Error::io("open queue", &path, e)),
-        };
-        let queue = Queue::from_dir(name, path, dir, warn);
         if !queue.check_format()? {
             return Ok(None);
         }
         Ok(Some(queue))
     }
 
-    /// Opens the queue `name` of `root`, creating the root and the queue as needed.
-    pub(super) fn create(root: &Path, name: &str, warn: Warn) -> Result<Queue> {
+    /// Opens the directory of the queue `name` of `root`, whatever its format file says;
+    /// `Ok(None)` when there is no such directory.
+    fn open_dir_only(root: &Path, name: &str, warn: Warn) -> Result<Option<Queue>> {
         let path = root.join(name);
-        let root_fd = open_or_create_root(root)?;
+        let Some(root_fd) = open_root(root)? else {
+            return Ok(None);
+        };
+        let dir = match sys::open_dir_beneath(root_fd.as_fd(), name) {
+            Ok(fd) => fd,
+            Err(Errno::NOENT) => return Ok(None),
+            Err(e) => return Err(Error::io("open queue", &path, e)),
+        };
+        Ok(Some(Queue::from_dir(name, path, dir, warn)))
+    }
+
+    /// Opens the queue `name` of `root`, creating the root and the queue as needed; on a
+    /// network filesystem, only when `network_fs` allows it (see [`netfs`]).
+    pub(super) fn create(root: &Path, name: &str, warn: Warn, network_fs: bool) -> Result<Queue> {
+        let path = root.join(name);
+        let root_fd = open_or_create_root(root, network_fs)?;
         // Usually it exists: open first, create only when that fails.
         let dir = match sys::open_dir_beneath(root_fd.as_fd(), name) {
             Err(Errno::NOENT) => {
+                refuse_network_fs(root_fd.as_fd(), "create queue", &path, network_fs)?;
                 let created = sys::make_dir(root_fd.as_fd(), name)
                     .map_err(|e| Error::io("create queue", &path, e))?;
                 if created {
@@ -133,6 +141,7 @@ impl Queue {
         .map_err(|e| Error::io("open queue", &path, e))?;
         let queue = Queue::from_dir(name, path, dir, warn);
         if !queue.check_format()? {
+            refuse_network_fs(queue.dir(), "create queue", queue.path(), network_fs)?;
             queue.initialize()?;
         }
         Ok(queue)
@@ -147,6 +156,7 @@ impl Queue {
             due_seen: std::cell::Cell::new(None),
             warn,
             warned: RefCell::new(HashSet::new()),
+            read_only: std::cell::Cell::new(false),
         }
     }
 
@@ -161,11 +171,34 @@ impl Queue {
     }
 }
 
+/// Refuses to create anything (`what` at `path`) on a network filesystem, the one that
+/// holds `fd`, unless `allowed`.
+pub(super) fn refuse_network_fs(
+    fd: std::os::fd::BorrowedFd<'_>,
+    what: &str,
+    path: &Path,
+    allowed: bool,
+) -> Result<()> {
+    match netfs::network_fs_of(fd) {
+        Some(fs) if !allowed => Err(Error::invalid(
+            what,
+            Some(path),
+            format!(
+                "{}; set {}=1 to use it anyway",
+                netfs::caveat(fs),
+                netfs::ALLOW_VARIABLE
+            ),
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// A spool: the root directory under which each queue is a directory.
 #[derive(Clone)]
 pub struct Spool {
     root: PathBuf,
     warn: Rc<dyn Fn(&str)>,
+    network_fs: bool,
 }
 
 impl Spool {
@@ -174,7 +207,15 @@ impl Spool {
         Spool {
             root: root.into(),
             warn: Rc::new(warn),
+            network_fs: false,
         }
+    }
+
+    /// Allows (or not) creating the root and queues on a network filesystem, where locks
+    /// and wake-ups do not hold across hosts (see [`netfs`]).
+    pub fn allow_network_fs(mut self, allow: bool) -> Spool {
+        self.network_fs = allow;
+        self
     }
 
     /// The root directory.
@@ -196,18 +237,56 @@ impl Spool {
     /// Opens a queue, creating the root and the queue when missing.
     pub fn create(&self, name: &str) -> Result<Queue> {
         crate::store::check_queue_name(name)?;
-        Queue::create(&self.root, name, self.warner())
+        Queue::create(&self.root, name, self.warner(), self.network_fs)
     }
 
     /// Checks a queue (and mends it, with `repair`). A queue directory whose format file
-    /// is missing is reported, and completed when repairing.
+    /// is missing is reported, and completed when repairing. A damaged format file is
+    /// reported, and written anew when repairing if the rest of the queue is laid out as
+    /// this format's queues are; one of another format is an error.
     pub fn fsck(&self, name: &str, repair: bool) -> Result<Vec<Finding>> {
         crate::store::check_queue_name(name)?;
         let mut findings = Vec::new();
-        let queue = match Queue::open(&self.root, name, self.warner())? {
-            Some(q) => q,
-            None => {
-                let path = self.root.join(name);
+        let path = self.root.join(name);
+        let opened = Queue::open_dir_only(&self.root, name, self.warner())?;
+        let format = match &opened {
+            Some(q) => q.read_format()?,
+            None => Format::Missing,
+        };
+        let queue = match (opened, format) {
+            (Some(q), Format::Ours) => q,
+            (Some(q), Format::Damaged(why)) => {
+                let place = q.at(layout::FORMAT_FILE).display().to_string();
+                if !q.has_known_layout() {
+                    findings.push(Finding {
+                        place,
+                        problem: format!(
+                            "{why}; not repaired: its counter, head or state directories are not as this spool makes them"
+                        ),
+                        repair: None,
+                    });
+                    return Ok(findings);
+                }
+                let repaired = if repair {
+                    Some(q.restore_format()?)
+                } else {
+                    None
+                };
+                findings.push(Finding {
+                    place,
+                    problem: why,
+                    repair: repaired,
+                });
+                q
+            }
+            (Some(q), Format::Other(why)) => {
+                return Err(Error::invalid(
+                    "read",
+                    Some(&q.at(layout::FORMAT_FILE)),
+                    why,
+                ));
+            }
+            (_, _) => {
                 if std::fs::symlink_metadata(&path).is_err() {
                     return Err(Error::invalid("fsck", Some(&path), "no such queue"));
                 }
@@ -223,11 +302,26 @@ impl Spool {
             }
         };
         findings.extend(queue.fsck(repair)?);
+        if let Some(fs) = netfs::network_fs_of(queue.dir()) {
+            let caveat = netfs::caveat(fs);
+            if self.network_fs {
+                (self.warn)(&format!("{}: {caveat}", queue.path().display()));
+            } else {
+                findings.push(Finding {
+                    place: queue.path().display().to_string(),
+                    problem: format!("is {caveat} (set {}=1 to accept it)", netfs::ALLOW_VARIABLE),
+                    repair: None,
+                });
+            }
+        }
         Ok(findings)
     }
 
     /// The names of the queues of this spool, sorted.
     pub fn queues(&self) -> Result<Vec<String>> {
+        if open_root(&self.root)?.is_none() {
+            return Ok(Vec::new());
+        }
         let entries = match std::fs::read_dir(&self.root) {
             Ok(entries) => entries,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),

@@ -55,7 +55,7 @@ impl Queue {
         let now = now_ms();
         let minute = now / 60_000;
         let window = (MINUTES - 1) as f64 * 60.0 + (now % 60_000) as f64 / 1000.0;
-        let file = match self.open_length_file(RATE, false) {
+        let file = match self.open_length_file_to_read(RATE) {
             Ok(f) => f,
             Err(e) if e.raw_os_error() == Some(Errno::NOENT.raw_os_error()) => {
                 return Ok((0, window));

@@ -23,11 +23,16 @@ const CHUNK: usize = 64;
 impl Queue {
     /// Calls `each` with up to `n` waiting messages in the order pop would take them,
     /// without taking them; stops early when `each` returns false.
+    ///
+    /// Like a take, it first returns abandoned claims and promotes due messages; on a
+    /// read-only spool, which nothing can change, it shows the ready lanes as they are.
     pub fn peek(&self, n: usize, mut each: impl FnMut(Message) -> Result<bool>) -> Result<usize> {
         let lanes = {
             let mut c = self.lock_consumer()?;
-            self.recover_claims(&mut c)?;
-            self.promote_due()?;
+            if !self.is_read_only() {
+                self.recover_claims(&mut c)?;
+                self.promote_due()?;
+            }
             self.save_head(&mut c)?;
             self.read_length(LANES)?
         };
@@ -83,7 +88,7 @@ impl Queue {
     /// Opens a message in any state by claim token or id.
     pub fn show(&self, what: &str) -> Result<Option<(Info, File)>> {
         if what.contains('.') {
-            let (claimed, name, entry) = self.find_claim(what)?;
+            let (claimed, name, entry) = self.find_plain_claim(what, "show")?;
             return self.open_entry(claimed, CLAIMED, State::Claimed, &name, &entry);
         }
         let id: u64 = match what.parse() {
@@ -243,6 +248,13 @@ impl Queue {
         })?;
         s.next_id = self.read_length(COUNTER)?.max(1);
         (s.consumed, s.window) = self.consumed_recently()?;
+        if let Some(fs) = super::netfs::network_fs_of(self.dir()) {
+            (self.warn)(&format!(
+                "{}: {}",
+                self.path.display(),
+                super::netfs::caveat(fs)
+            ));
+        }
         Ok(s)
     }
 

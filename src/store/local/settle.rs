@@ -120,9 +120,38 @@ impl Queue {
         Err(Error::invalid(format!("token {token}"), None, why))
     }
 
+    /// Finds the claim of `token` for ack, nack, extend or show (step `step`), which must be a
+    /// plain file: anything else planted under a claim's name (a symbolic link, a FIFO, a
+    /// file with another link) is refused and left where it is.
+    pub(super) fn find_plain_claim(
+        &self,
+        token: &str,
+        step: &str,
+    ) -> Result<(BorrowedFd<'_>, String, Entry)> {
+        let (claimed, name, entry) = self.find_claim(token)?;
+        let rel = format!("{CLAIMED}/{name}");
+        match sys::stat_at(claimed, &name) {
+            Ok(st) if sys::is_plain_file(&st) => Ok((claimed, name, entry)),
+            Ok(st) => Err(Error::invalid(
+                step,
+                Some(&self.at(&rel)),
+                format!(
+                    "{}, not a message file: left where it is",
+                    sys::describe_entry(&st)
+                ),
+            )),
+            Err(Errno::NOENT) => Err(Error::invalid(
+                format!("token {token}"),
+                None,
+                format!("the claim ended while {step}ing: nothing was done"),
+            )),
+            Err(e) => Err(Error::io("stat", self.at(&rel), e)),
+        }
+    }
+
     /// Acknowledges a claim: the message is deleted.
     pub fn ack(&self, token: &str) -> Result<u64> {
-        let (claimed, name, entry) = self.find_claim(token)?;
+        let (claimed, name, entry) = self.find_plain_claim(token, "ack")?;
         match sys::remove_file(claimed.as_fd(), &name) {
             Ok(()) => {}
             Err(Errno::NOENT) => {
@@ -149,7 +178,7 @@ impl Queue {
 
     /// Returns a claimed message behind the waiting ones (after `delay_ms`, if given).
     pub fn nack(&self, token: &str, delay_ms: Option<u64>) -> Result<u64> {
-        let (claimed, name, entry) = self.find_claim(token)?;
+        let (claimed, name, entry) = self.find_plain_claim(token, "nack")?;
         if !self.retry_claim(claimed, &name, &entry, delay_ms)? {
             return Err(Error::invalid(
                 format!("token {token}"),
@@ -162,7 +191,7 @@ impl Queue {
 
     /// Renews a claim's lease to `lease_ms` from now.
     pub fn extend(&self, token: &str, lease_ms: u64) -> Result<u64> {
-        let (claimed, name, entry) = self.find_claim(token)?;
+        let (claimed, name, entry) = self.find_plain_claim(token, "extend")?;
         if entry.lease.is_none() {
             return Err(Error::invalid(
                 format!("token {token}"),

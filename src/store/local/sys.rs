@@ -99,12 +99,13 @@ fn umask_narrows_files() -> bool {
     })
 }
 
-/// Creates the directory `name` in `dir` with mode 0700 whatever the umask.
-/// Returns false when it already existed.
-pub fn make_dir(dir: BorrowedFd<'_>, name: &str) -> Result<bool> {
+/// Creates the directory `name` (one component, any bytes) in `dir` with mode 0700
+/// whatever the umask. Returns false when it already existed.
+pub fn make_dir(dir: BorrowedFd<'_>, name: impl rustix::path::Arg + Copy) -> Result<bool> {
     match mkdirat(dir, name, Mode::from_bits_truncate(DIR_MODE)) {
         Ok(()) => {
-            match open_dir_beneath(dir, name) {
+            let flags = OFlags::DIRECTORY | OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+            match openat(dir, name, flags, Mode::empty()) {
                 Ok(fd) => fchmod(&fd, Mode::from_bits_truncate(DIR_MODE))?,
                 // Removed already (a sweeper took a new batch directory for an orphan
                 // before its writer could lock it): the caller's open sees that too.
