@@ -48,7 +48,7 @@ complete -c spool -n "__fish_spool_needs_command" -f -a "completions" -d 'Print 
 complete -c spool -n "__fish_spool_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c spool -n "__fish_spool_using_subcommand push" -l dir -d 'Spool directory [default: $SPOOL_DIR, else $XDG_STATE_HOME/spool, else ~/.local/state/spool]' -r -f -a "(__fish_complete_directories)"
 complete -c spool -n "__fish_spool_using_subcommand push" -s q -l queue -d 'Queue name: 1-64 of A-Z a-z 0-9 . _ -, not starting with \'.\' [default: $SPOOL_QUEUE, else default]' -r -f
-complete -c spool -n "__fish_spool_using_subcommand push" -l delay -d 'Invisible for this long (500ms, 30s, 5m, 2h, 1d)' -r
+complete -c spool -n "__fish_spool_using_subcommand push" -l delay -d 'Invisible for this long (500ms, 30s, 5m, 2h, 1d, 1h30m)' -r
 complete -c spool -n "__fish_spool_using_subcommand push" -l at -d 'Invisible until this time (RFC 3339, or unix seconds)' -r
 complete -c spool -n "__fish_spool_using_subcommand push" -l priority -d 'Priority, 0 to 9: higher first, first-in first-out within a priority' -r
 complete -c spool -n "__fish_spool_using_subcommand push" -l ttl -d 'Moves to failed (reason "expired") if not consumed within this time' -r
@@ -60,7 +60,7 @@ complete -c spool -n "__fish_spool_using_subcommand push" -s V -l version -d 'Pr
 complete -c spool -n "__fish_spool_using_subcommand pop" -l dir -d 'Spool directory [default: $SPOOL_DIR, else $XDG_STATE_HOME/spool, else ~/.local/state/spool]' -r -f -a "(__fish_complete_directories)"
 complete -c spool -n "__fish_spool_using_subcommand pop" -s q -l queue -d 'Queue name: 1-64 of A-Z a-z 0-9 . _ -, not starting with \'.\' [default: $SPOOL_QUEUE, else default]' -r -f
 complete -c spool -n "__fish_spool_using_subcommand pop" -s n -l count -d 'Up to N messages (N > 1 needs --lines or --null to frame them)' -r
-complete -c spool -n "__fish_spool_using_subcommand pop" -l timeout -d 'With --wait: exit 1 after this long (500ms, 30s, 5m, 2h, 1d)' -r
+complete -c spool -n "__fish_spool_using_subcommand pop" -l timeout -d 'With --wait: exit 1 after this long (500ms, 30s, 5m, 2h, 1d, 1h30m)' -r
 complete -c spool -n "__fish_spool_using_subcommand pop" -s l -l lines -d 'Follow each message with a newline, in the same write up to 64 KiB'
 complete -c spool -n "__fish_spool_using_subcommand pop" -s 0 -l null -d 'Follow each message with a NUL byte, in the same write up to 64 KiB'
 complete -c spool -n "__fish_spool_using_subcommand pop" -s w -l wait -d 'Wait for a message instead of exiting 1 when there is none'
@@ -69,7 +69,7 @@ complete -c spool -n "__fish_spool_using_subcommand pop" -s V -l version -d 'Pri
 complete -c spool -n "__fish_spool_using_subcommand peek" -l dir -d 'Spool directory [default: $SPOOL_DIR, else $XDG_STATE_HOME/spool, else ~/.local/state/spool]' -r -f -a "(__fish_complete_directories)"
 complete -c spool -n "__fish_spool_using_subcommand peek" -s q -l queue -d 'Queue name: 1-64 of A-Z a-z 0-9 . _ -, not starting with \'.\' [default: $SPOOL_QUEUE, else default]' -r -f
 complete -c spool -n "__fish_spool_using_subcommand peek" -s n -l count -d 'Up to N messages (N > 1 needs --lines or --null to frame them)' -r
-complete -c spool -n "__fish_spool_using_subcommand peek" -l timeout -d 'With --wait: exit 1 after this long (500ms, 30s, 5m, 2h, 1d)' -r
+complete -c spool -n "__fish_spool_using_subcommand peek" -l timeout -d 'With --wait: exit 1 after this long (500ms, 30s, 5m, 2h, 1d, 1h30m)' -r
 complete -c spool -n "__fish_spool_using_subcommand peek" -s l -l lines -d 'Follow each message with a newline, in the same write up to 64 KiB'
 complete -c spool -n "__fish_spool_using_subcommand peek" -s 0 -l null -d 'Follow each message with a NUL byte, in the same write up to 64 KiB'
 complete -c spool -n "__fish_spool_using_subcommand peek" -s w -l wait -d 'Wait for a message instead of exiting 1 when there is none'
@@ -79,7 +79,7 @@ complete -c spool -n "__fish_spool_using_subcommand claim" -l dir -d 'Spool dire
 complete -c spool -n "__fish_spool_using_subcommand claim" -s q -l queue -d 'Queue name: 1-64 of A-Z a-z 0-9 . _ -, not starting with \'.\' [default: $SPOOL_QUEUE, else default]' -r -f
 complete -c spool -n "__fish_spool_using_subcommand claim" -l lease -d 'How long the claim holds before the message returns by itself' -r
 complete -c spool -n "__fish_spool_using_subcommand claim" -l max-attempts -d 'A message already claimed this many times moves to failed instead' -r
-complete -c spool -n "__fish_spool_using_subcommand claim" -l timeout -d 'With --wait: exit 1 after this long (500ms, 30s, 5m, 2h, 1d)' -r
+complete -c spool -n "__fish_spool_using_subcommand claim" -l timeout -d 'With --wait: exit 1 after this long (500ms, 30s, 5m, 2h, 1d, 1h30m)' -r
 complete -c spool -n "__fish_spool_using_subcommand claim" -s w -l wait -d 'Wait for a message instead of exiting 1 when there is none'
 complete -c spool -n "__fish_spool_using_subcommand claim" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c spool -n "__fish_spool_using_subcommand claim" -s V -l version -d 'Print version'

@@ -7,10 +7,12 @@ use std::fs::File;
 use std::io::{self, Write};
 use std::os::fd::AsFd;
 
+use clap::error::{ContextValue, ErrorKind};
 use clap::{CommandFactory, FromArgMatches};
 
 use crate::cli::Cli;
 use crate::cmd::{self, failure::Failure};
+use crate::excerpt::excerpt;
 use crate::exit::ExitStatus;
 use crate::process;
 use crate::store::describe;
@@ -31,18 +33,18 @@ pub fn main(args: Vec<OsString>) -> u8 {
 /// Runs spool with `args` (the first is the program name) in a process already started:
 /// parses them, runs the command and reports its end. Callable from tests.
 pub fn invoke(args: impl IntoIterator<Item = OsString>) -> ExitStatus {
+    let args: Vec<OsString> = args.into_iter().collect();
     // As Cli::try_parse_from, but the command definition and the matches are not freed:
     // the process ends soon, and freeing them is a tenth of a short command's work.
     let mut command = Cli::command();
     let parsed = command
-        .try_get_matches_from_mut(args)
+        .try_get_matches_from_mut(&args)
         .and_then(|mut matches| {
             let cli = Cli::from_arg_matches_mut(&mut matches);
             std::mem::forget(matches);
             cli
         })
         .map_err(|e| e.format(&mut command));
-    std::mem::forget(command);
     let cli = match parsed {
         Ok(cli) => cli,
         Err(e) if !e.use_stderr() => {
@@ -60,11 +62,17 @@ pub fn invoke(args: impl IntoIterator<Item = OsString>) -> ExitStatus {
                 }
             };
         }
+        Err(e) if e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            // `spool` alone: what `spool -h` prints, on standard error, as a usage error.
+            eprint!("{}", command.render_help());
+            return ExitStatus::Error;
+        }
         Err(e) => {
-            eprintln!("spool: {}", usage_error(&e));
+            eprintln!("spool: {}", usage_error(&e, subcommand(&command, &args)));
             return ExitStatus::Error;
         }
     };
+    std::mem::forget(command);
     match cmd::execute(cli) {
         Ok(status) => status,
         // The reader went away: not a crash (a pop keeps what it could not deliver, and
@@ -81,12 +89,51 @@ pub fn invoke(args: impl IntoIterator<Item = OsString>) -> ExitStatus {
     }
 }
 
-/// Renders a clap error as one line: its first line without the "error: " prefix, and
-/// where to find help.
-fn usage_error(e: &clap::Error) -> String {
+/// The subcommand a command line names, if it names one: the first word that is not a
+/// global option (`--dir DIR`, `-q NAME`) or its value, when it is a subcommand's name.
+/// For errors only, which point to the subcommand's help.
+fn subcommand<'a>(command: &'a clap::Command, args: &[OsString]) -> Option<&'a str> {
+    let mut words = args.iter().skip(1).map(|a| a.to_str());
+    while let Some(word) = words.next() {
+        match word? {
+            "--dir" | "--queue" | "-q" => {
+                words.next();
+            }
+            w if w.starts_with("--dir=") || w.starts_with("--queue=") || w.starts_with("-q") => {}
+            w if w.starts_with('-') => return None,
+            w => {
+                return command
+                    .find_subcommand(w)
+                    .map(clap::Command::get_name)
+                    .filter(|&name| name != "help");
+            }
+        }
+    }
+    None
+}
+
+/// Renders a clap error as one line: its first line without the "error: " prefix, any
+/// long or invisible value it quotes cut and escaped, and where to find help: the help of
+/// `subcommand` when the command line names one.
+fn usage_error(e: &clap::Error, subcommand: Option<&str>) -> String {
+    let mut text = e.render().to_string();
+    // The values clap quotes (an unexpected argument, an invalid value) are as given: a
+    // 100 kB token, or one with a newline, is shown by its start, on the one line.
+    for (_, value) in e.context() {
+        let quoted: &[String] = match value {
+            ContextValue::String(v) => std::slice::from_ref(v),
+            ContextValue::Strings(vs) => vs,
+            _ => &[],
+        };
+        for v in quoted {
+            let shown = excerpt(v);
+            if shown != *v && !v.is_empty() {
+                text = text.replace(v.as_str(), &shown);
+            }
+        }
+    }
     // clap's message is a first line, maybe indented details (the missing arguments),
     // then a blank line and the usage: keep what comes before the blank line, as one line.
-    let text = e.render().to_string();
     let mut parts: Vec<&str> = Vec::new();
     for line in text.lines() {
         if line.trim().is_empty() || line.starts_with("Usage:") {
@@ -101,5 +148,8 @@ fn usage_error(e: &clap::Error) -> String {
     } else {
         message
     };
-    format!("{message} (see spool --help)")
+    match subcommand {
+        Some(name) => format!("{message} (see spool {name} --help)"),
+        None => format!("{message} (see spool --help)"),
+    }
 }

@@ -5,9 +5,10 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
-use crate::timefmt::{parse_duration, parse_time};
-
 use clap::{Args, Parser, Subcommand, ValueEnum, ValueHint};
+
+mod values;
+pub use values::{Count, Dur, Time, Token, TokenOrId};
 
 /// Durable message queues in a spool directory: one file per message, no daemon
 ///
@@ -181,20 +182,20 @@ pub struct PushArgs {
     #[arg(long)]
     pub print_id: bool,
 
-    /// Invisible for this long (500ms, 30s, 5m, 2h, 1d)
-    #[arg(long, value_name = "DUR", value_parser = parse_duration, conflicts_with = "at")]
+    /// Invisible for this long (500ms, 30s, 5m, 2h, 1d, 1h30m)
+    #[arg(long, value_name = "DUR", value_parser = Dur::any(), allow_hyphen_values = true, conflicts_with = "at")]
     pub delay: Option<Duration>,
 
     /// Invisible until this time (RFC 3339, or unix seconds)
-    #[arg(long, value_name = "TIME", value_parser = parse_time)]
+    #[arg(long, value_name = "TIME", value_parser = Time, allow_hyphen_values = true)]
     pub at: Option<SystemTime>,
 
     /// Priority, 0 to 9: higher first, first-in first-out within a priority
-    #[arg(long, value_name = "N", default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=9))]
+    #[arg(long, value_name = "N", default_value_t = 0, value_parser = Count::<u8>::new(0, 9), allow_negative_numbers = true)]
     pub priority: u8,
 
     /// Moves to failed (reason "expired") if not consumed within this time
-    #[arg(long, value_name = "DUR", value_parser = parse_duration)]
+    #[arg(long, value_name = "DUR", value_parser = Dur::any(), allow_hyphen_values = true)]
     pub ttl: Option<Duration>,
 }
 
@@ -205,8 +206,8 @@ pub struct WaitArgs {
     #[arg(short, long)]
     pub wait: bool,
 
-    /// With --wait: exit 1 after this long (500ms, 30s, 5m, 2h, 1d)
-    #[arg(long, value_name = "DUR", value_parser = parse_duration, requires = "wait")]
+    /// With --wait: exit 1 after this long (500ms, 30s, 5m, 2h, 1d, 1h30m)
+    #[arg(long, value_name = "DUR", value_parser = Dur::any(), allow_hyphen_values = true, requires = "wait")]
     pub timeout: Option<Duration>,
 }
 
@@ -214,7 +215,7 @@ pub struct WaitArgs {
 #[derive(Debug, Args)]
 pub struct TakeArgs {
     /// Up to N messages (N > 1 needs --lines or --null to frame them)
-    #[arg(short = 'n', long = "count", value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(short = 'n', long = "count", value_name = "N", default_value_t = 1, value_parser = Count::<u64>::new(1, u64::MAX), allow_negative_numbers = true)]
     pub count: u64,
 
     /// Follow each message with a newline, in the same write up to 64 KiB
@@ -233,11 +234,11 @@ pub struct TakeArgs {
 #[derive(Debug, Args)]
 pub struct ClaimArgs {
     /// How long the claim holds before the message returns by itself
-    #[arg(long, value_name = "DUR", default_value = "5m", value_parser = parse_duration)]
+    #[arg(long, value_name = "DUR", default_value = "5m", value_parser = Dur::positive(), allow_hyphen_values = true)]
     pub lease: Duration,
 
     /// A message already claimed this many times moves to failed instead
-    #[arg(long, value_name = "N", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, value_name = "N", default_value_t = 5, value_parser = Count::<u32>::new(1, u32::MAX as u64), allow_negative_numbers = true)]
     pub max_attempts: u32,
 
     #[command(flatten)]
@@ -248,7 +249,7 @@ pub struct ClaimArgs {
 #[derive(Debug, Args)]
 pub struct ShowArgs {
     /// A claim token (42.9f3a0c1d2e4b5a67) or a message id (42)
-    #[arg(value_name = "TOKEN|ID")]
+    #[arg(value_name = "TOKEN|ID", value_parser = TokenOrId)]
     pub what: String,
 }
 
@@ -256,7 +257,7 @@ pub struct ShowArgs {
 #[derive(Debug, Args)]
 pub struct TokenArgs {
     /// The claim token printed by `spool claim`
-    #[arg(value_name = "TOKEN")]
+    #[arg(value_name = "TOKEN", value_parser = Token)]
     pub token: String,
 }
 
@@ -264,11 +265,11 @@ pub struct TokenArgs {
 #[derive(Debug, Args)]
 pub struct NackArgs {
     /// The claim token printed by `spool claim`
-    #[arg(value_name = "TOKEN")]
+    #[arg(value_name = "TOKEN", value_parser = Token)]
     pub token: String,
 
     /// Invisible for this long before it is ready again
-    #[arg(long, value_name = "DUR", value_parser = parse_duration)]
+    #[arg(long, value_name = "DUR", value_parser = Dur::any(), allow_hyphen_values = true)]
     pub delay: Option<Duration>,
 }
 
@@ -276,11 +277,11 @@ pub struct NackArgs {
 #[derive(Debug, Args)]
 pub struct ExtendArgs {
     /// The claim token printed by `spool claim`
-    #[arg(value_name = "TOKEN")]
+    #[arg(value_name = "TOKEN", value_parser = Token)]
     pub token: String,
 
     /// The new lease, from now
-    #[arg(long, value_name = "DUR", value_parser = parse_duration)]
+    #[arg(long, value_name = "DUR", value_parser = Dur::positive(), allow_hyphen_values = true)]
     pub lease: Duration,
 }
 
@@ -289,7 +290,7 @@ pub struct ExtendArgs {
 #[command(group(clap::ArgGroup::new("which").required(true).args(["ids", "all"])))]
 pub struct RequeueArgs {
     /// Ids of failed messages
-    #[arg(value_name = "ID")]
+    #[arg(value_name = "ID", value_parser = Count::<u64>::new(1, u64::MAX), allow_negative_numbers = true)]
     pub ids: Vec<u64>,
 
     /// Every failed message
@@ -305,33 +306,33 @@ pub struct RunArgs {
     pub wait: bool,
 
     /// Run up to N commands at a time
-    #[arg(short = 'j', long = "jobs", value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    #[arg(short = 'j', long = "jobs", value_name = "N", default_value_t = 1, value_parser = Count::<u32>::new(1, 1024), allow_negative_numbers = true)]
     pub jobs: u32,
 
     /// Stop after N messages (a message retried counts again)
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, value_name = "N", value_parser = Count::<u64>::new(1, u64::MAX), allow_negative_numbers = true)]
     pub max: Option<u64>,
 
     /// Time limit of each command: then it gets SIGTERM, 5 seconds later SIGKILL, and the
     /// message is retried
-    #[arg(long, value_name = "DUR", default_value = "5m", value_parser = parse_duration)]
+    #[arg(long, value_name = "DUR", default_value = "5m", value_parser = Dur::positive(), allow_hyphen_values = true)]
     pub lease: Duration,
 
     /// A message that failed this many times moves to failed
-    #[arg(long, value_name = "N", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, value_name = "N", default_value_t = 5, value_parser = Count::<u32>::new(1, u32::MAX as u64), allow_negative_numbers = true)]
     pub max_attempts: u32,
 
     /// First retry delay, doubling with each attempt (capped at 1h)
-    #[arg(long, value_name = "DUR", default_value = "10s", value_parser = parse_duration)]
+    #[arg(long, value_name = "DUR", default_value = "10s", value_parser = Dur::any(), allow_hyphen_values = true)]
     pub backoff: Duration,
 
-    /// The command and its arguments
+    /// The command and its arguments: from the first word that is not one of run's options,
+    /// or after --
     #[arg(
         value_name = "COMMAND",
         value_hint = ValueHint::CommandWithArguments,
         required = true,
-        trailing_var_arg = true,
-        allow_hyphen_values = true
+        trailing_var_arg = true
     )]
     pub command: Vec<OsString>,
 }

@@ -15,12 +15,14 @@
 //! - [`store`]: the queues themselves, knowing nothing of the command line: the engine
 //!   seam and its engines ([`store::local`], the spool directory);
 //! - [`clock`]: unix milliseconds, and deadlines held to the calendar's end;
-//! - [`timefmt`]: RFC 3339 and short ages.
+//! - [`timefmt`]: RFC 3339 (with jiff's calendar), durations and short ages;
+//! - [`excerpt`]: user input cut and escaped for error messages.
 
 pub mod app;
 pub mod cli;
 pub mod clock;
 mod cmd;
+pub mod excerpt;
 pub mod exit;
 mod process;
 pub mod store;

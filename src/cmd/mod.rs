@@ -88,7 +88,10 @@ fn resolve_queue(queue: Option<OsString>) -> Result<String, Failure> {
     };
     name.into_string().map_err(|name| {
         Failure::Store(Error::invalid(
-            format!("invalid queue name {:?}", name.to_string_lossy()),
+            format!(
+                "invalid queue name {:?}",
+                crate::excerpt::cut(&name.to_string_lossy())
+            ),
             None,
             store::QUEUE_NAME_RULE,
         ))

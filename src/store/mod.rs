@@ -199,7 +199,7 @@ pub fn check_queue_name(name: &str) -> Result<()> {
         Ok(())
     } else {
         Err(Error::invalid(
-            format!("invalid queue name {name:?}"),
+            format!("invalid queue name {:?}", crate::excerpt::cut(name)),
             None,
             QUEUE_NAME_RULE,
         ))

@@ -28,6 +28,8 @@ engine_tests! {
     a_missing_required_argument_is_named,
     a_claimed_message_is_not_handed_to_a_waiting_consumer,
     a_claim_whose_token_cannot_be_written_is_given_back,
+    a_lease_of_0_is_refused_by_claim_and_extend,
+    a_token_one_digit_too_long_or_short_is_malformed,
 }
 
 /// The message id of a token.
@@ -280,6 +282,78 @@ fn extend_renews_the_lease(engine: Engine) {
     assert!(one_day >= now_secs() + 86_400 - 2, "lease {one_day}");
     s.run(&["ack", &token]).success();
     assert_eq!(s.states("default"), []);
+}
+
+/// Issue 10, row 5: `claim --lease 0` and `extend --lease 0` were accepted (a claim that
+/// ends as it is made). A lease is at least 1 ms; the refusal changes nothing.
+fn a_lease_of_0_is_refused_by_claim_and_extend(engine: Engine) {
+    let s = engine.fixture();
+    s.push(&["a", "b"]);
+    for lease in ["0", "0ms", "0h0m0s"] {
+        let out = s.run(&["claim", "--lease", lease]);
+        out.error()
+            .stderr_has("--lease must be at least 1ms (see spool claim --help)");
+        assert!(out.stdout.is_empty(), "{out:?}");
+    }
+    s.assert_state(1, "ready", 0);
+    let token = s.claim(&["--lease", "1m"]);
+    let lease = until_of(&s.entry("default", 1));
+    for lease in ["0", "0s"] {
+        s.run(&["extend", &token, "--lease", lease])
+            .error()
+            .stderr_has("--lease must be at least 1ms (see spool extend --help)");
+    }
+    assert_eq!(until_of(&s.entry("default", 1)), lease);
+    s.assert_state(1, "claimed", 1);
+    s.assert_state(2, "ready", 0);
+    // A compound lease is a lease.
+    let before = now_secs();
+    s.run(&["extend", &token, "--lease", "1h30m"]).success();
+    let renewed = until_of(&s.entry("default", 1));
+    assert!(
+        (before + 5400 - 1..=now_secs() + 5400 + 1).contains(&renewed),
+        "--lease 1h30m ends at {renewed}, {before}"
+    );
+    s.run(&["ack", &token]).success();
+}
+
+/// Issue 10, row 12: a token one hex digit too long or too short was taken for a claim that
+/// ended ("message 1 was claimed again since"). Tokens are what `claim` prints, 16 hex
+/// digits: any other is malformed, and said to be, whatever is in the queue.
+fn a_token_one_digit_too_long_or_short_is_malformed(engine: Engine) {
+    let s = engine.fixture();
+    s.push(&["a"]);
+    let token = s.claim(&["--lease", "1m"]);
+    let (id, hex) = token.split_once('.').unwrap();
+    assert_eq!(hex.len(), 16, "{token}");
+    let lease = until_of(&s.entry("default", 1));
+    let short = format!("{id}.{}", &hex[..15]);
+    let long = format!("{token}0");
+    let upper = format!("{id}.{}", hex.to_uppercase());
+    for bad in [&short, &long, &upper] {
+        if bad == &token {
+            continue;
+        }
+        for cmd in [
+            vec!["ack", bad.as_str()],
+            vec!["nack", bad],
+            vec!["nack", bad, "--delay", "1s"],
+            vec!["extend", bad, "--lease", "1m"],
+            vec!["show", bad],
+        ] {
+            let out = s.run(&cmd);
+            out.error()
+                .stderr_has(&format!("invalid value '{bad}' for TOKEN"));
+            out.stderr_has("not a claim token (they look like 42.9f3a0c1d2e4b5a67)");
+            assert!(!out.stderr.contains("claimed again"), "{out:?}");
+            assert!(out.stdout.is_empty(), "{out:?}");
+        }
+    }
+    // Nothing changed: the claim holds, and its token works.
+    s.assert_state(1, "claimed", 1);
+    assert_eq!(until_of(&s.entry("default", 1)), lease);
+    s.prints(&["show", &token], "a");
+    s.run(&["ack", &token]).success();
 }
 
 fn an_ended_lease_returns_the_message_to_its_place(engine: Engine) {

@@ -24,6 +24,8 @@ An error: bad usage, an invalid queue name or token, or a failed system call. On
 standard error says what failed, on which path, and why, for example
 .br
 \fBspool: write /home/u/.local/state/spool/default/tmp/1f9c03e2b7a45d10: No space left on device (nothing was pushed)\fR
+.br
+\fBspool\fR with no command prints its short help on standard error instead, and exits 2.
 .TP
 .B 3
 \fBrun\fR: at least one message failed (it was retried or moved to failed);

@@ -35,6 +35,9 @@ engine_tests! {
     a_second_signal_is_passed_on_to_the_commands, run_wait_handles_messages_as_they_come,
     run_wait_on_an_idle_queue_exits_0_at_a_signal,
     commands_write_to_nothing_when_run_has_its_output_closed,
+    an_unknown_option_before_the_command_is_a_usage_error,
+    the_command_starts_at_its_first_word_or_after_the_double_dash,
+    a_lease_of_0_is_refused_and_spends_no_attempt,
 }
 
 /// How long a test waits for something that should happen at once, on a noisy machine.
@@ -349,6 +352,82 @@ fn a_command_that_cannot_start_exits_2_and_keeps_the_message(engine: Engine) {
     out.error();
     s.assert_state(1, "ready", 0);
     s.prints(&["pop"], "kept");
+}
+
+/// Issue 10, row 3: `spool run --bogus cat` took `--bogus` for the command: with messages,
+/// each failed with "run --bogus: No such file or directory" and spent an attempt. An
+/// unknown option before the command is a usage error, as for every other subcommand.
+fn an_unknown_option_before_the_command_is_a_usage_error(engine: Engine) {
+    let s = engine.fixture();
+    s.push(&["a", "b"]);
+    for args in [
+        &["run", "--bogus", "cat"][..],
+        &["run", "-x", "cat"],
+        &["run", "-w", "--bogus", "cat"],
+        &["run", "--bogus"],
+    ] {
+        let out = s.run(args);
+        out.error().stderr_has("unexpected argument '-");
+        out.stderr_has("(see spool run --help)");
+        assert!(out.stdout.is_empty(), "{out:?}");
+    }
+    s.assert_state(1, "ready", 0);
+    s.assert_state(2, "ready", 0);
+    // On an empty queue too (it used to exit 0, silently).
+    let e = engine.fixture();
+    e.run(&["run", "--bogus", "cat"]).error();
+}
+
+/// Issue 10, row 3: what follows the command's first word is the command's, options
+/// included; after `--`, a command whose name starts with `-` runs.
+fn the_command_starts_at_its_first_word_or_after_the_double_dash(engine: Engine) {
+    let s = engine.fixture();
+    s.push(&["one"]);
+    // `-n` and `--max` go to sh (as its $0 and $1), not to run.
+    let script = r#"printf '%s %s|' "$0" "$1"; cat"#;
+    s.prints(&["run", "sh", "-c", script, "-n", "--max"], "-n --max|one");
+    s.push(&["two", "three"]);
+    s.prints(
+        &["run", "--max", "1", "sh", "-c", script, "-j", "--bogus"],
+        "-j --bogus|two",
+    );
+    s.assert_state(3, "ready", 0);
+    s.prints(&["pop"], "three");
+    // A command named with a leading `-`, after `--`.
+    let bin = s.outside("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let script = bin.join("-weird-cmd");
+    std::fs::write(&script, "#!/bin/sh\nprintf 'weird %s|' \"$1\"; cat\n").unwrap();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let path = std::env::var("PATH").unwrap_or_default();
+    s.push(&["four"]);
+    s.cmd()
+        .env("PATH", format!("{}:{path}", bin.display()))
+        .args(["run", "--", "-weird-cmd", "--bogus"])
+        .prints("weird --bogus|four");
+    assert_eq!(s.states("default"), []);
+}
+
+/// Issue 10, row 5: `run --lease 0` killed every command at once and spent an attempt of
+/// each message (exit 3, nothing on standard error). A lease is at least 1 ms.
+fn a_lease_of_0_is_refused_and_spends_no_attempt(engine: Engine) {
+    let s = engine.fixture();
+    s.push(&["a"]);
+    for lease in ["0", "0ms", "0s", "0d0h0m"] {
+        let out = run_sh(&s, &["--lease", lease], "cat", &[]);
+        out.error()
+            .stderr_has("--lease must be at least 1ms (see spool run --help)");
+        assert!(out.stdout.is_empty(), "{out:?}");
+    }
+    s.assert_state(1, "ready", 0);
+    // The shortest lease there is still runs the command.
+    let out = run_sh(
+        &s,
+        &["--lease", "1ms", "--backoff", "0"],
+        "exec sleep 5",
+        &[],
+    );
+    assert_eq!(out.code, 3, "{out:?}");
 }
 
 fn a_command_past_its_lease_gets_sigterm_and_is_retried(engine: Engine) {

@@ -21,7 +21,8 @@ engine_tests! {
     claim_and_run_fail_expired_messages_too, a_delay_counts_towards_the_ttl,
     a_message_that_expires_while_claimed_can_still_be_acked,
     a_nacked_message_that_expired_goes_to_failed, far_future_times_are_refused_or_honoured,
-    an_enormous_ttl_never_expires_at_once,
+    an_enormous_ttl_never_expires_at_once, impossible_times_are_refused,
+    compound_durations_delay_and_expire,
 }
 
 /// Sleeps until the wall clock is at least `secs` (unix seconds) plus `margin`.
@@ -132,6 +133,82 @@ fn bad_times_exit_2_and_push_nothing(engine: Engine) {
     }
     s.run(&["push", "--at", "1", "--delay", "1s", "x"]).error();
     assert_eq!(s.states("default"), []);
+}
+
+/// Issue 10, row 7: `--at 2026-02-30T00:00:00Z` and `--at 2026-12-01T22:00:00+25:00` were
+/// accepted, and the message made ready at once. Days past the end of their month and
+/// offsets past 23:59 are refused, as a month 13 is, and nothing is pushed.
+fn impossible_times_are_refused(engine: Engine) {
+    let s = engine.fixture();
+    for (bad, why) in [
+        ("2026-02-30T00:00:00Z", "no such date: 2026-02 has 28 days"),
+        ("2027-02-29T00:00:00Z", "no such date: 2027-02 has 28 days"),
+        ("2100-02-29T12:00:00Z", "no such date: 2100-02 has 28 days"),
+        ("2026-04-31T00:00:00Z", "no such date: 2026-04 has 30 days"),
+        (
+            "2026-11-31T00:00:00+01:00",
+            "no such date: 2026-11 has 30 days",
+        ),
+        ("2026-12-01T22:00:00+25:00", "no such offset +25:00"),
+        ("2026-12-01T22:00:00-24:00", "no such offset -24:00"),
+        ("2026-12-01T22:00:00+01:60", "no such offset +01:60"),
+        ("2026-13-01T00:00:00Z", "no such time"),
+        ("2026-12-01T24:00:00Z", "no such time"),
+        ("2026-12-01T23:60:00Z", "no such time"),
+    ] {
+        let out = s.run(&["push", "--at", bad, "x"]);
+        out.error()
+            .stderr_has(&format!("invalid value '{bad}' for --at: {why}"));
+        assert!(out.stdout.is_empty(), "{out:?}");
+    }
+    assert_eq!(s.states("default"), []);
+    // The days that are: a leap day, the last of a month, the offsets at the limit.
+    for (good, secs) in [
+        ("2028-02-29T00:00:00Z", 1_835_395_200),
+        ("2400-02-29T00:00:00Z", 13_574_563_200),
+        ("2030-04-30T23:59:59Z", 1_903_823_999),
+        ("2030-12-01T23:59:00+23:59", 1_922_313_600),
+        ("2030-11-30T00:01:00-23:59", 1_922_313_600),
+    ] {
+        let id = s.push_with(&["--at", good], good);
+        assert_eq!(s.entry("default", id)["state"], "delayed", "{good}");
+        assert_eq!(s.until(id), secs, "{good}");
+    }
+}
+
+/// Issue 10, row 12: `1h30m` was refused. Compound durations (largest unit first, as
+/// systemd and Go write them) delay and expire as their sum does.
+fn compound_durations_delay_and_expire(engine: Engine) {
+    let s = engine.fixture();
+    for (text, secs) in [
+        ("1h30m", 5400),
+        ("2m30s", 150),
+        ("1d12h", 129_600),
+        ("1m1s500ms", 61),
+    ] {
+        let before = now_secs();
+        let id = s.push_with(&["--delay", text], text);
+        let due = s.until(id);
+        assert!(
+            (before + secs..=now_secs() + secs + 1).contains(&due),
+            "--delay {text}: due at {due}, not {secs} s after {before}"
+        );
+    }
+    let id = s.push_with(&["--ttl", "1h30m"], "expires");
+    let expires = s.entry("default", id)["expires"]
+        .as_str()
+        .map(parse_rfc3339);
+    let expected = now_secs() + 5400;
+    assert!(
+        matches!(expires, Some(Some(t)) if (expected - 2..=expected).contains(&t)),
+        "--ttl 1h30m: expires {expires:?}, not about {expected}"
+    );
+    for bad in ["30s5m", "1h1h", "1h30", "1h 30m", "1.5h"] {
+        s.run(&["push", "--delay", bad, "x"])
+            .error()
+            .stderr_has(bad);
+    }
+    assert_eq!(s.states("default").len(), 5);
 }
 
 fn delayed_messages_come_out_in_order_of_due_time(engine: Engine) {

@@ -311,6 +311,11 @@ fn durations_take_every_unit(engine: Engine) {
         ("2h", 7200),
         ("1d", 86_400),
         ("1500ms", 1),
+        // Issue 10, row 12: compound durations, as systemd and Go accept them.
+        ("1h30m", 5400),
+        ("2m30s", 150),
+        ("1d12h", 129_600),
+        ("1m1s1500ms", 62),
     ] {
         let s = engine.fixture();
         s.push(&["x"]);
@@ -347,6 +352,13 @@ fn bad_durations_exit_2_and_change_nothing(engine: Engine) {
         "ms",
         "99999999999999999999d",
         "999999999999999d",
+        "99999999999999999999",
+        "0x10",
+        "30s5m",
+        "1h1h",
+        "1h30",
+        "1h 30m",
+        "-0",
     ] {
         for args in [
             vec!["pop", "--wait", "--timeout", bad],

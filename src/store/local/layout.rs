@@ -207,18 +207,16 @@ pub fn format_token(id: u64, hex: &str) -> String {
     format!("{id}.{hex}")
 }
 
-/// Splits a token into id and hex part; `None` unless it is of the form spool prints.
+/// Splits a claim token into id and hex part; `None` unless it is of the form spool
+/// prints: an id (decimal digits, no leading zero) and a [`token`] (exactly 16 of
+/// `0-9 a-f`), joined by a dot. A token one digit short or long is malformed, not a claim
+/// that ended.
 pub fn parse_token(token: &str) -> Option<(u64, &str)> {
     let (id, hex) = token.split_once('.')?;
     if id.is_empty() || !id.bytes().all(|b| b.is_ascii_digit()) || id.starts_with('0') {
         return None;
     }
-    if hex.is_empty()
-        || hex.len() > 32
-        || !hex
-            .bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-    {
+    if hex.len() != 16 || !hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
         return None;
     }
     Some((id.parse().ok()?, hex))
@@ -348,6 +346,35 @@ mod tests {
             escape_bytes(&[b'x'; 40], 100),
             format!("\"{}\"... (100 bytes)", "x".repeat(32))
         );
+    }
+
+    /// Issue 10, row 12: a token one hex digit too long or too short was taken for a claim
+    /// that ended ("message 1 was claimed again since").
+    #[test]
+    fn claim_tokens_are_exactly_what_claim_prints() {
+        let hex = token();
+        assert_eq!(
+            parse_token(&format_token(42, &hex)),
+            Some((42, hex.as_str()))
+        );
+        assert_eq!(
+            parse_token("42.9f3a0c1d2e4b5a67"),
+            Some((42, "9f3a0c1d2e4b5a67"))
+        );
+        for bad in [
+            "42.9f3a0c1d2e4b5a6",
+            "42.9f3a0c1d2e4b5a670",
+            "42.9F3A0C1D2E4B5A67",
+            "42.",
+            ".9f3a0c1d2e4b5a67",
+            "042.9f3a0c1d2e4b5a67",
+            "4x.9f3a0c1d2e4b5a67",
+            "42.9f3a0c1d2e4b5a6g",
+            "42.9f3a0c1d2e4b5a67.0",
+            "99999999999999999999.9f3a0c1d2e4b5a67",
+        ] {
+            assert_eq!(parse_token(bad), None, "{bad}");
+        }
     }
 
     #[test]
