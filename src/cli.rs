@@ -158,7 +158,7 @@ pub enum Command {
 
     /// Print a shell completion script
     #[command(
-        after_help = "Examples:\n  spool completions bash > /etc/bash_completion.d/spool\n  spool completions zsh > \"${fpath[1]}/_spool\"\n  spool completions fish > ~/.config/fish/completions/spool.fish"
+        after_help = "Examples:\n  spool completions bash > ~/.local/share/bash-completion/completions/spool\n  spool completions zsh > ~/.zfunc/_spool  # with fpath=(~/.zfunc $fpath) in ~/.zshrc\n  spool completions fish > ~/.config/fish/completions/spool.fish"
     )]
     Completions(CompletionsArgs),
 }

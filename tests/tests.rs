@@ -56,7 +56,9 @@
 // - hostile      bad roots (a regular file, no permission) and junk planted in a queue
 //                (files, symlinks, FIFOs, hard links): never read, followed or deleted
 // - shell        whole pipelines through sh, as in the documentation
-// - docs         the README's console examples, run in order exactly as printed
+// - docs         the README's console examples, run in order exactly as printed; the
+//                examples of the man page and of every --help, each run as printed in a
+//                spool of its own, with stand-ins for the programs they name
 // - generated    man/spool.1 and completions/ are current with the CLI definition
 // - completions  the completion scripts in bash, zsh and fish: queue names for -q,
 //                commands for run's COMMAND
