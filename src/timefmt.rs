@@ -300,7 +300,7 @@ mod parse_tests {
         }
     }
 
-    /// Issue 10, row 12: `1h30m` was refused; systemd and Go accept compound durations.
+    /// `1h30m` was refused; systemd and Go accept compound durations.
     #[test]
     fn compound_durations() {
         assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5400)));
@@ -324,7 +324,7 @@ mod parse_tests {
         }
     }
 
-    /// Issue 10, row 12: the errors say what is wrong with the duration.
+    /// The errors say what is wrong with the duration.
     #[test]
     fn duration_errors_say_what_is_wrong() {
         let e = |text: &str| parse_duration(text).unwrap_err();
@@ -386,7 +386,7 @@ mod parse_tests {
         }
     }
 
-    /// Issue 10, row 7: impossible dates and offsets were accepted, and made the message
+    /// Impossible dates and offsets were accepted, and made the message
     /// ready at once.
     #[test]
     fn impossible_times_are_refused() {

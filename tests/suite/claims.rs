@@ -284,7 +284,7 @@ fn extend_renews_the_lease(engine: Engine) {
     assert_eq!(s.states("default"), []);
 }
 
-/// Issue 10, row 5: `claim --lease 0` and `extend --lease 0` were accepted (a claim that
+/// `claim --lease 0` and `extend --lease 0` were accepted (a claim that
 /// ends as it is made). A lease is at least 1 ms; the refusal changes nothing.
 fn a_lease_of_0_is_refused_by_claim_and_extend(engine: Engine) {
     let s = engine.fixture();
@@ -317,7 +317,7 @@ fn a_lease_of_0_is_refused_by_claim_and_extend(engine: Engine) {
     s.run(&["ack", &token]).success();
 }
 
-/// Issue 10, row 12: a token one hex digit too long or too short was taken for a claim that
+/// A token one hex digit too long or too short was taken for a claim that
 /// ended ("message 1 was claimed again since"). Tokens are what `claim` prints, 16 hex
 /// digits: any other is malformed, and said to be, whatever is in the queue.
 fn a_token_one_digit_too_long_or_short_is_malformed(engine: Engine) {

@@ -163,7 +163,7 @@ fn usage_errors_print_one_spool_line(engine: Engine) {
     );
 }
 
-/// Issue 10, row 13: `spool` alone printed "'spool' requires a subcommand" (or its
+/// `spool` alone printed "'spool' requires a subcommand" (or its
 /// description) as an error. It prints what `spool -h` prints, on standard error, exits 2
 /// and creates nothing.
 #[test]
@@ -179,7 +179,7 @@ fn spool_alone_prints_the_short_help_and_exits_2() {
     assert!(!s.root().exists(), "spool alone created the root");
 }
 
-/// Issue 10, rows 5, 12 and 13: errors read like Rust (`0 is not in
+/// Errors read like Rust (`0 is not in
 /// 1..18446744073709551615`, "unexpected argument '-1'" for `--delay -1`, "expected a
 /// number and a unit" for a number) and always pointed to `spool --help`. Each is now in
 /// the words of the flag, and points to the help of the subcommand it is about.
@@ -299,7 +299,7 @@ fn usage_errors_are_in_the_words_of_the_flag(engine: Engine) {
     assert_eq!(s.len("default"), 1);
 }
 
-/// Issue 10, row 12: a 100 kB token was echoed whole in its error. Every value an error
+/// A 100 kB token was echoed whole in its error. Every value an error
 /// quotes is cut to its first 40 characters and `…`, and what is invisible (a newline, an
 /// escape) is escaped, so that the error stays one short line.
 fn long_or_invisible_input_is_cut_in_errors(engine: Engine) {

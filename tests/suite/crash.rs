@@ -13,7 +13,7 @@ use std::io::Write;
 
 use crate::harness::{Fixture, Output, Rng, assert_no_leftovers, names_in, skip, strace_usable};
 
-/// System calls of a push, from the issue, plus the other steps of the protocol.
+/// System calls of a push, and the other steps of the protocol.
 const PUSH_SYSCALLS: &[&str] = &[
     "openat",
     "write",

@@ -354,7 +354,7 @@ fn a_command_that_cannot_start_exits_2_and_keeps_the_message(engine: Engine) {
     s.prints(&["pop"], "kept");
 }
 
-/// Issue 10, row 3: `spool run --bogus cat` took `--bogus` for the command: with messages,
+/// `spool run --bogus cat` took `--bogus` for the command: with messages,
 /// each failed with "run --bogus: No such file or directory" and spent an attempt. An
 /// unknown option before the command is a usage error, as for every other subcommand.
 fn an_unknown_option_before_the_command_is_a_usage_error(engine: Engine) {
@@ -378,7 +378,7 @@ fn an_unknown_option_before_the_command_is_a_usage_error(engine: Engine) {
     e.run(&["run", "--bogus", "cat"]).error();
 }
 
-/// Issue 10, row 3: what follows the command's first word is the command's, options
+/// What follows the command's first word is the command's, options
 /// included; after `--`, a command whose name starts with `-` runs.
 fn the_command_starts_at_its_first_word_or_after_the_double_dash(engine: Engine) {
     let s = engine.fixture();
@@ -408,7 +408,7 @@ fn the_command_starts_at_its_first_word_or_after_the_double_dash(engine: Engine)
     assert_eq!(s.states("default"), []);
 }
 
-/// Issue 10, row 5: `run --lease 0` killed every command at once and spent an attempt of
+/// `run --lease 0` killed every command at once and spent an attempt of
 /// each message (exit 3, nothing on standard error). A lease is at least 1 ms.
 fn a_lease_of_0_is_refused_and_spends_no_attempt(engine: Engine) {
     let s = engine.fixture();

@@ -135,7 +135,7 @@ fn bad_times_exit_2_and_push_nothing(engine: Engine) {
     assert_eq!(s.states("default"), []);
 }
 
-/// Issue 10, row 7: `--at 2026-02-30T00:00:00Z` and `--at 2026-12-01T22:00:00+25:00` were
+/// `--at 2026-02-30T00:00:00Z` and `--at 2026-12-01T22:00:00+25:00` were
 /// accepted, and the message made ready at once. Days past the end of their month and
 /// offsets past 23:59 are refused, as a month 13 is, and nothing is pushed.
 fn impossible_times_are_refused(engine: Engine) {
@@ -176,7 +176,7 @@ fn impossible_times_are_refused(engine: Engine) {
     }
 }
 
-/// Issue 10, row 12: `1h30m` was refused. Compound durations (largest unit first, as
+/// `1h30m` was refused. Compound durations (largest unit first, as
 /// systemd and Go write them) delay and expire as their sum does.
 fn compound_durations_delay_and_expire(engine: Engine) {
     let s = engine.fixture();

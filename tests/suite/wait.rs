@@ -311,7 +311,7 @@ fn durations_take_every_unit(engine: Engine) {
         ("2h", 7200),
         ("1d", 86_400),
         ("1500ms", 1),
-        // Issue 10, row 12: compound durations, as systemd and Go accept them.
+        // Compound durations, as systemd and Go accept them.
         ("1h30m", 5400),
         ("2m30s", 150),
         ("1d12h", 129_600),

@@ -348,7 +348,7 @@ mod tests {
         );
     }
 
-    /// Issue 10, row 12: a token one hex digit too long or too short was taken for a claim
+    /// A token one hex digit too long or too short was taken for a claim
     /// that ended ("message 1 was claimed again since").
     #[test]
     fn claim_tokens_are_exactly_what_claim_prints() {
