@@ -34,8 +34,9 @@
 // - len_stats    len and stats (text, --json, --all)
 // - clear        removal counts, ids never reused after clear
 // - claims       claim, show, ack, nack, extend; leases that end and stale tokens;
-//                attempts, --max-attempts, the failed state, requeue, clear --state,
-//                list --state (text and JSON); slow workers never ack twice
+//                slow workers never ack twice
+// - attempts     attempts, --max-attempts, the failed state, requeue, clear --state,
+//                list --state (text and JSON); a claim whose token cannot be written
 // - wait         pop/peek/claim --wait and --timeout: woken by pushes, nacks, ended
 //                leases and due messages; durations (500ms ... 1d), bad and enormous
 //                ones
@@ -43,10 +44,10 @@
 //                by due time (ahead of later pushes) and priority, expiry to failed,
 //                priorities kept through every state, far-future times
 // - run          spool run: payload and environment, exit 0/100/other, backoff,
-//                --max-attempts, --max, -j, --lease (SIGTERM then SIGKILL), --wait,
-//                SIGINT/SIGTERM, exit status; kill -9 of run or pop hands the message
-//                on at once; -j 4 over 1,000 flaky messages: nothing lost, none run
-//                twice at once, each acked exactly once or failed
+//                --max-attempts, --max, -j, its options and its command, exit status
+// - run_lifecycle  --lease (SIGTERM then SIGKILL), --wait, SIGINT/SIGTERM; kill -9 of
+//                run or pop hands the message on at once; -j 4 over 1,000 flaky
+//                messages: nothing lost, none run twice at once, each acked once or failed
 // - queues       the queue names of a root
 // - binary       byte-exact round trips: all 256 byte values, NULs, empty, 100 MB
 // - concurrency  8 producer and 8 consumer processes: nothing lost, nothing
@@ -55,10 +56,12 @@
 //                never reused, nothing partial ever delivered, nothing lost
 // - hostile      bad roots (a regular file, no permission) and junk planted in a queue
 //                (files, symlinks, FIFOs, hard links): never read, followed or deleted
+// - damage       claims that are not plain files refused by ack, nack, extend, show; a
+//                damaged format file reported, and restored by fsck when it can be
 // - shell        whole pipelines through sh, as in the documentation
-// - docs         the README's console examples, run in order exactly as printed; the
-//                examples of the man page and of every --help, each run as printed in a
-//                spool of its own, with stand-ins for the programs they name
+// - docs         the README's console examples, run in order exactly as printed
+// - man_examples the examples of the man page and of every --help, each run as printed
+//                in a spool of its own, with stand-ins for the programs they name
 // - generated    man/spool.1 and completions/ are current with the CLI definition
 // - completions  the completion scripts in bash, zsh and fish: queue names for -q,
 //                commands for run's COMMAND

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use crate::harness::{Fixture, Output, names_in, skip, tool_works};
 
-const EVERY_COMMAND: &[&[&str]] = &[
+pub(super) const EVERY_COMMAND: &[&[&str]] = &[
     &["push", "x"],
     &["pop"],
     &["peek"],
@@ -114,7 +114,7 @@ fn a_root_spool_may_not_read() {
 }
 
 /// Every name below `dir`, as paths relative to it, sorted.
-fn tree(dir: &Path) -> Vec<PathBuf> {
+pub(super) fn tree(dir: &Path) -> Vec<PathBuf> {
     let mut all = Vec::new();
     let mut todo = vec![dir.to_path_buf()];
     while let Some(d) = todo.pop() {
@@ -177,18 +177,18 @@ fn a_root_that_is_a_queue_directory_or_inside_one_is_refused() {
 /// A queue with real messages at ids 1, 3, 5, 7 and 9 and, in place of the others, a
 /// symlink to a file outside the spool (2), a FIFO (4), a file with a second link outside
 /// the spool (6), a directory (8); plus a stray file "junk" in the bucket.
-struct Planted {
+pub(super) struct Planted {
     s: Fixture,
     outside: PathBuf,
     linked: PathBuf,
     junk: Vec<PathBuf>,
 }
 
-const OUTSIDE: &[u8] = b"outside the spool: must never be read or removed\n";
-const LINKED: &[u8] = b"hard-linked from outside\n";
-const JUNK: &[u8] = b"junk\n";
+pub(super) const OUTSIDE: &[u8] = b"outside the spool: must never be read or removed\n";
+pub(super) const LINKED: &[u8] = b"hard-linked from outside\n";
+pub(super) const JUNK: &[u8] = b"junk\n";
 
-fn plant() -> Planted {
+pub(super) fn plant() -> Planted {
     let s = Fixture::new();
     s.push(&["m1", "m2", "m3", "m4", "m5", "m6", "m7", "m8", "m9"]);
     let at = |id| s.message_path("default", id);
@@ -261,7 +261,7 @@ impl Planted {
 }
 
 #[track_caller]
-fn assert_only_warnings(stderr: &str) {
+pub(super) fn assert_only_warnings(stderr: &str) {
     for line in stderr.lines() {
         assert!(
             line.starts_with("spool: warning: skipping "),
@@ -271,7 +271,7 @@ fn assert_only_warnings(stderr: &str) {
     assert!(stderr.is_empty() || stderr.ends_with('\n'));
 }
 
-fn json_ids(out: &Output) -> Vec<u64> {
+pub(super) fn json_ids(out: &Output) -> Vec<u64> {
     crate::harness::json_lines(&out.stdout)
         .iter()
         .map(|o| o["id"].as_u64().expect("id"))
@@ -279,7 +279,7 @@ fn json_ids(out: &Output) -> Vec<u64> {
 }
 
 #[track_caller]
-fn ok_with_warnings(out: &Output) {
+pub(super) fn ok_with_warnings(out: &Output) {
     assert_eq!(out.code, 0, "{out:?}");
     assert_only_warnings(&out.stderr);
 }
@@ -546,228 +546,4 @@ fn a_counter_behind_the_messages_hides_none_and_reuses_no_key_below_the_head() {
     // A missing counter is an error, not an empty queue.
     fs::remove_file(&counter).unwrap();
     s.run(&["pop"]).error().stderr_has("counter");
-}
-
-/// What can be planted in claimed/ under a claim's name.
-#[derive(Clone, Copy, Debug)]
-enum ClaimJunk {
-    Symlink,
-    Fifo,
-    HardLink,
-}
-
-/// Claims the one message of a fresh queue and replaces its claim file with `junk`;
-/// returns the fixture, the token, the claim's path and the outside file (the symlink's
-/// target, or the other link).
-fn planted_claim(junk: ClaimJunk) -> (Fixture, String, PathBuf, PathBuf) {
-    let s = Fixture::new();
-    s.push(&["m"]);
-    let token = s.claim(&[]);
-    let claimed = s.queue_dir("default").join("claimed");
-    let [name] = &names_in(&claimed)[..] else {
-        panic!("one claim in {}", claimed.display())
-    };
-    let path = claimed.join(name);
-    let outside = s.outside("outside.txt");
-    fs::remove_file(&path).unwrap();
-    match junk {
-        ClaimJunk::Symlink => {
-            fs::write(&outside, OUTSIDE).unwrap();
-            symlink(&outside, &path).unwrap();
-        }
-        ClaimJunk::Fifo => rustix::fs::mkfifoat(
-            rustix::fs::CWD,
-            &path,
-            rustix::fs::Mode::from_raw_mode(0o600),
-        )
-        .unwrap(),
-        ClaimJunk::HardLink => {
-            fs::write(&outside, OUTSIDE).unwrap();
-            fs::hard_link(&outside, &path).unwrap();
-        }
-    }
-    (s, token, path, outside)
-}
-
-// ack deleted, and nack and extend moved, an entry planted in claimed/ under a claim's
-// name (a symbolic link, a FIFO, a file with a second link): they must refuse, say what
-// they found, and leave it where it is.
-#[test]
-fn ack_nack_extend_and_show_refuse_what_is_not_a_plain_claim() {
-    for junk in [ClaimJunk::Symlink, ClaimJunk::Fifo, ClaimJunk::HardLink] {
-        let what = match junk {
-            ClaimJunk::Symlink => "a symbolic link",
-            ClaimJunk::Fifo => "a FIFO",
-            ClaimJunk::HardLink => "a file with more than one link",
-        };
-        for command in [
-            &["ack"][..],
-            &["nack"],
-            &["nack", "--delay", "1h"],
-            &["extend", "--lease", "1h"],
-            &["show"],
-        ] {
-            let (s, token, path, outside) = planted_claim(junk);
-            let mut args = command.to_vec();
-            args.push(&token);
-            let out = s.run(&args);
-            out.error().stderr_has(what).stderr_has("left where it is");
-            assert!(out.stdout.is_empty(), "{junk:?} {command:?}: {out:?}");
-            let st = fs::symlink_metadata(&path)
-                .unwrap_or_else(|e| panic!("{junk:?} {command:?}: {} {e}", path.display()));
-            match junk {
-                ClaimJunk::Symlink => assert_eq!(fs::read_link(&path).unwrap(), outside),
-                ClaimJunk::Fifo => assert!(st.file_type().is_fifo()),
-                ClaimJunk::HardLink => assert_eq!(st.nlink(), 2),
-            }
-            if !matches!(junk, ClaimJunk::Fifo) {
-                assert_eq!(fs::read(&outside).unwrap(), OUTSIDE);
-            }
-            assert_eq!(
-                names_in(&path.parent().unwrap().parent().unwrap().join("delayed")),
-                Vec::<String>::new(),
-                "{junk:?} {command:?}"
-            );
-            assert_eq!(s.len("default"), 0, "{junk:?} {command:?}");
-        }
-    }
-}
-
-/// What can damage a queue's format file.
-#[derive(Clone, Copy, Debug)]
-enum FormatDamage {
-    NoNewline,
-    Garbage,
-    Symlink,
-    Fifo,
-}
-
-// A damaged format file (its newline missing, garbage, a symbolic link, a FIFO) could not
-// be repaired: `fsck --repair` failed with exit 2, as did `fsck`. Every command refuses
-// it, showing what is wrong with invisible bytes escaped; fsck reports it (exit 3) and
-// changes nothing; fsck --repair moves it to corrupt/ and writes the format file anew.
-#[test]
-fn a_damaged_format_file_is_reported_and_repaired_by_fsck() {
-    for damage in [
-        FormatDamage::NoNewline,
-        FormatDamage::Garbage,
-        FormatDamage::Symlink,
-        FormatDamage::Fifo,
-    ] {
-        let s = Fixture::new();
-        s.push(&["a", "b"]);
-        let queue = s.queue_dir("default");
-        let format = queue.join("format");
-        let outside = s.outside("outside.txt");
-        fs::write(&outside, OUTSIDE).unwrap();
-        fs::remove_file(&format).unwrap();
-        let why = match damage {
-            FormatDamage::NoNewline => {
-                fs::write(&format, "spool-queue 1").unwrap();
-                r#"unsupported queue format "spool-queue 1" (no newline at its end; this spool reads "spool-queue 1\n")"#
-            }
-            FormatDamage::Garbage => {
-                fs::write(&format, b"\x00\xffgarbage\n").unwrap();
-                r#"unsupported queue format "\x00\xffgarbage\n" (differs from byte 1; this spool reads "spool-queue 1\n")"#
-            }
-            FormatDamage::Symlink => {
-                symlink(&outside, &format).unwrap();
-                "a symbolic link, not a regular file"
-            }
-            FormatDamage::Fifo => {
-                rustix::fs::mkfifoat(
-                    rustix::fs::CWD,
-                    &format,
-                    rustix::fs::Mode::from_raw_mode(0o600),
-                )
-                .unwrap();
-                "a FIFO, not a regular file"
-            }
-        };
-        let place = format.display().to_string();
-        for args in [&["pop"][..], &["push", "x"], &["len"]] {
-            let out = s.run(args);
-            out.error();
-            assert_eq!(
-                out.stderr,
-                format!("spool: read {place}: {why}; spool fsck --repair restores it\n"),
-                "{damage:?}"
-            );
-        }
-        let before = fs::symlink_metadata(&format).unwrap();
-        s.cmd()
-            .arg("fsck")
-            .run()
-            .stdout_is(format!("{place}: {why}\n"));
-        let out = s.run(&["fsck"]);
-        assert_eq!(
-            (out.code, out.stderr.as_str()),
-            (3, ""),
-            "{damage:?}: {out:?}"
-        );
-        assert_eq!(
-            fs::symlink_metadata(&format).unwrap().ino(),
-            before.ino(),
-            "{damage:?}: fsck without --repair changed it"
-        );
-        assert!(!queue.join("corrupt").exists(), "{damage:?}");
-
-        let out = s.run(&["fsck", "--repair"]);
-        assert_eq!(
-            (out.code, out.stderr.as_str()),
-            (0, ""),
-            "{damage:?}: {out:?}"
-        );
-        let [aside] = &names_in(&queue.join("corrupt"))[..] else {
-            panic!("{damage:?}: one entry in corrupt/")
-        };
-        out.stdout_is(format!(
-            "{place}: {why} (repaired: moved to corrupt/{aside}, and written anew)\n"
-        ));
-        let st = fs::symlink_metadata(&format).unwrap();
-        assert!(st.is_file() && st.nlink() == 1, "{damage:?}");
-        assert_eq!(st.permissions().mode() & 0o7777, 0o600, "{damage:?}");
-        assert_eq!(fs::read(&format).unwrap(), b"spool-queue 1\n", "{damage:?}");
-        let aside = queue.join("corrupt").join(aside);
-        let kept = fs::symlink_metadata(&aside).unwrap();
-        assert_eq!(
-            kept.ino(),
-            before.ino(),
-            "{damage:?}: the damaged one is kept"
-        );
-        assert_eq!(fs::read(&outside).unwrap(), OUTSIDE);
-        assert_eq!(names_in(&queue.join("tmp")), Vec::<String>::new());
-        s.prints(&["fsck"], "");
-        s.prints(&["pop", "-n", "5", "--lines"], "a\nb\n");
-    }
-}
-
-// A format file of another version is never rewritten: fsck refuses it as every command
-// does; a damaged one in a queue whose other files are not as this spool makes them is
-// reported, not repaired.
-#[test]
-fn fsck_rewrites_no_format_file_it_cannot_vouch_for() {
-    let s = Fixture::new();
-    s.push(&["a"]);
-    let queue = s.queue_dir("default");
-    let format = queue.join("format");
-    fs::write(&format, "spool-queue 2\n").unwrap();
-    for args in [&["fsck"][..], &["fsck", "--repair"]] {
-        s.run(args).error().stderr_has(
-            r#"unsupported queue format "spool-queue 2\n" (this spool reads "spool-queue 1\n")"#,
-        );
-    }
-    assert_eq!(fs::read(&format).unwrap(), b"spool-queue 2\n");
-
-    fs::write(&format, "spool-queue 1").unwrap();
-    fs::remove_dir(queue.join("delayed")).unwrap();
-    let out = s.run(&["fsck", "--repair"]);
-    assert_eq!((out.code, out.stderr.as_str()), (3, ""), "{out:?}");
-    assert!(
-        out.text()
-            .contains("not repaired: its counter, head or state directories are not"),
-        "{out:?}"
-    );
-    assert_eq!(fs::read(&format).unwrap(), b"spool-queue 1");
-    assert!(!queue.join("corrupt").exists());
 }

@@ -1,5 +1,6 @@
 //! The integration tests, one module per command or concern (the index is in tests.rs).
 
+mod attempts;
 mod binary;
 mod claims;
 mod clear;
@@ -8,6 +9,7 @@ mod compat;
 mod completions;
 mod concurrency;
 mod crash;
+mod damage;
 mod docs;
 mod faults;
 mod generated;
@@ -15,6 +17,7 @@ mod hostile;
 mod layout;
 mod len_stats;
 mod list;
+mod man_examples;
 mod names;
 mod netfs;
 mod peek;
@@ -23,6 +26,7 @@ mod push;
 mod queues;
 mod roots;
 mod run;
+mod run_lifecycle;
 mod schedule;
 mod shell;
 mod wait;
