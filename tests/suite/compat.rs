@@ -85,19 +85,23 @@ fn exchange(writer: &Path, reader: &Path) {
     let batch = w(&["push", "--print-id", "--lines"]).stdin("two\nthree\n");
     assert_eq!(ids(batch.run()), [2, 3]);
     assert_eq!(
-        ids(w(&["push", "--print-id", "--delay", "1ms", "later"]).run()),
+        ids(w(&["push", "--print-id", "--priority", "5", "urgent"]).run()),
         [4]
     );
-    assert_eq!(
-        ids(w(&["push", "--print-id", "--priority", "5", "urgent"]).run()),
-        [5]
-    );
     let binary = w(&["push", "--print-id"]).stdin(binary_payload());
-    assert_eq!(ids(binary.run()), [6]);
-    std::thread::sleep(Duration::from_millis(50));
+    assert_eq!(ids(binary.run()), [5]);
+    // The delayed message comes last: a push after it, once it is due, would promote it
+    // first and give it the next place. Its delay is long enough to be delayed when it is
+    // published, and has passed before anything reads it.
+    assert_eq!(
+        ids(w(&["push", "--print-id", "--delay", "1s", "later"]).run()),
+        [6]
+    );
+    std::thread::sleep(Duration::from_millis(1200));
 
     assert_eq!(s.states("default").len(), 6, "{:?}", s.states("default"));
-    r(&["len"]).prints("6\n");
+    // Due, but not promoted before a take: len counts the five ready ones.
+    r(&["len"]).prints("5\n");
     r(&["pop"]).prints("urgent");
     let claim = r(&["claim", "--lease", "1h"]).run();
     let token = claim.success().text().trim_end().to_string();
@@ -112,16 +116,16 @@ fn exchange(writer: &Path, reader: &Path) {
     assert_eq!(nacked["state"], "ready", "{nacked}");
     assert_eq!(nacked["attempts"], 1, "{nacked}");
     r(&["pop"]).prints("three");
-    r(&["pop"]).prints("later");
     r(&["pop"]).prints(binary_payload());
+    r(&["pop"]).prints("later");
     r(&["pop"]).prints("two");
     r(&["pop"]).run().nothing();
 
-    // Ids go on from the counter the other version kept, both ways (the nack used 7 for its place
-    // behind the others).
-    assert_eq!(ids(r(&["push", "--print-id", "back"]).run()), [8]);
+    // Ids go on from the counter the other version kept, both ways (the delayed message
+    // took 7 for its place when it was promoted, the nack 8).
+    assert_eq!(ids(r(&["push", "--print-id", "back"]).run()), [9]);
     w(&["pop"]).prints("back");
-    assert_eq!(ids(w(&["push", "--print-id", "again"]).run()), [9]);
+    assert_eq!(ids(w(&["push", "--print-id", "again"]).run()), [10]);
     r(&["pop"]).prints("again");
     r(&["pop"]).run().nothing();
     w(&["pop"]).run().nothing();
