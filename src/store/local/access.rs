@@ -347,6 +347,16 @@ pub(super) fn open_root(root: &Path) -> Result<Option<OwnedFd>> {
     }
 }
 
+/// Opens the spool directory `root` without [`check_root`]; `Ok(None)` when it does not
+/// exist: for a caller that checks only when it does not find its queue.
+pub(super) fn open_root_unchecked(root: &Path) -> Result<Option<OwnedFd>> {
+    match open_dir(root) {
+        Ok(fd) => Ok(Some(fd)),
+        Err(Errno::NOENT) => Ok(None),
+        Err(e) => Err(Error::io("open spool", root, e)),
+    }
+}
+
 /// The nearest directory above `path` that can be opened, and its path.
 fn nearest_existing(path: &Path) -> Option<(OwnedFd, PathBuf)> {
     let mut at = path;
@@ -450,7 +460,8 @@ fn real_path(dir: BorrowedFd<'_>) -> Option<PathBuf> {
 /// filesystem unless `network_fs` allows it.
 pub(super) fn open_or_create_root(root: &Path, network_fs: bool) -> Result<OwnedFd> {
     let open = open_dir;
-    if let Some(fd) = open_root(root)? {
+    // An existing root is checked by the caller, and only if it creates a queue there.
+    if let Some(fd) = open_root_unchecked(root)? {
         return Ok(fd);
     }
     let mut missing = vec![root.to_path_buf()];

@@ -42,7 +42,7 @@ use rustix::io::Errno;
 
 use crate::store::Finding;
 use crate::store::error::{Error, Result};
-use access::{open_or_create_root, open_root};
+use access::{check_root, open_or_create_root, open_root, open_root_unchecked};
 use layout::Format;
 
 mod access;
@@ -95,21 +95,37 @@ pub struct Queue {
 impl Queue {
     /// Opens the queue directory `name` of `root`; `Ok(None)` when it does not exist (or
     /// was never completely created).
+    ///
+    /// A root that is a queue directory, or lies inside one, is refused when the queue is
+    /// not found there (the only way a root can be mistaken so): a queue that is found
+    /// costs no look at the root's ancestors.
     pub(super) fn open(root: &Path, name: &str, warn: Warn) -> Result<Option<Queue>> {
-        let Some(queue) = Queue::open_dir_only(root, name, warn)? else {
-            return Ok(None);
+        let found = match Queue::open_dir_only(root, name, warn, false)? {
+            Some(queue) if queue.check_format()? => Some(queue),
+            _ => None,
         };
-        if !queue.check_format()? {
-            return Ok(None);
+        if found.is_none() {
+            open_root(root)?;
         }
-        Ok(Some(queue))
+        Ok(found)
     }
 
     /// Opens the directory of the queue `name` of `root`, whatever its format file says;
-    /// `Ok(None)` when there is no such directory.
-    fn open_dir_only(root: &Path, name: &str, warn: Warn) -> Result<Option<Queue>> {
+    /// `Ok(None)` when there is no such directory. `check_root`: refuse a root that is a
+    /// queue directory or lies inside one (see [`access::check_root`]).
+    fn open_dir_only(
+        root: &Path,
+        name: &str,
+        warn: Warn,
+        check_root: bool,
+    ) -> Result<Option<Queue>> {
         let path = root.join(name);
-        let Some(root_fd) = open_root(root)? else {
+        let root_fd = if check_root {
+            open_root(root)?
+        } else {
+            open_root_unchecked(root)?
+        };
+        let Some(root_fd) = root_fd else {
             return Ok(None);
         };
         let dir = match sys::open_dir_beneath(root_fd.as_fd(), name) {
@@ -128,6 +144,7 @@ impl Queue {
         // Usually it exists: open first, create only when that fails.
         let dir = match sys::open_dir_beneath(root_fd.as_fd(), name) {
             Err(Errno::NOENT) => {
+                check_root(root_fd.as_fd(), root, root)?;
                 refuse_network_fs(root_fd.as_fd(), "create queue", &path, network_fs)?;
                 let created = sys::make_dir(root_fd.as_fd(), name)
                     .map_err(|e| Error::io("create queue", &path, e))?;
@@ -141,6 +158,7 @@ impl Queue {
         .map_err(|e| Error::io("open queue", &path, e))?;
         let queue = Queue::from_dir(name, path, dir, warn);
         if !queue.check_format()? {
+            check_root(root_fd.as_fd(), root, root)?;
             refuse_network_fs(queue.dir(), "create queue", queue.path(), network_fs)?;
             queue.initialize()?;
         }
@@ -248,7 +266,7 @@ impl Spool {
         crate::store::check_queue_name(name)?;
         let mut findings = Vec::new();
         let path = self.root.join(name);
-        let opened = Queue::open_dir_only(&self.root, name, self.warner())?;
+        let opened = Queue::open_dir_only(&self.root, name, self.warner(), true)?;
         let format = match &opened {
             Some(q) => q.read_format()?,
             None => Format::Missing,
