@@ -11,6 +11,7 @@ use crate::harness::{
 engine_tests! {
     len_counts_waiting_messages, stats_text, stats_json, stats_all_covers_every_queue,
     commands_that_print_fail_when_standard_output_is_closed,
+    stats_all_aligns_columns_on_a_terminal_and_separates_them_with_tabs_in_a_pipe,
 }
 
 fn len_counts_waiting_messages(engine: Engine) {
@@ -215,9 +216,8 @@ fn word_spans(line: &str) -> Vec<(usize, usize)> {
 }
 
 // `stats --all` printed tab-separated values on a terminal too, its columns not aligned.
-#[test]
-fn stats_all_aligns_columns_on_a_terminal_and_separates_them_with_tabs_in_a_pipe() {
-    let s = Fixture::new();
+fn stats_all_aligns_columns_on_a_terminal_and_separates_them_with_tabs_in_a_pipe(engine: Engine) {
+    let s = engine.fixture();
     s.run(&["-q", "alpha", "push", "a", "b"]).success();
     s.run(&["-q", "a-much-longer-name", "push", "--delay", "1h", "x"])
         .success();
