@@ -385,17 +385,42 @@ pub struct FsckArgs {
 // Arguments of `stats`.
 #[derive(Debug, Args)]
 pub struct StatsArgs {
-    /// One JSON object (per queue with --all)
-    #[arg(long)]
+    /// What to print: text, json (an object per queue and line) or openmetrics (for
+    /// Prometheus; every queue unless -q or SPOOL_QUEUE names one)
+    #[arg(long, value_enum, value_name = "FORMAT", default_value_t = StatsFormat::Text)]
+    pub format: StatsFormat,
+
+    /// Short for --format json
+    #[arg(long, conflicts_with = "format")]
     pub json: bool,
 
     /// Every queue of the spool
     #[arg(long)]
     pub all: bool,
 
-    /// Refresh every second until interrupted
-    #[arg(long, conflicts_with = "json")]
+    /// Refresh until interrupted: on a terminal redrawn, with a chart of the depth over
+    /// the last minutes; in a pipe one line per queue and interval
+    #[arg(long)]
     pub watch: bool,
+
+    /// Time between refreshes of --watch
+    #[arg(long, value_name = "DUR", default_value = "1s", value_parser = Dur::positive(), requires = "watch", allow_hyphen_values = true)]
+    pub interval: Duration,
+
+    /// Whether a queue was named (-q or SPOOL_QUEUE), set after parsing.
+    #[arg(skip)]
+    pub queue_named: bool,
+}
+
+/// Formats of `stats`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum StatsFormat {
+    /// For people: a line per fact, or a table with --all
+    Text,
+    /// One JSON object per queue and line
+    Json,
+    /// The OpenMetrics text format, which Prometheus and node_exporter's textfile collector read
+    Openmetrics,
 }
 
 // Arguments of `completions`.

@@ -24,6 +24,7 @@ pub mod clock;
 mod cmd;
 pub mod excerpt;
 pub mod exit;
+pub mod health;
 mod process;
 pub mod store;
 pub mod timefmt;

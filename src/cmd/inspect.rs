@@ -1,18 +1,18 @@
-//! `spool list`, `len`, `stats` and `queues`: looking at queues without changing them.
+//! `spool list`, `len` and `queues`: looking at queues without changing them (`stats`
+//! has a file of its own).
 //!
 //! Nothing here creates a queue: a queue that does not exist lists nothing and counts 0.
 
 use std::io::{self, BufWriter, Write};
-use std::time::SystemTime;
 
 use serde::Serialize;
 
-use super::failure::{Failure, Outcome};
+use super::failure::Outcome;
 use super::output::{print, println_checked, stdout_error, stdout_file};
-use crate::cli::{ListArgs, StateArg, StatsArgs};
+use crate::cli::{ListArgs, StateArg};
 use crate::clock;
 use crate::exit::ExitStatus;
-use crate::store::{self, Engine, Error, Queue, Result, State};
+use crate::store::{self, Engine, Error, Queue, State};
 use crate::timefmt;
 
 pub(super) fn states(arg: StateArg) -> Vec<State> {
@@ -183,225 +183,6 @@ pub(super) fn len<E: Engine>(engine: &E, name: &str) -> Outcome {
     Ok(ExitStatus::Success)
 }
 
-#[derive(Default, Serialize)]
-struct StatsJson {
-    queue: String,
-    waiting: u64,
-    delayed: u64,
-    claimed: u64,
-    failed: u64,
-    bytes: u64,
-    oldest_enqueued: Option<String>,
-    oldest_age_seconds: Option<f64>,
-    next_id: u64,
-    /// Consumption rate R, messages per second over the last minutes.
-    rate_per_second: f64,
-    /// Expected wait of a new message, L / R; null when nothing was consumed lately.
-    expected_wait_seconds: Option<f64>,
-}
-
-fn queue_stats<Q: Queue>(queue: Option<Q>, name: &str) -> Result<StatsJson> {
-    let s = match &queue {
-        Some(q) => q.stats()?,
-        None => store::Stats {
-            next_id: 1,
-            window: 1.0,
-            ..Default::default()
-        },
-    };
-    let now = SystemTime::now();
-    let rate = if s.window > 0.0 {
-        s.consumed as f64 / s.window
-    } else {
-        0.0
-    };
-    Ok(StatsJson {
-        queue: name.to_string(),
-        waiting: s.ready,
-        delayed: s.delayed,
-        claimed: s.claimed,
-        failed: s.failed,
-        bytes: s.bytes,
-        oldest_enqueued: s.oldest.map(timefmt::rfc3339),
-        oldest_age_seconds: s.oldest.map(|t| {
-            now.duration_since(t)
-                .map(|d| d.as_secs_f64())
-                .unwrap_or(0.0)
-        }),
-        next_id: s.next_id,
-        rate_per_second: (rate * 1000.0).round() / 1000.0,
-        expected_wait_seconds: (rate > 0.0).then(|| (s.ready as f64 / rate * 10.0).round() / 10.0),
-    })
-}
-
-/// One fact of a queue's stats, in both renderings.
-struct Field {
-    /// Its column in `stats --all` (`None`: only in the one-queue form).
-    header: Option<&'static str>,
-    /// Its label in the one-queue form.
-    label: &'static str,
-    value: String,
-    /// What follows the value in the one-queue form.
-    note: String,
-}
-
-/// The facts of one queue, in the order both renderings show them.
-fn fields(r: &StatsJson) -> Vec<Field> {
-    let or_dash = |v: Option<f64>| v.map_or("-".to_string(), timefmt::age);
-    let oldest_at = r.oldest_enqueued.as_ref().map(|t| format!(" ({t})"));
-    [
-        (Some("QUEUE"), "queue", r.queue.clone(), None),
-        (Some("WAITING"), "waiting", r.waiting.to_string(), None),
-        (Some("DELAYED"), "delayed", r.delayed.to_string(), None),
-        (Some("CLAIMED"), "claimed", r.claimed.to_string(), None),
-        (Some("FAILED"), "failed", r.failed.to_string(), None),
-        (Some("BYTES"), "bytes", r.bytes.to_string(), None),
-        (
-            Some("OLDEST"),
-            "oldest",
-            or_dash(r.oldest_age_seconds),
-            oldest_at,
-        ),
-        (
-            Some("RATE/s"),
-            "rate",
-            r.rate_per_second.to_string(),
-            Some("/s (last 5 minutes)".into()),
-        ),
-        (
-            Some("WAIT"),
-            "wait",
-            or_dash(r.expected_wait_seconds),
-            Some(" (expected, waiting / rate)".into()),
-        ),
-        (None, "next id", r.next_id.to_string(), None),
-    ]
-    .into_iter()
-    .map(|(header, label, value, note)| Field {
-        header,
-        label,
-        value,
-        note: note.unwrap_or_default(),
-    })
-    .collect()
-}
-
-/// The stats of one queue, a line per fact: `waiting:  3`.
-fn render_one(r: &StatsJson) -> String {
-    let mut text = String::new();
-    for f in fields(r) {
-        let label = format!("{}:", f.label);
-        text.push_str(&format!("{label:<10}{}{}\n", f.value, f.note));
-    }
-    text
-}
-
-/// The stats of many queues: the header line, then a line of cells per queue.
-fn render_table(rows: &[StatsJson]) -> Vec<Vec<String>> {
-    let columns = |r: &StatsJson| -> Vec<String> {
-        fields(r)
-            .into_iter()
-            .filter(|f| f.header.is_some())
-            .map(|f| f.value)
-            .collect()
-    };
-    let header: Vec<String> = fields(&StatsJson::default())
-        .into_iter()
-        .filter_map(|f| f.header.map(String::from))
-        .collect();
-    std::iter::once(header)
-        .chain(rows.iter().map(columns))
-        .collect()
-}
-
-/// Lays out `table`. `aligned` (for a terminal): columns padded with spaces, the queue
-/// names to the left, the figures to the right, as `ps` shows them. Otherwise
-/// tab-separated values for `cut`, `awk` and `column -t`, the header kept as their first
-/// line (as `ps` keeps it in a pipe): a reader skips it by position, never by guessing.
-fn lay_out(table: &[Vec<String>], aligned: bool) -> String {
-    let mut text = String::new();
-    if !aligned {
-        for line in table {
-            text.push_str(&line.join("\t"));
-            text.push('\n');
-        }
-        return text;
-    }
-    let columns = table.first().map_or(0, Vec::len);
-    let widths: Vec<usize> = (0..columns)
-        .map(|c| {
-            table
-                .iter()
-                .map(|line| line[c].chars().count())
-                .max()
-                .unwrap_or(0)
-        })
-        .collect();
-    for line in table {
-        let mut cells = Vec::with_capacity(columns);
-        for (c, cell) in line.iter().enumerate() {
-            let pad = " ".repeat(widths[c] - cell.chars().count());
-            cells.push(if c == 0 {
-                format!("{cell}{pad}")
-            } else {
-                format!("{pad}{cell}")
-            });
-        }
-        text.push_str(&cells.join("  "));
-        text.push('\n');
-    }
-    text
-}
-
-fn render_stats<E: Engine>(
-    engine: &E,
-    name: &str,
-    args: &StatsArgs,
-    terminal: bool,
-) -> std::result::Result<String, Failure> {
-    let names = if args.all {
-        engine.queues()?
-    } else {
-        vec![name.to_string()]
-    };
-    let mut rows = Vec::new();
-    for name in &names {
-        rows.push(queue_stats(engine.open(name)?, name)?);
-    }
-    let mut text = String::new();
-    if args.json {
-        for row in &rows {
-            text.push_str(&serde_json::to_string(row).expect("plain struct serializes"));
-            text.push('\n');
-        }
-    } else if args.all {
-        text = lay_out(&render_table(&rows), terminal);
-    } else if let Some(r) = rows.first() {
-        text = render_one(r);
-    }
-    Ok(text)
-}
-
-pub(super) fn stats<E: Engine>(engine: &E, name: &str, args: StatsArgs) -> Outcome {
-    use std::io::IsTerminal;
-    let mut out = stdout_file()?;
-    let tty = out.is_terminal();
-    loop {
-        let text = render_stats(engine, name, &args, tty)?;
-        if args.watch && tty {
-            out.write_all(b"\x1b[H\x1b[2J").map_err(stdout_error)?;
-        }
-        out.write_all(text.as_bytes()).map_err(stdout_error)?;
-        if !args.watch {
-            return Ok(ExitStatus::Success);
-        }
-        if !tty {
-            out.write_all(b"\n").map_err(stdout_error)?;
-        }
-        std::thread::sleep(std::time::Duration::from_secs(1));
-    }
-}
-
 pub(super) fn queues<E: Engine>(engine: &E) -> Outcome {
     let mut text = String::new();
     for name in engine.queues()? {
@@ -414,7 +195,7 @@ pub(super) fn queues<E: Engine>(engine: &E) -> Outcome {
 
 #[cfg(test)]
 mod tests {
-    use super::{StatsJson, lay_out, preview, render_table};
+    use super::preview;
 
     #[track_caller]
     fn escaped(bytes: &[u8], cut: bool) -> String {
@@ -443,37 +224,6 @@ mod tests {
         assert_eq!(escaped(b"ab\xc3", false), "ab\\xc3");
         assert_eq!(escaped(b"ab\xff", true), "ab\\xff…");
         assert_eq!(preview(b"ab\xc3", true).text.as_deref(), Some("ab…"));
-    }
-
-    #[test]
-    fn stats_of_many_queues_align_on_a_terminal_and_are_tab_separated_otherwise() {
-        let row = |queue: &str, waiting, oldest| StatsJson {
-            queue: queue.into(),
-            waiting,
-            bytes: waiting * 10,
-            oldest_age_seconds: oldest,
-            rate_per_second: 0.25,
-            expected_wait_seconds: Some(waiting as f64 * 4.0),
-            next_id: 7,
-            ..StatsJson::default()
-        };
-        let table = render_table(&[row("a", 12345, Some(61.0)), row("longer", 0, None)]);
-        assert_eq!(
-            lay_out(&table, true),
-            "\
-QUEUE   WAITING  DELAYED  CLAIMED  FAILED   BYTES  OLDEST  RATE/s    WAIT
-a         12345        0        0       0  123450    1m1s    0.25  13h43m
-longer        0        0        0       0       0       -    0.25     0ms
-"
-        );
-        assert_eq!(
-            lay_out(&table, false),
-            "\
-QUEUE\tWAITING\tDELAYED\tCLAIMED\tFAILED\tBYTES\tOLDEST\tRATE/s\tWAIT
-a\t12345\t0\t0\t0\t123450\t1m1s\t0.25\t13h43m
-longer\t0\t0\t0\t0\t0\t-\t0.25\t0ms
-"
-        );
     }
 
     #[test]

@@ -13,6 +13,7 @@ mod inspect;
 mod output;
 mod push;
 mod run;
+mod stats;
 mod take;
 mod watch;
 
@@ -32,8 +33,14 @@ pub(crate) fn execute(cli: Cli) -> Outcome {
     let allow_network_fs = std::env::var_os(netfs::ALLOW_VARIABLE).is_some_and(|v| v == "1");
     let spool = Spool::new(resolve_root(cli.dir)?, |m| eprintln!("spool: warning: {m}"))
         .allow_network_fs(allow_network_fs);
+    let named = cli.queue.is_some()
+        || std::env::var_os("SPOOL_QUEUE").is_some_and(|v| !v.is_empty());
+    let mut command = cli.command;
+    if let Command::Stats(args) = &mut command {
+        args.queue_named = named;
+    }
     let queue = resolve_queue(cli.queue)?;
-    dispatch(&spool, &queue, cli.command)
+    dispatch(&spool, &queue, command)
 }
 
 /// Runs `command` on the queue `queue` of `engine`: the one `match` over the commands,
@@ -52,7 +59,7 @@ fn dispatch<E: Engine>(engine: &E, queue: &str, command: Command) -> Outcome {
         Command::Run(args) => run::run(engine, queue, args),
         Command::List(args) => inspect::list(engine, queue, args),
         Command::Len => inspect::len(engine, queue),
-        Command::Stats(args) => inspect::stats(engine, queue, args),
+        Command::Stats(args) => stats::stats(engine, queue, args),
         Command::Clear(args) => admin::clear(engine, queue, args),
         Command::Fsck(args) => admin::fsck(engine, queue, args),
         Command::Queues => inspect::queues(engine),

@@ -13,6 +13,7 @@
 mod error;
 pub mod local;
 mod payload;
+pub mod rate;
 
 use std::ffi::OsString;
 use std::os::fd::BorrowedFd;
@@ -21,6 +22,7 @@ use std::time::{Duration, SystemTime};
 pub use crate::clock::{LATEST_MS, now_ms};
 pub use error::{Error, Result, describe};
 pub use payload::{Payload, Sink, read_full};
+pub use rate::Rate;
 
 /// A place where queues live: a spool directory, a database.
 pub trait Engine {
@@ -306,10 +308,10 @@ pub struct Stats {
     pub failed: u64,
     /// The next id to be allocated.
     pub next_id: u64,
-    /// Messages consumed (popped or acked) in the last `window` seconds.
-    pub consumed: u64,
-    /// The window `consumed` covers, in seconds.
-    pub window: f64,
+    /// The rate of publishing (λ), as last recorded.
+    pub published: Rate,
+    /// The rate of consumption (R: popped, acked or failed for good), as last recorded.
+    pub consumed: Rate,
 }
 
 /// How pushed messages are published.

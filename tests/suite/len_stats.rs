@@ -222,7 +222,8 @@ fn stats_all_aligns_columns_on_a_terminal_and_separates_them_with_tabs_in_a_pipe
     s.run(&["-q", "a-much-longer-name", "push", "--delay", "1h", "x"])
         .success();
     let header = [
-        "QUEUE", "WAITING", "DELAYED", "CLAIMED", "FAILED", "BYTES", "OLDEST", "RATE/s", "WAIT",
+        "QUEUE", "WAITING", "DELAYED", "CLAIMED", "FAILED", "BYTES", "OLDEST", "IN/s", "OUT/s",
+        "WAIT", "TREND",
     ];
     // In a pipe: tab-separated values under their header.
     let out = s.run(&["stats", "--all"]);
@@ -254,13 +255,16 @@ fn stats_all_aligns_columns_on_a_terminal_and_separates_them_with_tabs_in_a_pipe
     for (line, s) in lines.iter().zip(&spans) {
         assert_eq!(s.len(), header.len(), "{line:?} in:\n{text}");
         assert_eq!(s[0].0, 0, "{text}");
-        for c in 1..header.len() {
+        // Figures end where their header ends; the trend, a word, starts where its does.
+        let last = header.len() - 1;
+        for c in 1..last {
             assert_eq!(
                 s[c].1, spans[0][c].1,
                 "column {} not aligned:\n{text}",
                 header[c]
             );
         }
+        assert_eq!(s[last].0, spans[0][last].0, "TREND not aligned:\n{text}");
     }
     assert!(lines[1].starts_with("a-much-longer-name  "), "{text}");
     assert!(lines[2].starts_with("alpha               "), "{text}");

@@ -174,7 +174,7 @@ impl Queue {
         for sub in STATE_DIRS {
             sys::make_dir(self.dir(), sub).map_err(|e| Error::io("create", self.at(sub), e))?;
         }
-        self.open_length_file(RATE, true)?;
+        self.open_length_file(RATES, true)?;
         for counter in [COUNTER, HEAD] {
             let file = self.open_length_file(counter, true)?;
             file.lock()

@@ -9,7 +9,8 @@
 //! QUEUE/head       its length is a lower bound of the keys in ready/; flock = consumer lock
 //! QUEUE/lanes      its length is a bit set of the priority lanes 1-9 that may hold messages
 //! QUEUE/due        its length is the earliest due time (unix seconds) in delayed/, 0 if none
-//! QUEUE/rate       consumption counts per minute, for stats (16 slots of two u64)
+//! QUEUE/rates      the rates of publishing and consumption, for stats (two records)
+//! QUEUE/rate       no longer written (per-minute counts of earlier versions); left alone
 //! QUEUE/tmp/       TOKEN, format.TOKEN, TOKEN.batch/N: being written, flocked by the writer
 //! QUEUE/ready/BUCKET/NAME     waiting messages of priority 0, BUCKET = key / 1000
 //! QUEUE/ready-P/BUCKET/NAME   waiting messages of priority P (1-9)
@@ -109,10 +110,12 @@ pub const HEAD: &str = "head";
 pub const LANES: &str = "lanes";
 /// The length file whose length is the earliest due time, in seconds.
 pub const DUE: &str = "due";
-/// Consumption counts per minute.
-pub const RATE: &str = "rate";
-/// The length files, in the order they are checked.
-pub const LENGTH_FILES: [&str; 5] = [COUNTER, HEAD, LANES, DUE, RATE];
+/// The rates of publishing and consumption (see `rate`).
+pub const RATES: &str = "rates";
+/// Consumption counts per minute, as earlier versions kept them: known, no longer used.
+pub const OLD_RATE: &str = "rate";
+/// The length files (and `rates`), in the order they are checked.
+pub const LENGTH_FILES: [&str; 5] = [COUNTER, HEAD, LANES, DUE, RATES];
 
 /// Messages being written.
 pub const TMP: &str = "tmp";
@@ -149,6 +152,7 @@ pub fn lane_dir(p: u8) -> &'static str {
 pub fn is_queue_entry(name: &str) -> bool {
     name == FORMAT_FILE
         || name == CORRUPT
+        || name == OLD_RATE
         || LENGTH_FILES.contains(&name)
         || STATE_DIRS.contains(&name)
         || (0..LANE_COUNT).any(|p| lane_dir(p) == name)

@@ -284,6 +284,8 @@ impl Staging<'_> {
                     }
                 }
             }
+            // The count only feeds stats: it never fails a push.
+            let _ = q.count_published(&producer, published.len());
             Ok(())
         })();
         if let Err(e) = renamed {

@@ -247,7 +247,7 @@ impl Queue {
             Ok(true)
         })?;
         s.next_id = self.read_length(COUNTER)?.max(1);
-        (s.consumed, s.window) = self.consumed_recently()?;
+        (s.published, s.consumed) = self.rates()?;
         if let Some(fs) = super::netfs::network_fs_of(self.dir()) {
             (self.warn)(&format!(
                 "{}: {}",

@@ -73,6 +73,9 @@ impl Queue {
         };
         let moved = self.move_entry(claimed.as_fd(), CLAIMED, name, failed.as_fd(), &to.name())?;
         sys::fsync(&failed).map_err(|e| Error::io("fsync", self.at(FAILED), e))?;
+        if moved {
+            let _ = self.count_consumed(1); // stats only: failed for good is consumed
+        }
         Ok(moved)
     }
 

@@ -552,8 +552,8 @@ fn a_head_that_is_a_fifo() {
 }
 
 #[test]
-fn a_rate_file_that_is_a_symlink_to_a_directory_outside() {
-    broken_state_file("rate", Kind::SymlinkToDir);
+fn a_rates_file_that_is_a_symlink_to_a_directory_outside() {
+    broken_state_file("rates", Kind::SymlinkToDir);
 }
 
 #[test]
