@@ -174,10 +174,30 @@ fn fields(r: &Row) -> Vec<Field> {
     };
     [
         (Some("QUEUE"), "queue", r.queue.clone(), String::new()),
-        (Some("WAITING"), "waiting", r.waiting.to_string(), String::new()),
-        (Some("DELAYED"), "delayed", r.delayed.to_string(), String::new()),
-        (Some("CLAIMED"), "claimed", r.claimed.to_string(), String::new()),
-        (Some("FAILED"), "failed", r.failed.to_string(), String::new()),
+        (
+            Some("WAITING"),
+            "waiting",
+            r.waiting.to_string(),
+            String::new(),
+        ),
+        (
+            Some("DELAYED"),
+            "delayed",
+            r.delayed.to_string(),
+            String::new(),
+        ),
+        (
+            Some("CLAIMED"),
+            "claimed",
+            r.claimed.to_string(),
+            String::new(),
+        ),
+        (
+            Some("FAILED"),
+            "failed",
+            r.failed.to_string(),
+            String::new(),
+        ),
         (Some("BYTES"), "bytes", r.bytes.to_string(), String::new()),
         (Some("OLDEST"), "oldest", oldest, oldest_at),
         (Some("IN/s"), "arrivals", arrivals, arrivals_note),
@@ -185,7 +205,12 @@ fn fields(r: &Row) -> Vec<Field> {
         (None, "load", load, load_note.into()),
         (Some("WAIT"), "wait", r.wait_text(), wait_note),
         // The one-queue form says the trend's figure beside it.
-        (Some("TREND"), "trend", r.trend.to_string(), r.trend_detail()),
+        (
+            Some("TREND"),
+            "trend",
+            r.trend.to_string(),
+            r.trend_detail(),
+        ),
         (None, "next id", r.next_id.to_string(), String::new()),
     ]
     .into_iter()
@@ -387,8 +412,7 @@ pub(super) fn stats<E: Engine>(engine: &E, name: &str, args: StatsArgs) -> Outco
     let all = args.all || (format == StatsFormat::Openmetrics && !args.queue_named);
     if args.watch && format == StatsFormat::Openmetrics {
         return Err(Failure::Usage(
-            "--watch: not with --format openmetrics (a collector reads it once per scrape)"
-                .into(),
+            "--watch: not with --format openmetrics (a collector reads it once per scrape)".into(),
         ));
     }
     let mut out = stdout_file()?;
@@ -434,7 +458,9 @@ fn watch<E: Engine>(
             }
             h.push_back(r.waiting);
         }
-        let span = args.interval.saturating_mul(HISTORY.min(history_len(&history)) as u32);
+        let span = args
+            .interval
+            .saturating_mul(HISTORY.min(history_len(&history)) as u32);
         let chart = |r: &Row, width| {
             let samples: Vec<u64> = history[&r.queue].iter().copied().collect();
             sparkline(&samples, width)
@@ -501,7 +527,11 @@ fn sparkline(samples: &[u64], width: usize) -> String {
     if skip > 0 {
         groups.push(samples[..skip].iter().copied().max().unwrap_or(0));
     }
-    groups.extend(samples[skip..].chunks(per).map(|c| c.iter().copied().max().unwrap_or(0)));
+    groups.extend(
+        samples[skip..]
+            .chunks(per)
+            .map(|c| c.iter().copied().max().unwrap_or(0)),
+    );
     let max = groups.iter().copied().max().unwrap_or(0);
     groups
         .into_iter()

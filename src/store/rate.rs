@@ -253,7 +253,10 @@ mod tests {
         let mut previous = per_second(&r, last);
         for after in [500, 1_000, 2_000, 4_000] {
             let now = per_second(&r, last + after);
-            assert!(now < previous, "{now} after {after} ms is not below {previous}");
+            assert!(
+                now < previous,
+                "{now} after {after} ms is not below {previous}"
+            );
             previous = now;
         }
         assert!(previous < 10.0);

@@ -13,6 +13,7 @@ mod damage;
 mod docs;
 mod faults;
 mod generated;
+mod health;
 mod hostile;
 mod layout;
 mod len_stats;
