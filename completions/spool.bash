@@ -982,7 +982,7 @@ _spool() {
             return 0
             ;;
         spool__subcmd__stats)
-            opts="-q -h -V --dir --queue --json --all --watch --help --version"
+            opts="-q -h -V --dir --queue --format --json --all --watch --interval --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1000,6 +1000,14 @@ _spool() {
                     return 0
                     ;;
                 -q)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --format)
+                    COMPREPLY=($(compgen -W "text json openmetrics" -- "${cur}"))
+                    return 0
+                    ;;
+                --interval)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -132,10 +132,14 @@ complete -c spool -n "__fish_spool_using_subcommand len" -s h -l help -d 'Print 
 complete -c spool -n "__fish_spool_using_subcommand len" -s V -l version -d 'Print version'
 complete -c spool -n "__fish_spool_using_subcommand stats" -l dir -d 'Spool directory [default: $SPOOL_DIR, else $XDG_STATE_HOME/spool, else ~/.local/state/spool]' -r -f -a "(__fish_complete_directories)"
 complete -c spool -n "__fish_spool_using_subcommand stats" -s q -l queue -d 'Queue name: 1-64 of A-Z a-z 0-9 . _ -, not starting with \'.\' [default: $SPOOL_QUEUE, else default]' -r -f
-complete -c spool -n "__fish_spool_using_subcommand stats" -l json -d 'One JSON object (per queue with --all)'
+complete -c spool -n "__fish_spool_using_subcommand stats" -l format -d 'What to print: text, json (an object per queue and line) or openmetrics (for Prometheus; every queue unless -q or SPOOL_QUEUE names one)' -r -f -a "text\t'For people: a line per fact, or a table with --all'
+json\t'One JSON object per queue and line'
+openmetrics\t'The OpenMetrics text format, which Prometheus and node_exporter\'s textfile collector read'"
+complete -c spool -n "__fish_spool_using_subcommand stats" -l interval -d 'Time between refreshes of --watch' -r
+complete -c spool -n "__fish_spool_using_subcommand stats" -l json -d 'Short for --format json'
 complete -c spool -n "__fish_spool_using_subcommand stats" -l all -d 'Every queue of the spool'
-complete -c spool -n "__fish_spool_using_subcommand stats" -l watch -d 'Refresh every second until interrupted'
-complete -c spool -n "__fish_spool_using_subcommand stats" -s h -l help -d 'Print help'
+complete -c spool -n "__fish_spool_using_subcommand stats" -l watch -d 'Refresh until interrupted: on a terminal redrawn, with a chart of the depth over the last minutes; in a pipe one line per queue and interval'
+complete -c spool -n "__fish_spool_using_subcommand stats" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c spool -n "__fish_spool_using_subcommand stats" -s V -l version -d 'Print version'
 complete -c spool -n "__fish_spool_using_subcommand clear" -l dir -d 'Spool directory [default: $SPOOL_DIR, else $XDG_STATE_HOME/spool, else ~/.local/state/spool]' -r -f -a "(__fish_complete_directories)"
 complete -c spool -n "__fish_spool_using_subcommand clear" -s q -l queue -d 'Queue name: 1-64 of A-Z a-z 0-9 . _ -, not starting with \'.\' [default: $SPOOL_QUEUE, else default]' -r -f

@@ -56,9 +56,10 @@ Its length is the next id to allocate; an flock on it is the producer lock.
 .I head
 Its length is a lower bound of the keys in ready/; an flock on it is the consumer lock.
 .TP
-.I lanes, due, rate
+.I lanes, due, rates
 The priority lanes in use (a bit set, as a length), the earliest due time of a delayed
-message (unix seconds, as a length), and consumption counts per minute.
+message (unix seconds, as a length), and the rates of publishing and of consumption that
+\fBstats\fR reads (two records of 32 bytes).
 .TP
 .I tmp/
 Messages being written, each flocked by its writer; unlocked leftovers of a crash are
