@@ -23,6 +23,7 @@ use super::failure::{Failure, Outcome};
 use super::output::say_missing;
 use super::watch::Watch;
 use crate::cli::RunArgs;
+use crate::clock::{after, now_ms};
 use crate::exit::ExitStatus;
 use crate::store::{Claim, Engine, Error, Hold, Queue, TakeOptions, Verdict};
 
@@ -297,7 +298,7 @@ impl<Q: Queue> Runner<'_, Q> {
                     let exp = claimed.attempts().saturating_sub(1).min(20);
                     let delay = self.args.backoff.saturating_mul(1 << exp).min(MAX_BACKOFF);
                     Verdict::Retry {
-                        delay_ms: delay.as_millis() as u64,
+                        due_ms: after(now_ms(), delay.as_millis() as u64),
                     }
                 }
             }
