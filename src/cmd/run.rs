@@ -7,6 +7,15 @@
 //! with each attempt, until the attempts are used up. The command runs in its own process
 //! group: a terminal's ^C reaches spool, which stops claiming and lets running commands
 //! finish; a second signal is passed on to them.
+//!
+//! One loop does everything, in one thread: it polls the queue's waiter and sockets that
+//! the signal handlers write to (SIGINT, SIGTERM, SIGCHLD), then judges what finished,
+//! enforces leases, and claims more.
+//!
+//! The exit status, the first that applies: 130 or 143 when SIGINT or SIGTERM stopped run
+//! before it drained its queue (with `--wait`, any such signal; without, when messages
+//! were left ready, or the signal was passed on to the commands); 3 when an attempt
+//! failed; else 0.
 
 use std::collections::VecDeque;
 use std::ffi::OsString;
@@ -32,6 +41,12 @@ const KILL_GRACE: Duration = Duration::from_secs(5);
 /// Longest backoff.
 const MAX_BACKOFF: Duration = Duration::from_secs(3600);
 
+/// The bits of [`Watch::sleep`]'s answer: which of its extra descriptors are readable.
+const SIGINT_BIT: u32 = 1;
+const SIGTERM_BIT: u32 = 2;
+const SIGCHLD_BIT: u32 = 4;
+
+/// A command running for a message.
 struct Job<C> {
     claimed: C,
     child: Child,
@@ -40,12 +55,31 @@ struct Job<C> {
     terminated: Option<Instant>,
 }
 
-struct Runner<'a, Q> {
-    queue: &'a Q,
+/// The sockets the signal handlers write a byte to, one per signal.
+struct Signals {
+    int: UnixStream,
+    term: UnixStream,
+    chld: UnixStream,
+}
+
+/// The signal that stopped run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Stop {
+    Int,
+    Term,
+}
+
+/// What one `spool run` keeps from its start to its end.
+struct Runner<'a> {
     args: &'a RunArgs,
     /// What the commands need to reach the engine (`SPOOL_DIR`).
-    environment: &'a [(&'static str, OsString)],
+    environment: Vec<(&'static str, OsString)>,
+    /// Attempts that failed (retried or moved to failed).
     failed: u64,
+    /// The first SIGINT or SIGTERM, if one came.
+    stopped_by: Option<Stop>,
+    /// A later signal was passed on to running commands.
+    passed_on: bool,
 }
 
 /// Runs `spool run`.
@@ -55,19 +89,31 @@ pub(super) fn run<E: Engine>(engine: &E, name: &str, args: RunArgs) -> Outcome {
     let pair = || UnixStream::pair().and_then(|(r, w)| r.set_nonblocking(true).map(|()| (r, w)));
     let sock_err = |e| Failure::Store(Error::io("socketpair", "signals", e));
     let (int_read, int_write) = pair().map_err(sock_err)?;
+    let (term_read, term_write) = pair().map_err(sock_err)?;
     let (chld_read, chld_write) = pair().map_err(sock_err)?;
     let mut registered = Vec::new();
     for (sig, w) in [
-        (signal_hook::consts::SIGINT, &int_write),
-        (signal_hook::consts::SIGTERM, &int_write),
-        (signal_hook::consts::SIGCHLD, &chld_write),
+        (signal_hook::consts::SIGINT, int_write),
+        (signal_hook::consts::SIGTERM, term_write),
+        (signal_hook::consts::SIGCHLD, chld_write),
     ] {
-        let w = w.try_clone().map_err(sock_err)?;
         let id = signal_hook::low_level::pipe::register(sig, w)
             .map_err(|e| Failure::Store(Error::io("sigaction", "signals", e)))?;
         registered.push(id);
     }
-    let result = run_loop(engine, name, &args, &int_read, &chld_read);
+    let signals = Signals {
+        int: int_read,
+        term: term_read,
+        chld: chld_read,
+    };
+    let mut runner = Runner {
+        args: &args,
+        environment: engine.environment(),
+        failed: 0,
+        stopped_by: None,
+        passed_on: false,
+    };
+    let result = run_loop(engine, name, &mut runner, &signals);
     for id in registered {
         signal_hook::low_level::unregister(id);
     }
@@ -77,42 +123,33 @@ pub(super) fn run<E: Engine>(engine: &E, name: &str, args: RunArgs) -> Outcome {
 fn run_loop<E: Engine>(
     engine: &E,
     name: &str,
-    args: &RunArgs,
-    interrupts_in: &UnixStream,
-    children: &UnixStream,
+    runner: &mut Runner<'_>,
+    signals: &Signals,
 ) -> Outcome {
+    let args = runner.args;
     let mut watch = Watch::new(engine, name, true);
-    let environment = engine.environment();
     let mut jobs: VecDeque<Job<<E::Queue as Queue>::Claim>> = VecDeque::new();
     let mut started = 0u64;
     let mut stopping = false;
-    let mut interrupts = 0;
-    let mut failed = 0u64;
     let opts = TakeOptions {
         hold: Hold::Process,
         max_attempts: Some(args.max_attempts),
     };
+    let limit_reached = |started: u64| args.max.is_some_and(|m| started >= m);
     loop {
         let Some(q) = watch.queue()? else {
             if !args.wait {
                 // Nothing to run, as on an empty queue (status 0), but a mistyped name
                 // must not pass for an empty queue.
                 say_missing(name);
-                return Ok(ExitStatus::Success);
+                return Ok(runner.end(|| true));
             }
             if stopping {
-                return Ok(ExitStatus::Success);
+                return Ok(runner.end(|| false));
             }
-            if watch.sleep(None, &[interrupts_in.as_fd()], true)? & 1 != 0 {
-                return Ok(ExitStatus::Success); // interrupted before there was anything to do
-            }
+            let ready = watch.sleep(None, &[signals.int.as_fd(), signals.term.as_fd()], true)?;
+            stopping |= runner.take_signals(ready, signals, &[]);
             continue;
-        };
-        let mut runner = Runner {
-            queue: q,
-            args,
-            environment: &environment,
-            failed: 0,
         };
         // Judge what finished, and enforce the time limit of what did not.
         let mut i = 0;
@@ -120,15 +157,12 @@ fn run_loop<E: Engine>(
             let job = &mut jobs[i];
             match job.child.try_wait() {
                 Ok(Some(status)) => {
-                    let job = jobs.remove(i).expect("index in range");
-                    // A command stopped at the end of its lease did not finish its work,
-                    // whatever it exits with: the message is retried.
-                    let status = if job.terminated.is_some() {
-                        None
-                    } else {
-                        Some(status)
-                    };
-                    runner.judge(job.claimed, status)?;
+                    if let Some(job) = jobs.remove(i) {
+                        // A command stopped at the end of its lease did not finish its
+                        // work, whatever it exits with: the message is retried.
+                        let status = job.terminated.is_none().then_some(status);
+                        runner.judge(q, job.claimed, status)?;
+                    }
                     continue;
                 }
                 Ok(None) => {}
@@ -147,10 +181,7 @@ fn run_loop<E: Engine>(
             }
             i += 1;
         }
-        failed += runner.failed;
-        runner.failed = 0;
         // Claim and start more.
-        let limit_reached = |started: u64| args.max.is_some_and(|m| started >= m);
         let mut idle = false;
         let mut gone = false;
         while !stopping && jobs.len() < args.jobs as usize && !limit_reached(started) {
@@ -168,21 +199,15 @@ fn run_loop<E: Engine>(
                 break;
             };
             started += 1;
-            match runner.spawn(claimed) {
-                Ok(job) => jobs.push_back(job),
-                Err(f) => {
-                    // The command cannot start: nothing is wrong with the message.
-                    return Err(f);
-                }
-            }
+            // A command that cannot start is an error: nothing is wrong with the message.
+            jobs.push_back(runner.spawn(q, claimed)?);
         }
         let done = jobs.is_empty() && (stopping || limit_reached(started) || (idle && !args.wait));
         if done {
-            return Ok(if failed == 0 {
-                ExitStatus::Success
-            } else {
-                ExitStatus::SomeFailed
-            });
+            // Whether run was done anyway when a signal came (without --wait): nothing
+            // left that it would have taken.
+            let drained = || !args.wait && (limit_reached(started) || nothing_ready(q));
+            return Ok(runner.end(drained));
         }
         if gone && jobs.is_empty() {
             watch.forget();
@@ -198,23 +223,25 @@ fn run_loop<E: Engine>(
             .min();
         // With no room to claim, only signals and children matter, not the queue.
         let full = jobs.len() >= args.jobs as usize || stopping || limit_reached(started);
-        let ready = watch.sleep(deadline, &[interrupts_in.as_fd(), children.as_fd()], !full)?;
-        if ready & 2 != 0 {
-            drain(children);
+        let extra = [
+            signals.int.as_fd(),
+            signals.term.as_fd(),
+            signals.chld.as_fd(),
+        ];
+        let ready = watch.sleep(deadline, &extra, !full)?;
+        if ready & SIGCHLD_BIT != 0 {
+            drain(&signals.chld);
         }
-        if ready & 1 != 0 {
-            for _ in 0..drain(interrupts_in) {
-                interrupts += 1;
-                if interrupts == 1 {
-                    stopping = true;
-                } else {
-                    for job in &jobs {
-                        let _ = kill_process_group(job.pgid, Signal::TERM);
-                    }
-                }
-            }
+        if ready & (SIGINT_BIT | SIGTERM_BIT) != 0 {
+            let pgids: Vec<Pid> = jobs.iter().map(|job| job.pgid).collect();
+            stopping |= runner.take_signals(ready, signals, &pgids);
         }
     }
+}
+
+/// Whether `q` has no message ready to be taken (an error counts as some).
+fn nothing_ready<Q: Queue>(q: &Q) -> bool {
+    matches!(q.peek(1, |_| Ok(false)), Ok(0))
 }
 
 /// Reads what the signal handlers wrote: one byte per signal delivered.
@@ -231,10 +258,38 @@ fn drain(socket: &UnixStream) -> usize {
     total
 }
 
-impl<Q: Queue> Runner<'_, Q> {
-    fn spawn(&self, claimed: Q::Claim) -> Result<Job<Q::Claim>, Failure> {
-        let stdin = self
-            .queue
+impl Runner<'_> {
+    /// Takes the SIGINTs and SIGTERMs that `ready` says came: the first stops run, the
+    /// later ones are passed on to the process groups `running` as SIGTERM. Returns
+    /// whether run stops.
+    fn take_signals(&mut self, ready: u32, signals: &Signals, running: &[Pid]) -> bool {
+        let ints = if ready & SIGINT_BIT != 0 {
+            drain(&signals.int)
+        } else {
+            0
+        };
+        let terms = if ready & SIGTERM_BIT != 0 {
+            drain(&signals.term)
+        } else {
+            0
+        };
+        let mut later = ints + terms;
+        if later > 0 && self.stopped_by.is_none() {
+            self.stopped_by = Some(if ints > 0 { Stop::Int } else { Stop::Term });
+            later -= 1;
+        }
+        if later > 0 && !running.is_empty() {
+            for &pgid in running {
+                let _ = kill_process_group(pgid, Signal::TERM);
+            }
+            self.passed_on = true;
+        }
+        self.stopped_by.is_some()
+    }
+
+    /// Starts the command for `claimed`, a message of `q`.
+    fn spawn<Q: Queue>(&self, q: &Q, claimed: Q::Claim) -> Result<Job<Q::Claim>, Failure> {
+        let stdin = q
             .payload_for_child(&claimed)?
             .into_stdin()
             .map_err(|e| Error::io("open", "the message's payload", e))?;
@@ -249,7 +304,7 @@ impl<Q: Queue> Runner<'_, Q> {
             cmd.stderr(Stdio::null());
         }
         cmd.env("SPOOL_ID", claimed.id().to_string())
-            .env("SPOOL_QUEUE", self.queue.name())
+            .env("SPOOL_QUEUE", q.name())
             .env("SPOOL_ATTEMPT", claimed.attempts().to_string())
             .envs(self.environment.iter().map(|(k, v)| (k, v)))
             .process_group(0);
@@ -266,7 +321,7 @@ impl<Q: Queue> Runner<'_, Q> {
             }
             Err(e) => {
                 let command = self.args.command[0].to_string_lossy().into_owned();
-                self.queue.give_back(vec![claimed])?;
+                q.give_back(vec![claimed])?;
                 Err(Failure::Store(
                     Error::io("run", command, e).with_note("the message stays in the queue"),
                 ))
@@ -276,8 +331,9 @@ impl<Q: Queue> Runner<'_, Q> {
 
     /// Judges a message by its command's exit status (ack, retry or fail) and settles it
     /// so. `status` is `None` for a command stopped at the end of its lease.
-    fn judge(
+    fn judge<Q: Queue>(
         &mut self,
+        q: &Q,
         claimed: Q::Claim,
         status: Option<std::process::ExitStatus>,
     ) -> Result<(), Failure> {
@@ -291,22 +347,34 @@ impl<Q: Queue> Runner<'_, Q> {
         let verdict = match status.and_then(|s| s.code()) {
             Some(0) => Verdict::Ack,
             Some(100) => Verdict::Fail { reason: "exit-100" },
+            _ if claimed.attempts() >= self.args.max_attempts => Verdict::Fail { reason: &reason },
             _ => {
-                if claimed.attempts() >= self.args.max_attempts {
-                    Verdict::Fail { reason: &reason }
-                } else {
-                    let exp = claimed.attempts().saturating_sub(1).min(20);
-                    let delay = self.args.backoff.saturating_mul(1 << exp).min(MAX_BACKOFF);
-                    Verdict::Retry {
-                        due_ms: after(now_ms(), delay.as_millis() as u64),
-                    }
+                let exp = claimed.attempts().saturating_sub(1).min(20);
+                let delay = self.args.backoff.saturating_mul(1 << exp).min(MAX_BACKOFF);
+                Verdict::Retry {
+                    due_ms: after(now_ms(), delay.as_millis() as u64),
                 }
             }
         };
         if !matches!(verdict, Verdict::Ack) {
             self.failed += 1;
         }
-        self.queue.settle(claimed, verdict)?;
+        q.settle(claimed, verdict)?;
         Ok(())
+    }
+
+    /// Ends run and returns its exit status. `drained` says whether run had nothing left
+    /// to do when a signal stopped it.
+    fn end(&mut self, drained: impl FnOnce() -> bool) -> ExitStatus {
+        let interrupted = match self.stopped_by {
+            Some(stop) if self.passed_on || !drained() => Some(stop),
+            _ => None,
+        };
+        match interrupted {
+            Some(Stop::Int) => ExitStatus::Interrupted,
+            Some(Stop::Term) => ExitStatus::Terminated,
+            None if self.failed > 0 => ExitStatus::SomeFailed,
+            None => ExitStatus::Success,
+        }
     }
 }

@@ -15,10 +15,10 @@ engine_tests! {
     a_command_that_ignores_sigterm_gets_sigkill_5_s_later,
     kill_9_of_run_hands_the_message_to_the_next_consumer_at_once,
     kill_9_of_a_pop_that_is_writing_hands_the_message_on,
-    sigint_or_sigterm_stops_claiming_and_lets_the_running_command_finish,
+    sigint_or_sigterm_stops_claiming_lets_the_command_finish_and_exits_130_or_143,
     a_second_signal_is_passed_on_to_the_commands,
     run_wait_handles_messages_as_they_come,
-    run_wait_on_an_idle_queue_exits_0_at_a_signal,
+    run_wait_on_an_idle_queue_exits_130_or_143_at_a_signal,
     commands_write_to_nothing_when_run_has_its_output_closed,
 }
 
@@ -180,9 +180,11 @@ fn kill_9_of_a_pop_that_is_writing_hands_the_message_on(engine: Engine) {
     );
 }
 
-fn sigint_or_sigterm_stops_claiming_and_lets_the_running_command_finish(engine: Engine) {
+/// SIGINT and SIGTERM both ended run with status 0 (or 3): a script could not tell a
+/// stopped run from one that drained its queue. They exit 130 and 143.
+fn sigint_or_sigterm_stops_claiming_lets_the_command_finish_and_exits_130_or_143(engine: Engine) {
     std::thread::scope(|scope| {
-        for signal in [Signal::INT, Signal::TERM] {
+        for (signal, status) in [(Signal::INT, 130), (Signal::TERM, 143)] {
             scope.spawn(move || {
                 let s = engine.fixture();
                 s.push(&["1", "2", "3"]);
@@ -197,7 +199,8 @@ fn sigint_or_sigterm_stops_claiming_and_lets_the_running_command_finish(engine: 
                 });
                 send_signal(run.pid(), signal);
                 let out = run.finish();
-                out.exits(0);
+                out.exits(status);
+                // The command finished before run exited, and its message was acked.
                 assert_eq!(logged(&s), "start 1\nend 1\n", "after {signal:?}");
                 assert_eq!(s.listed_ids("default"), [2, 3], "after {signal:?}");
                 assert_eq!(s.states("default").len(), 2);
@@ -225,7 +228,8 @@ fn a_second_signal_is_passed_on_to_the_commands(engine: Engine) {
         "the command did not get the signal: {:?}",
         second.elapsed()
     );
-    out.exits(3);
+    // Stopped by a signal, whatever failed: 143.
+    out.exits(143);
     let v = s.entry("default", 1);
     assert_eq!(v["state"], "delayed", "retried: {v}");
     assert_eq!(v["attempts"], 1);
@@ -259,26 +263,30 @@ fn run_wait_handles_messages_as_they_come(engine: Engine) {
     );
     send_signal(run.pid(), Signal::TERM);
     let out = run.finish();
-    out.exits(0);
+    out.exits(143);
     assert!(started.elapsed() < Duration::from_secs(30));
     assert_eq!(s.states("default"), []);
 }
 
-fn run_wait_on_an_idle_queue_exits_0_at_a_signal(engine: Engine) {
+/// With --wait, a signal always stops run before it is done: on an idle queue, or one not
+/// made yet, too.
+fn run_wait_on_an_idle_queue_exits_130_or_143_at_a_signal(engine: Engine) {
     let s = engine.fixture();
     s.push(&["x"]);
     s.run(&["pop"]).success();
     for queue in ["default", "missing"] {
-        let run = s
-            .cmd()
-            .args(["-q", queue, "run", "--wait", "--", "true"])
-            .spawn();
-        std::thread::sleep(Duration::from_millis(500));
-        let signalled = Instant::now();
-        send_signal(run.pid(), Signal::TERM);
-        let out = run.finish();
-        out.exits(0);
-        assert!(signalled.elapsed() < SOON, "{queue}: slow to stop");
+        for (signal, status) in [(Signal::INT, 130), (Signal::TERM, 143)] {
+            let run = s
+                .cmd()
+                .args(["-q", queue, "run", "--wait", "--", "true"])
+                .spawn();
+            std::thread::sleep(Duration::from_millis(500));
+            let signalled = Instant::now();
+            send_signal(run.pid(), signal);
+            let out = run.finish();
+            out.exits(status);
+            assert!(signalled.elapsed() < SOON, "{queue}: slow to stop");
+        }
     }
 }
 
