@@ -111,14 +111,17 @@ pub enum Command {
     ///
     /// Exit 0 acks the message; exit 100 fails it at once (permanent); any other exit, or
     /// death by a signal, retries it after an exponential backoff until --max-attempts,
-    /// then fails it. The command gets SPOOL_ID, SPOOL_QUEUE, SPOOL_ATTEMPT and SPOOL_DIR.
-    /// Without --wait, run drains what is available and exits. SIGINT or SIGTERM stops
-    /// claiming and lets running commands finish; a second one is passed on to them.
+    /// then fails it. Each failed attempt is reported on standard error in one line (unless
+    /// --quiet): the message, the attempt, how the command ended, and when the message is
+    /// retried or that it moved to failed. The command gets SPOOL_ID, SPOOL_QUEUE,
+    /// SPOOL_ATTEMPT and SPOOL_DIR. Without --wait, run drains what is available and
+    /// exits. SIGINT or SIGTERM stops claiming and lets running commands finish; a second
+    /// one is passed on to them.
     /// Exit status: 130 or 143 when SIGINT or SIGTERM stopped it before the queue was
     /// drained (with --wait: always); else 2 on errors; else 3 when any message failed or
     /// was retried; else 0 (every message succeeded, or there were none).
     #[command(
-        after_help = "Examples:\n  spool -q mail run -- sendmail -t\n  spool -q jobs run --wait -j 4 --lease 10m -- sh -c 'process \"$SPOOL_ID\"'\n  # crontab: mails you when a job failed\n  */5 * * * * spool -q nightly run -- ./job.sh || echo \"spool run: failures\""
+        after_help = "Examples:\n  spool -q mail run -- sendmail -t\n  spool -q jobs run --wait -j 4 --lease 10m -- sh -c 'process \"$SPOOL_ID\"'\n  # crontab: mails you which job failed, and why\n  */5 * * * * spool -q nightly run -- ./job.sh || echo \"spool run: failures\""
     )]
     Run(RunArgs),
 
@@ -326,6 +329,10 @@ pub struct RunArgs {
     /// First retry delay, doubling with each attempt (capped at 1h)
     #[arg(long, value_name = "DUR", default_value = "10s", value_parser = Dur::any(), allow_hyphen_values = true)]
     pub backoff: Duration,
+
+    /// Do not report failed attempts on standard error
+    #[arg(long)]
+    pub quiet: bool,
 
     /// The command and its arguments: from the first word that is not one of run's options,
     /// or after --

@@ -48,8 +48,8 @@
 // - run_lifecycle  --lease (SIGTERM then SIGKILL), --wait, SIGINT/SIGTERM (exit 130 and
 //                143); kill -9 of run or pop hands the message on at once; -j 4 over
 //                1,000 flaky messages: nothing lost, none run twice at once, each acked
-//                once or failed
-// - run_report   the exit status of a run that a signal stopped, or did not
+//                once or failed, each failed attempt reported once
+// - run_report   the line of each failed attempt, --quiet, signals that stop nothing
 // - queues       the queue names of a root
 // - binary       byte-exact round trips: all 256 byte values, NULs, empty, 100 MB
 // - concurrency  8 producer and 8 consumer processes: nothing lost, nothing

@@ -34,7 +34,7 @@ fn a_command_past_its_lease_gets_sigterm_and_is_retried(engine: Engine) {
     );
     let _guard = maybe_left_running(&s);
     let took = started.elapsed();
-    out.exits(3);
+    out.exits_saying(3, &failed_line(1, 1, 2, LEASE_ENDED, RETRY));
     assert_eq!(logged(&s), "1\n2\n");
     assert_eq!(s.states("default"), []);
     assert!(
@@ -47,10 +47,10 @@ fn a_command_past_its_lease_gets_sigterm_and_is_retried(engine: Engine) {
     );
 
     // With no attempt left, it fails.
-    s.push(&["always slow"]);
+    let id = s.push_id("default", "always slow");
     let out = run_sh(&s, &["--lease", "1s", "--max-attempts", "1"], SLEEPER, &[]);
     let _guard = maybe_left_running(&s);
-    out.exits(3);
+    out.exits_saying(3, &failed_line(id, 1, 1, LEASE_ENDED, FAILED));
     let failed = s.list_json("default", "failed");
     assert_eq!(failed.len(), 1, "{failed:?}");
     assert_eq!(failed[0]["attempts"], 1);
@@ -70,7 +70,7 @@ if [ "$SPOOL_ATTEMPT" = 1 ]; then sleep 30 & echo $! > "$PIDFILE"; wait; fi"#,
         &[],
     );
     let _guard = maybe_left_running(&s);
-    out.exits(3);
+    out.exits_saying(3, &failed_line(1, 1, 2, LEASE_ENDED, RETRY));
     assert_eq!(logged(&s), "1\n2\n", "the stopped attempt was not retried");
     assert_eq!(s.states("default"), []);
 }
@@ -87,7 +87,7 @@ fn a_command_that_ignores_sigterm_gets_sigkill_5_s_later(engine: Engine) {
     );
     let _guard = maybe_left_running(&s);
     let took = started.elapsed();
-    out.exits(3);
+    out.exits_saying(3, &failed_line(1, 1, 1, LEASE_ENDED, FAILED));
     let v = s.entry("default", 1);
     assert_eq!(v["state"], "failed");
     let reason = v["reason"].as_str().unwrap();
@@ -228,8 +228,11 @@ fn a_second_signal_is_passed_on_to_the_commands(engine: Engine) {
         "the command did not get the signal: {:?}",
         second.elapsed()
     );
-    // Stopped by a signal, whatever failed: 143.
-    out.exits(143);
+    // Stopped by a signal, whatever failed: 143, and the command's end is reported.
+    out.exits_saying(
+        143,
+        &failed_line(1, 1, 5, "killed by signal 15 (SIGTERM)", RETRY),
+    );
     let v = s.entry("default", 1);
     assert_eq!(v["state"], "delayed", "retried: {v}");
     assert_eq!(v["attempts"], 1);
@@ -349,6 +352,8 @@ fn a_thousand_flaky_messages_are_each_acked_once_or_failed() {
     ];
     let started = Instant::now();
     let mut rounds = 0;
+    // The failed attempts that the runs reported.
+    let mut reported = 0;
     loop {
         rounds += 1;
         // Two runs at once: each message must still go to only one of them at a time.
@@ -356,9 +361,17 @@ fn a_thousand_flaky_messages_are_each_acked_once_or_failed() {
         for run in runs {
             let out = run.finish();
             assert!(
-                (out.code == 0 || out.code == 3) && out.stderr.is_empty() && out.stdout.is_empty(),
+                (out.code == 0 || out.code == 3) && out.stdout.is_empty(),
                 "round {rounds}:\n{out:?}"
             );
+            for line in out.stderr.lines() {
+                assert!(
+                    line.starts_with("spool: run: message ")
+                        && line.contains(" failed: exit status 1; "),
+                    "round {rounds}: {line:?}"
+                );
+                reported += 1;
+            }
         }
         let pending = s
             .states("default")
@@ -408,6 +421,8 @@ fn a_thousand_flaky_messages_are_each_acked_once_or_failed() {
         }
     }
     assert!(running.is_empty(), "commands never ended: {running:?}");
+    let failed_attempts = text.lines().filter(|l| l.ends_with(" fail")).count();
+    assert_eq!(reported, failed_attempts, "one line per failed attempt");
     for id in 1..=MESSAGES {
         let tries = attempts.get(&id).cloned().unwrap_or_default();
         match expected[&id] {

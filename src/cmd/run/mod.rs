@@ -4,9 +4,10 @@
 //! if `spool run` is killed), and its file is given to the command as standard input
 //! through a fresh open, so the command never holds the lock. The command's exit status
 //! decides: 0 acks, 100 fails for good, anything else retries after a backoff that doubles
-//! with each attempt, until the attempts are used up. The command runs in its own process
-//! group: a terminal's ^C reaches spool, which stops claiming and lets running commands
-//! finish; a second signal is passed on to them.
+//! with each attempt, until the attempts are used up. Each failed attempt is told on
+//! standard error in one line (`report.rs`), unless `--quiet`. The command runs in its own
+//! process group: a terminal's ^C reaches spool, which stops claiming and lets running
+//! commands finish; a second signal is passed on to them.
 //!
 //! One loop does everything, in one thread: it polls the queue's waiter and sockets that
 //! the signal handlers write to (SIGINT, SIGTERM, SIGCHLD), then judges what finished,
@@ -17,12 +18,14 @@
 //! were left ready, or the signal was passed on to the commands); 3 when an attempt
 //! failed; else 0.
 
+mod report;
+
 use std::collections::VecDeque;
 use std::ffi::OsString;
-use std::io::Read;
+use std::io::{Read, Write};
 use std::os::fd::AsFd;
 use std::os::unix::net::UnixStream;
-use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -35,6 +38,7 @@ use crate::cli::RunArgs;
 use crate::clock::{after, now_ms};
 use crate::exit::ExitStatus;
 use crate::store::{Claim, Engine, Error, Hold, Queue, TakeOptions, Verdict};
+use report::{Ending, Next};
 
 /// Time between SIGTERM and SIGKILL for a command past its lease.
 const KILL_GRACE: Duration = Duration::from_secs(5);
@@ -160,8 +164,11 @@ fn run_loop<E: Engine>(
                     if let Some(job) = jobs.remove(i) {
                         // A command stopped at the end of its lease did not finish its
                         // work, whatever it exits with: the message is retried.
-                        let status = job.terminated.is_none().then_some(status);
-                        runner.judge(q, job.claimed, status)?;
+                        let ending = match job.terminated {
+                            Some(_) => Ending::LeaseEnded,
+                            None => Ending::Exited(status),
+                        };
+                        runner.judge(q, job.claimed, ending)?;
                     }
                     continue;
                 }
@@ -329,37 +336,40 @@ impl Runner<'_> {
         }
     }
 
-    /// Judges a message by its command's exit status (ack, retry or fail) and settles it
-    /// so. `status` is `None` for a command stopped at the end of its lease.
-    fn judge<Q: Queue>(
-        &mut self,
-        q: &Q,
-        claimed: Q::Claim,
-        status: Option<std::process::ExitStatus>,
-    ) -> Result<(), Failure> {
-        let why = match status.map(|s| (s.code(), s.signal())) {
-            None => "lease-ended".to_string(),
-            Some((Some(c), _)) => format!("exit-{c}"),
-            Some((_, Some(s))) => format!("signal-{s}"),
-            Some(_) => "unknown".to_string(),
-        };
-        let reason = format!("attempts-{why}");
-        let verdict = match status.and_then(|s| s.code()) {
-            Some(0) => Verdict::Ack,
-            Some(100) => Verdict::Fail { reason: "exit-100" },
-            _ if claimed.attempts() >= self.args.max_attempts => Verdict::Fail { reason: &reason },
+    /// Judges a message by how its command ended (ack, retry or fail), settles it so, and
+    /// reports a failed attempt.
+    fn judge<Q: Queue>(&mut self, q: &Q, claimed: Q::Claim, ending: Ending) -> Result<(), Failure> {
+        let reason = format!("attempts-{}", ending.reason());
+        let (verdict, next) = match ending.code() {
+            Some(0) => (Verdict::Ack, None),
+            Some(100) => (Verdict::Fail { reason: "exit-100" }, Some(Next::Failed)),
+            _ if claimed.attempts() >= self.args.max_attempts => {
+                (Verdict::Fail { reason: &reason }, Some(Next::Failed))
+            }
             _ => {
                 let exp = claimed.attempts().saturating_sub(1).min(20);
                 let delay = self.args.backoff.saturating_mul(1 << exp).min(MAX_BACKOFF);
-                Verdict::Retry {
-                    due_ms: after(now_ms(), delay.as_millis() as u64),
-                }
+                let due_ms = after(now_ms(), delay.as_millis() as u64);
+                (Verdict::Retry { due_ms }, Some(Next::RetryAt(due_ms)))
             }
         };
-        if !matches!(verdict, Verdict::Ack) {
-            self.failed += 1;
-        }
+        let (id, attempt) = (claimed.id(), claimed.attempts());
         q.settle(claimed, verdict)?;
+        if let Some(next) = next {
+            self.failed += 1;
+            if !self.args.quiet {
+                let line = report::failed_attempt(
+                    id,
+                    q.name(),
+                    attempt,
+                    self.args.max_attempts,
+                    ending,
+                    next,
+                );
+                // A standard error that cannot be written changes nothing.
+                let _ = std::io::stderr().write_all(line.as_bytes());
+            }
+        }
         Ok(())
     }
 
