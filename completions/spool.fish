@@ -114,6 +114,7 @@ complete -c spool -n "__fish_spool_using_subcommand run" -l lease -d 'Time limit
 complete -c spool -n "__fish_spool_using_subcommand run" -l max-attempts -d 'A message that failed this many times moves to failed' -r
 complete -c spool -n "__fish_spool_using_subcommand run" -l backoff -d 'First retry delay, doubling with each attempt (capped at 1h)' -r
 complete -c spool -n "__fish_spool_using_subcommand run" -s w -l wait -d 'Keep consuming, waking at once on pushes, instead of exiting when the queue is empty'
+complete -c spool -n "__fish_spool_using_subcommand run" -l group -d 'Keep each command\'s output together: held until the command ends, then written, standard output then standard error [default: with -j above 1, whole lines as they come]'
 complete -c spool -n "__fish_spool_using_subcommand run" -l quiet -d 'Do not report failed attempts on standard error'
 complete -c spool -n "__fish_spool_using_subcommand run" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c spool -n "__fish_spool_using_subcommand run" -s V -l version -d 'Print version'

@@ -114,9 +114,10 @@ pub enum Command {
     /// then fails it. Each failed attempt is reported on standard error in one line (unless
     /// --quiet): the message, the attempt, how the command ended, and when the message is
     /// retried or that it moved to failed. The command gets SPOOL_ID, SPOOL_QUEUE,
-    /// SPOOL_ATTEMPT and SPOOL_DIR. Without --wait, run drains what is available and
-    /// exits. SIGINT or SIGTERM stops claiming and lets running commands finish; a second
-    /// one is passed on to them.
+    /// SPOOL_ATTEMPT and SPOOL_DIR. With -j above 1, the commands' output passes through
+    /// spool a whole line at a time, so that the lines of two commands never mix. Without
+    /// --wait, run drains what is available and exits. SIGINT or SIGTERM stops claiming and
+    /// lets running commands finish; a second one is passed on to them.
     /// Exit status: 130 or 143 when SIGINT or SIGTERM stopped it before the queue was
     /// drained (with --wait: always); else 2 on errors; else 3 when any message failed or
     /// was retried; else 0 (every message succeeded, or there were none).
@@ -329,6 +330,12 @@ pub struct RunArgs {
     /// First retry delay, doubling with each attempt (capped at 1h)
     #[arg(long, value_name = "DUR", default_value = "10s", value_parser = Dur::any(), allow_hyphen_values = true)]
     pub backoff: Duration,
+
+    /// Keep each command's output together: held until the command ends, then written,
+    /// standard output then standard error [default: with -j above 1, whole lines as they
+    /// come]
+    #[arg(long)]
+    pub group: bool,
 
     /// Do not report failed attempts on standard error
     #[arg(long)]

@@ -50,6 +50,8 @@
 //                1,000 flaky messages: nothing lost, none run twice at once, each acked
 //                once or failed, each failed attempt reported once
 // - run_report   the line of each failed attempt, --quiet, signals that stop nothing
+// - run_output   the commands' output through spool: whole lines with -j, --group, a
+//                closed standard output keeps the messages whose output was lost
 // - queues       the queue names of a root
 // - binary       byte-exact round trips: all 256 byte values, NULs, empty, 100 MB
 // - concurrency  8 producer and 8 consumer processes: nothing lost, nothing

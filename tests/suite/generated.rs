@@ -37,8 +37,10 @@ took no more messages, and exited once its commands finished.
 .PP
 \fBrun\fR exits with the first of these that applies: 130 or 143 when a signal stopped
 it (with \fB\-\-wait\fR, any SIGINT or SIGTERM; without, when messages were left ready
-for it, or a second signal was passed on to its commands); 2 on an error; 3 when a
-message failed; 0 when every message succeeded, or there were none.
+for it, or a second signal was passed on to its commands); 2 on an error, including one
+that did not stop it (a standard output that closed: the messages whose output was
+lost stay in the queue); 3 when a message failed; 0 when every message succeeded, or
+there were none.
 .SH ENVIRONMENT
 .TP
 .B SPOOL_DIR

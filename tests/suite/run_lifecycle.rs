@@ -462,15 +462,18 @@ fn a_thousand_flaky_messages_are_each_acked_once_or_failed() {
 
 fn commands_write_to_nothing_when_run_has_its_output_closed(engine: Engine) {
     let s = engine.fixture();
-    s.push(&["job"]);
     // Started with its standard output and error closed (as some daemons are), run must
-    // not hand its commands a descriptor they cannot write to: their echo must succeed.
-    s.sh("spool run --max 1 --max-attempts 1 -- sh -c 'cat >/dev/null && echo done && echo note >&2' >&- 2>&-")
-        .run()
-        .success();
-    assert_eq!(s.len("default"), 0);
-    assert!(
-        s.list_json("default", "all").is_empty(),
-        "the job was acked"
-    );
+    // not hand its commands a descriptor they cannot write to: their echo must succeed,
+    // whether they write to spool's descriptors or through it.
+    for options in ["", "-j 2", "--group"] {
+        s.push(&["job"]);
+        s.sh(&format!("spool run {options} --max 1 --max-attempts 1 -- sh -c 'cat >/dev/null && echo done && echo note >&2' >&- 2>&-"))
+            .run()
+            .success();
+        assert_eq!(s.len("default"), 0, "{options}");
+        assert!(
+            s.list_json("default", "all").is_empty(),
+            "{options}: the job was acked"
+        );
+    }
 }

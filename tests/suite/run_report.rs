@@ -9,14 +9,14 @@ use crate::harness::{Engine, engine_tests, now_secs, send_signal, wait_until};
 use super::run::*;
 
 engine_tests! {
-    failed_attempts_are_told_one_line_each,
+    failed_attempts_are_told_one_line_each_on_a_line_of_their_own,
     quiet_tells_no_failed_attempt,
     a_signal_that_stops_nothing_is_no_interruption,
 }
 
 /// Failed attempts were told by the exit status alone: a cron mail could not say which
 /// message failed, nor why.
-fn failed_attempts_are_told_one_line_each(engine: Engine) {
+fn failed_attempts_are_told_one_line_each_on_a_line_of_their_own(engine: Engine) {
     let s = engine.fixture();
     for message in ["ok", "permanent", "crash", "three"] {
         s.run(&["-q", "jobs", "push", message]).success();
@@ -46,6 +46,13 @@ fn failed_attempts_are_told_one_line_each(engine: Engine) {
         assert!((before..=after).contains(&t), "retried at once, not at {t}");
     }
     assert_eq!(s.list_json("jobs", "failed").len(), 3);
+
+    // A command's unfinished last line (through spool, with -j above 1) does not take the
+    // report into it.
+    s.push(&["x"]);
+    let out = run_sh(&s, &["-j", "2"], "printf oops >&2; exit 3", &[]);
+    let expected = format!("oops\n{}", failed_line(1, 1, 5, "exit status 3", RETRY));
+    out.exits_saying(3, &expected);
 }
 
 fn quiet_tells_no_failed_attempt(engine: Engine) {

@@ -9,24 +9,31 @@
 //! process group: a terminal's ^C reaches spool, which stops claiming and lets running
 //! commands finish; a second signal is passed on to them.
 //!
-//! One loop does everything, in one thread: it polls the queue's waiter and sockets that
-//! the signal handlers write to (SIGINT, SIGTERM, SIGCHLD), then judges what finished,
-//! enforces leases, and claims more.
+//! One loop does everything, in one thread: it polls the queue's waiter, sockets that the
+//! signal handlers write to (SIGINT, SIGTERM, SIGCHLD), and the pipes of the commands'
+//! output when it is captured (`relay.rs`), then judges what finished, enforces leases,
+//! and claims more.
+//!
+//! A message is acked only once its command's standard output was written: when spool's
+//! own standard output fails (a closed pipe), the messages whose output was lost stay in
+//! the queue, run stops claiming, and exits with status 2 once its commands finished.
 //!
 //! The exit status, the first that applies: 130 or 143 when SIGINT or SIGTERM stopped run
 //! before it drained its queue (with `--wait`, any such signal; without, when messages
-//! were left ready, or the signal was passed on to the commands); 3 when an attempt
-//! failed; else 0.
+//! were left ready, or the signal was passed on to the commands); 2 when an error was
+//! reported that did not stop run (standard output could not be written); 3 when an
+//! attempt failed; else 0.
 
+mod relay;
 mod report;
 
 use std::collections::VecDeque;
 use std::ffi::OsString;
-use std::io::{Read, Write};
+use std::io::Read;
 use std::os::fd::AsFd;
 use std::os::unix::net::UnixStream;
 use std::os::unix::process::CommandExt;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use rustix::process::{Pid, Signal, kill_process_group};
@@ -37,7 +44,10 @@ use super::watch::Watch;
 use crate::cli::RunArgs;
 use crate::clock::{after, now_ms};
 use crate::exit::ExitStatus;
-use crate::store::{Claim, Engine, Error, Hold, Queue, TakeOptions, Verdict};
+use crate::store::{
+    Claim, Engine, Error, Hold, POLL_INTERVAL, Queue, TakeOptions, Verdict, describe,
+};
+use relay::{Capture, Mode, Relay};
 use report::{Ending, Next};
 
 /// Time between SIGTERM and SIGKILL for a command past its lease.
@@ -49,6 +59,7 @@ const MAX_BACKOFF: Duration = Duration::from_secs(3600);
 const SIGINT_BIT: u32 = 1;
 const SIGTERM_BIT: u32 = 2;
 const SIGCHLD_BIT: u32 = 4;
+const OUTPUT_BIT: u32 = 8;
 
 /// A command running for a message.
 struct Job<C> {
@@ -57,6 +68,8 @@ struct Job<C> {
     pgid: Pid,
     started: Instant,
     terminated: Option<Instant>,
+    /// Its output, when it goes through spool.
+    capture: Option<Capture>,
 }
 
 /// The sockets the signal handlers write a byte to, one per signal.
@@ -78,8 +91,13 @@ struct Runner<'a> {
     args: &'a RunArgs,
     /// What the commands need to reach the engine (`SPOOL_DIR`).
     environment: Vec<(&'static str, OsString)>,
+    relay: Relay,
     /// Attempts that failed (retried or moved to failed).
     failed: u64,
+    /// Messages given back because their command's output could not be written.
+    kept: Vec<u64>,
+    /// An error was reported that did not stop run: it exits with status 2.
+    erred: bool,
     /// The first SIGINT or SIGTERM, if one came.
     stopped_by: Option<Stop>,
     /// A later signal was passed on to running commands.
@@ -88,8 +106,17 @@ struct Runner<'a> {
 
 /// Runs `spool run`.
 pub(super) fn run<E: Engine>(engine: &E, name: &str, args: RunArgs) -> Outcome {
+    let mode = if args.group {
+        Mode::Group
+    } else if args.jobs > 1 {
+        Mode::Lines
+    } else {
+        Mode::Inherit
+    };
+    let relay =
+        Relay::new(mode).map_err(|e| Failure::Store(Error::io("epoll", "command output", e)))?;
     // Signals arrive as bytes on sockets, so one poll waits for interrupts, for children
-    // (SIGCHLD) and for the queue.
+    // (SIGCHLD), for the commands' output and for the queue.
     let pair = || UnixStream::pair().and_then(|(r, w)| r.set_nonblocking(true).map(|()| (r, w)));
     let sock_err = |e| Failure::Store(Error::io("socketpair", "signals", e));
     let (int_read, int_write) = pair().map_err(sock_err)?;
@@ -113,7 +140,10 @@ pub(super) fn run<E: Engine>(engine: &E, name: &str, args: RunArgs) -> Outcome {
     let mut runner = Runner {
         args: &args,
         environment: engine.environment(),
+        relay,
         failed: 0,
+        kept: Vec::new(),
+        erred: false,
         stopped_by: None,
         passed_on: false,
     };
@@ -140,6 +170,9 @@ fn run_loop<E: Engine>(
         max_attempts: Some(args.max_attempts),
     };
     let limit_reached = |started: u64| args.max.is_some_and(|m| started >= m);
+    // What woke the last sleep, and when a look last found nothing to take.
+    let mut woken = 0;
+    let mut found_nothing: Option<Instant> = None;
     loop {
         let Some(q) = watch.queue()? else {
             if !args.wait {
@@ -156,20 +189,16 @@ fn run_loop<E: Engine>(
             continue;
         };
         // Judge what finished, and enforce the time limit of what did not.
+        let mut finished = false;
         let mut i = 0;
         while i < jobs.len() {
             let job = &mut jobs[i];
             match job.child.try_wait() {
                 Ok(Some(status)) => {
                     if let Some(job) = jobs.remove(i) {
-                        // A command stopped at the end of its lease did not finish its
-                        // work, whatever it exits with: the message is retried.
-                        let ending = match job.terminated {
-                            Some(_) => Ending::LeaseEnded,
-                            None => Ending::Exited(status),
-                        };
-                        runner.judge(q, job.claimed, ending)?;
+                        runner.finish(q, job, status)?;
                     }
+                    finished = true;
                     continue;
                 }
                 Ok(None) => {}
@@ -188,10 +217,16 @@ fn run_loop<E: Engine>(
             }
             i += 1;
         }
-        // Claim and start more.
-        let mut idle = false;
+        // Output that cannot be written: no more commands to write it.
+        stopping |= runner.relay.output_failed().is_some();
+        // Claim and start more. Woken only by output, with nothing finished, a queue found
+        // empty just now is not looked into again: a chatty command would otherwise cost a
+        // look at the queue per line. A push is still seen within the poll interval.
+        let mut idle = woken == OUTPUT_BIT
+            && !finished
+            && found_nothing.is_some_and(|t| t.elapsed() < POLL_INTERVAL);
         let mut gone = false;
-        while !stopping && jobs.len() < args.jobs as usize && !limit_reached(started) {
+        while !idle && !stopping && jobs.len() < args.jobs as usize && !limit_reached(started) {
             let mut taken = match q.take(1, opts) {
                 Ok(taken) => taken,
                 // Removed while waited for: wait for it to be made again.
@@ -203,8 +238,10 @@ fn run_loop<E: Engine>(
             };
             let Some(claimed) = taken.pop() else {
                 idle = true;
+                found_nothing = Some(Instant::now());
                 break;
             };
+            found_nothing = None;
             started += 1;
             // A command that cannot start is an error: nothing is wrong with the message.
             jobs.push_back(runner.spawn(q, claimed)?);
@@ -220,7 +257,7 @@ fn run_loop<E: Engine>(
             watch.forget();
             continue;
         }
-        // Sleep until a signal, a child, the queue, a lease, or a due message.
+        // Sleep until a signal, a child, output, the queue, a lease, or a due message.
         let deadline = jobs
             .iter()
             .map(|job| match job.terminated {
@@ -228,14 +265,22 @@ fn run_loop<E: Engine>(
                 Some(t) => t + KILL_GRACE,
             })
             .min();
-        // With no room to claim, only signals and children matter, not the queue.
+        // With no room to claim, only signals, children and output matter, not the queue.
         let full = jobs.len() >= args.jobs as usize || stopping || limit_reached(started);
-        let extra = [
+        let mut extra = vec![
             signals.int.as_fd(),
             signals.term.as_fd(),
             signals.chld.as_fd(),
         ];
+        extra.extend(runner.relay.fd());
         let ready = watch.sleep(deadline, &extra, !full)?;
+        drop(extra);
+        woken = ready;
+        if ready & OUTPUT_BIT != 0 {
+            let mut captures: Vec<&mut Capture> =
+                jobs.iter_mut().filter_map(|j| j.capture.as_mut()).collect();
+            runner.relay.pump(&mut captures);
+        }
         if ready & SIGCHLD_BIT != 0 {
             drain(&signals.chld);
         }
@@ -294,22 +339,16 @@ impl Runner<'_> {
         self.stopped_by.is_some()
     }
 
-    /// Starts the command for `claimed`, a message of `q`.
-    fn spawn<Q: Queue>(&self, q: &Q, claimed: Q::Claim) -> Result<Job<Q::Claim>, Failure> {
-        let stdin = q
-            .payload_for_child(&claimed)?
-            .into_stdin()
-            .map_err(|e| Error::io("open", "the message's payload", e))?;
-        let mut cmd = Command::new(&self.args.command[0]);
-        cmd.args(&self.args.command[1..]).stdin(stdin);
-        // Where spool's own output was closed, the command writes to nothing rather than
-        // to the unwritable /dev/null that holds the descriptor's place in spool.
-        if crate::process::closed_at_start(1) {
-            cmd.stdout(Stdio::null());
-        }
-        if crate::process::closed_at_start(2) {
-            cmd.stderr(Stdio::null());
-        }
+    /// Starts the command for `claimed`, a message of `q`. When it cannot start, the
+    /// message goes back to the queue, as if never taken.
+    fn spawn<Q: Queue>(&mut self, q: &Q, claimed: Q::Claim) -> Result<Job<Q::Claim>, Failure> {
+        let (mut cmd, capture) = match self.prepare(q, &claimed) {
+            Ok(prepared) => prepared,
+            Err(e) => {
+                q.give_back(vec![claimed])?;
+                return Err(e.with_note("the message stays in the queue").into());
+            }
+        };
         cmd.env("SPOOL_ID", claimed.id().to_string())
             .env("SPOOL_QUEUE", q.name())
             .env("SPOOL_ATTEMPT", claimed.attempts().to_string())
@@ -324,6 +363,7 @@ impl Runner<'_> {
                     pgid,
                     started: Instant::now(),
                     terminated: None,
+                    capture,
                 })
             }
             Err(e) => {
@@ -334,6 +374,55 @@ impl Runner<'_> {
                 ))
             }
         }
+    }
+
+    /// The command for `claimed`, with the payload on its standard input and its output
+    /// connected.
+    fn prepare<Q: Queue>(
+        &mut self,
+        q: &Q,
+        claimed: &Q::Claim,
+    ) -> Result<(Command, Option<Capture>), Error> {
+        let stdin = q
+            .payload_for_child(claimed)?
+            .into_stdin()
+            .map_err(|e| Error::io("open", "the message's payload", e))?;
+        let mut cmd = Command::new(&self.args.command[0]);
+        cmd.args(&self.args.command[1..]).stdin(stdin);
+        let capture = self
+            .relay
+            .connect(&mut cmd)
+            .map_err(|e| Error::io("pipe", "command output", e))?;
+        Ok((cmd, capture))
+    }
+
+    /// A command ended with `status`: passes on the rest of its output, and settles its
+    /// message (or keeps it, when its output was lost).
+    fn finish<Q: Queue>(
+        &mut self,
+        q: &Q,
+        mut job: Job<Q::Claim>,
+        status: std::process::ExitStatus,
+    ) -> Result<(), Failure> {
+        let lost = match &mut job.capture {
+            Some(capture) => {
+                self.relay.finish(capture);
+                capture.lost()
+            }
+            None => false,
+        };
+        if lost {
+            self.kept.push(job.claimed.id());
+            q.give_back(vec![job.claimed])?;
+            return Ok(());
+        }
+        // A command stopped at the end of its lease did not finish its work, whatever it
+        // exits with: the message is retried.
+        let ending = match job.terminated {
+            Some(_) => Ending::LeaseEnded,
+            None => Ending::Exited(status),
+        };
+        self.judge(q, job.claimed, ending)
     }
 
     /// Judges a message by how its command ended (ack, retry or fail), settles it so, and
@@ -366,16 +455,24 @@ impl Runner<'_> {
                     ending,
                     next,
                 );
-                // A standard error that cannot be written changes nothing.
-                let _ = std::io::stderr().write_all(line.as_bytes());
+                self.relay.say(&line);
             }
         }
         Ok(())
     }
 
-    /// Ends run and returns its exit status. `drained` says whether run had nothing left
-    /// to do when a signal stopped it.
+    /// Ends run: says which messages were kept for lost output, and returns the exit
+    /// status. `drained` says whether run had nothing left to do when a signal stopped it.
     fn end(&mut self, drained: impl FnOnce() -> bool) -> ExitStatus {
+        if let Some(e) = self.relay.output_failed() {
+            let line = format!(
+                "spool: write standard output: {}{}\n",
+                describe(e),
+                kept_note(&self.kept)
+            );
+            self.relay.say(&line);
+            self.erred = true;
+        }
         let interrupted = match self.stopped_by {
             Some(stop) if self.passed_on || !drained() => Some(stop),
             _ => None,
@@ -383,8 +480,41 @@ impl Runner<'_> {
         match interrupted {
             Some(Stop::Int) => ExitStatus::Interrupted,
             Some(Stop::Term) => ExitStatus::Terminated,
+            None if self.erred => ExitStatus::Error,
             None if self.failed > 0 => ExitStatus::SomeFailed,
             None => ExitStatus::Success,
         }
+    }
+}
+
+/// ` (message 4 stays in the queue)`, ` (messages 4, 7 and 9 stay in the queue)`, or
+/// nothing for no message.
+fn kept_note(ids: &[u64]) -> String {
+    let list = |ids: &[u64]| {
+        ids.iter()
+            .map(u64::to_string)
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    match ids {
+        [] => String::new(),
+        [id] => format!(" (message {id} stays in the queue)"),
+        [first @ .., last] => format!(" (messages {} and {last} stay in the queue)", list(first)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kept_messages_are_named() {
+        assert_eq!(kept_note(&[]), "");
+        assert_eq!(kept_note(&[4]), " (message 4 stays in the queue)");
+        assert_eq!(kept_note(&[4, 7]), " (messages 4 and 7 stay in the queue)");
+        assert_eq!(
+            kept_note(&[4, 7, 9]),
+            " (messages 4, 7 and 9 stay in the queue)"
+        );
     }
 }
