@@ -122,7 +122,7 @@ pub enum Command {
     /// drained (with --wait: always); else 2 on errors; else 3 when any message failed or
     /// was retried; else 0 (every message succeeded, or there were none).
     #[command(
-        after_help = "Examples:\n  spool -q mail run -- sendmail -t\n  spool -q jobs run --wait -j 4 --lease 10m -- sh -c 'process \"$SPOOL_ID\"'\n  # crontab: mails you which job failed, and why\n  */5 * * * * spool -q nightly run -- ./job.sh || echo \"spool run: failures\""
+        after_help = "Examples:\n  spool -q mail run -- sendmail -t\n  spool -q jobs run --wait -j 4 --lease 10m -- sh -c 'process \"$SPOOL_ID\"'\n  spool -q nightly run -j 4 --joblog nightly.log -- ./job.sh\n  # crontab: mails you which job failed, and why\n  */5 * * * * spool -q nightly run -- ./job.sh || echo \"spool run: failures\""
     )]
     Run(RunArgs),
 
@@ -330,6 +330,13 @@ pub struct RunArgs {
     /// First retry delay, doubling with each attempt (capped at 1h)
     #[arg(long, value_name = "DUR", default_value = "10s", value_parser = Dur::any(), allow_hyphen_values = true)]
     pub backoff: Duration,
+
+    /// Append a line for each finished command to FILE, in GNU parallel's joblog format:
+    /// Seq (the message id), Host, Starttime, JobRuntime, Send (payload bytes), Receive
+    /// (bytes of standard output), Exitval, Signal, Command; the header only into an empty
+    /// file
+    #[arg(long, value_name = "FILE", value_hint = ValueHint::FilePath)]
+    pub joblog: Option<PathBuf>,
 
     /// Keep each command's output together: held until the command ends, then written,
     /// standard output then standard error [default: with -j above 1, whole lines as they

@@ -49,7 +49,9 @@
 //                143); kill -9 of run or pop hands the message on at once; -j 4 over
 //                1,000 flaky messages: nothing lost, none run twice at once, each acked
 //                once or failed, each failed attempt reported once
-// - run_report   the line of each failed attempt, --quiet, signals that stop nothing
+// - run_report   the line of each failed attempt, --quiet, signals that stop nothing,
+//                --joblog (columns, signals, appending, errors at start and later),
+//                compared with GNU parallel's joblog
 // - run_output   the commands' output through spool: whole lines with -j, --group, a
 //                closed standard output keeps the messages whose output was lost
 // - queues       the queue names of a root

@@ -38,9 +38,9 @@ took no more messages, and exited once its commands finished.
 \fBrun\fR exits with the first of these that applies: 130 or 143 when a signal stopped
 it (with \fB\-\-wait\fR, any SIGINT or SIGTERM; without, when messages were left ready
 for it, or a second signal was passed on to its commands); 2 on an error, including one
-that did not stop it (a standard output that closed: the messages whose output was
-lost stay in the queue); 3 when a message failed; 0 when every message succeeded, or
-there were none.
+that did not stop it (a \fB\-\-joblog\fR line that could not be written, or a standard
+output that closed: the messages whose output was lost stay in the queue); 3 when a
+message failed; 0 when every message succeeded, or there were none.
 .SH ENVIRONMENT
 .TP
 .B SPOOL_DIR

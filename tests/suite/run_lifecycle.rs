@@ -465,7 +465,8 @@ fn commands_write_to_nothing_when_run_has_its_output_closed(engine: Engine) {
     // Started with its standard output and error closed (as some daemons are), run must
     // not hand its commands a descriptor they cannot write to: their echo must succeed,
     // whether they write to spool's descriptors or through it.
-    for options in ["", "-j 2", "--group"] {
+    let joblog = format!("--joblog '{}'", s.outside("joblog").display());
+    for options in ["", "-j 2", "--group", &joblog] {
         s.push(&["job"]);
         s.sh(&format!("spool run {options} --max 1 --max-attempts 1 -- sh -c 'cat >/dev/null && echo done && echo note >&2' >&- 2>&-"))
             .run()

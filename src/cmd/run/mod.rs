@@ -12,7 +12,7 @@
 //! One loop does everything, in one thread: it polls the queue's waiter, sockets that the
 //! signal handlers write to (SIGINT, SIGTERM, SIGCHLD), and the pipes of the commands'
 //! output when it is captured (`relay.rs`), then judges what finished, enforces leases,
-//! and claims more.
+//! and claims more. `--joblog` records each finished command (`joblog.rs`).
 //!
 //! A message is acked only once its command's standard output was written: when spool's
 //! own standard output fails (a closed pipe), the messages whose output was lost stay in
@@ -21,9 +21,10 @@
 //! The exit status, the first that applies: 130 or 143 when SIGINT or SIGTERM stopped run
 //! before it drained its queue (with `--wait`, any such signal; without, when messages
 //! were left ready, or the signal was passed on to the commands); 2 when an error was
-//! reported that did not stop run (standard output could not be written); 3 when an
-//! attempt failed; else 0.
+//! reported that did not stop run (the joblog or standard output could not be written);
+//! 3 when an attempt failed; else 0.
 
+mod joblog;
 mod relay;
 mod report;
 
@@ -34,7 +35,7 @@ use std::os::fd::AsFd;
 use std::os::unix::net::UnixStream;
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Command};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use rustix::process::{Pid, Signal, kill_process_group};
 
@@ -47,6 +48,7 @@ use crate::exit::ExitStatus;
 use crate::store::{
     Claim, Engine, Error, Hold, POLL_INTERVAL, Queue, TakeOptions, Verdict, describe,
 };
+use joblog::Joblog;
 use relay::{Capture, Mode, Relay};
 use report::{Ending, Next};
 
@@ -67,6 +69,10 @@ struct Job<C> {
     child: Child,
     pgid: Pid,
     started: Instant,
+    /// When it started, for the joblog.
+    started_at: SystemTime,
+    /// Bytes of payload on its standard input, for the joblog.
+    send: u64,
     terminated: Option<Instant>,
     /// Its output, when it goes through spool.
     capture: Option<Capture>,
@@ -92,6 +98,7 @@ struct Runner<'a> {
     /// What the commands need to reach the engine (`SPOOL_DIR`).
     environment: Vec<(&'static str, OsString)>,
     relay: Relay,
+    joblog: Option<Joblog>,
     /// Attempts that failed (retried or moved to failed).
     failed: u64,
     /// Messages given back because their command's output could not be written.
@@ -106,10 +113,17 @@ struct Runner<'a> {
 
 /// Runs `spool run`.
 pub(super) fn run<E: Engine>(engine: &E, name: &str, args: RunArgs) -> Outcome {
+    // The joblog first: one that cannot be written is an error before anything runs.
+    let joblog = match &args.joblog {
+        Some(path) => Some(Joblog::open(path, &args.command)?),
+        None => None,
+    };
     let mode = if args.group {
         Mode::Group
     } else if args.jobs > 1 {
         Mode::Lines
+    } else if joblog.is_some() {
+        Mode::Chunks
     } else {
         Mode::Inherit
     };
@@ -141,6 +155,7 @@ pub(super) fn run<E: Engine>(engine: &E, name: &str, args: RunArgs) -> Outcome {
         args: &args,
         environment: engine.environment(),
         relay,
+        joblog,
         failed: 0,
         kept: Vec::new(),
         erred: false,
@@ -342,7 +357,7 @@ impl Runner<'_> {
     /// Starts the command for `claimed`, a message of `q`. When it cannot start, the
     /// message goes back to the queue, as if never taken.
     fn spawn<Q: Queue>(&mut self, q: &Q, claimed: Q::Claim) -> Result<Job<Q::Claim>, Failure> {
-        let (mut cmd, capture) = match self.prepare(q, &claimed) {
+        let (mut cmd, capture, send) = match self.prepare(q, &claimed) {
             Ok(prepared) => prepared,
             Err(e) => {
                 q.give_back(vec![claimed])?;
@@ -354,6 +369,7 @@ impl Runner<'_> {
             .env("SPOOL_ATTEMPT", claimed.attempts().to_string())
             .envs(self.environment.iter().map(|(k, v)| (k, v)))
             .process_group(0);
+        let started_at = SystemTime::now();
         match cmd.spawn() {
             Ok(child) => {
                 let pgid = Pid::from_child(&child);
@@ -362,6 +378,8 @@ impl Runner<'_> {
                     child,
                     pgid,
                     started: Instant::now(),
+                    started_at,
+                    send,
                     terminated: None,
                     capture,
                 })
@@ -377,14 +395,20 @@ impl Runner<'_> {
     }
 
     /// The command for `claimed`, with the payload on its standard input and its output
-    /// connected.
+    /// connected; the payload's size, for the joblog.
     fn prepare<Q: Queue>(
         &mut self,
         q: &Q,
         claimed: &Q::Claim,
-    ) -> Result<(Command, Option<Capture>), Error> {
-        let stdin = q
-            .payload_for_child(claimed)?
+    ) -> Result<(Command, Option<Capture>, u64), Error> {
+        let payload = q.payload_for_child(claimed)?;
+        let send = match self.joblog {
+            Some(_) => payload
+                .size()
+                .map_err(|e| Error::io("stat", "the message's payload", e))?,
+            None => 0,
+        };
+        let stdin = payload
             .into_stdin()
             .map_err(|e| Error::io("open", "the message's payload", e))?;
         let mut cmd = Command::new(&self.args.command[0]);
@@ -393,24 +417,38 @@ impl Runner<'_> {
             .relay
             .connect(&mut cmd)
             .map_err(|e| Error::io("pipe", "command output", e))?;
-        Ok((cmd, capture))
+        Ok((cmd, capture, send))
     }
 
-    /// A command ended with `status`: passes on the rest of its output, and settles its
-    /// message (or keeps it, when its output was lost).
+    /// A command ended with `status`: passes on the rest of its output, records it in the
+    /// joblog, and settles its message (or keeps it, when its output was lost).
     fn finish<Q: Queue>(
         &mut self,
         q: &Q,
         mut job: Job<Q::Claim>,
         status: std::process::ExitStatus,
     ) -> Result<(), Failure> {
-        let lost = match &mut job.capture {
+        let (received, lost) = match &mut job.capture {
             Some(capture) => {
                 self.relay.finish(capture);
-                capture.lost()
+                (capture.received(), capture.lost())
             }
-            None => false,
+            None => (0, false),
         };
+        if let Some(log) = &mut self.joblog {
+            let entry = joblog::Entry {
+                seq: job.claimed.id(),
+                start: job.started_at,
+                runtime: job.started.elapsed(),
+                send: job.send,
+                receive: received,
+                status,
+            };
+            if let Some(e) = log.record(&entry) {
+                self.relay.say(&format!("spool: {e}\n"));
+                self.erred = true;
+            }
+        }
         if lost {
             self.kept.push(job.claimed.id());
             q.give_back(vec![job.claimed])?;
@@ -461,9 +499,16 @@ impl Runner<'_> {
         Ok(())
     }
 
-    /// Ends run: says which messages were kept for lost output, and returns the exit
-    /// status. `drained` says whether run had nothing left to do when a signal stopped it.
+    /// Ends run: closes the joblog, says which messages were kept for lost output, and
+    /// returns the exit status. `drained` says whether run had nothing left to do when a
+    /// signal stopped it.
     fn end(&mut self, drained: impl FnOnce() -> bool) -> ExitStatus {
+        if let Some(log) = self.joblog.take()
+            && let Err(e) = log.close()
+        {
+            self.relay.say(&format!("spool: {e}\n"));
+            self.erred = true;
+        }
         if let Some(e) = self.relay.output_failed() {
             let line = format!(
                 "spool: write standard output: {}{}\n",

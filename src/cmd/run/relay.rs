@@ -9,10 +9,13 @@
 //!   write, so that the lines of two commands never mix; a command's last line without a
 //!   newline is written when it ends. A line longer than [`LONGEST_LINE`] is passed on in
 //!   pieces of that size, so that memory stays bounded.
+//! - [`Mode::Chunks`] (one command at a time, captured for the joblog's byte count): the
+//!   bytes as they come, since nothing can mix with them.
 //! - [`Mode::Group`] (`--group`): all of a command's output, held in memory, written when
 //!   it ends, standard output then standard error.
 //!
-//! Invariant: a command whose standard output could not be written in full is marked
+//! Invariants: a byte of a command's standard output is counted once (the joblog's
+//! Receive), and a command whose standard output could not be written in full is marked
 //! [`Capture::lost`], so that its message is kept rather than acked. When spool's own
 //! standard output fails (a closed pipe), everything later meant for it is dropped and
 //! counted as lost. A standard error that cannot be written changes nothing. A standard
@@ -35,6 +38,8 @@ pub(super) enum Mode {
     Inherit,
     /// Through pipes, a complete line at a time.
     Lines,
+    /// Through pipes, as it comes.
+    Chunks,
     /// Through pipes, all of it when the command ends.
     Group,
 }
@@ -69,7 +74,7 @@ impl Pending {
     /// call one write.
     pub(super) fn push(&mut self, data: &[u8], mut write: impl FnMut(&[u8])) {
         match self.mode {
-            Mode::Inherit => write(data),
+            Mode::Inherit | Mode::Chunks => write(data),
             Mode::Group => self.held.extend_from_slice(data),
             Mode::Lines => {
                 match data.iter().rposition(|&b| b == b'\n') {
@@ -155,6 +160,8 @@ struct Stream {
     /// The read end, nonblocking, in the epoll set; `None` once closed.
     pipe: Option<PipeReader>,
     pending: Pending,
+    /// Bytes read.
+    bytes: u64,
 }
 
 impl Stream {
@@ -162,6 +169,7 @@ impl Stream {
         Stream {
             pipe: Some(pipe),
             pending: Pending::new(mode),
+            bytes: 0,
         }
     }
 }
@@ -175,6 +183,11 @@ pub(super) struct Capture {
 }
 
 impl Capture {
+    /// Bytes the command wrote to its standard output (so far).
+    pub(super) fn received(&self) -> u64 {
+        self.out.bytes
+    }
+
     /// Whether some of the command's standard output could not be written.
     pub(super) fn lost(&self) -> bool {
         self.lost
@@ -325,6 +338,7 @@ impl Relay {
                 }
                 Ok(n) => {
                     total += n;
+                    stream.bytes += n as u64;
                     if sink.failed.is_some() {
                         // Nowhere to go: not held either.
                         *lost |= !stderr;
@@ -424,7 +438,11 @@ mod tests {
     }
 
     #[test]
-    fn groups_go_out_at_the_end() {
+    fn chunks_go_out_as_read_and_groups_at_the_end() {
+        assert_eq!(
+            writes(Mode::Chunks, &[b"a", b"b\nc"]),
+            [w("a"), w("b\nc"), None]
+        );
         assert_eq!(
             writes(Mode::Group, &[b"a", b"b\nc", b"\n"]),
             [None, w("ab\nc\n")]

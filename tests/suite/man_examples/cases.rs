@@ -344,6 +344,32 @@ pub(super) const CASES: &[Case] = &[
             assert_eq!(r.states("jobs"), []);
         },
     },
+    Case {
+        example: "spool -q nightly run -j 4 --joblog nightly.log -- ./job.sh",
+        given: "spool -q nightly push 'job 1' 'job 2' 'job 3'",
+        waits: false,
+        status: 0,
+        stderr: "",
+        then: |r| {
+            assert_eq!(r.got_sorted("job.sh"), ["1|job 1", "2|job 2", "3|job 3"]);
+            let log = std::fs::read_to_string(r.work("nightly.log")).unwrap();
+            let mut lines: Vec<&str> = log.lines().collect();
+            assert_eq!(
+                lines.remove(0),
+                "Seq\tHost\tStarttime\tJobRuntime\tSend\tReceive\tExitval\tSignal\tCommand"
+            );
+            let mut jobs: Vec<String> = lines
+                .iter()
+                .map(|l| {
+                    let f: Vec<&str> = l.split('\t').collect();
+                    assert_eq!(f.len(), 9, "{l}");
+                    format!("{} {} {} {}", f[0], f[4], f[6], f[8])
+                })
+                .collect();
+            jobs.sort();
+            assert_eq!(jobs, ["1 5 0 ./job.sh", "2 5 0 ./job.sh", "3 5 0 ./job.sh"]);
+        },
+    },
     // A crontab line runs as cron runs it: its command, after the five time fields, by sh.
     Case {
         example: "# crontab: mails you which job failed, and why
