@@ -900,7 +900,7 @@ _spool() {
             return 0
             ;;
         spool__subcmd__run)
-            opts="-q -w -j -h -V --dir --queue --wait --jobs --max --lease --max-attempts --backoff --help --version"
+            opts="-q -w -j -h -V --dir --queue --wait --jobs --max --lease --max-attempts --backoff --joblog --group --quiet --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -943,6 +943,21 @@ _spool() {
                     ;;
                 --backoff)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --joblog)
+                    local oldifs
+                    if [ -n "${IFS+x}" ]; then
+                        oldifs="$IFS"
+                    fi
+                    IFS=$'\n'
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    if [ -n "${oldifs+x}" ]; then
+                        IFS="$oldifs"
+                    fi
+                    if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
+                        compopt -o filenames
+                    fi
                     return 0
                     ;;
                 *)
@@ -1058,7 +1073,7 @@ _spool_with_queues_and_commands() {
             [[ "$word" == -* ]] || sub="$word"
         elif [[ "$sub" == run ]]; then
             [[ "$word" == -- ]] && { start=$((i + 1)); break; }
-            case " --dir -q --queue -j --jobs --max --lease --max-attempts --backoff " in
+            case " --dir -q --queue -j --jobs --max --lease --max-attempts --backoff --joblog " in
                 *" $word "*)
                     [[ "${COMP_WORDS[i+1]}" == = ]] && ((i++))
                     ((i++))

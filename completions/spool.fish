@@ -113,7 +113,10 @@ complete -c spool -n "__fish_spool_using_subcommand run" -l max -d 'Stop after N
 complete -c spool -n "__fish_spool_using_subcommand run" -l lease -d 'Time limit of each command: then it gets SIGTERM, 5 seconds later SIGKILL, and the message is retried' -r
 complete -c spool -n "__fish_spool_using_subcommand run" -l max-attempts -d 'A message that failed this many times moves to failed' -r
 complete -c spool -n "__fish_spool_using_subcommand run" -l backoff -d 'First retry delay, doubling with each attempt (capped at 1h)' -r
+complete -c spool -n "__fish_spool_using_subcommand run" -l joblog -d 'Append a line for each finished command to FILE, in GNU parallel\'s joblog format: Seq (the message id), Host, Starttime, JobRuntime, Send (payload bytes), Receive (bytes of standard output), Exitval, Signal, Command; the header only into an empty file' -r -F
 complete -c spool -n "__fish_spool_using_subcommand run" -s w -l wait -d 'Keep consuming, waking at once on pushes, instead of exiting when the queue is empty'
+complete -c spool -n "__fish_spool_using_subcommand run" -l group -d 'Keep each command\'s output together: held until the command ends, then written, standard output then standard error [default: with -j above 1, whole lines as they come]'
+complete -c spool -n "__fish_spool_using_subcommand run" -l quiet -d 'Do not report failed attempts on standard error'
 complete -c spool -n "__fish_spool_using_subcommand run" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c spool -n "__fish_spool_using_subcommand run" -s V -l version -d 'Print version'
 complete -c spool -n "__fish_spool_using_subcommand list" -l dir -d 'Spool directory [default: $SPOOL_DIR, else $XDG_STATE_HOME/spool, else ~/.local/state/spool]' -r -f -a "(__fish_complete_directories)"
@@ -219,7 +222,7 @@ function __fish_spool_run_command
                 set i (math $i + 1)
                 break
             end
-            if contains -- $word --dir -q --queue -j --jobs --max --lease --max-attempts --backoff
+            if contains -- $word --dir -q --queue -j --jobs --max --lease --max-attempts --backoff --joblog
                 set i (math $i + 2)
                 continue
             end

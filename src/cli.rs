@@ -25,7 +25,7 @@ pub use values::{Count, Dur, Time, Token, TokenOrId};
     version,
     propagate_version = true,
     max_term_width = 100,
-    after_help = "Examples:\n  echo hello | spool push\n  spool pop\n  producer | spool -q jobs push --lines\n  spool -q jobs pop -n 10 --lines | consumer\n\nExit status: 0 success, 1 nothing to return, 2 error, 3 run or fsck found failures."
+    after_help = "Examples:\n  echo hello | spool push\n  spool pop\n  producer | spool -q jobs push --lines\n  spool -q jobs pop -n 10 --lines | consumer\n\nExit status: 0 success, 1 nothing to return, 2 error, 3 run or fsck found failures, 130 or 143 run stopped by SIGINT or SIGTERM."
 )]
 pub struct Cli {
     /// Spool directory [default: $SPOOL_DIR, else $XDG_STATE_HOME/spool, else ~/.local/state/spool]
@@ -111,13 +111,18 @@ pub enum Command {
     ///
     /// Exit 0 acks the message; exit 100 fails it at once (permanent); any other exit, or
     /// death by a signal, retries it after an exponential backoff until --max-attempts,
-    /// then fails it. The command gets SPOOL_ID, SPOOL_QUEUE, SPOOL_ATTEMPT and SPOOL_DIR.
-    /// Without --wait, run drains what is available and exits. SIGINT or SIGTERM stops
-    /// claiming and lets running commands finish; a second one is passed on to them.
-    /// Exit status: 0 when every message succeeded (or there were none), 3 when any
-    /// failed or was retried, 2 on errors.
+    /// then fails it. Each failed attempt is reported on standard error in one line (unless
+    /// --quiet): the message, the attempt, how the command ended, and when the message is
+    /// retried or that it moved to failed. The command gets SPOOL_ID, SPOOL_QUEUE,
+    /// SPOOL_ATTEMPT and SPOOL_DIR. With -j above 1, the commands' output passes through
+    /// spool a whole line at a time, so that the lines of two commands never mix. Without
+    /// --wait, run drains what is available and exits. SIGINT or SIGTERM stops claiming and
+    /// lets running commands finish; a second one is passed on to them.
+    /// Exit status: 130 or 143 when SIGINT or SIGTERM stopped it before the queue was
+    /// drained (with --wait: always); else 2 on errors; else 3 when any message failed or
+    /// was retried; else 0 (every message succeeded, or there were none).
     #[command(
-        after_help = "Examples:\n  spool -q mail run -- sendmail -t\n  spool -q jobs run --wait -j 4 --lease 10m -- sh -c 'process \"$SPOOL_ID\"'\n  # crontab: mails you when a job failed\n  */5 * * * * spool -q nightly run -- ./job.sh || echo \"spool run: failures\""
+        after_help = "Examples:\n  spool -q mail run -- sendmail -t\n  spool -q jobs run --wait -j 4 --lease 10m -- sh -c 'process \"$SPOOL_ID\"'\n  spool -q nightly run -j 4 --joblog nightly.log -- ./job.sh\n  # crontab: mails you which job failed, and why\n  */5 * * * * spool -q nightly run -- ./job.sh || echo \"spool run: failures\""
     )]
     Run(RunArgs),
 
@@ -325,6 +330,23 @@ pub struct RunArgs {
     /// First retry delay, doubling with each attempt (capped at 1h)
     #[arg(long, value_name = "DUR", default_value = "10s", value_parser = Dur::any(), allow_hyphen_values = true)]
     pub backoff: Duration,
+
+    /// Append a line for each finished command to FILE, in GNU parallel's joblog format:
+    /// Seq (the message id), Host, Starttime, JobRuntime, Send (payload bytes), Receive
+    /// (bytes of standard output), Exitval, Signal, Command; the header only into an empty
+    /// file
+    #[arg(long, value_name = "FILE", value_hint = ValueHint::FilePath)]
+    pub joblog: Option<PathBuf>,
+
+    /// Keep each command's output together: held until the command ends, then written,
+    /// standard output then standard error [default: with -j above 1, whole lines as they
+    /// come]
+    #[arg(long)]
+    pub group: bool,
+
+    /// Do not report failed attempts on standard error
+    #[arg(long)]
+    pub quiet: bool,
 
     /// The command and its arguments: from the first word that is not one of run's options,
     /// or after --

@@ -45,9 +45,15 @@
 //                priorities kept through every state, far-future times
 // - run          spool run: payload and environment, exit 0/100/other, backoff,
 //                --max-attempts, --max, -j, its options and its command, exit status
-// - run_lifecycle  --lease (SIGTERM then SIGKILL), --wait, SIGINT/SIGTERM; kill -9 of
-//                run or pop hands the message on at once; -j 4 over 1,000 flaky
-//                messages: nothing lost, none run twice at once, each acked once or failed
+// - run_lifecycle  --lease (SIGTERM then SIGKILL), --wait, SIGINT/SIGTERM (exit 130 and
+//                143); kill -9 of run or pop hands the message on at once; -j 4 over
+//                1,000 flaky messages: nothing lost, none run twice at once, each acked
+//                once or failed, each failed attempt reported once
+// - run_report   the line of each failed attempt, --quiet, signals that stop nothing,
+//                --joblog (columns, signals, appending, errors at start and later),
+//                compared with GNU parallel's joblog
+// - run_output   the commands' output through spool: whole lines with -j, --group, a
+//                closed standard output keeps the messages whose output was lost
 // - queues       the queue names of a root
 // - binary       byte-exact round trips: all 256 byte values, NULs, empty, 100 MB
 // - concurrency  8 producer and 8 consumer processes: nothing lost, nothing

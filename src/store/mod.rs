@@ -363,10 +363,11 @@ impl Published {
 pub enum Verdict<'a> {
     /// Done: delete it.
     Ack,
-    /// Try again after a delay (0: at once, behind the waiting ones).
+    /// Try again at a time the caller chose, so that it can say when: a time not after
+    /// now is at once, behind the waiting ones.
     Retry {
-        /// Milliseconds.
-        delay_ms: u64,
+        /// Unix milliseconds.
+        due_ms: u64,
     },
     /// Give up: make it a dead letter, with a reason word.
     Fail {

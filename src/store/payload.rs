@@ -26,6 +26,14 @@ impl Payload {
         }
     }
 
+    /// The payload's size in bytes.
+    pub fn size(&self) -> io::Result<u64> {
+        match self {
+            Payload::File(file) => file.metadata().map(|m| m.len()),
+            Payload::Memory(bytes) => Ok(bytes.get_ref().len() as u64),
+        }
+    }
+
     /// The payload as the standard input of a child process. Bytes in memory go into an
     /// anonymous file first, so the child reads a file either way.
     pub fn into_stdin(self) -> io::Result<Stdio> {

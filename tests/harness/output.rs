@@ -131,6 +131,26 @@ impl Output {
         self
     }
 
+    /// Asserts exit status `code` and exactly `stderr` on standard error, where each RFC
+    /// 3339 time is written `<time>` (see [`hide_times`]).
+    #[track_caller]
+    pub fn exits_saying(&self, code: i32, stderr: &str) -> &Output {
+        assert!(
+            self.code == code && hide_times(&self.stderr) == stderr,
+            "expected exit {code} and stderr {stderr:?} (times as <time>):\n{self:?}"
+        );
+        self
+    }
+
+    /// The RFC 3339 times on standard error, in unix seconds, in order.
+    pub fn stderr_times(&self) -> Vec<i64> {
+        let b = self.stderr.as_bytes();
+        (0..b.len().saturating_sub(TIME_SHAPE.len() - 1))
+            .filter(|&i| is_time_at(b, i))
+            .filter_map(|i| super::parse_rfc3339(&self.stderr[i..i + TIME_SHAPE.len()]))
+            .collect()
+    }
+
     /// Asserts that standard error contains `needle`.
     #[track_caller]
     pub fn stderr_has(&self, needle: &str) -> &Output {
@@ -207,6 +227,37 @@ impl Output {
     }
 }
 
+/// The shape of an RFC 3339 UTC time to the second, `d` a digit: `2026-12-02T01:10:00Z`.
+const TIME_SHAPE: &[u8] = b"dddd-dd-ddTdd:dd:ddZ";
+
+/// Whether an RFC 3339 UTC time to the second starts at `b[i]`.
+fn is_time_at(b: &[u8], i: usize) -> bool {
+    b.len() >= i + TIME_SHAPE.len()
+        && TIME_SHAPE.iter().zip(&b[i..]).all(|(&p, &c)| match p {
+            b'd' => c.is_ascii_digit(),
+            p => c == p,
+        })
+}
+
+/// `text` with each RFC 3339 UTC time to the second replaced by `<time>`, for comparing
+/// messages that name the time something happens.
+pub fn hide_times(text: &str) -> String {
+    let b = text.as_bytes();
+    let mut out = String::new();
+    let mut i = 0;
+    while i < b.len() {
+        if is_time_at(b, i) {
+            out.push_str("<time>");
+            i += TIME_SHAPE.len();
+        } else {
+            let c = text[i..].chars().next().expect("within the text");
+            out.push(c);
+            i += c.len_utf8();
+        }
+    }
+    out
+}
+
 /// What a command that finds no queue `queue` (and waits for none) says on standard
 /// error.
 pub fn missing(queue: &str) -> String {
@@ -250,6 +301,15 @@ pub fn json_lines(stdout: &[u8]) -> Vec<serde_json::Value> {
             v
         })
         .collect()
+}
+
+#[test]
+fn harness_hides_times() {
+    assert_eq!(
+        hide_times("at 2026-12-02T01:10:00Z; é 1970-01-01T00:00:00Z"),
+        "at <time>; é <time>"
+    );
+    assert_eq!(hide_times("2026-12-02T01:10:00"), "2026-12-02T01:10:00");
 }
 
 #[test]

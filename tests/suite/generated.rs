@@ -30,6 +30,17 @@ standard error says what failed, on which path, and why, for example
 .B 3
 \fBrun\fR: at least one message failed (it was retried or moved to failed);
 \fBfsck\fR: problems were found and not repaired.
+.TP
+.B 130, 143
+\fBrun\fR: SIGINT (130) or SIGTERM (143) stopped it before it drained its queue: it
+took no more messages, and exited once its commands finished.
+.PP
+\fBrun\fR exits with the first of these that applies: 130 or 143 when a signal stopped
+it (with \fB\-\-wait\fR, any SIGINT or SIGTERM; without, when messages were left ready
+for it, or a second signal was passed on to its commands); 2 on an error, including one
+that did not stop it (a \fB\-\-joblog\fR line that could not be written, or a standard
+output that closed: the messages whose output was lost stay in the queue); 3 when a
+message failed; 0 when every message succeeded, or there were none.
 .SH ENVIRONMENT
 .TP
 .B SPOOL_DIR

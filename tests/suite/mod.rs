@@ -28,6 +28,8 @@ mod queues;
 mod roots;
 mod run;
 mod run_lifecycle;
+mod run_output;
+mod run_report;
 mod schedule;
 mod shell;
 mod wait;

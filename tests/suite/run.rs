@@ -65,6 +65,24 @@ pub(super) fn spawn_sh(
     run_cmd(s, options, script, env).spawn()
 }
 
+/// The line run writes on standard error for a failed attempt of message `id` of the
+/// default queue, as [`Output::exits_saying`] compares it (a time written `<time>`):
+/// `how` the command ended, `next` [`RETRY`] or [`FAILED`].
+pub(super) fn failed_line(id: u64, attempt: u32, max: u32, how: &str, next: &str) -> String {
+    format!(
+        "spool: run: message {id} (queue default): attempt {attempt} of {max} failed: {how}; {next}\n"
+    )
+}
+
+/// What [`failed_line`] says of a message retried later.
+pub(super) const RETRY: &str = "retry at <time>";
+
+/// What [`failed_line`] says of a message moved to the failed state.
+pub(super) const FAILED: &str = "moved to failed";
+
+/// How [`failed_line`] says a command was stopped at the end of its lease.
+pub(super) const LEASE_ENDED: &str = "stopped at the end of its lease";
+
 /// A command that outlives its `spool run`: it writes its pid to `$PIDFILE` and sleeps.
 pub(super) const SLEEPER: &str = r#"echo $$ > "$PIDFILE"; exec sleep 30"#;
 
@@ -158,7 +176,10 @@ fn exit_0_acks_100_fails_at_once_and_others_retry_after_the_backoff(engine: Engi
         &[],
     );
     let after = now_secs();
-    out.exits(3);
+    // Each failed attempt is one line on standard error.
+    let expected = failed_line(2, 1, 5, "exit status 100", FAILED)
+        + &failed_line(3, 1, 5, "exit status 3", RETRY);
+    out.exits_saying(3, &expected);
     out.stdout_is("");
     let permanent = s.assert_state(2, "failed", 1);
     assert_eq!(permanent["reason"], "exit-100");
@@ -169,10 +190,16 @@ fn exit_0_acks_100_fails_at_once_and_others_retry_after_the_backoff(engine: Engi
         (before + 10 - 1..=after + 10 + 1).contains(&due),
         "due at {due}, not 10 s after {before}..={after}"
     );
+    assert_eq!(
+        out.stderr_times(),
+        [due],
+        "the line names the retry's due time"
+    );
     assert_eq!(s.states("default").len(), 2, "message 1 was acked");
     // exit 100 fails at once whatever --max-attempts says.
     s.push(&["permanent"]);
-    run_sh(&s, &["--max-attempts", "9"], "exit 100", &[]).exits(3);
+    run_sh(&s, &["--max-attempts", "9"], "exit 100", &[])
+        .exits_saying(3, &failed_line(4, 1, 9, "exit status 100", FAILED));
     assert_eq!(s.list_json("default", "failed").len(), 2);
 }
 
@@ -192,10 +219,12 @@ fn retries_double_their_backoff_until_max_attempts_then_fail(engine: Engine) {
 
     // Attempt 1: retried 2 s later.
     let before = now_secs();
-    run_sh(&s, &options, script, &[]).exits(3);
+    let out = run_sh(&s, &options, script, &[]);
+    out.exits_saying(3, &failed_line(1, 1, 3, "exit status 7", RETRY));
     let after = now_secs();
     s.assert_state(1, "delayed", 1);
     let due1 = s.until(1);
+    assert_eq!(out.stderr_times(), [due1]);
     assert!(
         (before + 2 - 1..=after + 2 + 1).contains(&due1),
         "first retry due at {due1}, not 2 s after {before}..={after}"
@@ -216,7 +245,8 @@ fn retries_double_their_backoff_until_max_attempts_then_fail(engine: Engine) {
         "3",
     ];
     // Attempt 2 once due (run --wait --max 1 waits for it): retried 4 s later.
-    run_sh(&s, RETRY_ONCE_DUE, script, &[]).exits(3);
+    let out = run_sh(&s, RETRY_ONCE_DUE, script, &[]);
+    out.exits_saying(3, &failed_line(1, 2, 3, "exit status 7", RETRY));
     let ran = now_secs();
     assert!(
         ran >= due1,
@@ -229,9 +259,11 @@ fn retries_double_their_backoff_until_max_attempts_then_fail(engine: Engine) {
         (due1 + 4 - 1..=ran + 4 + 1).contains(&due2),
         "second retry due at {due2}: not 4 s after attempt 2 (first due {due1}, ran by {ran})"
     );
+    assert_eq!(out.stderr_times(), [due2]);
 
     // Attempt 3 is the last: failed.
-    run_sh(&s, RETRY_ONCE_DUE, script, &[]).exits(3);
+    run_sh(&s, RETRY_ONCE_DUE, script, &[])
+        .exits_saying(3, &failed_line(1, 3, 3, "exit status 7", FAILED));
     assert!(now_secs() >= due2, "attempt 3 ran before its due time");
     assert_eq!(logged(&s), "1\n2\n3\n");
     let v = s.assert_state(1, "failed", 3);
@@ -255,7 +287,9 @@ fn a_zero_backoff_retries_within_the_same_run(engine: Engine) {
         r#"read -r m; echo "$m $SPOOL_ATTEMPT" >> "$LOG"; [ "$m" = b ] || [ "$SPOOL_ATTEMPT" = 3 ]"#,
         &[],
     );
-    out.exits(3);
+    let expected = failed_line(1, 1, 3, "exit status 1", RETRY)
+        + &failed_line(1, 2, 3, "exit status 1", RETRY);
+    out.exits_saying(3, &expected);
     // Each retry goes behind the waiting messages.
     assert_eq!(logged(&s), "a 1\nb 1\na 2\na 3\n");
     assert_eq!(s.states("default"), []);
@@ -270,7 +304,10 @@ fn the_default_max_attempts_is_5(engine: Engine) {
         r#"echo "$SPOOL_ATTEMPT" >> "$LOG"; exit 1"#,
         &[],
     );
-    out.exits(3);
+    let expected: String = (1..=5)
+        .map(|n| failed_line(1, n, 5, "exit status 1", if n < 5 { RETRY } else { FAILED }))
+        .collect();
+    out.exits_saying(3, &expected);
     assert_eq!(logged(&s), "1\n2\n3\n4\n5\n");
     let v = s.assert_state(1, "failed", 5);
     assert_eq!(v["reason"], "attempts-exit-1");
@@ -285,7 +322,11 @@ fn a_command_killed_by_a_signal_is_retried_then_failed(engine: Engine) {
         "kill -9 $$",
         &[],
     );
-    out.exits(3);
+    let how = "killed by signal 9 (SIGKILL)";
+    out.exits_saying(
+        3,
+        &(failed_line(1, 1, 2, how, RETRY) + &failed_line(1, 2, 2, how, FAILED)),
+    );
     let v = s.assert_state(1, "failed", 2);
     assert_eq!(v["reason"], "attempts-signal-9");
 }

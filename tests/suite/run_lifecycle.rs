@@ -15,10 +15,10 @@ engine_tests! {
     a_command_that_ignores_sigterm_gets_sigkill_5_s_later,
     kill_9_of_run_hands_the_message_to_the_next_consumer_at_once,
     kill_9_of_a_pop_that_is_writing_hands_the_message_on,
-    sigint_or_sigterm_stops_claiming_and_lets_the_running_command_finish,
+    sigint_or_sigterm_stops_claiming_lets_the_command_finish_and_exits_130_or_143,
     a_second_signal_is_passed_on_to_the_commands,
     run_wait_handles_messages_as_they_come,
-    run_wait_on_an_idle_queue_exits_0_at_a_signal,
+    run_wait_on_an_idle_queue_exits_130_or_143_at_a_signal,
     commands_write_to_nothing_when_run_has_its_output_closed,
 }
 
@@ -34,7 +34,7 @@ fn a_command_past_its_lease_gets_sigterm_and_is_retried(engine: Engine) {
     );
     let _guard = maybe_left_running(&s);
     let took = started.elapsed();
-    out.exits(3);
+    out.exits_saying(3, &failed_line(1, 1, 2, LEASE_ENDED, RETRY));
     assert_eq!(logged(&s), "1\n2\n");
     assert_eq!(s.states("default"), []);
     assert!(
@@ -47,10 +47,10 @@ fn a_command_past_its_lease_gets_sigterm_and_is_retried(engine: Engine) {
     );
 
     // With no attempt left, it fails.
-    s.push(&["always slow"]);
+    let id = s.push_id("default", "always slow");
     let out = run_sh(&s, &["--lease", "1s", "--max-attempts", "1"], SLEEPER, &[]);
     let _guard = maybe_left_running(&s);
-    out.exits(3);
+    out.exits_saying(3, &failed_line(id, 1, 1, LEASE_ENDED, FAILED));
     let failed = s.list_json("default", "failed");
     assert_eq!(failed.len(), 1, "{failed:?}");
     assert_eq!(failed[0]["attempts"], 1);
@@ -70,7 +70,7 @@ if [ "$SPOOL_ATTEMPT" = 1 ]; then sleep 30 & echo $! > "$PIDFILE"; wait; fi"#,
         &[],
     );
     let _guard = maybe_left_running(&s);
-    out.exits(3);
+    out.exits_saying(3, &failed_line(1, 1, 2, LEASE_ENDED, RETRY));
     assert_eq!(logged(&s), "1\n2\n", "the stopped attempt was not retried");
     assert_eq!(s.states("default"), []);
 }
@@ -87,7 +87,7 @@ fn a_command_that_ignores_sigterm_gets_sigkill_5_s_later(engine: Engine) {
     );
     let _guard = maybe_left_running(&s);
     let took = started.elapsed();
-    out.exits(3);
+    out.exits_saying(3, &failed_line(1, 1, 1, LEASE_ENDED, FAILED));
     let v = s.entry("default", 1);
     assert_eq!(v["state"], "failed");
     let reason = v["reason"].as_str().unwrap();
@@ -180,9 +180,11 @@ fn kill_9_of_a_pop_that_is_writing_hands_the_message_on(engine: Engine) {
     );
 }
 
-fn sigint_or_sigterm_stops_claiming_and_lets_the_running_command_finish(engine: Engine) {
+/// SIGINT and SIGTERM both ended run with status 0 (or 3): a script could not tell a
+/// stopped run from one that drained its queue. They exit 130 and 143.
+fn sigint_or_sigterm_stops_claiming_lets_the_command_finish_and_exits_130_or_143(engine: Engine) {
     std::thread::scope(|scope| {
-        for signal in [Signal::INT, Signal::TERM] {
+        for (signal, status) in [(Signal::INT, 130), (Signal::TERM, 143)] {
             scope.spawn(move || {
                 let s = engine.fixture();
                 s.push(&["1", "2", "3"]);
@@ -197,7 +199,8 @@ fn sigint_or_sigterm_stops_claiming_and_lets_the_running_command_finish(engine: 
                 });
                 send_signal(run.pid(), signal);
                 let out = run.finish();
-                out.exits(0);
+                out.exits(status);
+                // The command finished before run exited, and its message was acked.
                 assert_eq!(logged(&s), "start 1\nend 1\n", "after {signal:?}");
                 assert_eq!(s.listed_ids("default"), [2, 3], "after {signal:?}");
                 assert_eq!(s.states("default").len(), 2);
@@ -225,7 +228,11 @@ fn a_second_signal_is_passed_on_to_the_commands(engine: Engine) {
         "the command did not get the signal: {:?}",
         second.elapsed()
     );
-    out.exits(3);
+    // Stopped by a signal, whatever failed: 143, and the command's end is reported.
+    out.exits_saying(
+        143,
+        &failed_line(1, 1, 5, "killed by signal 15 (SIGTERM)", RETRY),
+    );
     let v = s.entry("default", 1);
     assert_eq!(v["state"], "delayed", "retried: {v}");
     assert_eq!(v["attempts"], 1);
@@ -259,26 +266,30 @@ fn run_wait_handles_messages_as_they_come(engine: Engine) {
     );
     send_signal(run.pid(), Signal::TERM);
     let out = run.finish();
-    out.exits(0);
+    out.exits(143);
     assert!(started.elapsed() < Duration::from_secs(30));
     assert_eq!(s.states("default"), []);
 }
 
-fn run_wait_on_an_idle_queue_exits_0_at_a_signal(engine: Engine) {
+/// With --wait, a signal always stops run before it is done: on an idle queue, or one not
+/// made yet, too.
+fn run_wait_on_an_idle_queue_exits_130_or_143_at_a_signal(engine: Engine) {
     let s = engine.fixture();
     s.push(&["x"]);
     s.run(&["pop"]).success();
     for queue in ["default", "missing"] {
-        let run = s
-            .cmd()
-            .args(["-q", queue, "run", "--wait", "--", "true"])
-            .spawn();
-        std::thread::sleep(Duration::from_millis(500));
-        let signalled = Instant::now();
-        send_signal(run.pid(), Signal::TERM);
-        let out = run.finish();
-        out.exits(0);
-        assert!(signalled.elapsed() < SOON, "{queue}: slow to stop");
+        for (signal, status) in [(Signal::INT, 130), (Signal::TERM, 143)] {
+            let run = s
+                .cmd()
+                .args(["-q", queue, "run", "--wait", "--", "true"])
+                .spawn();
+            std::thread::sleep(Duration::from_millis(500));
+            let signalled = Instant::now();
+            send_signal(run.pid(), signal);
+            let out = run.finish();
+            out.exits(status);
+            assert!(signalled.elapsed() < SOON, "{queue}: slow to stop");
+        }
     }
 }
 
@@ -341,6 +352,8 @@ fn a_thousand_flaky_messages_are_each_acked_once_or_failed() {
     ];
     let started = Instant::now();
     let mut rounds = 0;
+    // The failed attempts that the runs reported.
+    let mut reported = 0;
     loop {
         rounds += 1;
         // Two runs at once: each message must still go to only one of them at a time.
@@ -348,9 +361,17 @@ fn a_thousand_flaky_messages_are_each_acked_once_or_failed() {
         for run in runs {
             let out = run.finish();
             assert!(
-                (out.code == 0 || out.code == 3) && out.stderr.is_empty() && out.stdout.is_empty(),
+                (out.code == 0 || out.code == 3) && out.stdout.is_empty(),
                 "round {rounds}:\n{out:?}"
             );
+            for line in out.stderr.lines() {
+                assert!(
+                    line.starts_with("spool: run: message ")
+                        && line.contains(" failed: exit status 1; "),
+                    "round {rounds}: {line:?}"
+                );
+                reported += 1;
+            }
         }
         let pending = s
             .states("default")
@@ -400,6 +421,8 @@ fn a_thousand_flaky_messages_are_each_acked_once_or_failed() {
         }
     }
     assert!(running.is_empty(), "commands never ended: {running:?}");
+    let failed_attempts = text.lines().filter(|l| l.ends_with(" fail")).count();
+    assert_eq!(reported, failed_attempts, "one line per failed attempt");
     for id in 1..=MESSAGES {
         let tries = attempts.get(&id).cloned().unwrap_or_default();
         match expected[&id] {
@@ -439,15 +462,19 @@ fn a_thousand_flaky_messages_are_each_acked_once_or_failed() {
 
 fn commands_write_to_nothing_when_run_has_its_output_closed(engine: Engine) {
     let s = engine.fixture();
-    s.push(&["job"]);
     // Started with its standard output and error closed (as some daemons are), run must
-    // not hand its commands a descriptor they cannot write to: their echo must succeed.
-    s.sh("spool run --max 1 --max-attempts 1 -- sh -c 'cat >/dev/null && echo done && echo note >&2' >&- 2>&-")
-        .run()
-        .success();
-    assert_eq!(s.len("default"), 0);
-    assert!(
-        s.list_json("default", "all").is_empty(),
-        "the job was acked"
-    );
+    // not hand its commands a descriptor they cannot write to: their echo must succeed,
+    // whether they write to spool's descriptors or through it.
+    let joblog = format!("--joblog '{}'", s.outside("joblog").display());
+    for options in ["", "-j 2", "--group", &joblog] {
+        s.push(&["job"]);
+        s.sh(&format!("spool run {options} --max 1 --max-attempts 1 -- sh -c 'cat >/dev/null && echo done && echo note >&2' >&- 2>&-"))
+            .run()
+            .success();
+        assert_eq!(s.len("default"), 0, "{options}");
+        assert!(
+            s.list_json("default", "all").is_empty(),
+            "{options}: the job was acked"
+        );
+    }
 }

@@ -11,25 +11,26 @@ use super::entry::Entry;
 use super::layout::{self, *};
 use super::take::Claimed;
 use super::{Queue, sys};
-use crate::clock::{after, now_ms};
+use crate::clock::{LATEST_MS, after, now_ms};
 use crate::store::Verdict;
 use crate::store::error::{Error, Result};
 
 impl Queue {
-    /// Puts a claimed message back behind the waiting ones, or in delayed/ for `delay_ms`.
+    /// Puts a claimed message back behind the waiting ones, or in delayed/ until `due`
+    /// (unix ms).
     pub(super) fn retry_claim(
         &self,
         claimed: BorrowedFd<'_>,
         name: &str,
         entry: &Entry,
-        delay_ms: Option<u64>,
+        due: Option<u64>,
     ) -> Result<bool> {
         let producer = self.lock_producer()?;
         self.promote_before_allocating(&producer)?;
         let lane = entry.priority;
-        match delay_ms.filter(|&d| d > 0) {
-            Some(d) => {
-                let due = after(now_ms(), d);
+        match due {
+            Some(due) => {
+                let due = due.min(LATEST_MS);
                 let delayed = self.state_dir(DELAYED)?;
                 let to = Entry {
                     key: due,
@@ -84,8 +85,9 @@ impl Queue {
         let claimed = self.claimed_dir()?;
         match verdict {
             Verdict::Ack => return self.finish(vec![m]),
-            Verdict::Retry { delay_ms } => {
-                self.retry_claim(claimed, &m.name, &m.entry, Some(delay_ms))?
+            Verdict::Retry { due_ms } => {
+                let due = Some(due_ms).filter(|&due| due > now_ms());
+                self.retry_claim(claimed, &m.name, &m.entry, due)?
             }
             Verdict::Fail { reason } => self.fail_claim(claimed, &m.name, &m.entry, reason)?,
         };
@@ -182,7 +184,8 @@ impl Queue {
     /// Returns a claimed message behind the waiting ones (after `delay_ms`, if given).
     pub fn nack(&self, token: &str, delay_ms: Option<u64>) -> Result<u64> {
         let (claimed, name, entry) = self.find_plain_claim(token, "nack")?;
-        if !self.retry_claim(claimed, &name, &entry, delay_ms)? {
+        let due = delay_ms.filter(|&d| d > 0).map(|d| after(now_ms(), d));
+        if !self.retry_claim(claimed, &name, &entry, due)? {
             return Err(Error::invalid(
                 format!("token {token}"),
                 None,

@@ -15,6 +15,7 @@ pub(super) const CASES: &[Case] = &[
         given: "",
         waits: false,
         status: 0,
+        stderr: "",
         then: |r| {
             assert_eq!(r.stdout, "hello\n");
             assert_eq!(r.states("default"), []);
@@ -25,6 +26,7 @@ pub(super) const CASES: &[Case] = &[
         given: "",
         waits: false,
         status: 0,
+        stderr: "",
         then: |r| assert_eq!(r.s.pop_all_text("jobs"), ["job 1", "job 2", "job 3"]),
     },
     Case {
@@ -32,6 +34,7 @@ pub(super) const CASES: &[Case] = &[
         given: "producer | spool -q jobs push --lines",
         waits: false,
         status: 0,
+        stderr: "",
         then: |r| {
             assert_eq!(r.got("consumer"), "job 1\njob 2\njob 3\n");
             assert_eq!(r.states("jobs"), []);
@@ -45,6 +48,7 @@ pub(super) const CASES: &[Case] = &[
         given: THREE_JOBS_ONE_BAD,
         waits: true,
         status: 124,
+        stderr: "",
         then: |r| {
             assert_eq!(r.got("process"), "|job 1\n|bad job\n|job 2\n");
             // Acked, but for the bad job: nacked, back in a minute.
@@ -57,6 +61,7 @@ pub(super) const CASES: &[Case] = &[
         given: "spool -q nightly push 'job 1' 'job 2' 'job 3'",
         waits: false,
         status: 0,
+        stderr: "",
         then: |r| {
             assert_eq!(r.stdout, "", "no job failed");
             assert_eq!(r.got_sorted("job.sh"), ["1|job 1", "2|job 2", "3|job 3"]);
@@ -68,6 +73,7 @@ pub(super) const CASES: &[Case] = &[
         given: "",
         waits: false,
         status: 0,
+        stderr: "",
         then: |r| {
             let v = r.s.assert_state(1, "delayed", 0);
             assert_eq!(v["priority"], 9, "{v}");
@@ -82,6 +88,7 @@ pub(super) const CASES: &[Case] = &[
         given: "spool push 'broken job'; spool run -- sh -c 'exit 100' || [ $? = 3 ]",
         waits: false,
         status: 0,
+        stderr: "",
         then: |r| {
             let lines: Vec<&str> = r.stdout.lines().collect();
             assert_eq!(lines.len(), 2, "the failed message, then the count");
@@ -97,6 +104,7 @@ pub(super) const CASES: &[Case] = &[
         given: "",
         waits: false,
         status: 0,
+        stderr: "",
         then: |r| assert_eq!(r.s.pop_all_text("default"), ["hello\n"]),
     },
     Case {
@@ -104,6 +112,7 @@ pub(super) const CASES: &[Case] = &[
         given: "echo hello | spool push",
         waits: false,
         status: 0,
+        stderr: "",
         then: |r| {
             assert_eq!(r.stdout, "hello\n");
             assert_eq!(r.states("default"), []);
@@ -114,6 +123,7 @@ pub(super) const CASES: &[Case] = &[
         given: "producer | spool -q jobs push --lines",
         waits: false,
         status: 0,
+        stderr: "",
         then: |r| {
             assert_eq!(r.got("consumer"), "job 1\njob 2\njob 3\n");
             assert_eq!(r.states("jobs"), []);
@@ -125,6 +135,7 @@ pub(super) const CASES: &[Case] = &[
         given: "",
         waits: false,
         status: 0,
+        stderr: "",
         then: |r| assert_eq!(r.s.pop_all_text("default"), ["first job", "second job"]),
     },
     Case {
@@ -132,6 +143,7 @@ pub(super) const CASES: &[Case] = &[
         given: "",
         waits: false,
         status: 0,
+        stderr: "",
         then: |r| assert!(r.s.pop_all("backups") == [r.output_of("tar", &["c", "dir"])]),
     },
     Case {
@@ -139,6 +151,7 @@ pub(super) const CASES: &[Case] = &[
         given: "",
         waits: false,
         status: 0,
+        stderr: "",
         then: |r| {
             let mut logs = r.s.pop_all_text("default");
             logs.sort();
@@ -150,6 +163,7 @@ pub(super) const CASES: &[Case] = &[
         given: "",
         waits: false,
         status: 0,
+        stderr: "",
         then: |r| {
             let found = r.output_of("find", &[".", "-print0"]);
             let paths: Vec<&[u8]> = found
@@ -168,6 +182,7 @@ pub(super) const CASES: &[Case] = &[
         given: "spool push 'first job'",
         waits: false,
         status: 0,
+        stderr: "",
         then: |r| {
             assert_eq!(
                 std::fs::read_to_string(r.work("job.txt")).unwrap(),
@@ -181,6 +196,7 @@ pub(super) const CASES: &[Case] = &[
         given: "spool -q jobs push report-1 report-2 report-3",
         waits: false,
         status: 0,
+        stderr: "",
         then: |r| {
             // xargs gives each its argument, and /dev/null as input.
             assert_eq!(r.got("process"), "report-1|\nreport-2|\nreport-3|\n");
@@ -192,6 +208,7 @@ pub(super) const CASES: &[Case] = &[
         given: "spool push 'first job' 'second job'",
         waits: false,
         status: 0,
+        stderr: "",
         then: |r| {
             assert_eq!(r.stdout, "got first job\ngot second job\n");
             assert_eq!(r.states("default"), []);
@@ -203,6 +220,7 @@ pub(super) const CASES: &[Case] = &[
         given: "spool push 'first job' 'second job'",
         waits: false,
         status: 0,
+        stderr: "",
         then: |r| {
             assert_eq!(r.stdout, "first job");
             assert_eq!(r.states("default"), Ran::all(&[1, 2], "ready"));
@@ -213,6 +231,7 @@ pub(super) const CASES: &[Case] = &[
         given: "spool push 'first job' 'second job'",
         waits: false,
         status: 0,
+        stderr: "",
         then: |r| {
             assert_eq!(r.stdout, "first job\nsecond job\n");
             assert_eq!(r.states("default"), Ran::all(&[1, 2], "ready"));
@@ -224,6 +243,7 @@ pub(super) const CASES: &[Case] = &[
         given: "seq 42 | spool push --lines",
         waits: false,
         status: 0,
+        stderr: "",
         then: |r| assert_eq!(r.stdout, "42"),
     },
     // The examples of show, ack, nack and extend use a `$token`: a message is claimed
@@ -233,6 +253,7 @@ pub(super) const CASES: &[Case] = &[
         given: "spool push 'first job'; token=$(spool claim)",
         waits: false,
         status: 0,
+        stderr: "",
         then: |r| {
             assert_eq!(r.got("process"), "|first job\n");
             r.s.assert_state(1, "claimed", 1);
@@ -244,6 +265,7 @@ pub(super) const CASES: &[Case] = &[
         given: "spool push 'first job'; token=$(spool claim)",
         waits: false,
         status: 0,
+        stderr: "",
         then: |r| assert_eq!(r.states("default"), []),
     },
     Case {
@@ -251,6 +273,7 @@ pub(super) const CASES: &[Case] = &[
         given: "spool push 'first job'; token=$(spool claim)",
         waits: false,
         status: 0,
+        stderr: "",
         then: |r| {
             let v = r.s.assert_state(1, "delayed", 1);
             let due = crate::harness::until_of(&v) - crate::harness::now_secs();
@@ -262,6 +285,7 @@ pub(super) const CASES: &[Case] = &[
         given: "spool push 'first job'; token=$(spool claim --lease 1m)",
         waits: false,
         status: 0,
+        stderr: "",
         then: |r| {
             let v = r.s.assert_state(1, "claimed", 1);
             let left = crate::harness::until_of(&v) - crate::harness::now_secs();
@@ -275,6 +299,7 @@ pub(super) const CASES: &[Case] = &[
                 spool run -- sh -c 'case $SPOOL_ID in 42|43) exit 100;; esac' || [ $? = 3 ]",
         waits: false,
         status: 0,
+        stderr: "",
         then: |r| {
             assert_eq!(r.stdout, "2\n");
             assert_eq!(r.states("default"), Ran::all(&[42, 43], "ready"));
@@ -287,6 +312,7 @@ pub(super) const CASES: &[Case] = &[
         given: "spool push 'job 1' 'job 2'; spool run -- sh -c 'exit 100' || [ $? = 3 ]",
         waits: false,
         status: 0,
+        stderr: "",
         then: |r| {
             assert_eq!(r.stdout, "2\n");
             assert_eq!(r.states("default"), Ran::all(&[1, 2], "ready"));
@@ -298,6 +324,7 @@ pub(super) const CASES: &[Case] = &[
         given: "printf 'To: ops@example.com\\nSubject: report\\n\\nAll done.\\n' | spool -q mail push",
         waits: false,
         status: 0,
+        stderr: "",
         then: |r| {
             assert_eq!(
                 r.got("sendmail"),
@@ -311,18 +338,46 @@ pub(super) const CASES: &[Case] = &[
         given: "producer | spool -q jobs push --lines",
         waits: true,
         status: 124,
+        stderr: "",
         then: |r| {
             assert_eq!(r.got_sorted("process"), ["1|job 1", "2|job 2", "3|job 3"]);
             assert_eq!(r.states("jobs"), []);
         },
     },
+    Case {
+        example: "spool -q nightly run -j 4 --joblog nightly.log -- ./job.sh",
+        given: "spool -q nightly push 'job 1' 'job 2' 'job 3'",
+        waits: false,
+        status: 0,
+        stderr: "",
+        then: |r| {
+            assert_eq!(r.got_sorted("job.sh"), ["1|job 1", "2|job 2", "3|job 3"]);
+            let log = std::fs::read_to_string(r.work("nightly.log")).unwrap();
+            let mut lines: Vec<&str> = log.lines().collect();
+            assert_eq!(
+                lines.remove(0),
+                "Seq\tHost\tStarttime\tJobRuntime\tSend\tReceive\tExitval\tSignal\tCommand"
+            );
+            let mut jobs: Vec<String> = lines
+                .iter()
+                .map(|l| {
+                    let f: Vec<&str> = l.split('\t').collect();
+                    assert_eq!(f.len(), 9, "{l}");
+                    format!("{} {} {} {}", f[0], f[4], f[6], f[8])
+                })
+                .collect();
+            jobs.sort();
+            assert_eq!(jobs, ["1 5 0 ./job.sh", "2 5 0 ./job.sh", "3 5 0 ./job.sh"]);
+        },
+    },
     // A crontab line runs as cron runs it: its command, after the five time fields, by sh.
     Case {
-        example: "# crontab: mails you when a job failed
+        example: "# crontab: mails you which job failed, and why
                   */5 * * * * spool -q nightly run -- ./job.sh || echo \"spool run: failures\"",
         given: "spool -q nightly push 'job 1' 'bad job'",
         waits: false,
         status: 0,
+        stderr: "spool: run: message 2 (queue nightly): attempt 1 of 5 failed: exit status 1; retry at <time>\n",
         then: |r| {
             assert_eq!(r.stdout, "spool run: failures\n", "the mail cron sends");
             assert_eq!(r.got("job.sh"), "1|job 1\n2|bad job\n");
@@ -336,6 +391,7 @@ pub(super) const CASES: &[Case] = &[
         given: "spool push 'first job' 'second job'",
         waits: false,
         status: 0,
+        stderr: "",
         then: |r| {
             let lines: Vec<&str> = r.stdout.lines().collect();
             assert_eq!(lines.len(), 2, "{}", r.stdout);
@@ -349,6 +405,7 @@ pub(super) const CASES: &[Case] = &[
                 spool push 'job 2'",
         waits: false,
         status: 0,
+        stderr: "",
         then: |r| {
             let lines: Vec<&str> = r.stdout.lines().collect();
             assert_eq!(lines.len(), 1, "{}", r.stdout);
@@ -361,6 +418,7 @@ pub(super) const CASES: &[Case] = &[
         given: "spool push 'first job' 'second job'",
         waits: false,
         status: 0,
+        stderr: "",
         then: |r| assert_eq!(r.stdout, "1\n2\n"),
     },
     // len.
@@ -369,6 +427,7 @@ pub(super) const CASES: &[Case] = &[
         given: "seq 101 | spool -q jobs push --lines",
         waits: false,
         status: 0,
+        stderr: "",
         then: |r| assert_eq!(r.stdout, "backlog\n"),
     },
     // stats.
@@ -377,6 +436,7 @@ pub(super) const CASES: &[Case] = &[
         given: "spool push 'first job' 'second job'",
         waits: false,
         status: 0,
+        stderr: "",
         then: |r| assert!(r.stdout.contains("\nwaiting:  2\n"), "{}", r.stdout),
     },
     Case {
@@ -384,6 +444,7 @@ pub(super) const CASES: &[Case] = &[
         given: "spool push 'first job' 'second job'; spool -q jobs push 'job 1'",
         waits: false,
         status: 0,
+        stderr: "",
         then: |r| {
             let stats = crate::harness::json_lines(r.stdout.as_bytes());
             let waiting: Vec<_> = stats.iter().map(|v| (&v["queue"], &v["waiting"])).collect();
@@ -399,6 +460,7 @@ pub(super) const CASES: &[Case] = &[
         given: "spool -q scratch push a b c",
         waits: false,
         status: 0,
+        stderr: "",
         then: |r| {
             assert_eq!(r.stdout, "3\n");
             assert_eq!(r.states("scratch"), []);
@@ -410,6 +472,7 @@ pub(super) const CASES: &[Case] = &[
                 spool push 'job 2'",
         waits: false,
         status: 0,
+        stderr: "",
         then: |r| {
             assert_eq!(r.stdout, "1\n");
             assert_eq!(r.states("default"), Ran::all(&[2], "ready"));
@@ -421,6 +484,7 @@ pub(super) const CASES: &[Case] = &[
         given: "spool push 'first job'",
         waits: false,
         status: 0,
+        stderr: "",
         then: |r| assert_eq!(r.stdout, ""),
     },
     Case {
@@ -429,6 +493,7 @@ pub(super) const CASES: &[Case] = &[
         given: "spool -q jobs push 'job 1'; spool -q jobs claim --lease 1ms; sleep 0.1",
         waits: false,
         status: 0,
+        stderr: "",
         then: |r| {
             assert!(
                 r.stdout.contains("lease ended (repaired: returned"),
@@ -444,6 +509,7 @@ pub(super) const CASES: &[Case] = &[
         given: "spool push 'first job'; spool -q jobs push 'job 1' 'job 2'",
         waits: false,
         status: 0,
+        stderr: "",
         then: |r| assert_eq!(r.stdout, "default 1\njobs 2\n"),
     },
     // completions: the directories each shell reads, made by the user.
@@ -452,6 +518,7 @@ pub(super) const CASES: &[Case] = &[
         given: "mkdir -p ~/.local/share/bash-completion/completions",
         waits: false,
         status: 0,
+        stderr: "",
         then: |r| {
             let path =
                 r.s.outside("home/.local/share/bash-completion/completions/spool");
@@ -466,6 +533,7 @@ pub(super) const CASES: &[Case] = &[
         given: "mkdir -p ~/.zfunc",
         waits: false,
         status: 0,
+        stderr: "",
         then: |r| {
             let path = r.s.outside("home/.zfunc/_spool");
             assert_eq!(std::fs::read_to_string(path).unwrap(), r.completions("zsh"));
@@ -476,6 +544,7 @@ pub(super) const CASES: &[Case] = &[
         given: "mkdir -p ~/.config/fish/completions",
         waits: false,
         status: 0,
+        stderr: "",
         then: |r| {
             let path = r.s.outside("home/.config/fish/completions/spool.fish");
             assert_eq!(

@@ -13,7 +13,7 @@ mod cases;
 
 use std::path::Path;
 
-use crate::harness::Fixture;
+use crate::harness::{Fixture, hide_times};
 use cases::CASES;
 
 /// An example and where it is printed.
@@ -224,7 +224,10 @@ struct Case {
     waits: bool,
     /// Its exit status: 0 success, 1 nothing; 124 when `waits`.
     status: i32,
-    /// The checks of its effect (standard error is checked to be empty before).
+    /// What it prints on standard error, each RFC 3339 time written `<time>`: nothing, or
+    /// the lines of `run`'s failed attempts.
+    stderr: &'static str,
+    /// The checks of its effect (standard error is checked before).
     then: fn(&Ran),
 }
 
@@ -324,15 +327,18 @@ fn run_example(printed: &Printed, case: &Case) -> Result<(), String> {
         ));
     }
     let (stdout, stderr, status) = (read("stdout"), read("stderr"), read("status"));
-    let errors: Vec<&str> = stderr
-        .lines()
-        .filter(|l| l.starts_with("spool: "))
-        .collect();
-    if !errors.is_empty() {
-        return Err(format!("spool failed:\n{}", errors.join("\n")));
-    }
-    if !stderr.is_empty() {
-        return Err(format!("it printed on standard error:\n{stderr}"));
+    if hide_times(&stderr) != case.stderr {
+        let errors: Vec<&str> = stderr
+            .lines()
+            .filter(|l| l.starts_with("spool: "))
+            .collect();
+        if !errors.is_empty() {
+            return Err(format!("spool failed:\n{}", errors.join("\n")));
+        }
+        return Err(format!(
+            "it printed on standard error:\n{stderr}instead of\n{}",
+            case.stderr
+        ));
     }
     let status: i32 = status.trim().parse().unwrap();
     if status != case.status {
