@@ -900,7 +900,7 @@ _spool() {
             return 0
             ;;
         spool__subcmd__run)
-            opts="-q -w -j -h -V --dir --queue --wait --jobs --max --lease --max-attempts --backoff --joblog --group --quiet --help --version"
+            opts="-q -w -j -h -V --dir --queue --wait --jobs --max --lease --max-attempts --backoff --joblog --group --quiet --progress --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -348,6 +348,12 @@ pub struct RunArgs {
     #[arg(long)]
     pub quiet: bool,
 
+    /// On a terminal, keep a status line at the bottom of standard error, redrawn every
+    /// second: commands done, failed and running, messages waiting, the consumption rate
+    /// and the time to empty (the estimate of stats)
+    #[arg(long)]
+    pub progress: bool,
+
     /// The command and its arguments: from the first word that is not one of run's options,
     /// or after --
     #[arg(

@@ -107,11 +107,17 @@ impl Row {
         self.trend == Trend::Stalled.as_str()
     }
 
-    /// Why there is no expected wait, for a stalled queue: `no consumer for 3m`.
+    /// Why there is no expected wait, for a stalled queue: `no consumer for 3m`, or, with
+    /// messages claimed, `nothing consumed for 3m, 2 in progress`.
     fn stall(&self) -> String {
-        match self.last_consumed_seconds_ago {
-            Some(ago) => format!("no consumer for {}", timefmt::age(ago)),
-            None => "nothing consumed yet".to_string(),
+        match (self.last_consumed_seconds_ago, self.claimed) {
+            (Some(ago), 0) => format!("no consumer for {}", timefmt::age(ago)),
+            (Some(ago), n) => format!(
+                "nothing consumed for {}, {n} in progress",
+                timefmt::age(ago)
+            ),
+            (None, 0) => "nothing consumed yet".to_string(),
+            (None, n) => format!("nothing consumed yet, {n} in progress"),
         }
     }
 
@@ -632,6 +638,14 @@ longer\t0\t0\t0\t0\t0\t-\t0.100\t0.250\t0ms\tdraining
         ] {
             assert!(text.contains(line), "{line:?} not in\n{text}");
         }
+        let working = Row {
+            claimed: 2,
+            ..stalled
+        };
+        assert!(
+            render_one(&working)
+                .contains("trend:    stalled (nothing consumed for 3m5s, 2 in progress)\n")
+        );
         let growing = Row {
             trend: "growing",
             growth_per_second: Some(4.2),

@@ -1,7 +1,7 @@
 //! What `spool run` tells: a line on standard error for each failed attempt (none with
 //! `--quiet`), an exit status that says when a signal stopped it, and the joblog
 //! (`--joblog`) in GNU parallel's format, compared with the one parallel writes where it
-//! is installed. The helpers are in [`super::run`].
+//! is installed; the status line of `--progress`. The helpers are in [`super::run`].
 
 use std::path::Path;
 
@@ -21,6 +21,7 @@ engine_tests! {
     the_joblog_has_the_signal_that_killed_a_command,
     a_joblog_appended_to_keeps_one_header,
     a_joblog_that_cannot_be_opened_is_an_error_before_anything_runs,
+    progress_draws_a_status_line_on_a_terminal_only,
 }
 
 /// The header of a joblog.
@@ -390,4 +391,56 @@ fn the_joblog_is_gnu_parallels() {
         "{killer:?}"
     );
     assert_eq!(columns(&ours[1]), (1, 2, 0, 9));
+}
+
+fn progress_draws_a_status_line_on_a_terminal_only(engine: Engine) {
+    let s = engine.fixture();
+    if let Err(why) = crate::harness::tool_works("script", &["--version"]) {
+        return crate::harness::skip(&why);
+    }
+    s.push(&["a", "b", "c", "d"]);
+    // On a terminal: the line, drawn at once, erased before the commands' output passes
+    // on, and left on the screen at the end.
+    let out = s
+        .sh("script -qec 'spool run --progress -- sh -c \"echo out-\\$SPOOL_ID; [ \\$SPOOL_ID != 2 ]\"' /dev/null")
+        .run();
+    assert_eq!(out.code, 3, "{out:?}");
+    let text = out.text_lossy();
+    assert!(
+        text.starts_with("\r\x1b[Kdone 0, failed 0, running 1, waiting 3\r\x1b[Kout-1\r\n"),
+        "{text:?}"
+    );
+    let last = text
+        .split(['\r', '\n'])
+        .rfind(|l| !l.is_empty())
+        .unwrap_or_default();
+    // Then the consumption rate, which depends on the machine's speed.
+    assert!(
+        last.starts_with("\x1b[Kdone 3, failed 1, running 0, waiting 0, "),
+        "{text:?}"
+    );
+    assert!(text.ends_with("/s\r\n"), "{text:?}");
+    for id in 1..=4 {
+        assert!(text.contains(&format!("out-{id}\r\n")), "{text:?}");
+    }
+    assert!(
+        text.contains("\r\nspool: run: message 2 (queue default): attempt 1 of 5 failed"),
+        "{text:?}"
+    );
+    // In a pipe: nothing but the commands' output.
+    s.run(&["requeue", "--all"]).success();
+    let out = s
+        .cmd()
+        .args([
+            "run",
+            "--quiet",
+            "--progress",
+            "--",
+            "sh",
+            "-c",
+            "echo out-$SPOOL_ID",
+        ])
+        .run();
+    out.success();
+    assert_eq!(out.text(), "");
 }

@@ -25,6 +25,7 @@
 //! 3 when an attempt failed; else 0.
 
 mod joblog;
+mod progress;
 mod relay;
 mod report;
 
@@ -49,6 +50,7 @@ use crate::store::{
     Claim, Engine, Error, Hold, POLL_INTERVAL, Queue, TakeOptions, Verdict, describe,
 };
 use joblog::Joblog;
+use progress::{Counts, Progress};
 use relay::{Capture, Mode, Relay};
 use report::{Ending, Next};
 
@@ -109,6 +111,10 @@ struct Runner<'a> {
     stopped_by: Option<Stop>,
     /// A later signal was passed on to running commands.
     passed_on: bool,
+    /// Commands that succeeded.
+    done: u64,
+    /// `--progress` on a terminal.
+    progress: Option<Progress>,
 }
 
 /// Runs `spool run`.
@@ -118,11 +124,17 @@ pub(super) fn run<E: Engine>(engine: &E, name: &str, args: RunArgs) -> Outcome {
         Some(path) => Some(Joblog::open(path, &args.command)?),
         None => None,
     };
+    // The status line of --progress, on a terminal only.
+    let progress = (args.progress
+        && !crate::process::closed_at_start(2)
+        && std::io::IsTerminal::is_terminal(&std::io::stderr()))
+    .then(Progress::new);
     let mode = if args.group {
         Mode::Group
     } else if args.jobs > 1 {
         Mode::Lines
-    } else if joblog.is_some() {
+    } else if joblog.is_some() || progress.is_some() {
+        // Through spool: counted for the joblog; the status line erased before it.
         Mode::Chunks
     } else {
         Mode::Inherit
@@ -161,6 +173,8 @@ pub(super) fn run<E: Engine>(engine: &E, name: &str, args: RunArgs) -> Outcome {
         erred: false,
         stopped_by: None,
         passed_on: false,
+        done: 0,
+        progress,
     };
     let result = run_loop(engine, name, &mut runner, &signals);
     for id in registered {
@@ -263,6 +277,8 @@ fn run_loop<E: Engine>(
         }
         let done = jobs.is_empty() && (stopping || limit_reached(started) || (idle && !args.wait));
         if done {
+            runner.show_progress(q, 0, true);
+            runner.relay.end_status();
             // Whether run was done anyway when a signal came (without --wait): nothing
             // left that it would have taken.
             let drained = || !args.wait && (limit_reached(started) || nothing_ready(q));
@@ -272,13 +288,16 @@ fn run_loop<E: Engine>(
             watch.forget();
             continue;
         }
-        // Sleep until a signal, a child, output, the queue, a lease, or a due message.
+        runner.show_progress(q, jobs.len(), false);
+        // Sleep until a signal, a child, output, the queue, a lease, a due message, or the
+        // next drawing of the status line.
         let deadline = jobs
             .iter()
             .map(|job| match job.terminated {
                 None => job.started + args.lease,
                 Some(t) => t + KILL_GRACE,
             })
+            .chain(runner.progress.as_ref().map(Progress::next))
             .min();
         // With no room to claim, only signals, children and output matter, not the queue.
         let full = jobs.len() >= args.jobs as usize || stopping || limit_reached(started);
@@ -326,6 +345,21 @@ fn drain(socket: &UnixStream) -> usize {
 }
 
 impl Runner<'_> {
+    /// Draws the status line of `--progress`, when it is time (or `now`). It is only a
+    /// view: a queue that cannot be read leaves it as it was.
+    fn show_progress<Q: Queue>(&mut self, q: &Q, running: usize, now: bool) {
+        let counts = Counts {
+            done: self.done,
+            failed: self.failed,
+            running,
+        };
+        if let Some(progress) = &mut self.progress
+            && let Ok(Some(line)) = progress.line(q, counts, now)
+        {
+            self.relay.show_status(&line);
+        }
+    }
+
     /// Takes the SIGINTs and SIGTERMs that `ready` says came: the first stops run, the
     /// later ones are passed on to the process groups `running` as SIGTERM. Returns
     /// whether run stops.
@@ -481,7 +515,9 @@ impl Runner<'_> {
             }
         };
         let (id, attempt) = (claimed.id(), claimed.attempts());
+        let acked = matches!(verdict, Verdict::Ack);
         q.settle(claimed, verdict)?;
+        self.done += u64::from(acked);
         if let Some(next) = next {
             self.failed += 1;
             if !self.args.quiet {

@@ -24,7 +24,7 @@
 //! closed; output that processes it left in the background write later is not passed on.
 
 use std::fs::File;
-use std::io::{self, PipeReader, Read, Write};
+use std::io::{self, IsTerminal, PipeReader, Read, Write};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::process::{Command, Stdio};
 
@@ -204,6 +204,10 @@ pub(super) struct Relay {
     buf: Vec<u8>,
     events: Vec<epoll::Event>,
     next_key: u64,
+    /// A status line (`--progress`) is drawn on standard error, the cursor at its end.
+    status: bool,
+    /// Standard output is a terminal (where an unfinished line would be drawn over).
+    out_is_terminal: bool,
 }
 
 impl Relay {
@@ -221,7 +225,42 @@ impl Relay {
             buf: Vec::new(),
             events: Vec::new(),
             next_key: 0,
+            status: false,
+            out_is_terminal: io::stdout().is_terminal(),
         })
+    }
+
+    /// Draws `text` as the status line at the bottom of a terminal's standard error, in
+    /// place of the last one. Nothing is drawn while a line of output is unfinished on
+    /// the terminal: it would be drawn over.
+    pub(super) fn show_status(&mut self, text: &str) {
+        let unfinished =
+            !self.err.at_line_start || (self.out_is_terminal && !self.out.at_line_start);
+        if unfinished && !self.status {
+            return;
+        }
+        let at_line_start = self.err.at_line_start;
+        self.err.write(format!("\r\x1b[K{text}").as_bytes());
+        self.err.at_line_start = at_line_start;
+        self.status = true;
+    }
+
+    /// Erases the status line, before anything else is written.
+    fn clear_status(&mut self) {
+        if self.status {
+            let at_line_start = self.err.at_line_start;
+            self.err.write(b"\r\x1b[K");
+            self.err.at_line_start = at_line_start;
+            self.status = false;
+        }
+    }
+
+    /// Leaves the status line on the terminal, ended, for good.
+    pub(super) fn end_status(&mut self) {
+        if self.status {
+            self.err.write(b"\n");
+            self.status = false;
+        }
     }
 
     /// The descriptor that is readable when a command's output waits to be read, if the
@@ -283,6 +322,7 @@ impl Relay {
         if epoll::wait(epoll, spare_capacity(&mut self.events), Some(&now)).is_err() {
             return; // EINTR: the loop comes back
         }
+        self.clear_status();
         let events = std::mem::take(&mut self.events);
         for event in &events {
             let data = event.data.u64();
@@ -296,6 +336,7 @@ impl Relay {
     /// The command of `capture` ended: reads what its pipes still hold, writes what is
     /// left, and closes them.
     pub(super) fn finish(&mut self, capture: &mut Capture) {
+        self.clear_status();
         for stderr in [false, true] {
             self.read(capture, stderr, LAST_READ);
             self.close(capture, stderr);
@@ -380,6 +421,7 @@ impl Relay {
     /// starting a line of its own after a command's unfinished one. A standard error that
     /// cannot be written changes nothing.
     pub(super) fn say(&mut self, line: &str) {
+        self.clear_status();
         if self.err.at_line_start || self.mode == Mode::Inherit {
             self.err.write(line.as_bytes());
         } else {
