@@ -136,8 +136,17 @@ pub enum Command {
     #[command(after_help = "Example:\n  [ \"$(spool -q jobs len)\" -gt 100 ] && echo backlog")]
     Len,
 
-    /// Print counts, bytes and the age of the oldest message
-    #[command(after_help = "Examples:\n  spool stats\n  spool stats --all --json")]
+    /// Print counts, bytes, the age of the oldest message, and the queue's rates, expected
+    /// wait and trend
+    ///
+    /// Arrivals (λ) and consumption (R, popped, acked or failed for good) are measured per
+    /// second over the span observed; load is ρ = λ / R; wait is L / R, how long a message
+    /// pushed now waits (L: the waiting messages); trend is draining (with the time to
+    /// empty), steady, growing (with λ − R), stalled (nothing consumed lately), unknown or
+    /// idle.
+    #[command(
+        after_help = "Examples:\n  spool stats\n  spool stats --all --json\n  spool stats --format openmetrics > spool.prom.tmp && mv spool.prom.tmp spool.prom"
+    )]
     Stats(StatsArgs),
 
     /// Remove every waiting message (ready and delayed) and print how many were removed

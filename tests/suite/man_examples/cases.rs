@@ -454,6 +454,24 @@ pub(super) const CASES: &[Case] = &[
             );
         },
     },
+    Case {
+        example: "spool stats --format openmetrics > spool.prom.tmp && mv spool.prom.tmp spool.prom",
+        given: "spool push 'first job' 'second job'; spool -q jobs push 'job 1'",
+        waits: false,
+        status: 0,
+        stderr: "",
+        then: |r| {
+            let text = std::fs::read_to_string(r.work("spool.prom")).unwrap();
+            assert!(!r.work("spool.prom.tmp").exists());
+            for line in [
+                "spool_messages{queue=\"default\",state=\"waiting\"} 2",
+                "spool_messages{queue=\"jobs\",state=\"waiting\"} 1",
+                "# EOF",
+            ] {
+                assert!(text.lines().any(|l| l == line), "{line} not in\n{text}");
+            }
+        },
+    },
     // clear.
     Case {
         example: "spool -q scratch clear",
