@@ -10,9 +10,11 @@ use crate::store::rate::Reading;
 const STEADY_WITHIN: f64 = 0.05;
 
 /// Where a queue is heading.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Trend {
     /// Nothing waiting, nothing arriving.
+    #[default]
     Idle,
     /// Messages wait, and none has been consumed for a while (or ever).
     Stalled,
@@ -27,7 +29,7 @@ pub enum Trend {
 }
 
 impl Trend {
-    /// The word `stats` prints.
+    /// The word `stats` prints (and JSON holds).
     pub fn as_str(self) -> &'static str {
         match self {
             Trend::Idle => "idle",
@@ -78,17 +80,20 @@ impl Health {
         let l = waiting as f64;
         let moving = r.is_some_and(|r| r > 0.0);
         let never_consumed = service.since_ms.is_none();
+        // A figure out of a tiny rate can be infinite: it is then not known.
+        let finite = |x: f64| x.is_finite().then_some(x);
         let mut health = Health {
             waiting,
             arrival: lambda,
             service: r,
             utilisation: match (lambda, r) {
-                (Some(a), Some(r)) if r > 0.0 => Some(a / r),
+                (Some(a), Some(r)) if r > 0.0 => finite(a / r),
                 _ => None,
             },
             expected_wait: match r {
-                _ if waiting == 0 => Some(0.0),
-                Some(r) if r > 0.0 => Some(l / r),
+                // Nothing ahead: taken as soon as a consumer looks, if there is one.
+                _ if waiting == 0 && !never_consumed => Some(0.0),
+                Some(r) if r > 0.0 => finite(l / r),
                 _ => None,
             },
             trend: Trend::Steady,
@@ -117,7 +122,7 @@ impl Health {
         };
         match health.trend {
             Trend::Draining => {
-                health.time_to_empty = r.map(|r| l / (r - a));
+                health.time_to_empty = r.and_then(|r| finite(l / (r - a)));
             }
             Trend::Growing => {
                 health.growth = Some(a - r.unwrap_or(0.0));
@@ -221,7 +226,10 @@ mod tests {
     fn an_empty_queue_is_idle_or_keeping_up() {
         let h = Health::of(&stats(0, Rate::default(), Rate::default()), T0);
         assert_eq!(h.trend, Trend::Idle);
-        assert_eq!(h.expected_wait, Some(0.0));
+        assert_eq!(
+            h.expected_wait, None,
+            "no consumer ever: no wait to promise"
+        );
         let h = Health::of(&stats(0, rate(100), rate(100)), T0 + 10);
         assert_eq!(h.trend, Trend::Steady);
         assert_eq!(h.expected_wait, Some(0.0));

@@ -37,7 +37,7 @@ struct Row {
     utilisation: Option<f64>,
     /// L / R: the wait of a message pushed now; null when nothing is being consumed.
     expected_wait_seconds: Option<f64>,
-    trend: &'static str,
+    trend: Trend,
     /// When draining: L / (R − λ).
     time_to_empty_seconds: Option<f64>,
     /// When growing: λ − R.
@@ -53,6 +53,15 @@ fn round(x: f64, places: i32) -> f64 {
     (x * f).round() / f
 }
 
+/// `x` rounded to four significant figures, so that a slow rate does not round to 0.
+fn significant(x: f64) -> f64 {
+    if x == 0.0 || !x.is_finite() {
+        return x;
+    }
+    let magnitude = x.abs().log10().floor() as i32;
+    round(x, (3 - magnitude).clamp(0, 12))
+}
+
 fn row<Q: Queue>(queue: Option<Q>, name: &str) -> Result<Row> {
     let s = match &queue {
         Some(q) => q.stats()?,
@@ -63,7 +72,7 @@ fn row<Q: Queue>(queue: Option<Q>, name: &str) -> Result<Row> {
     };
     let h = Health::of(&s, store::now_ms());
     let now = SystemTime::now();
-    let r3 = |x: Option<f64>| x.map(|x| round(x, 3));
+    let r3 = |x: Option<f64>| x.map(significant);
     let r1 = |x: Option<f64>| x.map(|x| round(x, 1));
     Ok(Row {
         queue: name.to_string(),
@@ -83,7 +92,7 @@ fn row<Q: Queue>(queue: Option<Q>, name: &str) -> Result<Row> {
         rate_per_second: r3(h.service),
         utilisation: r3(h.utilisation),
         expected_wait_seconds: r1(h.expected_wait),
-        trend: h.trend.as_str(),
+        trend: h.trend,
         time_to_empty_seconds: r1(h.time_to_empty),
         growth_per_second: r3(h.growth),
         last_consumed_seconds_ago: r1(h.last_consumed),
@@ -91,20 +100,20 @@ fn row<Q: Queue>(queue: Option<Q>, name: &str) -> Result<Row> {
     })
 }
 
-/// A rate for people: three significant figures or so, always with a fraction (so that
-/// a rate never reads as a count).
+/// A rate for people: three significant figures (one decimal at least: a rate never
+/// reads as a count), `0.000` for none.
 fn rate_text(x: f64) -> String {
-    let places = match x.abs() {
-        x if x >= 10.0 => 1,
-        x if x >= 1.0 => 2,
-        _ => 3,
+    let places = if x == 0.0 || !x.is_finite() {
+        3
+    } else {
+        (2 - x.abs().log10().floor() as i32).clamp(1, 12) as usize
     };
     format!("{x:.places$}")
 }
 
 impl Row {
     fn is_stalled(&self) -> bool {
-        self.trend == Trend::Stalled.as_str()
+        self.trend == Trend::Stalled
     }
 
     /// Why there is no expected wait, for a stalled queue: `no consumer for 3m`, or, with
@@ -214,7 +223,7 @@ fn fields(r: &Row) -> Vec<Field> {
         (
             Some("TREND"),
             "trend",
-            r.trend.to_string(),
+            r.trend.as_str().to_string(),
             r.trend_detail(),
         ),
         (None, "next id", r.next_id.to_string(), String::new()),
@@ -456,7 +465,16 @@ fn watch<E: Engine>(
     let mut history: HashMap<String, VecDeque<u64>> = HashMap::new();
     let mut first = true;
     loop {
-        let rows = rows(engine, name, all)?;
+        // A queue removed or damaged while watched is said, and the watch goes on.
+        let rows = match rows(engine, name, all) {
+            Ok(rows) => rows,
+            Err(Failure::Store(e)) if !e.is_broken_pipe() => {
+                let _ = std::io::stderr().write_all(format!("spool: {e}\n").as_bytes());
+                std::thread::sleep(args.interval);
+                continue;
+            }
+            Err(f) => return Err(f),
+        };
         for r in &rows {
             let h = history.entry(r.queue.clone()).or_default();
             if h.len() == HISTORY {
@@ -565,7 +583,7 @@ mod tests {
             arrival_rate_per_second: Some(0.1),
             rate_per_second: Some(0.25),
             expected_wait_seconds: Some(waiting as f64 * 4.0),
-            trend: "draining",
+            trend: Trend::Draining,
             next_id: 7,
             ..Row::default()
         };
@@ -595,6 +613,11 @@ longer\t0\t0\t0\t0\t0\t-\t0.100\t0.250\t0ms\tdraining
         assert_eq!(rate_text(2.5), "2.50");
         assert_eq!(rate_text(23.456), "23.5");
         assert_eq!(rate_text(1234.56), "1234.6");
+        // One message every 40 minutes is not nothing.
+        assert_eq!(rate_text(1.0 / 2400.0), "0.000417");
+        assert_eq!(significant(1.0 / 2400.0), 0.0004167);
+        assert_eq!(significant(22.93456), 22.93);
+        assert_eq!(significant(1234.56), 1235.0);
     }
 
     #[test]
@@ -606,7 +629,7 @@ longer\t0\t0\t0\t0\t0\t-\t0.100\t0.250\t0ms\tdraining
             rate_per_second: Some(20.3),
             utilisation: Some(0.892),
             expected_wait_seconds: Some(16.7),
-            trend: "draining",
+            trend: Trend::Draining,
             time_to_empty_seconds: Some(154.5),
             next_id: 700,
             ..Row::default()
@@ -625,7 +648,7 @@ longer\t0\t0\t0\t0\t0\t-\t0.100\t0.250\t0ms\tdraining
             queue: "jobs".into(),
             waiting: 3,
             rate_per_second: Some(0.0),
-            trend: "stalled",
+            trend: Trend::Stalled,
             last_consumed_seconds_ago: Some(185.0),
             consumption_stopped: true,
             ..Row::default()
@@ -647,7 +670,7 @@ longer\t0\t0\t0\t0\t0\t-\t0.100\t0.250\t0ms\tdraining
                 .contains("trend:    stalled (nothing consumed for 3m5s, 2 in progress)\n")
         );
         let growing = Row {
-            trend: "growing",
+            trend: Trend::Growing,
             growth_per_second: Some(4.2),
             ..Row::default()
         };

@@ -1,49 +1,63 @@
 //! A rate of events (messages published, messages consumed) that is right within seconds
 //! of starting or changing, and that decays when the events stop.
 //!
-//! The state is four numbers, updated once per operation (a push of many messages is one
-//! event of `n`): the time of the last event, and two decayed sums over the intervals
-//! between events since the activity started, one of messages and one of seconds. Each
-//! interval enters both sums with the same weight, which halves every `τ ln 2` of age, so
-//! their ratio is a weighted average of the rate over the span actually observed: after
+//! An event is one operation of `n` messages (a push of many lines, a pop of many, an
+//! ack). The state is a few numbers, updated once per event: the time of the last event,
+//! and decayed sums over the intervals between events since the activity started: of
+//! messages M, of seconds S and of events E, and G, the longest of about the last fifty
+//! intervals (a maximum that loses 2% with each event).
+//! Each interval enters every sum with the same weight, which halves every `τ ln 2` of
+//! age, so M / S is a weighted average of the rate over the span actually observed: after
 //! 15 s of a consumer's work it is the rate of those 15 s, not 15 s of work spread over a
-//! fixed window that the span does not fill. τ adapts to the rate (about fifty
-//! intervals, between 5 s and 10 minutes), so that a fast queue follows a change within
-//! seconds and a slow one still averages over enough messages.
+//! fixed window that the span does not fill. S / E is the usual interval between events
+//! (not between messages: a pop of a hundred is one event); τ is fifty of them, between
+//! 5 s and 10 minutes, so that a fast queue follows a change within seconds and a slow one
+//! still averages over enough events.
 //!
-//! An event after a stall (a pause much longer than the usual interval) starts the
-//! activity anew: the pause is not averaged into the rate of the work that follows it.
-//! Read at a later time, the open interval since the last event counts once it is longer
-//! than the usual one, so the rate decays towards zero when the events stop; past the
-//! stall threshold it is reported as stopped.
+//! A pause much longer than the usual interval (ten of them, twice the longest recent
+//! one, at least 5 s) is a stall: the next event starts the activity anew, so that the
+//! pause is not averaged into the work that follows; the pause is kept as the longest
+//! recent interval, so that work in bursts (sixteen commands finishing together every
+//! 30 s) is measured over its cycle from the second burst on. Likewise a span of one long interval
+//! followed by one ten times shorter starts anew at the event between them (a lone event,
+//! then work an hour later). Read at a later time, the interval open since the last event
+//! counts once it is half as long again as the longest recent one, so the rate decays towards zero
+//! when the events stop; past the stall threshold it is reported as stopped.
 
-/// The weight of an interval halves after about this many intervals of the current rate.
+/// τ is this many usual intervals.
 const TAU_INTERVALS: f64 = 50.0;
 /// Bounds of the time constant τ, in seconds.
 const TAU_MIN: f64 = 5.0;
 const TAU_MAX: f64 = 600.0;
-/// A pause longer than this many usual intervals, and than [`STALL_MIN_MS`], is a stall.
+/// A pause longer than this many usual intervals, twice the longest recent interval, and
+/// [`STALL_MIN_MS`], is a stall.
 const STALL_INTERVALS: f64 = 10.0;
 /// The shortest pause that counts as a stall, in milliseconds.
 pub const STALL_MIN_MS: u64 = 5_000;
+/// What G keeps of itself at each event.
+const LONGEST_KEPT: f64 = 1.0 - 1.0 / TAU_INTERVALS;
 
 /// The stored state of a rate. All zero: no event ever.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct Rate {
     /// Unix milliseconds of the last event (0: none).
     pub last_ms: u64,
-    /// Decayed sum of the messages of the intervals observed.
+    /// M: decayed sum of the messages of the intervals observed.
     pub messages: f64,
-    /// Decayed sum of the lengths of those intervals, in seconds.
+    /// S: decayed sum of the lengths of those intervals, in seconds.
     pub seconds: f64,
-    /// Messages counted in all, since the queue was made (for monitoring).
+    /// E: decayed count of those intervals.
+    pub events: f64,
+    /// G: the longest recent interval, in seconds (decayed by event).
+    pub longest: f64,
+    /// Messages counted in all, since the queue was made.
     pub total: u64,
 }
 
 /// A rate as read at one moment.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Reading {
-    /// Events per second; `None` until two events of one activity were seen.
+    /// Messages per second; `None` until two events of one activity were seen.
     pub per_second: Option<f64>,
     /// Milliseconds since the last event (`None`: never an event).
     pub since_ms: Option<u64>,
@@ -53,12 +67,12 @@ pub struct Reading {
 }
 
 /// The size of [`Rate::to_bytes`].
-pub const RATE_BYTES: usize = 32;
+pub const RATE_BYTES: usize = 48;
 
 impl Rate {
     /// The usual interval between events, in seconds, when known.
     fn interval(&self) -> Option<f64> {
-        (self.messages > 0.0 && self.seconds > 0.0).then(|| self.seconds / self.messages)
+        (self.events > 0.0 && self.seconds > 0.0).then(|| self.seconds / self.events)
     }
 
     /// The time constant for the current rate, in seconds.
@@ -69,32 +83,45 @@ impl Rate {
 
     /// The pause, in milliseconds, after which the events count as stopped.
     pub fn stall_ms(&self) -> u64 {
-        let usual = self
-            .interval()
-            .map_or(0, |i| (i * STALL_INTERVALS * 1000.0) as u64);
-        usual.max(STALL_MIN_MS)
+        let usual = self.interval().map_or(0.0, |i| i * STALL_INTERVALS);
+        let seconds = usual.max(2.0 * self.longest);
+        ((seconds * 1000.0) as u64).max(STALL_MIN_MS)
     }
 
-    /// Counts `n` events at `now_ms`.
+    /// Starts the span observed anew.
+    fn restart(&mut self) {
+        (self.messages, self.seconds, self.events, self.longest) = (0.0, 0.0, 0.0, 0.0);
+    }
+
+    /// Counts an event of `n` messages at `now_ms`.
     pub fn record(&mut self, now_ms: u64, n: u64) {
         if n == 0 {
             return;
         }
         self.total = self.total.saturating_add(n);
         let first = self.last_ms == 0;
-        let gap_ms = now_ms.saturating_sub(self.last_ms);
+        // A clock that went back: this event follows the last at once.
+        let gap = now_ms.saturating_sub(self.last_ms) as f64 / 1000.0;
         let known = self.interval().is_some();
-        if first || (known && gap_ms > self.stall_ms()) {
-            // The activity starts (again) here: this event opens the span observed.
-            self.messages = 0.0;
-            self.seconds = 0.0;
+        if first {
+            self.restart();
+        } else if known && now_ms.saturating_sub(self.last_ms) > self.stall_ms() {
+            // The activity starts again here: this event opens the span observed, and the
+            // pause is remembered as an interval that may come again.
+            self.restart();
+            self.longest = gap;
+        } else if known && self.events <= 1.0 && gap * 10.0 < self.seconds {
+            // One long interval, then a short one: the work started at the last event.
+            self.restart();
+            (self.messages, self.seconds, self.events, self.longest) = (n as f64, gap, 1.0, gap);
         } else {
-            let gap = gap_ms as f64 / 1000.0;
             let d = (-gap / self.tau()).exp();
             self.messages = self.messages * d + n as f64;
             self.seconds = self.seconds * d + gap;
+            self.events = self.events * d + 1.0;
+            self.longest = (self.longest * LONGEST_KEPT).max(gap);
         }
-        self.last_ms = self.last_ms.max(now_ms);
+        self.last_ms = now_ms;
     }
 
     /// The rate as seen at `now_ms`.
@@ -112,11 +139,18 @@ impl Rate {
             _ if stopped => Some(0.0),
             None => None,
             Some(usual) => {
+                // The open interval counts for what it has run past one and a half times
+                // the longest recent one, weighed as the newest: M·d / (S·d + excess),
+                // with d = e^(−open/τ).
                 let open = since_ms as f64 / 1000.0;
-                let d = (-open / self.tau()).exp();
-                // The open interval counts for what it has run past the usual one.
-                let excess = (open - usual).max(0.0);
-                Some(self.messages * d / (self.seconds * d + excess))
+                let excess = open - usual.max(1.5 * self.longest);
+                let span = if excess > 0.0 {
+                    self.seconds + excess * (open / self.tau()).exp()
+                } else {
+                    self.seconds
+                };
+                let rate = self.messages / span;
+                Some(if rate.is_finite() { rate } else { 0.0 })
             }
         };
         Reading {
@@ -126,13 +160,15 @@ impl Rate {
         }
     }
 
-    /// The state as stored: four little-endian numbers.
+    /// The state as stored: six little-endian numbers.
     pub fn to_bytes(&self) -> [u8; RATE_BYTES] {
         let mut b = [0u8; RATE_BYTES];
         b[..8].copy_from_slice(&self.last_ms.to_le_bytes());
         b[8..16].copy_from_slice(&self.messages.to_le_bytes());
         b[16..24].copy_from_slice(&self.seconds.to_le_bytes());
-        b[24..].copy_from_slice(&self.total.to_le_bytes());
+        b[24..32].copy_from_slice(&self.events.to_le_bytes());
+        b[32..40].copy_from_slice(&self.longest.to_le_bytes());
+        b[40..].copy_from_slice(&self.total.to_le_bytes());
         b
     }
 
@@ -147,10 +183,13 @@ impl Rate {
             last_ms: u(0..8),
             messages: f64::from_bits(u(8..16)),
             seconds: f64::from_bits(u(16..24)),
-            total: u(24..32),
+            events: f64::from_bits(u(24..32)),
+            longest: f64::from_bits(u(32..40)),
+            total: u(40..48),
         };
         let sane = |x: f64| x.is_finite() && x >= 0.0;
-        if sane(rate.messages) && sane(rate.seconds) && rate.last_ms <= crate::clock::LATEST_MS {
+        let numbers = [rate.messages, rate.seconds, rate.events, rate.longest];
+        if numbers.into_iter().all(sane) && rate.last_ms <= crate::clock::LATEST_MS {
             rate
         } else {
             Rate::default()
@@ -276,13 +315,73 @@ mod tests {
         assert_eq!(r.total, 1_000);
     }
 
+    // A clock stepped back made every event count with no time between them until the
+    // clock caught up: the rate grew without bound.
     #[test]
-    fn a_clock_that_steps_back_does_not_break_the_rate() {
+    fn a_clock_that_steps_back_does_not_inflate_the_rate() {
         let mut r = Rate::default();
         let last = steady(&mut r, T0, 50, 5_000);
-        r.record(last - 60_000, 1);
-        let reading = r.read(last + 10);
-        assert!(reading.per_second.is_some_and(|p| p.is_finite() && p > 0.0));
+        // An hour back, then 20 a second on from there.
+        let last = steady(&mut r, last - 3_600_000, 50, 10_000);
+        let got = per_second(&r, last + 10);
+        assert!((10.0..=30.0).contains(&got), "{got}");
+    }
+
+    #[test]
+    fn batches_at_long_intervals_are_neither_stalled_nor_inflated() {
+        // pop -n 100 every 10 s: ten a second, and no stall between two pops.
+        let mut r = Rate::default();
+        for i in 0..30 {
+            r.record(T0 + i * 10_000, 100);
+        }
+        let last = T0 + 29 * 10_000;
+        for after in [10, 5_000, 9_900] {
+            let reading = r.read(last + after);
+            assert!(!reading.stopped, "stopped {after} ms after a batch");
+            near(reading.per_second.unwrap(), 10.0, 0.02);
+        }
+        assert!(r.read(last + 101_000).stopped);
+    }
+
+    #[test]
+    fn bursts_are_measured_over_their_cycle() {
+        // Sixteen commands of 30 s each finishing together (run -j 16): 16 every 30 s.
+        let mut r = Rate::default();
+        for cycle in 0..20 {
+            for k in 0..16 {
+                r.record(T0 + cycle * 30_000 + k * 5, 1);
+            }
+        }
+        let last = T0 + 19 * 30_000 + 15 * 5;
+        for after in [10, 15_000, 29_000] {
+            let reading = r.read(last + after);
+            assert!(!reading.stopped, "stopped {after} ms after a burst");
+            near(reading.per_second.unwrap(), 16.0 / 30.0, 0.05);
+        }
+    }
+
+    #[test]
+    fn a_lone_event_long_before_the_work_does_not_dilute_it() {
+        let mut r = Rate::default();
+        r.record(T0, 1); // one push by hand
+        let start = T0 + 3_600_000; // an hour later, ten a second
+        let last = steady(&mut r, start, 100, 2_000);
+        near(per_second(&r, last + 10), 10.0, 0.05);
+    }
+
+    #[test]
+    fn a_reading_long_after_slow_events_is_finite() {
+        // One event a week: read days later, the decay underflows without a NaN.
+        let mut r = Rate::default();
+        let week = 7 * 86_400_000;
+        for i in 0..4 {
+            r.record(T0 + i * week, 1);
+        }
+        let last = T0 + 3 * week;
+        for after in [86_400_000, 5 * 86_400_000, 6 * 86_400_000] {
+            let p = r.read(last + after).per_second.unwrap();
+            assert!(p.is_finite() && p >= 0.0, "{p} after {after} ms");
+        }
     }
 
     #[test]
@@ -295,6 +394,9 @@ mod tests {
         bad[8..16].copy_from_slice(&f64::NAN.to_le_bytes());
         assert_eq!(Rate::from_bytes(&bad), Rate::default());
         bad[8..16].copy_from_slice(&(-1.0f64).to_le_bytes());
+        assert_eq!(Rate::from_bytes(&bad), Rate::default());
+        let mut bad = r.to_bytes();
+        bad[32..40].copy_from_slice(&f64::INFINITY.to_le_bytes());
         assert_eq!(Rate::from_bytes(&bad), Rate::default());
     }
 }

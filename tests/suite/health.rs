@@ -27,13 +27,16 @@ fn now_ms() -> u64 {
         .as_millis() as u64
 }
 
-/// One record of `rates`: the last event, the decayed sums of messages and of seconds,
+/// One record of `rates` for a steady rate: the last event, then the decayed sums of
+/// messages, of seconds and of events, the longest interval (here the usual one), and
 /// the total.
-fn record(last_ms: u64, messages: f64, seconds: f64, total: u64) -> Vec<u8> {
-    let mut b = Vec::with_capacity(32);
+fn record(last_ms: u64, messages: f64, seconds: f64, events: f64, total: u64) -> Vec<u8> {
+    let mut b = Vec::with_capacity(48);
     b.extend(last_ms.to_le_bytes());
     b.extend(messages.to_le_bytes());
     b.extend(seconds.to_le_bytes());
+    b.extend(events.to_le_bytes());
+    b.extend((seconds / events).to_le_bytes());
     b.extend(total.to_le_bytes());
     b
 }
@@ -62,10 +65,10 @@ fn totals(queue_dir: &Path) -> (u64, u64) {
     let b = fs::read(queue_dir.join("rates")).unwrap();
     // A record never written is not there (or zeros): none counted.
     let total = |at: usize| {
-        b.get(at + 24..at + 32)
+        b.get(at + 40..at + 48)
             .map_or(0, |t| u64::from_le_bytes(t.try_into().unwrap()))
     };
-    (total(0), total(32))
+    (total(0), total(48))
 }
 
 #[test]
@@ -76,7 +79,11 @@ fn a_draining_queue_reads_as_the_model_says() {
     let q = s.queue_dir("default");
     let now = now_ms();
     // λ = 0.25/s (one every 4 s), R = 0.5/s (one every 2 s), L = 30.
-    write_rates(&q, &record(now, 2.5, 10.0, 40), &record(now, 5.0, 10.0, 60));
+    write_rates(
+        &q,
+        &record(now, 2.5, 10.0, 2.5, 40),
+        &record(now, 5.0, 10.0, 5.0, 60),
+    );
     let o = stats_json(&s);
     assert_eq!(o["waiting"], 30);
     near(&o["arrival_rate_per_second"], 0.25);
@@ -105,11 +112,11 @@ fn a_growing_queue_says_by_how_much() {
     s.run_stdin(&["push", "--lines"], "x\n".repeat(10))
         .success();
     let now = now_ms();
-    // λ = 1/s, R = 0.5/s.
+    // λ = 1/s (batches of 4 every 4 s), R = 0.5/s (one every 2 s).
     write_rates(
         &s.queue_dir("default"),
-        &record(now, 10.0, 10.0, 40),
-        &record(now, 5.0, 10.0, 60),
+        &record(now, 10.0, 10.0, 2.5, 40),
+        &record(now, 5.0, 10.0, 5.0, 60),
     );
     let o = stats_json(&s);
     assert_eq!(o["trend"], "growing", "{o}");
@@ -132,8 +139,8 @@ fn a_stopped_consumer_is_said_to_be_missing_not_a_long_wait() {
     let ten_minutes_ago = now_ms() - 600_000;
     write_rates(
         &s.queue_dir("default"),
-        &record(ten_minutes_ago, 10.0, 10.0, 3),
-        &record(ten_minutes_ago, 20.0, 10.0, 100),
+        &record(ten_minutes_ago, 10.0, 10.0, 10.0, 3),
+        &record(ten_minutes_ago, 20.0, 10.0, 20.0, 100),
     );
     let o = stats_json(&s);
     assert_eq!(o["trend"], "stalled", "{o}");
@@ -201,6 +208,14 @@ fn every_way_of_consuming_counts_and_pushes_count_their_messages() {
     assert_eq!(out.code, 3, "{out:?}"); // failed for good: 5
     s.run(&["peek"]).success(); // looking consumes nothing
     assert_eq!(totals(&q), (9, 5));
+    // Expired when a consumer comes to it: it left the line for good.
+    s.run(&["clear"]).success();
+    s.run(&["push", "--ttl", "1ms", "short-lived"]).success();
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    s.run(&["pop"]).nothing();
+    let failed = |id: u64| (id, "failed".to_string());
+    assert_eq!(s.states("default"), [failed(6), failed(11)]);
+    assert_eq!(totals(&q), (10, 6));
 }
 
 fn operations_are_counted_as_published_and_consumed(engine: Engine) {

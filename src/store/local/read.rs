@@ -247,7 +247,8 @@ impl Queue {
             Ok(true)
         })?;
         s.next_id = self.read_length(COUNTER)?.max(1);
-        (s.published, s.consumed) = self.rates()?;
+        // The rates only feed statistics: a rates file that cannot be read is no rate.
+        (s.published, s.consumed) = self.rates().unwrap_or_default();
         if let Some(fs) = super::netfs::network_fs_of(self.dir()) {
             (self.warn)(&format!(
                 "{}: {}",

@@ -61,7 +61,7 @@ impl Queue {
         entry: &Entry,
         reason: &str,
     ) -> Result<bool> {
-        let _p = self.lock_producer()?; // a clear of failed/ sees it whole or not at all
+        let producer = self.lock_producer()?; // a clear of failed/ sees it whole or not at all
         let failed = self.state_dir(FAILED)?;
         let to = Entry {
             key: entry.id,
@@ -74,6 +74,7 @@ impl Queue {
         };
         let moved = self.move_entry(claimed.as_fd(), CLAIMED, name, failed.as_fd(), &to.name())?;
         sys::fsync(&failed).map_err(|e| Error::io("fsync", self.at(FAILED), e))?;
+        drop(producer); // pushes never wait on the stats' lock
         if moved {
             let _ = self.count_consumed(1); // stats only: failed for good is consumed
         }

@@ -44,6 +44,8 @@ impl Queue {
         // Read once per take: a lane a producer marks meanwhile is seen by the next one.
         let lanes = self.read_length(LANES)?;
         let mut failed_dir = None;
+        // Messages this take moved to failed/ (expired, or out of attempts).
+        let mut dead = 0;
         // Buckets of lane 0 whose last key this take passed: every key of theirs is
         // allocated and below the head, so once emptied they stay empty.
         let mut passed = Vec::new();
@@ -89,13 +91,14 @@ impl Queue {
                     failed_dir = Some(self.state_dir(FAILED)?);
                 }
                 let to = failed_dir.as_ref().expect("set above");
-                self.move_entry(
+                let moved = self.move_entry(
                     bucket.as_fd(),
                     &bucket_rel,
                     &name,
                     to.as_fd(),
                     &failed.name(),
                 )?;
+                dead += u64::from(moved);
                 continue;
             }
             let lease = match opts.hold {
@@ -161,6 +164,8 @@ impl Queue {
         self.save_head(&mut c)?;
         if let Some(dir) = failed_dir {
             sys::fsync(&dir).map_err(|e| Error::io("fsync", self.at(FAILED), e))?;
+            // Failed for good, they have left the line: consumed, for stats only.
+            let _ = self.count_consumed(dead);
         }
         if matches!(opts.hold, Hold::Lease { .. }) && !taken.is_empty() {
             // A claim outlives this process: make it durable before its token is shown.
