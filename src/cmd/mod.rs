@@ -31,7 +31,7 @@ pub(crate) fn execute(cli: Cli) -> Outcome {
         return admin::completions(args.shell);
     }
     let allow_network_fs = std::env::var_os(netfs::ALLOW_VARIABLE).is_some_and(|v| v == "1");
-    let spool = Spool::new(resolve_root(cli.dir)?, |m| eprintln!("spool: warning: {m}"))
+    let spool = Spool::new(resolve_root(cli.dir)?, warn_once)
         .allow_network_fs(allow_network_fs);
     let named =
         cli.queue.is_some() || std::env::var_os("SPOOL_QUEUE").is_some_and(|v| !v.is_empty());
@@ -41,6 +41,19 @@ pub(crate) fn execute(cli: Cli) -> Outcome {
     }
     let queue = resolve_queue(cli.queue)?;
     dispatch(&spool, &queue, command)
+}
+
+/// Says a warning on standard error, once per process: a command that looks again and
+/// again (`stats --watch`, `run --wait`) does not repeat it.
+fn warn_once(message: &str) {
+    static SAID: std::sync::Mutex<std::collections::BTreeSet<String>> =
+        std::sync::Mutex::new(std::collections::BTreeSet::new());
+    let new = SAID
+        .lock()
+        .map_or(true, |mut said| said.insert(message.to_string()));
+    if new {
+        eprintln!("spool: warning: {message}");
+    }
 }
 
 /// Runs `command` on the queue `queue` of `engine`: the one `match` over the commands,

@@ -290,7 +290,8 @@ fn lay_out(table: &[Vec<String>], aligned: bool) -> String {
         .map(|c| {
             table
                 .iter()
-                .map(|line| line[c].chars().count())
+                .filter_map(|line| line.get(c))
+                .map(|cell| cell.chars().count())
                 .max()
                 .unwrap_or(0)
         })
@@ -305,8 +306,9 @@ fn lay_out(table: &[Vec<String>], aligned: bool) -> String {
     for line in table {
         let mut cells = Vec::with_capacity(columns);
         for (c, cell) in line.iter().enumerate() {
-            let pad = " ".repeat(widths[c] - cell.chars().count());
-            cells.push(if left[c] {
+            let width = widths.get(c).copied().unwrap_or(0);
+            let pad = " ".repeat(width.saturating_sub(cell.chars().count()));
+            cells.push(if left.get(c).copied().unwrap_or(false) {
                 format!("{cell}{pad}")
             } else {
                 format!("{pad}{cell}")
