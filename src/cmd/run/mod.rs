@@ -18,11 +18,12 @@
 //! own standard output fails (a closed pipe), the messages whose output was lost stay in
 //! the queue, run stops claiming, and exits with status 2 once its commands finished.
 //!
-//! The exit status, the first that applies: 130 or 143 when SIGINT or SIGTERM stopped run
-//! before it drained its queue (with `--wait`, any such signal; without, when messages
-//! were left ready, or the signal was passed on to the commands); 2 when an error was
-//! reported that did not stop run (the joblog or standard output could not be written);
-//! 3 when an attempt failed; else 0.
+//! The exit status, the first that applies: killed by SIGINT or SIGTERM (re-raised once
+//! run is done: the shell reports 130 or 143) when that signal stopped run before it
+//! drained its queue (with `--wait`, any such signal; without, when messages were left
+//! ready, or the signal was passed on to the commands); 2 when an error was reported that
+//! did not stop run (the joblog or standard output could not be written); 3 when an
+//! attempt failed; else 0.
 
 mod joblog;
 mod progress;
