@@ -358,9 +358,10 @@ pub struct RunArgs {
     #[arg(long)]
     pub quiet: bool,
 
-    /// On a terminal, keep a status line at the bottom of standard error, redrawn every
-    /// second: commands done, failed and running, messages waiting, the consumption rate
-    /// and the time to empty (the estimate of stats)
+    /// On a terminal, keep a status line at the bottom of standard error: commands done,
+    /// failed attempts (retries included), commands running, then messages waiting, the
+    /// consumption rate and the time to empty (the estimate of stats, read every second,
+    /// less often on a deep queue)
     #[arg(long)]
     pub progress: bool,
 

@@ -178,6 +178,8 @@ pub(super) fn run<E: Engine>(engine: &E, name: &str, args: RunArgs) -> Outcome {
         progress,
     };
     let result = run_loop(engine, name, &mut runner, &signals);
+    // Also before the error line that an error stopping run prints.
+    runner.relay.end_status();
     for id in registered {
         signal_hook::low_level::unregister(id);
     }
@@ -279,7 +281,6 @@ fn run_loop<E: Engine>(
         let done = jobs.is_empty() && (stopping || limit_reached(started) || (idle && !args.wait));
         if done {
             runner.show_progress(q, 0, true);
-            runner.relay.end_status();
             // Whether run was done anyway when a signal came (without --wait): nothing
             // left that it would have taken.
             let drained = || !args.wait && (limit_reached(started) || nothing_ready(q));
@@ -291,7 +292,7 @@ fn run_loop<E: Engine>(
         }
         runner.show_progress(q, jobs.len(), false);
         // Sleep until a signal, a child, output, the queue, a lease, a due message, or the
-        // next drawing of the status line.
+        // next reading of the status line's figures.
         let deadline = jobs
             .iter()
             .map(|job| match job.terminated {
@@ -346,8 +347,9 @@ fn drain(socket: &UnixStream) -> usize {
 }
 
 impl Runner<'_> {
-    /// Draws the status line of `--progress`, when it is time (or `now`). It is only a
-    /// view: a queue that cannot be read leaves it as it was.
+    /// Shows the status line of `--progress` with this run's counts, the queue's figures
+    /// read again when they are due (or `now`). It is only a view: a queue that cannot be
+    /// read leaves the figures as they were.
     fn show_progress<Q: Queue>(&mut self, q: &Q, running: usize, now: bool) {
         let counts = Counts {
             done: self.done,
@@ -357,7 +359,7 @@ impl Runner<'_> {
         if let Some(progress) = &mut self.progress
             && let Ok(Some(line)) = progress.line(q, counts, now)
         {
-            self.relay.show_status(&line);
+            self.relay.show_status(line);
         }
     }
 
