@@ -55,6 +55,12 @@ use progress::{Counts, Progress};
 use relay::{Capture, Mode, Relay};
 use report::{Ending, Next};
 
+/// Descriptors a command may need while it starts (the payload, two pipes, std's pipe
+/// for an exec error) and while it runs (its claim, the read ends of its pipes), with a
+/// margin; and those of run itself (the queue, its waiter, the signals' sockets).
+const DESCRIPTORS_PER_JOB: u64 = 8;
+const DESCRIPTORS_OF_RUN: u64 = 64;
+
 /// Time between SIGTERM and SIGKILL for a command past its lease.
 const KILL_GRACE: Duration = Duration::from_secs(5);
 /// Longest backoff.
@@ -120,6 +126,7 @@ struct Runner<'a> {
 
 /// Runs `spool run`.
 pub(super) fn run<E: Engine>(engine: &E, name: &str, args: RunArgs) -> Outcome {
+    raise_descriptor_limit(args.jobs);
     // The joblog first: one that cannot be written is an error before anything runs.
     let joblog = match &args.joblog {
         Some(path) => Some(Joblog::open(path, &args.command)?),
@@ -205,6 +212,8 @@ fn run_loop<E: Engine>(
     // What woke the last sleep, and when a look last found nothing to take.
     let mut woken = 0;
     let mut found_nothing: Option<Instant> = None;
+    // Out of descriptors with commands running: the next starts when one of them ended.
+    let mut short = false;
     loop {
         let Some(q) = watch.queue()? else {
             if !args.wait {
@@ -249,6 +258,7 @@ fn run_loop<E: Engine>(
             }
             i += 1;
         }
+        short &= !finished;
         // Output that cannot be written: no more commands to write it.
         stopping |= runner.relay.output_failed().is_some();
         // Claim and start more. Woken only by output, with nothing finished, a queue found
@@ -258,12 +268,21 @@ fn run_loop<E: Engine>(
             && !finished
             && found_nothing.is_some_and(|t| t.elapsed() < POLL_INTERVAL);
         let mut gone = false;
-        while !idle && !stopping && jobs.len() < args.jobs as usize && !limit_reached(started) {
+        while !idle
+            && !short
+            && !stopping
+            && jobs.len() < args.jobs as usize
+            && !limit_reached(started)
+        {
             let mut taken = match q.take(1, opts) {
                 Ok(taken) => taken,
                 // Removed while waited for: wait for it to be made again.
                 Err(_) if args.wait && q.is_gone() => {
                     (gone, idle) = (true, true);
+                    break;
+                }
+                Err(e) if out_of_descriptors(&e) && !jobs.is_empty() => {
+                    short = true;
                     break;
                 }
                 Err(e) => return Err(e.into()),
@@ -274,9 +293,18 @@ fn run_loop<E: Engine>(
                 break;
             };
             found_nothing = None;
+            // A command that cannot start is an error: nothing is wrong with the message,
+            // which is given back. Out of descriptors, commands running hold them: it
+            // waits for one of them to end, rather than stop run and abandon them.
+            match runner.spawn(q, claimed) {
+                Ok(job) => jobs.push_back(job),
+                Err(Failure::Store(e)) if out_of_descriptors(&e) && !jobs.is_empty() => {
+                    short = true;
+                    break;
+                }
+                Err(e) => return Err(e),
+            }
             started += 1;
-            // A command that cannot start is an error: nothing is wrong with the message.
-            jobs.push_back(runner.spawn(q, claimed)?);
         }
         let done = jobs.is_empty() && (stopping || limit_reached(started) || (idle && !args.wait));
         if done {
@@ -302,7 +330,7 @@ fn run_loop<E: Engine>(
             .chain(runner.progress.as_ref().map(Progress::next))
             .min();
         // With no room to claim, only signals, children and output matter, not the queue.
-        let full = jobs.len() >= args.jobs as usize || stopping || limit_reached(started);
+        let full = jobs.len() >= args.jobs as usize || short || stopping || limit_reached(started);
         let mut extra = vec![
             signals.int.as_fd(),
             signals.term.as_fd(),
@@ -325,6 +353,37 @@ fn run_loop<E: Engine>(
             stopping |= runner.take_signals(ready, signals, &pgids);
         }
     }
+}
+
+/// Raises the soft limit of open descriptors (often 1024) to what `jobs` commands at once
+/// need, within the hard limit. Only as far as needed: the commands inherit it, and some
+/// programs misbehave with a high one (select(2) takes descriptors below 1024 only). Where
+/// the limit stays short, run waits for a command to end before it starts the next.
+fn raise_descriptor_limit(jobs: u32) {
+    use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+    let need = u64::from(jobs) * DESCRIPTORS_PER_JOB + DESCRIPTORS_OF_RUN;
+    let limit = getrlimit(Resource::Nofile);
+    let Some(soft) = limit.current else {
+        return; // unlimited
+    };
+    let raised = limit.maximum.map_or(need, |hard| hard.min(need));
+    if raised > soft {
+        // A limit that cannot be raised is one run copes with.
+        let _ = setrlimit(
+            Resource::Nofile,
+            Rlimit {
+                current: Some(raised),
+                maximum: limit.maximum,
+            },
+        );
+    }
+}
+
+/// Whether `e` is the process (EMFILE) or the system (ENFILE) out of file descriptors.
+fn out_of_descriptors(e: &Error) -> bool {
+    use rustix::io::Errno;
+    e.raw_os_error()
+        .is_some_and(|n| n == Errno::MFILE.raw_os_error() || n == Errno::NFILE.raw_os_error())
 }
 
 /// Whether `q` has no message ready to be taken (an error counts as some).
