@@ -115,7 +115,9 @@ pub enum Command {
     /// --quiet): the message, the attempt, how the command ended, and when the message is
     /// retried or that it moved to failed. The command gets SPOOL_ID, SPOOL_QUEUE,
     /// SPOOL_ATTEMPT and SPOOL_DIR. With -j above 1, the commands' output passes through
-    /// spool a whole line at a time, so that the lines of two commands never mix. Without
+    /// spool a whole line at a time, so that no command's line is cut by another's (a last
+    /// line without a newline is written when its command ends; a line over 1 MiB, in
+    /// pieces). Without
     /// --wait, run drains what is available and exits. SIGINT or SIGTERM stops claiming and
     /// lets running commands finish; a second one is passed on to them.
     /// Exit status: killed by the signal (the shell reports 130 or 143) when SIGINT or

@@ -12,7 +12,10 @@
 //! One loop does everything, in one thread: it polls the queue's waiter, sockets that the
 //! signal handlers write to (SIGINT, SIGTERM, SIGCHLD), and the pipes of the commands'
 //! output when it is captured (`relay.rs`), then judges what finished, enforces leases,
-//! and claims more. `--joblog` records each finished command (`joblog.rs`).
+//! and claims more. `--joblog` records each finished command (`joblog.rs`); `--progress`
+//! keeps a status line on a terminal (`progress.rs`). Each command costs descriptors (two
+//! pipes when its output is captured): run raises its soft limit to what `-j` needs, and
+//! where that is short, a command waits for another to end.
 //!
 //! A message is acked only once its command's standard output was written: when spool's
 //! own standard output fails (a closed pipe), the messages whose output was lost stay in

@@ -6,9 +6,11 @@
 //! loop polls), without blocking, and passes on:
 //!
 //! - [`Mode::Lines`] (more than one command at a time): complete lines only, each in one
-//!   write, so that the lines of two commands never mix; a command's last line without a
-//!   newline is written when it ends. A line longer than [`LONGEST_LINE`] is passed on in
-//!   pieces of that size, so that memory stays bounded.
+//!   write, so that no command's line is cut by another's. What holds exactly: a
+//!   command's last line without a newline is written when it ends, and another command's
+//!   line may follow it directly, on the same line; a line longer than [`LONGEST_LINE`]
+//!   is passed on in pieces of that size (so that memory stays bounded), and other
+//!   commands' lines may come between them.
 //! - [`Mode::Chunks`] (one command at a time, captured for the joblog's byte count): the
 //!   bytes as they come, since nothing can mix with them.
 //! - [`Mode::Group`] (`--group`): all of a command's output, held in memory, written when
