@@ -117,7 +117,7 @@ complete -c spool -n "__fish_spool_using_subcommand run" -l joblog -d 'Append a 
 complete -c spool -n "__fish_spool_using_subcommand run" -s w -l wait -d 'Keep consuming, waking at once on pushes, instead of exiting when the queue is empty'
 complete -c spool -n "__fish_spool_using_subcommand run" -l group -d 'Keep each command\'s output together: held until the command ends, then written, standard output then standard error [default: with -j above 1, whole lines as they come]'
 complete -c spool -n "__fish_spool_using_subcommand run" -l quiet -d 'Do not report failed attempts on standard error'
-complete -c spool -n "__fish_spool_using_subcommand run" -l progress -d 'On a terminal, keep a status line at the bottom of standard error, redrawn every second: commands done, failed and running, messages waiting, the consumption rate and the time to empty (the estimate of stats)'
+complete -c spool -n "__fish_spool_using_subcommand run" -l progress -d 'On a terminal, keep a status line at the bottom of standard error: commands done, failed attempts (retries included), commands running, then messages waiting, the consumption rate and the time to empty (the estimate of stats, read every second, less often on a deep queue)'
 complete -c spool -n "__fish_spool_using_subcommand run" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c spool -n "__fish_spool_using_subcommand run" -s V -l version -d 'Print version'
 complete -c spool -n "__fish_spool_using_subcommand list" -l dir -d 'Spool directory [default: $SPOOL_DIR, else $XDG_STATE_HOME/spool, else ~/.local/state/spool]' -r -f -a "(__fish_complete_directories)"

@@ -18,7 +18,8 @@ use crate::process;
 use crate::store::describe;
 
 /// Runs spool with the process's arguments (the first is the program name) and returns
-/// its exit code.
+/// its exit code; a run that SIGINT or SIGTERM stopped does not return, but ends killed
+/// by that signal once its work is done (see [`crate::exit`]).
 ///
 /// The binary enters here without Rust's runtime start-up (see src/main.rs), so this
 /// first does the part of it that spool needs.
@@ -27,7 +28,12 @@ pub fn main(args: Vec<OsString>) -> u8 {
         eprintln!("spool: open /dev/null: {}", describe(&e));
         return ExitStatus::Error.into();
     }
-    process::guarded(|| invoke(args)).into()
+    let status = process::guarded(|| invoke(args));
+    if let Some(signal) = status.signal() {
+        process::die_of(signal);
+    }
+    // Also when the signal did not kill spool: 128 + its number.
+    status.into()
 }
 
 /// Runs spool with `args` (the first is the program name) in a process already started:

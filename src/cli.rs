@@ -25,7 +25,7 @@ pub use values::{Count, Dur, Time, Token, TokenOrId};
     version,
     propagate_version = true,
     max_term_width = 100,
-    after_help = "Examples:\n  echo hello | spool push\n  spool pop\n  producer | spool -q jobs push --lines\n  spool -q jobs pop -n 10 --lines | consumer\n\nExit status: 0 success, 1 nothing to return, 2 error, 3 run or fsck found failures, 130 or 143 run stopped by SIGINT or SIGTERM."
+    after_help = "Examples:\n  echo hello | spool push\n  spool pop\n  producer | spool -q jobs push --lines\n  spool -q jobs pop -n 10 --lines | consumer\n\nExit status: 0 success, 1 nothing to return, 2 error, 3 run or fsck found failures, run stopped by SIGINT or SIGTERM exits as killed by the signal (the shell reports 130 or 143)."
 )]
 pub struct Cli {
     /// Spool directory [default: $SPOOL_DIR, else $XDG_STATE_HOME/spool, else ~/.local/state/spool]
@@ -115,12 +115,15 @@ pub enum Command {
     /// --quiet): the message, the attempt, how the command ended, and when the message is
     /// retried or that it moved to failed. The command gets SPOOL_ID, SPOOL_QUEUE,
     /// SPOOL_ATTEMPT and SPOOL_DIR. With -j above 1, the commands' output passes through
-    /// spool a whole line at a time, so that the lines of two commands never mix. Without
+    /// spool a whole line at a time, so that no command's line is cut by another's (a last
+    /// line without a newline is written when its command ends; a line over 1 MiB, in
+    /// pieces). Without
     /// --wait, run drains what is available and exits. SIGINT or SIGTERM stops claiming and
     /// lets running commands finish; a second one is passed on to them.
-    /// Exit status: 130 or 143 when SIGINT or SIGTERM stopped it before the queue was
-    /// drained (with --wait: always); else 2 on errors; else 3 when any message failed or
-    /// was retried; else 0 (every message succeeded, or there were none).
+    /// Exit status: killed by the signal (the shell reports 130 or 143) when SIGINT or
+    /// SIGTERM stopped it before the queue was drained (with --wait: always), once its
+    /// commands finished; else 2 on errors; else 3 when any message failed or was retried;
+    /// else 0 (every message succeeded, or there were none).
     #[command(
         after_help = "Examples:\n  spool -q mail run -- sendmail -t\n  spool -q jobs run --wait -j 4 --lease 10m -- sh -c 'process \"$SPOOL_ID\"'\n  spool -q nightly run -j 4 --joblog nightly.log -- ./job.sh\n  # crontab: mails you which job failed, and why\n  */5 * * * * spool -q nightly run -- ./job.sh || echo \"spool run: failures\""
     )]
@@ -357,9 +360,10 @@ pub struct RunArgs {
     #[arg(long)]
     pub quiet: bool,
 
-    /// On a terminal, keep a status line at the bottom of standard error, redrawn every
-    /// second: commands done, failed and running, messages waiting, the consumption rate
-    /// and the time to empty (the estimate of stats)
+    /// On a terminal, keep a status line at the bottom of standard error: commands done,
+    /// failed attempts (retries included), commands running, then messages waiting, the
+    /// consumption rate and the time to empty (the estimate of stats, read every second,
+    /// less often on a deep queue)
     #[arg(long)]
     pub progress: bool,
 

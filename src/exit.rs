@@ -2,8 +2,12 @@
 //!
 //! "Nothing to return" is an outcome, not an error: it has a status of its own (1), and
 //! errors keep 2, so that a script can tell an empty queue from a broken one. A `run`
-//! stopped by a signal exits as a shell reports a command killed by it (128 + the
-//! signal's number), so that a script sees the interruption.
+//! stopped by SIGINT or SIGTERM ends as killed by that signal, once its commands finished
+//! and its joblog was closed (see [`crate::app::main`]): the shell reports 130 or 143
+//! (128 + the signal's number), a shell script stops at a ^C as it does when any command
+//! is interrupted, and a service manager sees a clean stop. Where the signal cannot kill
+//! spool (the first process of a PID namespace ignores the default action of the signals
+//! it sends itself), the exit code is 128 + the signal's number.
 
 /// How spool ends.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -17,13 +21,28 @@ pub enum ExitStatus {
     /// Some of the work failed: `run` had a message fail, or `fsck` left problems
     /// unrepaired.
     SomeFailed,
-    /// `run` was stopped by SIGINT before it drained its queue.
+    /// `run` was stopped by SIGINT before it drained its queue: spool ends killed by
+    /// SIGINT.
     Interrupted,
-    /// `run` was stopped by SIGTERM before it drained its queue.
+    /// `run` was stopped by SIGTERM before it drained its queue: spool ends killed by
+    /// SIGTERM.
     Terminated,
 }
 
+impl ExitStatus {
+    /// The signal that the process ends killed by, for a run a signal stopped.
+    pub fn signal(self) -> Option<i32> {
+        match self {
+            ExitStatus::Interrupted => Some(signal_hook::consts::SIGINT),
+            ExitStatus::Terminated => Some(signal_hook::consts::SIGTERM),
+            _ => None,
+        }
+    }
+}
+
 impl From<ExitStatus> for u8 {
+    /// The exit code; for a signal, the code a shell reports for a process it killed,
+    /// used when the signal could not kill spool.
     fn from(status: ExitStatus) -> u8 {
         match status {
             ExitStatus::Success => 0,
@@ -32,6 +51,27 @@ impl From<ExitStatus> for u8 {
             ExitStatus::SomeFailed => 3,
             ExitStatus::Interrupted => 130,
             ExitStatus::Terminated => 143,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stopped_run_ends_by_its_signal_or_128_plus_its_number() {
+        for (status, signal) in [(ExitStatus::Interrupted, 2), (ExitStatus::Terminated, 15)] {
+            assert_eq!(status.signal(), Some(signal));
+            assert_eq!(i32::from(u8::from(status)), 128 + signal);
+        }
+        for status in [
+            ExitStatus::Success,
+            ExitStatus::Empty,
+            ExitStatus::Error,
+            ExitStatus::SomeFailed,
+        ] {
+            assert_eq!(status.signal(), None);
         }
     }
 }

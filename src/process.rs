@@ -4,13 +4,14 @@
 //! The binary enters at its own C `main` (see src/main.rs), so nothing has yet made sure
 //! that the standard descriptors are open, or that SIGPIPE does not kill the process.
 //! [`start`] does both, and installs the panic hook that turns an internal error into
-//! one `spool: ` line; [`guarded`] turns the unwinding panic into exit status 2.
+//! one `spool: ` line; [`guarded`] turns the unwinding panic into exit status 2. At the
+//! end, [`die_of`] ends a run that a signal stopped as killed by that signal.
 //!
 //! Invariant: after [`start`], descriptors 0, 1 and 2 are open, and a standard
 //! descriptor that was closed when spool started is held by a /dev/null that cannot be
 //! used (opened the wrong way round), so that using it fails with EBADF.
 
-use std::io;
+use std::io::{self, Write};
 use std::os::fd::{AsRawFd, IntoRawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -51,6 +52,25 @@ pub(crate) fn start() -> io::Result<()> {
 /// Runs `body`; a panic in it (already reported by the hook) ends in an error status.
 pub(crate) fn guarded(body: impl FnOnce() -> ExitStatus + std::panic::UnwindSafe) -> ExitStatus {
     std::panic::catch_unwind(body).unwrap_or(ExitStatus::Error)
+}
+
+/// Ends the process as killed by `signal` (SIGINT or SIGTERM), with the signal's default
+/// action restored: the way a process that was interrupted tells its parent so. Returns
+/// only where the signal does not kill spool; the caller then exits with 128 + its number.
+///
+/// Called last, when the work is done: the commands finished, the joblog closed.
+pub(crate) fn die_of(signal: i32) {
+    // What std's standard output may still hold (the rest is written unbuffered).
+    let _ = io::stdout().flush();
+    // The first process of a PID namespace (spool as a container's entry point) ignores
+    // the signals it sends itself whose action is the default one: the kernel drops them.
+    // Raising one there would return, and the raising below then aborts.
+    if rustix::process::getpid().is_init() {
+        return;
+    }
+    // Restores the default action, unblocks the signal and raises it; the process dies
+    // of it before the call returns. (Should it return, it aborts.)
+    let _ = signal_hook::low_level::emulate_default_handler(signal);
 }
 
 /// Occupies a closed standard descriptor, as Rust's start-up would, so that no file spool

@@ -458,6 +458,21 @@ pub fn group_members(pgid: i32) -> Vec<i32> {
         .collect()
 }
 
+/// Whether the process `pid` catches `signal`: it installed a handler for it (the
+/// `SigCgt` mask of /proc/PID/status). A test waits for it before sending a signal that
+/// the process must handle rather than die of.
+pub fn catches(pid: u32, signal: rustix::process::Signal) -> bool {
+    let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else {
+        return false;
+    };
+    let bit = signal.as_raw() - 1;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("SigCgt:"))
+        .and_then(|mask| u64::from_str_radix(mask.trim(), 16).ok())
+        .is_some_and(|mask| mask >> bit & 1 == 1)
+}
+
 /// Whether any process of the group `pgid` is still running.
 pub fn group_alive(pgid: i32) -> bool {
     !group_members(pgid).is_empty()

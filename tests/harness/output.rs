@@ -142,6 +142,24 @@ impl Output {
         self
     }
 
+    /// Asserts that the process was killed by `signal` (it has no exit code: a shell
+    /// reports 128 + the signal's number) and wrote exactly `stderr` on standard error,
+    /// where each RFC 3339 time is written `<time>` (see [`hide_times`]).
+    #[track_caller]
+    pub fn killed_by_saying(&self, signal: rustix::process::Signal, stderr: &str) -> &Output {
+        assert!(
+            self.signal() == Some(signal.as_raw()) && hide_times(&self.stderr) == stderr,
+            "expected death by {signal:?} and stderr {stderr:?} (times as <time>):\n{self:?}"
+        );
+        self
+    }
+
+    /// Asserts that the process was killed by `signal`, with an empty standard error.
+    #[track_caller]
+    pub fn killed_by(&self, signal: rustix::process::Signal) -> &Output {
+        self.killed_by_saying(signal, "")
+    }
+
     /// The RFC 3339 times on standard error, in unix seconds, in order.
     pub fn stderr_times(&self) -> Vec<i64> {
         let b = self.stderr.as_bytes();

@@ -33,9 +33,11 @@ standard error says what failed, on which path, and why, for example
 .TP
 .B 130, 143
 \fBrun\fR: SIGINT (130) or SIGTERM (143) stopped it before it drained its queue: it
-took no more messages, and exited once its commands finished.
+took no more messages, and once its commands finished it exited as killed by the
+signal, which the shell reports as 130 or 143 (as the first process of a PID namespace,
+which the signal cannot kill, it exits with 130 or 143).
 .PP
-\fBrun\fR exits with the first of these that applies: 130 or 143 when a signal stopped
+\fBrun\fR exits with the first of these that applies: killed by the signal when one stopped
 it (with \fB\-\-wait\fR, any SIGINT or SIGTERM; without, when messages were left ready
 for it, or a second signal was passed on to its commands); 2 on an error, including one
 that did not stop it (a \fB\-\-joblog\fR line that could not be written, or a standard

@@ -11,7 +11,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use crate::harness::{
-    Cmd, Engine, Fixture, KillOnDrop, Output, Running, engine_tests, now_secs, wait_until,
+    Cmd, Engine, Fixture, KillOnDrop, Output, Running, engine_tests, now_secs, require, wait_until,
 };
 
 engine_tests! {
@@ -369,6 +369,68 @@ fn jobs_run_commands_side_by_side(engine: Engine) {
     for bad in ["0", "1025", "x"] {
         s.run(&["run", "-j", bad, "--", "true"]).error();
     }
+}
+
+/// Pushes `n` messages, `1` to `n`: on a fresh queue, each one's id.
+fn push_numbers(s: &Fixture, n: u64) {
+    let payloads: Vec<String> = (1..=n).map(|i| i.to_string()).collect();
+    let payloads: Vec<&str> = payloads.iter().map(String::as_str).collect();
+    s.push(&payloads);
+}
+
+/// With output captured, each command costs two pipes: with -j in the hundreds, run
+/// passed the usual limit of 1024 open descriptors, a command could not start (EMFILE),
+/// and run stopped, abandoning the commands still running, whose messages went back to
+/// the queue while they ran, to run twice. Where the limit cannot be raised, run now
+/// gives the message back and starts it once a command ended.
+#[test]
+fn out_of_descriptors_run_waits_for_a_command_to_end() {
+    if !require(false, &[("prlimit", &["-V"])]) {
+        return;
+    }
+    let s = Fixture::new();
+    push_numbers(&s, 40);
+    let out = run_cmd(
+        &s,
+        &["-j", "40"],
+        r#"echo "$SPOOL_ID" >> "$LOG"; sleep 0.5"#,
+        &[],
+    )
+    .wrap(["prlimit", "--nofile=64:64"])
+    .run();
+    out.success();
+    let mut ran: Vec<u64> = logged(&s)
+        .lines()
+        .map(|l| l.parse().expect("an id"))
+        .collect();
+    ran.sort_unstable();
+    assert_eq!(ran, (1..=40).collect::<Vec<u64>>(), "each message ran once");
+    assert_eq!(s.states("default"), []);
+    // The attempts given back were not counted: each message was acked at its first.
+    assert!(s.list_json("default", "all").is_empty());
+}
+
+/// run raises its soft limit of open descriptors to what its -j commands need (8 each,
+/// and 64), within the hard limit; its commands inherit it.
+#[test]
+fn run_raises_its_descriptor_limit_to_what_its_jobs_need() {
+    if !require(false, &[("prlimit", &["-V"])]) {
+        return;
+    }
+    let s = Fixture::new();
+    push_numbers(&s, 40);
+    let out = run_cmd(&s, &["-j", "40"], r#"ulimit -n >> "$LOG"; sleep 0.5"#, &[])
+        .wrap(["prlimit", "--nofile=64:4096"])
+        .run();
+    out.success();
+    assert_eq!(logged(&s), "384\n".repeat(40));
+    // Within the hard limit.
+    s.push(&["x"]);
+    let out = run_cmd(&s, &["-j", "1000"], r#"ulimit -n >> "$LOG""#, &[])
+        .wrap(["prlimit", "--nofile=64:4096"])
+        .run();
+    out.success();
+    assert!(logged(&s).ends_with("384\n4096\n"), "{}", logged(&s));
 }
 
 fn one_job_at_a_time_by_default(engine: Engine) {

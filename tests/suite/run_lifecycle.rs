@@ -2,7 +2,10 @@
 //! pop, SIGINT and SIGTERM, `--wait`, and many flaky jobs side by side. The helpers are
 //! in [`super::run`].
 
-use crate::harness::{Engine, Fixture, KillOnDrop, engine_tests, send_signal, wait_until};
+use crate::harness::{
+    Engine, Fixture, KillOnDrop, catches, engine_tests, group_members, require, send_signal,
+    wait_until,
+};
 use rustix::process::Signal;
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
@@ -15,10 +18,11 @@ engine_tests! {
     a_command_that_ignores_sigterm_gets_sigkill_5_s_later,
     kill_9_of_run_hands_the_message_to_the_next_consumer_at_once,
     kill_9_of_a_pop_that_is_writing_hands_the_message_on,
-    sigint_or_sigterm_stops_claiming_lets_the_command_finish_and_exits_130_or_143,
+    sigint_or_sigterm_stops_claiming_lets_the_command_finish_and_ends_killed_by_it,
     a_second_signal_is_passed_on_to_the_commands,
     run_wait_handles_messages_as_they_come,
-    run_wait_on_an_idle_queue_exits_130_or_143_at_a_signal,
+    run_wait_on_an_idle_queue_ends_killed_by_a_signal,
+    a_shell_reports_130_or_143_for_a_stopped_run,
     commands_write_to_nothing_when_run_has_its_output_closed,
 }
 
@@ -181,10 +185,13 @@ fn kill_9_of_a_pop_that_is_writing_hands_the_message_on(engine: Engine) {
 }
 
 /// SIGINT and SIGTERM both ended run with status 0 (or 3): a script could not tell a
-/// stopped run from one that drained its queue. They exit 130 and 143.
-fn sigint_or_sigterm_stops_claiming_lets_the_command_finish_and_exits_130_or_143(engine: Engine) {
+/// stopped run from one that drained its queue. Then run exited with 130 and 143, which
+/// a shell script does not take for an interruption (bash goes on after a ^C unless the
+/// command died of SIGINT), nor systemd for a clean stop. Now run ends killed by the
+/// signal, once its command finished.
+fn sigint_or_sigterm_stops_claiming_lets_the_command_finish_and_ends_killed_by_it(engine: Engine) {
     std::thread::scope(|scope| {
-        for (signal, status) in [(Signal::INT, 130), (Signal::TERM, 143)] {
+        for signal in [Signal::INT, Signal::TERM] {
             scope.spawn(move || {
                 let s = engine.fixture();
                 s.push(&["1", "2", "3"]);
@@ -199,7 +206,7 @@ fn sigint_or_sigterm_stops_claiming_lets_the_command_finish_and_exits_130_or_143
                 });
                 send_signal(run.pid(), signal);
                 let out = run.finish();
-                out.exits(status);
+                out.killed_by(signal);
                 // The command finished before run exited, and its message was acked.
                 assert_eq!(logged(&s), "start 1\nend 1\n", "after {signal:?}");
                 assert_eq!(s.listed_ids("default"), [2, 3], "after {signal:?}");
@@ -228,9 +235,10 @@ fn a_second_signal_is_passed_on_to_the_commands(engine: Engine) {
         "the command did not get the signal: {:?}",
         second.elapsed()
     );
-    // Stopped by a signal, whatever failed: 143, and the command's end is reported.
-    out.exits_saying(
-        143,
+    // Stopped by a signal, whatever failed: killed by it, and the command's end is
+    // reported.
+    out.killed_by_saying(
+        Signal::TERM,
         &failed_line(1, 1, 5, "killed by signal 15 (SIGTERM)", RETRY),
     );
     let v = s.entry("default", 1);
@@ -266,19 +274,19 @@ fn run_wait_handles_messages_as_they_come(engine: Engine) {
     );
     send_signal(run.pid(), Signal::TERM);
     let out = run.finish();
-    out.exits(143);
+    out.killed_by(Signal::TERM);
     assert!(started.elapsed() < Duration::from_secs(30));
     assert_eq!(s.states("default"), []);
 }
 
 /// With --wait, a signal always stops run before it is done: on an idle queue, or one not
 /// made yet, too.
-fn run_wait_on_an_idle_queue_exits_130_or_143_at_a_signal(engine: Engine) {
+fn run_wait_on_an_idle_queue_ends_killed_by_a_signal(engine: Engine) {
     let s = engine.fixture();
     s.push(&["x"]);
     s.run(&["pop"]).success();
     for queue in ["default", "missing"] {
-        for (signal, status) in [(Signal::INT, 130), (Signal::TERM, 143)] {
+        for signal in [Signal::INT, Signal::TERM] {
             let run = s
                 .cmd()
                 .args(["-q", queue, "run", "--wait", "--", "true"])
@@ -287,9 +295,67 @@ fn run_wait_on_an_idle_queue_exits_130_or_143_at_a_signal(engine: Engine) {
             let signalled = Instant::now();
             send_signal(run.pid(), signal);
             let out = run.finish();
-            out.exits(status);
+            out.killed_by(signal);
             assert!(signalled.elapsed() < SOON, "{queue}: slow to stop");
         }
+    }
+}
+
+/// A shell reports a run stopped by SIGINT or SIGTERM as 130 or 143, as for any command
+/// the signal killed.
+fn a_shell_reports_130_or_143_for_a_stopped_run(engine: Engine) {
+    let s = engine.fixture();
+    for (signal, status) in [(Signal::INT, 130), (Signal::TERM, 143)] {
+        let pid = s.outside("run.pid");
+        let _ = std::fs::remove_file(&pid);
+        let shell = s
+            .sh(&format!(
+                "spool run --wait -- true & echo $! > '{}'; wait $!; echo \"status $?\"",
+                pid.display()
+            ))
+            .spawn();
+        let run = pid_in(&pid);
+        wait_until("run catches the signal", SOON, || catches(run, signal));
+        send_signal(run, signal);
+        let out = shell.finish();
+        // (A shell may say on standard error that its job was killed: `Terminated`.)
+        assert_eq!(
+            (out.code, out.text()),
+            (0, format!("status {status}\n")),
+            "{out:?}"
+        );
+        assert!(!out.stderr.contains("spool"), "{out:?}");
+    }
+}
+
+/// The first process of a PID namespace (run as a container's entry point) ignores the
+/// default action of a signal it sends itself: there run exits with 130 or 143 instead of
+/// dying of the signal, rather than hang or abort.
+#[test]
+fn as_the_first_process_of_a_pid_namespace_a_stopped_run_exits_130_or_143() {
+    if !require(true, &[("unshare", &["--pid", "--fork", "true"])]) {
+        return;
+    }
+    let s = Fixture::new();
+    for (signal, status) in [(Signal::INT, 130), (Signal::TERM, 143)] {
+        let run = s
+            .cmd()
+            .args(["run", "--wait", "--", "true"])
+            .wrap(["unshare", "--pid", "--fork"])
+            .spawn();
+        // spool is the process unshare started, in unshare's process group.
+        let unshare = run.pid() as i32;
+        let mut spool = None;
+        wait_until("unshare started spool", SOON, || {
+            spool = group_members(unshare).into_iter().find(|&p| p != unshare);
+            spool.is_some()
+        });
+        let spool = spool.unwrap() as u32;
+        // A signal with its default action would not reach it.
+        wait_until("run catches the signal", SOON, || catches(spool, signal));
+        send_signal(spool, signal);
+        // unshare exits with the exit code of spool, or dies of the signal that killed it.
+        run.finish().exits(status);
     }
 }
 

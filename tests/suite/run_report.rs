@@ -22,6 +22,9 @@ engine_tests! {
     a_joblog_appended_to_keeps_one_header,
     a_joblog_that_cannot_be_opened_is_an_error_before_anything_runs,
     progress_draws_a_status_line_on_a_terminal_only,
+    progress_fits_the_terminals_width,
+    progress_stays_while_a_line_of_output_is_held,
+    progress_ends_its_line_before_an_error,
 }
 
 /// The header of a joblog.
@@ -393,42 +396,69 @@ fn the_joblog_is_gnu_parallels() {
     assert_eq!(columns(&ours[1]), (1, 2, 0, 9));
 }
 
+/// `script -qec 'COMMAND' /dev/null`: COMMAND on a terminal, whose output (standard
+/// output and error together, each newline written `\r\n`) `script` prints. `None` where
+/// `script` is missing (the test is then skipped).
+fn on_a_terminal(s: &Fixture, command: &str) -> Option<Output> {
+    if let Err(why) = crate::harness::tool_works("script", &["--version"]) {
+        crate::harness::skip(&why);
+        return None;
+    }
+    let quoted = command.replace('\'', r"'\''");
+    Some(s.sh(&format!("script -qec '{quoted}' /dev/null")).run())
+}
+
+/// What erases the line the cursor is on, from its start: each drawing of the status line
+/// starts with it.
+const ERASE: &str = "\r\x1b[K";
+
 fn progress_draws_a_status_line_on_a_terminal_only(engine: Engine) {
     let s = engine.fixture();
-    if let Err(why) = crate::harness::tool_works("script", &["--version"]) {
-        return crate::harness::skip(&why);
-    }
     s.push(&["a", "b", "c", "d"]);
     // On a terminal: the line, drawn at once, erased before the commands' output passes
-    // on, and left on the screen at the end.
-    let out = s
-        .sh("script -qec 'spool run --progress -- sh -c \"echo out-\\$SPOOL_ID; [ \\$SPOOL_ID != 2 ]\"' /dev/null")
-        .run();
+    // on and drawn again right after it, and left on the screen at the end.
+    let Some(out) = on_a_terminal(
+        &s,
+        r#"spool run --progress -- sh -c "echo out-\$SPOOL_ID; [ \$SPOOL_ID != 2 ]""#,
+    ) else {
+        return;
+    };
     assert_eq!(out.code, 3, "{out:?}");
     let text = out.text_lossy();
+    let first = "0 done, 0 failed attempts, 1 running, 3 waiting";
     assert!(
-        text.starts_with("\r\x1b[Kdone 0, failed 0, running 1, waiting 3\r\x1b[Kout-1\r\n"),
+        text.starts_with(&format!("{ERASE}{first}{ERASE}out-1\r\n{ERASE}{first}")),
         "{text:?}"
     );
     let last = text
         .split(['\r', '\n'])
         .rfind(|l| !l.is_empty())
         .unwrap_or_default();
-    // Then the consumption rate, which depends on the machine's speed.
+    // Then the consumption rate and the trend, which depend on the machine's speed (and
+    // may not be known yet).
+    let counts = "\x1b[K3 done, 1 failed attempt, 0 running, 0 waiting";
     assert!(
-        last.starts_with("\x1b[Kdone 3, failed 1, running 0, waiting 0, "),
+        last == counts || last.starts_with(&format!("{counts}, ")),
         "{text:?}"
     );
-    assert!(text.ends_with("/s\r\n"), "{text:?}");
+    assert!(text.ends_with("\r\n"), "the line is left, ended: {text:?}");
+    // Each line of output, and of spool's own, is followed at once by the status line:
+    // it does not vanish while the commands print.
     for id in 1..=4 {
-        assert!(text.contains(&format!("out-{id}\r\n")), "{text:?}");
+        assert!(
+            text.contains(&format!("{ERASE}out-{id}\r\n{ERASE}")),
+            "{text:?}"
+        );
     }
-    assert!(
-        text.contains("\r\nspool: run: message 2 (queue default): attempt 1 of 5 failed"),
-        "{text:?}"
-    );
-    // In a pipe: nothing but the commands' output.
-    s.run(&["requeue", "--all"]).success();
+    let report = "spool: run: message 2 (queue default): attempt 1 of 5 failed";
+    let (_, after) = text
+        .split_once(&format!("{ERASE}{report}"))
+        .unwrap_or_else(|| panic!("the report, on a line of its own: {text:?}"));
+    let (_, after) = after.split_once("\r\n").unwrap();
+    assert!(after.starts_with(ERASE), "{text:?}");
+    // In a pipe: nothing but the commands' output. (Fresh messages: message 2 waits for
+    // its retry.)
+    s.push(&["e", "f"]);
     let out = s
         .cmd()
         .args([
@@ -441,6 +471,81 @@ fn progress_draws_a_status_line_on_a_terminal_only(engine: Engine) {
             "echo out-$SPOOL_ID",
         ])
         .run();
-    out.success();
-    assert_eq!(out.text(), "");
+    out.success().stdout_is("out-5\nout-6\n");
+}
+
+/// The status line was as long as its text: on a narrow terminal it wrapped, and each
+/// drawing left a row behind, since erasing reaches the start of the last row only.
+fn progress_fits_the_terminals_width(engine: Engine) {
+    let s = engine.fixture();
+    s.push(&["a", "b"]);
+    let Some(out) = on_a_terminal(
+        &s,
+        r#"stty cols 30 && spool run --progress -- sh -c "echo out-\$SPOOL_ID""#,
+    ) else {
+        return;
+    };
+    assert_eq!(out.code, 0, "{out:?}");
+    let text = out.text_lossy();
+    // "0 done, 0 failed attempts, 1 running, 1 waiting", cut where it reaches the last
+    // column (29 characters), at a separator.
+    assert!(
+        text.starts_with(&format!(
+            "{ERASE}0 done, 0 failed attempts, 1{ERASE}out-1\r\n"
+        )),
+        "{text:?}"
+    );
+    for drawn in text.split(ERASE).skip(1) {
+        let line = drawn.split("\r\n").next().unwrap_or_default();
+        assert!(line.len() < 30, "{line:?} in {text:?}");
+    }
+}
+
+/// The status line vanished while a command's line of output was held back: run erased
+/// it whenever it read output, even output it did not write yet (with -j above 1, a line
+/// waits for its end), and drew it only at its next drawing.
+fn progress_stays_while_a_line_of_output_is_held(engine: Engine) {
+    let s = engine.fixture();
+    s.push(&["a"]);
+    // The second half comes after the next reading of the figures (every second).
+    let Some(out) = on_a_terminal(
+        &s,
+        r#"spool run -j 2 --progress -- sh -c "printf half; sleep 1.5; echo -line""#,
+    ) else {
+        return;
+    };
+    assert_eq!(out.code, 0, "{out:?}");
+    let text = out.text_lossy();
+    assert!(
+        text.contains(&format!("{ERASE}half-line\r\n{ERASE}")),
+        "{text:?}"
+    );
+    // Each erasing is followed by output or by the line itself, never by another
+    // erasing: the line was never left erased.
+    assert!(!text.contains(&format!("{ERASE}{ERASE}")), "{text:?}");
+}
+
+/// When an error stopped run, its `spool: ` line was written at the end of the status
+/// line, on the same row.
+fn progress_ends_its_line_before_an_error(engine: Engine) {
+    let s = engine.fixture();
+    s.push(&["a", "b"]);
+    // The command removes the queue: its message cannot be acked.
+    let Some(out) = on_a_terminal(
+        &s,
+        r#"spool run --progress -- sh -c "echo out; rm -rf \"\$SPOOL_DIR/\$SPOOL_QUEUE\"""#,
+    ) else {
+        return;
+    };
+    assert_eq!(out.code, 2, "{out:?}");
+    let text = out.text_lossy();
+    let status = "0 done, 0 failed attempts, 1 running, 1 waiting";
+    assert!(
+        text.starts_with(&format!(
+            "{ERASE}{status}{ERASE}out\r\n{ERASE}{status}\r\nspool: "
+        )),
+        "{text:?}"
+    );
+    assert_eq!(text.matches("spool: ").count(), 1, "{text:?}");
+    assert!(text.ends_with("\r\n"), "{text:?}");
 }

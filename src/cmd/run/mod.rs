@@ -12,17 +12,21 @@
 //! One loop does everything, in one thread: it polls the queue's waiter, sockets that the
 //! signal handlers write to (SIGINT, SIGTERM, SIGCHLD), and the pipes of the commands'
 //! output when it is captured (`relay.rs`), then judges what finished, enforces leases,
-//! and claims more. `--joblog` records each finished command (`joblog.rs`).
+//! and claims more. `--joblog` records each finished command (`joblog.rs`); `--progress`
+//! keeps a status line on a terminal (`progress.rs`). Each command costs descriptors (two
+//! pipes when its output is captured): run raises its soft limit to what `-j` needs, and
+//! where that is short, a command waits for another to end.
 //!
 //! A message is acked only once its command's standard output was written: when spool's
 //! own standard output fails (a closed pipe), the messages whose output was lost stay in
 //! the queue, run stops claiming, and exits with status 2 once its commands finished.
 //!
-//! The exit status, the first that applies: 130 or 143 when SIGINT or SIGTERM stopped run
-//! before it drained its queue (with `--wait`, any such signal; without, when messages
-//! were left ready, or the signal was passed on to the commands); 2 when an error was
-//! reported that did not stop run (the joblog or standard output could not be written);
-//! 3 when an attempt failed; else 0.
+//! The exit status, the first that applies: killed by SIGINT or SIGTERM (re-raised once
+//! run is done: the shell reports 130 or 143) when that signal stopped run before it
+//! drained its queue (with `--wait`, any such signal; without, when messages were left
+//! ready, or the signal was passed on to the commands); 2 when an error was reported that
+//! did not stop run (the joblog or standard output could not be written); 3 when an
+//! attempt failed; else 0.
 
 mod joblog;
 mod progress;
@@ -53,6 +57,12 @@ use joblog::Joblog;
 use progress::{Counts, Progress};
 use relay::{Capture, Mode, Relay};
 use report::{Ending, Next};
+
+/// Descriptors a command may need while it starts (the payload, two pipes, std's pipe
+/// for an exec error) and while it runs (its claim, the read ends of its pipes), with a
+/// margin; and those of run itself (the queue, its waiter, the signals' sockets).
+const DESCRIPTORS_PER_JOB: u64 = 8;
+const DESCRIPTORS_OF_RUN: u64 = 64;
 
 /// Time between SIGTERM and SIGKILL for a command past its lease.
 const KILL_GRACE: Duration = Duration::from_secs(5);
@@ -119,6 +129,7 @@ struct Runner<'a> {
 
 /// Runs `spool run`.
 pub(super) fn run<E: Engine>(engine: &E, name: &str, args: RunArgs) -> Outcome {
+    raise_descriptor_limit(args.jobs);
     // The joblog first: one that cannot be written is an error before anything runs.
     let joblog = match &args.joblog {
         Some(path) => Some(Joblog::open(path, &args.command)?),
@@ -177,6 +188,8 @@ pub(super) fn run<E: Engine>(engine: &E, name: &str, args: RunArgs) -> Outcome {
         progress,
     };
     let result = run_loop(engine, name, &mut runner, &signals);
+    // Also before the error line that an error stopping run prints.
+    runner.relay.end_status();
     for id in registered {
         signal_hook::low_level::unregister(id);
     }
@@ -202,6 +215,8 @@ fn run_loop<E: Engine>(
     // What woke the last sleep, and when a look last found nothing to take.
     let mut woken = 0;
     let mut found_nothing: Option<Instant> = None;
+    // Out of descriptors with commands running: the next starts when one of them ended.
+    let mut short = false;
     loop {
         let Some(q) = watch.queue()? else {
             if !args.wait {
@@ -246,6 +261,7 @@ fn run_loop<E: Engine>(
             }
             i += 1;
         }
+        short &= !finished;
         // Output that cannot be written: no more commands to write it.
         stopping |= runner.relay.output_failed().is_some();
         // Claim and start more. Woken only by output, with nothing finished, a queue found
@@ -255,12 +271,21 @@ fn run_loop<E: Engine>(
             && !finished
             && found_nothing.is_some_and(|t| t.elapsed() < POLL_INTERVAL);
         let mut gone = false;
-        while !idle && !stopping && jobs.len() < args.jobs as usize && !limit_reached(started) {
+        while !idle
+            && !short
+            && !stopping
+            && jobs.len() < args.jobs as usize
+            && !limit_reached(started)
+        {
             let mut taken = match q.take(1, opts) {
                 Ok(taken) => taken,
                 // Removed while waited for: wait for it to be made again.
                 Err(_) if args.wait && q.is_gone() => {
                     (gone, idle) = (true, true);
+                    break;
+                }
+                Err(e) if out_of_descriptors(&e) && !jobs.is_empty() => {
+                    short = true;
                     break;
                 }
                 Err(e) => return Err(e.into()),
@@ -271,14 +296,22 @@ fn run_loop<E: Engine>(
                 break;
             };
             found_nothing = None;
+            // A command that cannot start is an error: nothing is wrong with the message,
+            // which is given back. Out of descriptors, commands running hold them: it
+            // waits for one of them to end, rather than stop run and abandon them.
+            match runner.spawn(q, claimed) {
+                Ok(job) => jobs.push_back(job),
+                Err(Failure::Store(e)) if out_of_descriptors(&e) && !jobs.is_empty() => {
+                    short = true;
+                    break;
+                }
+                Err(e) => return Err(e),
+            }
             started += 1;
-            // A command that cannot start is an error: nothing is wrong with the message.
-            jobs.push_back(runner.spawn(q, claimed)?);
         }
         let done = jobs.is_empty() && (stopping || limit_reached(started) || (idle && !args.wait));
         if done {
             runner.show_progress(q, 0, true);
-            runner.relay.end_status();
             // Whether run was done anyway when a signal came (without --wait): nothing
             // left that it would have taken.
             let drained = || !args.wait && (limit_reached(started) || nothing_ready(q));
@@ -290,7 +323,7 @@ fn run_loop<E: Engine>(
         }
         runner.show_progress(q, jobs.len(), false);
         // Sleep until a signal, a child, output, the queue, a lease, a due message, or the
-        // next drawing of the status line.
+        // next reading of the status line's figures.
         let deadline = jobs
             .iter()
             .map(|job| match job.terminated {
@@ -300,7 +333,7 @@ fn run_loop<E: Engine>(
             .chain(runner.progress.as_ref().map(Progress::next))
             .min();
         // With no room to claim, only signals, children and output matter, not the queue.
-        let full = jobs.len() >= args.jobs as usize || stopping || limit_reached(started);
+        let full = jobs.len() >= args.jobs as usize || short || stopping || limit_reached(started);
         let mut extra = vec![
             signals.int.as_fd(),
             signals.term.as_fd(),
@@ -325,6 +358,37 @@ fn run_loop<E: Engine>(
     }
 }
 
+/// Raises the soft limit of open descriptors (often 1024) to what `jobs` commands at once
+/// need, within the hard limit. Only as far as needed: the commands inherit it, and some
+/// programs misbehave with a high one (select(2) takes descriptors below 1024 only). Where
+/// the limit stays short, run waits for a command to end before it starts the next.
+fn raise_descriptor_limit(jobs: u32) {
+    use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+    let need = u64::from(jobs) * DESCRIPTORS_PER_JOB + DESCRIPTORS_OF_RUN;
+    let limit = getrlimit(Resource::Nofile);
+    let Some(soft) = limit.current else {
+        return; // unlimited
+    };
+    let raised = limit.maximum.map_or(need, |hard| hard.min(need));
+    if raised > soft {
+        // A limit that cannot be raised is one run copes with.
+        let _ = setrlimit(
+            Resource::Nofile,
+            Rlimit {
+                current: Some(raised),
+                maximum: limit.maximum,
+            },
+        );
+    }
+}
+
+/// Whether `e` is the process (EMFILE) or the system (ENFILE) out of file descriptors.
+fn out_of_descriptors(e: &Error) -> bool {
+    use rustix::io::Errno;
+    e.raw_os_error()
+        .is_some_and(|n| n == Errno::MFILE.raw_os_error() || n == Errno::NFILE.raw_os_error())
+}
+
 /// Whether `q` has no message ready to be taken (an error counts as some).
 fn nothing_ready<Q: Queue>(q: &Q) -> bool {
     matches!(q.peek(1, |_| Ok(false)), Ok(0))
@@ -345,8 +409,9 @@ fn drain(socket: &UnixStream) -> usize {
 }
 
 impl Runner<'_> {
-    /// Draws the status line of `--progress`, when it is time (or `now`). It is only a
-    /// view: a queue that cannot be read leaves it as it was.
+    /// Shows the status line of `--progress` with this run's counts, the queue's figures
+    /// read again when they are due (or `now`). It is only a view: a queue that cannot be
+    /// read leaves the figures as they were.
     fn show_progress<Q: Queue>(&mut self, q: &Q, running: usize, now: bool) {
         let counts = Counts {
             done: self.done,
@@ -356,7 +421,7 @@ impl Runner<'_> {
         if let Some(progress) = &mut self.progress
             && let Ok(Some(line)) = progress.line(q, counts, now)
         {
-            self.relay.show_status(&line);
+            self.relay.show_status(line);
         }
     }
 

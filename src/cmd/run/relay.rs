@@ -6,13 +6,19 @@
 //! loop polls), without blocking, and passes on:
 //!
 //! - [`Mode::Lines`] (more than one command at a time): complete lines only, each in one
-//!   write, so that the lines of two commands never mix; a command's last line without a
-//!   newline is written when it ends. A line longer than [`LONGEST_LINE`] is passed on in
-//!   pieces of that size, so that memory stays bounded.
+//!   write, so that no command's line is cut by another's. What holds exactly: a
+//!   command's last line without a newline is written when it ends, and another command's
+//!   line may follow it directly, on the same line; a line longer than [`LONGEST_LINE`]
+//!   is passed on in pieces of that size (so that memory stays bounded), and other
+//!   commands' lines may come between them.
 //! - [`Mode::Chunks`] (one command at a time, captured for the joblog's byte count): the
 //!   bytes as they come, since nothing can mix with them.
 //! - [`Mode::Group`] (`--group`): all of a command's output, held in memory, written when
 //!   it ends, standard output then standard error.
+//!
+//! The status line of `--progress` stays at the bottom of a terminal's standard error: it
+//! is erased only when something is written to that terminal, and drawn again right after,
+//! unless a line is left unfinished there (it would be drawn over).
 //!
 //! Invariants: a byte of a command's standard output is counted once (the joblog's
 //! Receive), and a command whose standard output could not be written in full is marked
@@ -155,6 +161,98 @@ impl Sink {
     }
 }
 
+/// The status line of `--progress`, at the bottom of a terminal's standard error.
+#[derive(Default)]
+struct Status {
+    /// The line to show, cut to the terminal's width when drawn.
+    text: Option<String>,
+    /// What is on the screen, the cursor at its end: nothing was written since it was
+    /// drawn.
+    drawn: Option<String>,
+}
+
+/// spool's standard output and error, as the relay writes to them, with the status line
+/// kept at the bottom of standard error: erased before anything else is written to the
+/// terminal, and drawn again after.
+struct Outputs {
+    out: Sink,
+    err: Sink,
+    status: Status,
+    /// Standard output is a terminal (where the status line would be written over).
+    out_is_terminal: bool,
+}
+
+impl Outputs {
+    /// Writes `data` to standard error, or standard output, erasing the status line first
+    /// when it is on the same terminal; false when it was not written.
+    fn write(&mut self, stderr: bool, data: &[u8]) -> bool {
+        if data.is_empty() {
+            return true;
+        }
+        if stderr || self.out_is_terminal {
+            self.erase_status();
+        }
+        if stderr {
+            self.err.write(data)
+        } else {
+            self.out.write(data)
+        }
+    }
+
+    /// Whether a line of output is unfinished on the terminal: a status line drawn there
+    /// would be drawn over it.
+    fn unfinished(&self) -> bool {
+        !self.err.at_line_start || (self.out_is_terminal && !self.out.at_line_start)
+    }
+
+    /// Draws the status line when it is not on the screen as it should be, if it can be
+    /// drawn: not over an unfinished line. Cut one column short of the terminal's width (as
+    /// it is now), so that it never wraps: `\r` then reaches its start.
+    fn draw_status(&mut self) {
+        let Some(text) = &self.status.text else {
+            return;
+        };
+        if self.status.drawn.is_none() && self.unfinished() {
+            return;
+        }
+        let columns = self
+            .err
+            .file
+            .as_ref()
+            .and_then(|f| rustix::termios::tcgetwinsize(f).ok())
+            .map_or(0, |size| usize::from(size.ws_col));
+        let line = fit(text, columns);
+        if self.status.drawn.as_deref() == Some(line) {
+            return;
+        }
+        let at_line_start = self.err.at_line_start;
+        let drawn = self.err.write(format!("\r\x1b[K{line}").as_bytes());
+        self.err.at_line_start = at_line_start;
+        self.status.drawn = drawn.then(|| line.to_string());
+    }
+
+    /// Erases the status line, if it is on the screen.
+    fn erase_status(&mut self) {
+        if self.status.drawn.take().is_some() {
+            let at_line_start = self.err.at_line_start;
+            self.err.write(b"\r\x1b[K");
+            self.err.at_line_start = at_line_start;
+        }
+    }
+}
+
+/// The start of `text` that fits in a terminal `columns` wide, one column short, without
+/// the separator it was cut at; all of it for a width of 0 (unknown).
+fn fit(text: &str, columns: usize) -> &str {
+    if columns == 0 {
+        return text;
+    }
+    match text.char_indices().nth(columns - 1) {
+        Some((end, _)) => text[..end].trim_end_matches([' ', ',']),
+        None => text,
+    }
+}
+
 /// One stream of a command, read through a pipe.
 struct Stream {
     /// The read end, nonblocking, in the epoll set; `None` once closed.
@@ -199,15 +297,10 @@ pub(super) struct Relay {
     mode: Mode,
     /// The pipes being read; `None` when the commands write directly.
     epoll: Option<OwnedFd>,
-    out: Sink,
-    err: Sink,
+    outputs: Outputs,
     buf: Vec<u8>,
     events: Vec<epoll::Event>,
     next_key: u64,
-    /// A status line (`--progress`) is drawn on standard error, the cursor at its end.
-    status: bool,
-    /// Standard output is a terminal (where an unfinished line would be drawn over).
-    out_is_terminal: bool,
 }
 
 impl Relay {
@@ -220,46 +313,33 @@ impl Relay {
         Ok(Relay {
             mode,
             epoll,
-            out: Sink::new(io::stdout().as_fd(), crate::process::closed_at_start(1))?,
-            err: Sink::new(io::stderr().as_fd(), crate::process::closed_at_start(2))?,
+            outputs: Outputs {
+                out: Sink::new(io::stdout().as_fd(), crate::process::closed_at_start(1))?,
+                err: Sink::new(io::stderr().as_fd(), crate::process::closed_at_start(2))?,
+                status: Status::default(),
+                out_is_terminal: io::stdout().is_terminal(),
+            },
             buf: Vec::new(),
             events: Vec::new(),
             next_key: 0,
-            status: false,
-            out_is_terminal: io::stdout().is_terminal(),
         })
     }
 
-    /// Draws `text` as the status line at the bottom of a terminal's standard error, in
-    /// place of the last one. Nothing is drawn while a line of output is unfinished on
-    /// the terminal: it would be drawn over.
-    pub(super) fn show_status(&mut self, text: &str) {
-        let unfinished =
-            !self.err.at_line_start || (self.out_is_terminal && !self.out.at_line_start);
-        if unfinished && !self.status {
-            return;
-        }
-        let at_line_start = self.err.at_line_start;
-        self.err.write(format!("\r\x1b[K{text}").as_bytes());
-        self.err.at_line_start = at_line_start;
-        self.status = true;
+    /// Shows `text` as the status line at the bottom of a terminal's standard error, in
+    /// place of the last one, and again after each write of output or of spool's own
+    /// lines. It is not drawn while a line of output is unfinished on the terminal: it
+    /// would be drawn over.
+    pub(super) fn show_status(&mut self, text: String) {
+        self.outputs.status.text = Some(text);
+        self.outputs.draw_status();
     }
 
-    /// Erases the status line, before anything else is written.
-    fn clear_status(&mut self) {
-        if self.status {
-            let at_line_start = self.err.at_line_start;
-            self.err.write(b"\r\x1b[K");
-            self.err.at_line_start = at_line_start;
-            self.status = false;
-        }
-    }
-
-    /// Leaves the status line on the terminal, ended, for good.
+    /// Leaves the status line on the terminal, ended, for good: nothing is drawn after.
     pub(super) fn end_status(&mut self) {
-        if self.status {
-            self.err.write(b"\n");
-            self.status = false;
+        let outputs = &mut self.outputs;
+        outputs.status.text = None;
+        if outputs.status.drawn.take().is_some() {
+            outputs.err.write(b"\n");
         }
     }
 
@@ -271,7 +351,7 @@ impl Relay {
 
     /// The error that stopped the writing of standard output, if any.
     pub(super) fn output_failed(&self) -> Option<&io::Error> {
-        self.out.failed.as_ref()
+        self.outputs.out.failed.as_ref()
     }
 
     /// Sets the standard output and error of `cmd`: spool's own (or nothing, where spool's
@@ -308,7 +388,8 @@ impl Relay {
         }))
     }
 
-    /// Reads what waits in the pipes of `captures` and passes it on.
+    /// Reads what waits in the pipes of `captures` and passes it on (the status line
+    /// erased only when something is written, and drawn again after).
     pub(super) fn pump(&mut self, captures: &mut [&mut Capture]) {
         let Some(epoll) = &self.epoll else {
             return;
@@ -322,7 +403,6 @@ impl Relay {
         if epoll::wait(epoll, spare_capacity(&mut self.events), Some(&now)).is_err() {
             return; // EINTR: the loop comes back
         }
-        self.clear_status();
         let events = std::mem::take(&mut self.events);
         for event in &events {
             let data = event.data.u64();
@@ -331,26 +411,27 @@ impl Relay {
             }
         }
         self.events = events;
+        self.outputs.draw_status();
     }
 
     /// The command of `capture` ended: reads what its pipes still hold, writes what is
     /// left, and closes them.
     pub(super) fn finish(&mut self, capture: &mut Capture) {
-        self.clear_status();
         for stderr in [false, true] {
             self.read(capture, stderr, LAST_READ);
             self.close(capture, stderr);
         }
-        let Relay { out, err, .. } = self;
+        let outputs = &mut self.outputs;
         let lost = &mut capture.lost;
         capture.out.pending.finish(|data| {
-            if !out.write(data) {
+            if !outputs.write(false, data) {
                 *lost = true;
             }
         });
         capture.err.pending.finish(|data| {
-            err.write(data);
+            outputs.write(true, data);
         });
+        outputs.draw_status();
     }
 
     /// Reads up to `limit` bytes from one stream of `capture` and passes them on; closes
@@ -359,11 +440,11 @@ impl Relay {
         if self.buf.is_empty() {
             self.buf = vec![0; 64 * 1024];
         }
-        let Relay { out, err, buf, .. } = self;
-        let (stream, sink) = if stderr {
-            (&mut capture.err, err)
+        let Relay { outputs, buf, .. } = self;
+        let stream = if stderr {
+            &mut capture.err
         } else {
-            (&mut capture.out, out)
+            &mut capture.out
         };
         let lost = &mut capture.lost;
         let mut total = 0;
@@ -380,13 +461,14 @@ impl Relay {
                 Ok(n) => {
                     total += n;
                     stream.bytes += n as u64;
+                    let sink = if stderr { &outputs.err } else { &outputs.out };
                     if sink.failed.is_some() {
                         // Nowhere to go: not held either.
                         *lost |= !stderr;
                         continue;
                     }
                     stream.pending.push(&buf[..n], |data| {
-                        if !sink.write(data) && !stderr {
+                        if !outputs.write(stderr, data) && !stderr {
                             *lost = true;
                         }
                     });
@@ -421,12 +503,13 @@ impl Relay {
     /// starting a line of its own after a command's unfinished one. A standard error that
     /// cannot be written changes nothing.
     pub(super) fn say(&mut self, line: &str) {
-        self.clear_status();
-        if self.err.at_line_start || self.mode == Mode::Inherit {
-            self.err.write(line.as_bytes());
+        let outputs = &mut self.outputs;
+        if outputs.err.at_line_start || self.mode == Mode::Inherit {
+            outputs.write(true, line.as_bytes());
         } else {
-            self.err.write(format!("\n{line}").as_bytes());
+            outputs.write(true, format!("\n{line}").as_bytes());
         }
+        outputs.draw_status();
     }
 }
 
@@ -477,6 +560,22 @@ mod tests {
         rest.extend_from_slice(b"y\n");
         assert_eq!(got[1].as_ref().unwrap(), &rest);
         assert_eq!(got[2], None);
+    }
+
+    #[test]
+    fn the_status_line_is_cut_to_the_terminals_width() {
+        let line = "12 done, 0 failed attempts, 4 running";
+        assert_eq!(fit(line, 0), line, "width unknown");
+        assert_eq!(fit(line, 80), line);
+        assert_eq!(fit(line, line.len() + 1), line);
+        // One column short of the width, so that it never wraps.
+        assert_eq!(
+            fit(line, line.len()),
+            "12 done, 0 failed attempts, 4 runnin"
+        );
+        assert_eq!(fit(line, 10), "12 done");
+        assert_eq!(fit(line, 11), "12 done, 0");
+        assert_eq!(fit(line, 1), "");
     }
 
     #[test]
