@@ -31,8 +31,7 @@ pub(crate) fn execute(cli: Cli) -> Outcome {
         return admin::completions(args.shell);
     }
     let allow_network_fs = std::env::var_os(netfs::ALLOW_VARIABLE).is_some_and(|v| v == "1");
-    let spool = Spool::new(resolve_root(cli.dir)?, warn_once)
-        .allow_network_fs(allow_network_fs);
+    let spool = Spool::new(resolve_root(cli.dir)?, warn_once).allow_network_fs(allow_network_fs);
     let named =
         cli.queue.is_some() || std::env::var_os("SPOOL_QUEUE").is_some_and(|v| !v.is_empty());
     let mut command = cli.command;
