@@ -13,7 +13,8 @@
 //! and its shortcuts), `command` (the runner and processes), `output` (what a command
 //! did, and its assertions), `strace` (fault injection), `clock` (time and a seeded
 //! random stream), `skip` (what the machine lacks), `files` (files, mounts and witnesses
-//! outside spool), `queue` (reading a queue through spool, for the fault tests).
+//! outside spool), `queue` (reading a queue through spool, for the fault tests),
+//! `postgres` (a throwaway PostgreSQL server shared by the run, a database per test).
 
 mod clock;
 mod command;
@@ -21,6 +22,7 @@ mod engine;
 mod files;
 mod fixture;
 mod output;
+mod postgres;
 mod queue;
 mod skip;
 mod strace;
@@ -31,6 +33,7 @@ pub use engine::*;
 pub use files::*;
 pub use fixture::*;
 pub use output::*;
+pub use postgres::*;
 pub use queue::*;
 pub use skip::*;
 pub use strace::*;
