@@ -10,8 +10,9 @@
 //                store per test, on an `Engine`), one command runner with a clean
 //                environment and a time limit, one `Output` with its assertions, strace
 //                fault injection, the clock and one seeded `Rng`, visible skipping (which
-//                fails instead when CI=true), mounts and witnesses; `engine_tests!`
-//                runs the contract tests once per engine
+//                fails instead when CI=true), mounts and witnesses, a throwaway
+//                PostgreSQL cluster shared by the run with a database per test;
+//                `engine_tests!` runs the contract tests once per engine
 // - cli          --help on every subcommand, --version, completions, usage errors,
 //                global flags before and after the subcommand
 // - compat       the on-disk format across versions: the binary of an earlier commit
@@ -71,6 +72,9 @@
 // - generated    man/spool.1 and completions/ are current with the CLI definition
 // - completions  the completion scripts in bash, zsh and fish: queue names for -q,
 //                commands for run's COMMAND
+// - postgres_harness  the harness's PostgreSQL server: a database per test, dropped
+//                after it; a private cluster crashed and restarted keeps its data;
+//                without PostgreSQL the tests skip, or fail under CI=true
 // - faults       crash, fault and hostile-input tests (most need root and strace,
 //                xfsprogs, util-linux, e2fsprogs): power cuts on loop-mounted xfs and
 //                ext4, EIO/ENOSPC/EDQUOT and SIGKILL at every system call of every
