@@ -23,6 +23,7 @@ mod names;
 mod netfs;
 mod peek;
 mod pop;
+mod postgres_engine;
 mod push;
 mod queues;
 mod roots;
