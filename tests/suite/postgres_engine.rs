@@ -450,3 +450,51 @@ fn only_postgres_urls_are_taken() {
         .run()
         .error();
 }
+
+#[test]
+fn postgres_consumers_at_once_take_each_message_once() {
+    let Some(db) = Database::new() else { return };
+    // Producers at once: each one's messages stay in its order.
+    let producers: Vec<_> = (0..4)
+        .map(|p| {
+            let lines: String = (0..100).map(|i| format!("p{p}-{i:03}\n")).collect();
+            db.cmd(&["push", "--lines"]).stdin(lines).spawn()
+        })
+        .collect();
+    for running in producers {
+        running.finish().success();
+    }
+    db.prints(&["len"], "400\n");
+    // Consumers at once: SKIP LOCKED gives each its own messages.
+    let consumers: Vec<_> = (0..4)
+        .map(|_| db.cmd(&["pop", "-n", "1000", "--lines"]).spawn())
+        .collect();
+    let mut all: Vec<String> = Vec::new();
+    for running in consumers {
+        let out = running.finish();
+        // A consumer may find every message taken by the others: exit 1, nothing.
+        if out.code == 1 {
+            out.nothing();
+            continue;
+        }
+        out.success();
+        let got: Vec<String> = out.text().lines().map(str::to_string).collect();
+        for p in 0..4 {
+            let mine: Vec<&String> = got
+                .iter()
+                .filter(|m| m.starts_with(&format!("p{p}-")))
+                .collect();
+            assert!(
+                mine.windows(2).all(|w| w[0] < w[1]),
+                "out of order: {mine:?}"
+            );
+        }
+        all.extend(got);
+    }
+    all.sort();
+    let expected: Vec<String> = (0..4)
+        .flat_map(|p| (0..100).map(move |i| format!("p{p}-{i:03}")))
+        .collect();
+    assert_eq!(all, expected, "each message popped exactly once");
+    db.run(&["pop"]).nothing();
+}
