@@ -20,8 +20,9 @@
 //! - A take (`take.rs`) is one statement: `UPDATE … WHERE (queue, id) IN (SELECT …
 //!   ORDER BY priority DESC, position FOR UPDATE SKIP LOCKED LIMIT n) RETURNING`, in a
 //!   transaction that stays open while the messages are delivered: the removal of the
-//!   delivered ones commits at the end, and a consumer that dies leaves nothing taken
-//!   (the server rolls its transaction back when the connection drops).
+//!   delivered ones commits once they are written out (a transaction per round of pop),
+//!   and a consumer that dies leaves nothing taken (the server rolls its transaction
+//!   back when the connection drops).
 //! - Delayed messages fall due into the back of their priority (a new position) under
 //!   the queue's row lock, before a push allocates ids, and before a take looks.
 //! - Nothing is ever built by formatting SQL: every value is a parameter. A password in

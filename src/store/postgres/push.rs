@@ -2,7 +2,8 @@
 //!
 //! The transaction locks the queue's row of `spool.queues` first (`FOR UPDATE`), then
 //! promotes due delayed messages, then inserts the new ones with ids from the row's
-//! `next_id`, and moves `next_id` past them: producers of one queue are serialised until
+//! `next_id` (a statement per chunk of up to 1,000 messages, from an array), and moves
+//! `next_id` past them: producers of one queue are serialised until
 //! they commit, so ids commit in increasing order (strict FIFO within a priority). A
 //! payload is sent whole (bytea), so a message is held in memory and limited to
 //! [`MAX_PAYLOAD`].
@@ -84,32 +85,35 @@ impl Staged<'_> {
             let due = opts.due.filter(|_| delayed).map(time);
             let expires = opts.expires.map(time);
             let priority = i16::from(opts.priority);
+            // A statement per chunk of messages: ids first_id, first_id + 1, … in order.
             let insert = tx.prepare(
                 "INSERT INTO spool.messages \
                  (queue, id, position, priority, state, payload, enqueued_at, due_at, expires_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                 SELECT $1, $2 + t.n - 1, CASE WHEN $4 = 'ready' THEN $2 + t.n - 1 END, \
+                        $3, $4, t.p, $5, $6, $7 \
+                 FROM unnest($8::bytea[]) WITH ORDINALITY AS t(p, n)",
             )?;
             let enqueued = time(now);
             let mut published = Published::default();
-            for payload in &self.messages {
-                let id = next;
-                next += 1;
-                let position = (!delayed).then_some(id);
+            for chunk in chunks(&self.messages) {
+                let payloads: Vec<&[u8]> = chunk.iter().map(Vec::as_slice).collect();
                 tx.execute(
                     &insert,
                     &[
                         &queue.name,
-                        &id,
-                        &position,
+                        &next,
                         &priority,
                         &state,
-                        payload,
                         &enqueued,
                         &due,
                         &expires,
+                        &payloads,
                     ],
                 )?;
-                published.add(id as u64);
+                for _ in chunk {
+                    published.add(next as u64);
+                    next += 1;
+                }
             }
             tx.execute(
                 "UPDATE spool.queues SET next_id = $2 WHERE name = $1",
@@ -120,6 +124,26 @@ impl Staged<'_> {
         };
         run().map_err(|e| db_error(what(), &e).with_note(note))
     }
+}
+
+/// The messages cut into chunks of at most 1,000 messages and about 16 MiB, each sent
+/// in one statement.
+fn chunks(messages: &[Vec<u8>]) -> Vec<&[Vec<u8>]> {
+    const MESSAGES: usize = 1000;
+    const BYTES: usize = 16 << 20;
+    let mut out = Vec::new();
+    let (mut start, mut bytes) = (0, 0);
+    for (i, m) in messages.iter().enumerate() {
+        if i > start && (i - start == MESSAGES || bytes + m.len() > BYTES) {
+            out.push(&messages[start..i]);
+            (start, bytes) = (i, 0);
+        }
+        bytes += m.len();
+    }
+    if start < messages.len() {
+        out.push(&messages[start..]);
+    }
+    out
 }
 
 /// Moves the queue's due delayed messages to the back of their priority, in order of due
@@ -150,4 +174,20 @@ pub(crate) fn promote(
     )?;
     *next += due.len() as i64;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunks_hold_every_message_in_order() {
+        let small: Vec<Vec<u8>> = (0..2500u32).map(|i| i.to_le_bytes().to_vec()).collect();
+        let sizes: Vec<usize> = chunks(&small).iter().map(|c| c.len()).collect();
+        assert_eq!(sizes, [1000, 1000, 500]);
+        let big = vec![vec![0u8; 10 << 20], vec![1u8; 10 << 20], vec![2u8; 1]];
+        let sizes: Vec<usize> = chunks(&big).iter().map(|c| c.len()).collect();
+        assert_eq!(sizes, [1, 2]);
+        assert!(chunks(&[]).is_empty());
+    }
 }

@@ -4,9 +4,10 @@
 //! The take is one statement: the next ready messages in order (priority, then position)
 //! are chosen `FOR UPDATE SKIP LOCKED` and marked `claimed` (attempts + 1) by the same
 //! UPDATE. Its transaction stays open while pop delivers them: delivered ones are deleted
-//! in it, undelivered ones set back as they were, and it commits once, at the end
-//! ([`Queue::sync_removals`]). Until then other consumers skip the locked rows and see
-//! them as ready; if the process dies, the server rolls the transaction back.
+//! in it, undelivered ones set back as they were, and it commits when the round is
+//! settled, at the next take or at the end ([`Queue::sync_removals`]). Until then other
+//! consumers skip the locked rows and see them as ready; if the process dies, the server
+//! rolls the transaction back, and the round's messages are ready again.
 
 use std::io::Cursor;
 
@@ -71,16 +72,17 @@ impl Queue {
         if let Hold::Lease { .. } = opts.hold {
             return Err(unsupported("claim"));
         }
-        if !self.in_take.get() {
-            self.upkeep("take from")?;
-        }
+        // The round before (pop takes up to 64 at a time) is settled: its removals
+        // commit now. A transaction per round keeps a long pop linear: the rows it
+        // deleted become dead to every scan, instead of being walked past again by
+        // each later take of the same transaction.
+        self.sync_removals()?;
+        self.upkeep("take from")?;
         let mut client = self.conn.client()?;
-        if !self.in_take.get() {
-            client
-                .batch_execute("BEGIN")
-                .map_err(|e| self.error("take from", &e))?;
-            self.in_take.set(true);
-        }
+        client
+            .batch_execute("BEGIN")
+            .map_err(|e| self.error("take from", &e))?;
+        self.in_take.set(true);
         let rows = client
             .query(
                 "UPDATE spool.messages m SET state = 'claimed', attempts = m.attempts + 1 \
