@@ -131,7 +131,7 @@ _spool() {
 
     case "${cmd}" in
         spool)
-            opts="-q -h -V --dir --queue --help --version push pop peek claim show ack nack extend requeue run list len stats clear fsck queues completions help"
+            opts="-q -h -V --dir --url --queue --help --version push pop peek claim show ack nack extend requeue run list len stats clear fsck queues completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -142,6 +142,10 @@ _spool() {
                     if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
                         compopt -o plusdirs
                     fi
+                    return 0
+                    ;;
+                --url)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --queue)
@@ -160,7 +164,7 @@ _spool() {
             return 0
             ;;
         spool__subcmd__ack)
-            opts="-q -h -V --dir --queue --help --version"
+            opts="-q -h -V --dir --url --queue --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -171,6 +175,10 @@ _spool() {
                     if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
                         compopt -o plusdirs
                     fi
+                    return 0
+                    ;;
+                --url)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --queue)
@@ -189,7 +197,7 @@ _spool() {
             return 0
             ;;
         spool__subcmd__claim)
-            opts="-q -w -h -V --dir --queue --lease --max-attempts --wait --timeout --help --version"
+            opts="-q -w -h -V --dir --url --queue --lease --max-attempts --wait --timeout --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -200,6 +208,10 @@ _spool() {
                     if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
                         compopt -o plusdirs
                     fi
+                    return 0
+                    ;;
+                --url)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --queue)
@@ -230,7 +242,7 @@ _spool() {
             return 0
             ;;
         spool__subcmd__clear)
-            opts="-q -h -V --dir --queue --state --help --version"
+            opts="-q -h -V --dir --url --queue --state --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -241,6 +253,10 @@ _spool() {
                     if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
                         compopt -o plusdirs
                     fi
+                    return 0
+                    ;;
+                --url)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --queue)
@@ -263,7 +279,7 @@ _spool() {
             return 0
             ;;
         spool__subcmd__completions)
-            opts="-q -h -V --dir --queue --help --version bash zsh fish"
+            opts="-q -h -V --dir --url --queue --help --version bash zsh fish"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -274,6 +290,10 @@ _spool() {
                     if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
                         compopt -o plusdirs
                     fi
+                    return 0
+                    ;;
+                --url)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --queue)
@@ -292,7 +312,7 @@ _spool() {
             return 0
             ;;
         spool__subcmd__extend)
-            opts="-q -h -V --dir --queue --lease --help --version"
+            opts="-q -h -V --dir --url --queue --lease --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -303,6 +323,10 @@ _spool() {
                     if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
                         compopt -o plusdirs
                     fi
+                    return 0
+                    ;;
+                --url)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --queue)
@@ -325,7 +349,7 @@ _spool() {
             return 0
             ;;
         spool__subcmd__fsck)
-            opts="-q -h -V --dir --queue --repair --help --version"
+            opts="-q -h -V --dir --url --queue --repair --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -336,6 +360,10 @@ _spool() {
                     if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
                         compopt -o plusdirs
                     fi
+                    return 0
+                    ;;
+                --url)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --queue)
@@ -620,7 +648,7 @@ _spool() {
             return 0
             ;;
         spool__subcmd__len)
-            opts="-q -h -V --dir --queue --help --version"
+            opts="-q -h -V --dir --url --queue --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -631,6 +659,10 @@ _spool() {
                     if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
                         compopt -o plusdirs
                     fi
+                    return 0
+                    ;;
+                --url)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --queue)
@@ -649,7 +681,7 @@ _spool() {
             return 0
             ;;
         spool__subcmd__list)
-            opts="-q -h -V --dir --queue --json --state --help --version"
+            opts="-q -h -V --dir --url --queue --json --state --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -660,6 +692,10 @@ _spool() {
                     if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
                         compopt -o plusdirs
                     fi
+                    return 0
+                    ;;
+                --url)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --queue)
@@ -682,7 +718,7 @@ _spool() {
             return 0
             ;;
         spool__subcmd__nack)
-            opts="-q -h -V --dir --queue --delay --help --version"
+            opts="-q -h -V --dir --url --queue --delay --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -693,6 +729,10 @@ _spool() {
                     if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
                         compopt -o plusdirs
                     fi
+                    return 0
+                    ;;
+                --url)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --queue)
@@ -715,7 +755,7 @@ _spool() {
             return 0
             ;;
         spool__subcmd__peek)
-            opts="-q -n -l -0 -w -h -V --dir --queue --count --lines --null --wait --timeout --help --version"
+            opts="-q -n -l -0 -w -h -V --dir --url --queue --count --lines --null --wait --timeout --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -726,6 +766,10 @@ _spool() {
                     if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
                         compopt -o plusdirs
                     fi
+                    return 0
+                    ;;
+                --url)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --queue)
@@ -756,7 +800,7 @@ _spool() {
             return 0
             ;;
         spool__subcmd__pop)
-            opts="-q -n -l -0 -w -h -V --dir --queue --count --lines --null --wait --timeout --help --version"
+            opts="-q -n -l -0 -w -h -V --dir --url --queue --count --lines --null --wait --timeout --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -767,6 +811,10 @@ _spool() {
                     if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
                         compopt -o plusdirs
                     fi
+                    return 0
+                    ;;
+                --url)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --queue)
@@ -797,7 +845,7 @@ _spool() {
             return 0
             ;;
         spool__subcmd__push)
-            opts="-q -l -0 -h -V --dir --queue --lines --null --print-id --delay --at --priority --ttl --help --version"
+            opts="-q -l -0 -h -V --dir --url --queue --lines --null --print-id --delay --at --priority --ttl --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -808,6 +856,10 @@ _spool() {
                     if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
                         compopt -o plusdirs
                     fi
+                    return 0
+                    ;;
+                --url)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --queue)
@@ -842,7 +894,7 @@ _spool() {
             return 0
             ;;
         spool__subcmd__queues)
-            opts="-q -h -V --dir --queue --help --version"
+            opts="-q -h -V --dir --url --queue --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -853,6 +905,10 @@ _spool() {
                     if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
                         compopt -o plusdirs
                     fi
+                    return 0
+                    ;;
+                --url)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --queue)
@@ -871,7 +927,7 @@ _spool() {
             return 0
             ;;
         spool__subcmd__requeue)
-            opts="-q -h -V --dir --queue --all --help --version"
+            opts="-q -h -V --dir --url --queue --all --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -882,6 +938,10 @@ _spool() {
                     if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
                         compopt -o plusdirs
                     fi
+                    return 0
+                    ;;
+                --url)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --queue)
@@ -900,7 +960,7 @@ _spool() {
             return 0
             ;;
         spool__subcmd__run)
-            opts="-q -w -j -h -V --dir --queue --wait --jobs --max --lease --max-attempts --backoff --joblog --group --quiet --progress --help --version"
+            opts="-q -w -j -h -V --dir --url --queue --wait --jobs --max --lease --max-attempts --backoff --joblog --group --quiet --progress --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -911,6 +971,10 @@ _spool() {
                     if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
                         compopt -o plusdirs
                     fi
+                    return 0
+                    ;;
+                --url)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --queue)
@@ -968,7 +1032,7 @@ _spool() {
             return 0
             ;;
         spool__subcmd__show)
-            opts="-q -h -V --dir --queue --help --version"
+            opts="-q -h -V --dir --url --queue --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -979,6 +1043,10 @@ _spool() {
                     if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
                         compopt -o plusdirs
                     fi
+                    return 0
+                    ;;
+                --url)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --queue)
@@ -997,7 +1065,7 @@ _spool() {
             return 0
             ;;
         spool__subcmd__stats)
-            opts="-q -h -V --dir --queue --format --json --all --watch --interval --help --version"
+            opts="-q -h -V --dir --url --queue --format --json --all --watch --interval --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1008,6 +1076,10 @@ _spool() {
                     if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
                         compopt -o plusdirs
                     fi
+                    return 0
+                    ;;
+                --url)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --queue)
@@ -1063,7 +1135,7 @@ _spool_with_queues_and_commands() {
     for ((i = 1; i < COMP_CWORD; i++)); do
         word="${COMP_WORDS[i]}"
         if [[ -z "$sub" ]]; then
-            case " --dir -q --queue " in
+            case " --dir --url -q --queue " in
                 *" $word "*)
                     [[ "${COMP_WORDS[i+1]}" == = ]] && ((i++))
                     ((i++))
@@ -1073,7 +1145,7 @@ _spool_with_queues_and_commands() {
             [[ "$word" == -* ]] || sub="$word"
         elif [[ "$sub" == run ]]; then
             [[ "$word" == -- ]] && { start=$((i + 1)); break; }
-            case " --dir -q --queue -j --jobs --max --lease --max-attempts --backoff --joblog " in
+            case " --dir --url -q --queue -j --jobs --max --lease --max-attempts --backoff --joblog " in
                 *" $word "*)
                     [[ "${COMP_WORDS[i+1]}" == = ]] && ((i++))
                     ((i++))

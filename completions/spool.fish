@@ -1,6 +1,6 @@
 # Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
 function __fish_spool_global_optspecs
-    string join \n dir= q/queue= h/help V/version
+    string join \n dir= url= q/queue= h/help V/version
 end
 
 function __fish_spool_needs_command
@@ -25,6 +25,7 @@ function __fish_spool_using_subcommand
 end
 
 complete -c spool -n "__fish_spool_needs_command" -l dir -d 'Spool directory [default: $SPOOL_DIR, else $XDG_STATE_HOME/spool, else ~/.local/state/spool]' -r -f -a "(__fish_complete_directories)"
+complete -c spool -n "__fish_spool_needs_command" -l url -d 'PostgreSQL database holding the queues, postgres://USER@HOST/DB (or $SPOOL_URL); without it, the spool directory' -r -f
 complete -c spool -n "__fish_spool_needs_command" -s q -l queue -d 'Queue name: 1-64 of A-Z a-z 0-9 . _ -, not starting with \'.\' [default: $SPOOL_QUEUE, else default]' -r -f
 complete -c spool -n "__fish_spool_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c spool -n "__fish_spool_needs_command" -s V -l version -d 'Print version'
@@ -47,6 +48,7 @@ complete -c spool -n "__fish_spool_needs_command" -f -a "queues" -d 'List the qu
 complete -c spool -n "__fish_spool_needs_command" -f -a "completions" -d 'Print a shell completion script'
 complete -c spool -n "__fish_spool_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c spool -n "__fish_spool_using_subcommand push" -l dir -d 'Spool directory [default: $SPOOL_DIR, else $XDG_STATE_HOME/spool, else ~/.local/state/spool]' -r -f -a "(__fish_complete_directories)"
+complete -c spool -n "__fish_spool_using_subcommand push" -l url -d 'PostgreSQL database holding the queues, postgres://USER@HOST/DB (or $SPOOL_URL); without it, the spool directory' -r -f
 complete -c spool -n "__fish_spool_using_subcommand push" -s q -l queue -d 'Queue name: 1-64 of A-Z a-z 0-9 . _ -, not starting with \'.\' [default: $SPOOL_QUEUE, else default]' -r -f
 complete -c spool -n "__fish_spool_using_subcommand push" -l delay -d 'Invisible for this long (500ms, 30s, 5m, 2h, 1d, 1h30m)' -r
 complete -c spool -n "__fish_spool_using_subcommand push" -l at -d 'Invisible until this time (RFC 3339, or unix seconds)' -r
@@ -58,6 +60,7 @@ complete -c spool -n "__fish_spool_using_subcommand push" -l print-id -d 'Print 
 complete -c spool -n "__fish_spool_using_subcommand push" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c spool -n "__fish_spool_using_subcommand push" -s V -l version -d 'Print version'
 complete -c spool -n "__fish_spool_using_subcommand pop" -l dir -d 'Spool directory [default: $SPOOL_DIR, else $XDG_STATE_HOME/spool, else ~/.local/state/spool]' -r -f -a "(__fish_complete_directories)"
+complete -c spool -n "__fish_spool_using_subcommand pop" -l url -d 'PostgreSQL database holding the queues, postgres://USER@HOST/DB (or $SPOOL_URL); without it, the spool directory' -r -f
 complete -c spool -n "__fish_spool_using_subcommand pop" -s q -l queue -d 'Queue name: 1-64 of A-Z a-z 0-9 . _ -, not starting with \'.\' [default: $SPOOL_QUEUE, else default]' -r -f
 complete -c spool -n "__fish_spool_using_subcommand pop" -s n -l count -d 'Up to N messages (N > 1 needs --lines or --null to frame them)' -r
 complete -c spool -n "__fish_spool_using_subcommand pop" -l timeout -d 'With --wait: exit 1 after this long (500ms, 30s, 5m, 2h, 1d, 1h30m)' -r
@@ -67,6 +70,7 @@ complete -c spool -n "__fish_spool_using_subcommand pop" -s w -l wait -d 'Wait f
 complete -c spool -n "__fish_spool_using_subcommand pop" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c spool -n "__fish_spool_using_subcommand pop" -s V -l version -d 'Print version'
 complete -c spool -n "__fish_spool_using_subcommand peek" -l dir -d 'Spool directory [default: $SPOOL_DIR, else $XDG_STATE_HOME/spool, else ~/.local/state/spool]' -r -f -a "(__fish_complete_directories)"
+complete -c spool -n "__fish_spool_using_subcommand peek" -l url -d 'PostgreSQL database holding the queues, postgres://USER@HOST/DB (or $SPOOL_URL); without it, the spool directory' -r -f
 complete -c spool -n "__fish_spool_using_subcommand peek" -s q -l queue -d 'Queue name: 1-64 of A-Z a-z 0-9 . _ -, not starting with \'.\' [default: $SPOOL_QUEUE, else default]' -r -f
 complete -c spool -n "__fish_spool_using_subcommand peek" -s n -l count -d 'Up to N messages (N > 1 needs --lines or --null to frame them)' -r
 complete -c spool -n "__fish_spool_using_subcommand peek" -l timeout -d 'With --wait: exit 1 after this long (500ms, 30s, 5m, 2h, 1d, 1h30m)' -r
@@ -76,6 +80,7 @@ complete -c spool -n "__fish_spool_using_subcommand peek" -s w -l wait -d 'Wait 
 complete -c spool -n "__fish_spool_using_subcommand peek" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c spool -n "__fish_spool_using_subcommand peek" -s V -l version -d 'Print version'
 complete -c spool -n "__fish_spool_using_subcommand claim" -l dir -d 'Spool directory [default: $SPOOL_DIR, else $XDG_STATE_HOME/spool, else ~/.local/state/spool]' -r -f -a "(__fish_complete_directories)"
+complete -c spool -n "__fish_spool_using_subcommand claim" -l url -d 'PostgreSQL database holding the queues, postgres://USER@HOST/DB (or $SPOOL_URL); without it, the spool directory' -r -f
 complete -c spool -n "__fish_spool_using_subcommand claim" -s q -l queue -d 'Queue name: 1-64 of A-Z a-z 0-9 . _ -, not starting with \'.\' [default: $SPOOL_QUEUE, else default]' -r -f
 complete -c spool -n "__fish_spool_using_subcommand claim" -l lease -d 'How long the claim holds before the message returns by itself' -r
 complete -c spool -n "__fish_spool_using_subcommand claim" -l max-attempts -d 'A message already claimed this many times moves to failed instead' -r
@@ -84,29 +89,35 @@ complete -c spool -n "__fish_spool_using_subcommand claim" -s w -l wait -d 'Wait
 complete -c spool -n "__fish_spool_using_subcommand claim" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c spool -n "__fish_spool_using_subcommand claim" -s V -l version -d 'Print version'
 complete -c spool -n "__fish_spool_using_subcommand show" -l dir -d 'Spool directory [default: $SPOOL_DIR, else $XDG_STATE_HOME/spool, else ~/.local/state/spool]' -r -f -a "(__fish_complete_directories)"
+complete -c spool -n "__fish_spool_using_subcommand show" -l url -d 'PostgreSQL database holding the queues, postgres://USER@HOST/DB (or $SPOOL_URL); without it, the spool directory' -r -f
 complete -c spool -n "__fish_spool_using_subcommand show" -s q -l queue -d 'Queue name: 1-64 of A-Z a-z 0-9 . _ -, not starting with \'.\' [default: $SPOOL_QUEUE, else default]' -r -f
 complete -c spool -n "__fish_spool_using_subcommand show" -s h -l help -d 'Print help'
 complete -c spool -n "__fish_spool_using_subcommand show" -s V -l version -d 'Print version'
 complete -c spool -n "__fish_spool_using_subcommand ack" -l dir -d 'Spool directory [default: $SPOOL_DIR, else $XDG_STATE_HOME/spool, else ~/.local/state/spool]' -r -f -a "(__fish_complete_directories)"
+complete -c spool -n "__fish_spool_using_subcommand ack" -l url -d 'PostgreSQL database holding the queues, postgres://USER@HOST/DB (or $SPOOL_URL); without it, the spool directory' -r -f
 complete -c spool -n "__fish_spool_using_subcommand ack" -s q -l queue -d 'Queue name: 1-64 of A-Z a-z 0-9 . _ -, not starting with \'.\' [default: $SPOOL_QUEUE, else default]' -r -f
 complete -c spool -n "__fish_spool_using_subcommand ack" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c spool -n "__fish_spool_using_subcommand ack" -s V -l version -d 'Print version'
 complete -c spool -n "__fish_spool_using_subcommand nack" -l dir -d 'Spool directory [default: $SPOOL_DIR, else $XDG_STATE_HOME/spool, else ~/.local/state/spool]' -r -f -a "(__fish_complete_directories)"
+complete -c spool -n "__fish_spool_using_subcommand nack" -l url -d 'PostgreSQL database holding the queues, postgres://USER@HOST/DB (or $SPOOL_URL); without it, the spool directory' -r -f
 complete -c spool -n "__fish_spool_using_subcommand nack" -s q -l queue -d 'Queue name: 1-64 of A-Z a-z 0-9 . _ -, not starting with \'.\' [default: $SPOOL_QUEUE, else default]' -r -f
 complete -c spool -n "__fish_spool_using_subcommand nack" -l delay -d 'Invisible for this long before it is ready again' -r
 complete -c spool -n "__fish_spool_using_subcommand nack" -s h -l help -d 'Print help'
 complete -c spool -n "__fish_spool_using_subcommand nack" -s V -l version -d 'Print version'
 complete -c spool -n "__fish_spool_using_subcommand extend" -l dir -d 'Spool directory [default: $SPOOL_DIR, else $XDG_STATE_HOME/spool, else ~/.local/state/spool]' -r -f -a "(__fish_complete_directories)"
+complete -c spool -n "__fish_spool_using_subcommand extend" -l url -d 'PostgreSQL database holding the queues, postgres://USER@HOST/DB (or $SPOOL_URL); without it, the spool directory' -r -f
 complete -c spool -n "__fish_spool_using_subcommand extend" -s q -l queue -d 'Queue name: 1-64 of A-Z a-z 0-9 . _ -, not starting with \'.\' [default: $SPOOL_QUEUE, else default]' -r -f
 complete -c spool -n "__fish_spool_using_subcommand extend" -l lease -d 'The new lease, from now' -r
 complete -c spool -n "__fish_spool_using_subcommand extend" -s h -l help -d 'Print help'
 complete -c spool -n "__fish_spool_using_subcommand extend" -s V -l version -d 'Print version'
 complete -c spool -n "__fish_spool_using_subcommand requeue" -l dir -d 'Spool directory [default: $SPOOL_DIR, else $XDG_STATE_HOME/spool, else ~/.local/state/spool]' -r -f -a "(__fish_complete_directories)"
+complete -c spool -n "__fish_spool_using_subcommand requeue" -l url -d 'PostgreSQL database holding the queues, postgres://USER@HOST/DB (or $SPOOL_URL); without it, the spool directory' -r -f
 complete -c spool -n "__fish_spool_using_subcommand requeue" -s q -l queue -d 'Queue name: 1-64 of A-Z a-z 0-9 . _ -, not starting with \'.\' [default: $SPOOL_QUEUE, else default]' -r -f
 complete -c spool -n "__fish_spool_using_subcommand requeue" -l all -d 'Every failed message'
 complete -c spool -n "__fish_spool_using_subcommand requeue" -s h -l help -d 'Print help'
 complete -c spool -n "__fish_spool_using_subcommand requeue" -s V -l version -d 'Print version'
 complete -c spool -n "__fish_spool_using_subcommand run" -l dir -d 'Spool directory [default: $SPOOL_DIR, else $XDG_STATE_HOME/spool, else ~/.local/state/spool]' -r -f -a "(__fish_complete_directories)"
+complete -c spool -n "__fish_spool_using_subcommand run" -l url -d 'PostgreSQL database holding the queues, postgres://USER@HOST/DB (or $SPOOL_URL); without it, the spool directory' -r -f
 complete -c spool -n "__fish_spool_using_subcommand run" -s q -l queue -d 'Queue name: 1-64 of A-Z a-z 0-9 . _ -, not starting with \'.\' [default: $SPOOL_QUEUE, else default]' -r -f
 complete -c spool -n "__fish_spool_using_subcommand run" -s j -l jobs -d 'Run up to N commands at a time' -r
 complete -c spool -n "__fish_spool_using_subcommand run" -l max -d 'Stop after N messages (a message retried counts again)' -r
@@ -121,6 +132,7 @@ complete -c spool -n "__fish_spool_using_subcommand run" -l progress -d 'On a te
 complete -c spool -n "__fish_spool_using_subcommand run" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c spool -n "__fish_spool_using_subcommand run" -s V -l version -d 'Print version'
 complete -c spool -n "__fish_spool_using_subcommand list" -l dir -d 'Spool directory [default: $SPOOL_DIR, else $XDG_STATE_HOME/spool, else ~/.local/state/spool]' -r -f -a "(__fish_complete_directories)"
+complete -c spool -n "__fish_spool_using_subcommand list" -l url -d 'PostgreSQL database holding the queues, postgres://USER@HOST/DB (or $SPOOL_URL); without it, the spool directory' -r -f
 complete -c spool -n "__fish_spool_using_subcommand list" -s q -l queue -d 'Queue name: 1-64 of A-Z a-z 0-9 . _ -, not starting with \'.\' [default: $SPOOL_QUEUE, else default]' -r -f
 complete -c spool -n "__fish_spool_using_subcommand list" -l state -d 'Which messages' -r -f -a "ready\t'Waiting to be taken'
 delayed\t'Waiting for their time'
@@ -131,10 +143,12 @@ complete -c spool -n "__fish_spool_using_subcommand list" -l json -d 'One JSON o
 complete -c spool -n "__fish_spool_using_subcommand list" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c spool -n "__fish_spool_using_subcommand list" -s V -l version -d 'Print version'
 complete -c spool -n "__fish_spool_using_subcommand len" -l dir -d 'Spool directory [default: $SPOOL_DIR, else $XDG_STATE_HOME/spool, else ~/.local/state/spool]' -r -f -a "(__fish_complete_directories)"
+complete -c spool -n "__fish_spool_using_subcommand len" -l url -d 'PostgreSQL database holding the queues, postgres://USER@HOST/DB (or $SPOOL_URL); without it, the spool directory' -r -f
 complete -c spool -n "__fish_spool_using_subcommand len" -s q -l queue -d 'Queue name: 1-64 of A-Z a-z 0-9 . _ -, not starting with \'.\' [default: $SPOOL_QUEUE, else default]' -r -f
 complete -c spool -n "__fish_spool_using_subcommand len" -s h -l help -d 'Print help'
 complete -c spool -n "__fish_spool_using_subcommand len" -s V -l version -d 'Print version'
 complete -c spool -n "__fish_spool_using_subcommand stats" -l dir -d 'Spool directory [default: $SPOOL_DIR, else $XDG_STATE_HOME/spool, else ~/.local/state/spool]' -r -f -a "(__fish_complete_directories)"
+complete -c spool -n "__fish_spool_using_subcommand stats" -l url -d 'PostgreSQL database holding the queues, postgres://USER@HOST/DB (or $SPOOL_URL); without it, the spool directory' -r -f
 complete -c spool -n "__fish_spool_using_subcommand stats" -s q -l queue -d 'Queue name: 1-64 of A-Z a-z 0-9 . _ -, not starting with \'.\' [default: $SPOOL_QUEUE, else default]' -r -f
 complete -c spool -n "__fish_spool_using_subcommand stats" -l format -d 'What to print: text, json (an object per queue and line) or openmetrics (for Prometheus; every queue unless -q or SPOOL_QUEUE names one)' -r -f -a "text\t'For people: a line per fact, or a table with --all'
 json\t'One JSON object per queue and line'
@@ -146,6 +160,7 @@ complete -c spool -n "__fish_spool_using_subcommand stats" -l watch -d 'Refresh 
 complete -c spool -n "__fish_spool_using_subcommand stats" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c spool -n "__fish_spool_using_subcommand stats" -s V -l version -d 'Print version'
 complete -c spool -n "__fish_spool_using_subcommand clear" -l dir -d 'Spool directory [default: $SPOOL_DIR, else $XDG_STATE_HOME/spool, else ~/.local/state/spool]' -r -f -a "(__fish_complete_directories)"
+complete -c spool -n "__fish_spool_using_subcommand clear" -l url -d 'PostgreSQL database holding the queues, postgres://USER@HOST/DB (or $SPOOL_URL); without it, the spool directory' -r -f
 complete -c spool -n "__fish_spool_using_subcommand clear" -s q -l queue -d 'Queue name: 1-64 of A-Z a-z 0-9 . _ -, not starting with \'.\' [default: $SPOOL_QUEUE, else default]' -r -f
 complete -c spool -n "__fish_spool_using_subcommand clear" -l state -d 'Which messages [default: ready and delayed]' -r -f -a "ready\t'Waiting to be taken'
 delayed\t'Waiting for their time'
@@ -155,15 +170,18 @@ all\t'Every state'"
 complete -c spool -n "__fish_spool_using_subcommand clear" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c spool -n "__fish_spool_using_subcommand clear" -s V -l version -d 'Print version'
 complete -c spool -n "__fish_spool_using_subcommand fsck" -l dir -d 'Spool directory [default: $SPOOL_DIR, else $XDG_STATE_HOME/spool, else ~/.local/state/spool]' -r -f -a "(__fish_complete_directories)"
+complete -c spool -n "__fish_spool_using_subcommand fsck" -l url -d 'PostgreSQL database holding the queues, postgres://USER@HOST/DB (or $SPOOL_URL); without it, the spool directory' -r -f
 complete -c spool -n "__fish_spool_using_subcommand fsck" -s q -l queue -d 'Queue name: 1-64 of A-Z a-z 0-9 . _ -, not starting with \'.\' [default: $SPOOL_QUEUE, else default]' -r -f
 complete -c spool -n "__fish_spool_using_subcommand fsck" -l repair -d 'Repair what is found'
 complete -c spool -n "__fish_spool_using_subcommand fsck" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c spool -n "__fish_spool_using_subcommand fsck" -s V -l version -d 'Print version'
 complete -c spool -n "__fish_spool_using_subcommand queues" -l dir -d 'Spool directory [default: $SPOOL_DIR, else $XDG_STATE_HOME/spool, else ~/.local/state/spool]' -r -f -a "(__fish_complete_directories)"
+complete -c spool -n "__fish_spool_using_subcommand queues" -l url -d 'PostgreSQL database holding the queues, postgres://USER@HOST/DB (or $SPOOL_URL); without it, the spool directory' -r -f
 complete -c spool -n "__fish_spool_using_subcommand queues" -s q -l queue -d 'Queue name: 1-64 of A-Z a-z 0-9 . _ -, not starting with \'.\' [default: $SPOOL_QUEUE, else default]' -r -f
 complete -c spool -n "__fish_spool_using_subcommand queues" -s h -l help -d 'Print help'
 complete -c spool -n "__fish_spool_using_subcommand queues" -s V -l version -d 'Print version'
 complete -c spool -n "__fish_spool_using_subcommand completions" -l dir -d 'Spool directory [default: $SPOOL_DIR, else $XDG_STATE_HOME/spool, else ~/.local/state/spool]' -r -f -a "(__fish_complete_directories)"
+complete -c spool -n "__fish_spool_using_subcommand completions" -l url -d 'PostgreSQL database holding the queues, postgres://USER@HOST/DB (or $SPOOL_URL); without it, the spool directory' -r -f
 complete -c spool -n "__fish_spool_using_subcommand completions" -s q -l queue -d 'Queue name: 1-64 of A-Z a-z 0-9 . _ -, not starting with \'.\' [default: $SPOOL_QUEUE, else default]' -r -f
 complete -c spool -n "__fish_spool_using_subcommand completions" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c spool -n "__fish_spool_using_subcommand completions" -s V -l version -d 'Print version'
@@ -212,7 +230,7 @@ function __fish_spool_run_command
     while test $i -le (count $words)
         set -l word $words[$i]
         if test -z "$sub"
-            if contains -- $word --dir -q --queue
+            if contains -- $word --dir --url -q --queue
                 set i (math $i + 2)
                 continue
             end
@@ -223,7 +241,7 @@ function __fish_spool_run_command
                 set i (math $i + 1)
                 break
             end
-            if contains -- $word --dir -q --queue -j --jobs --max --lease --max-attempts --backoff --joblog
+            if contains -- $word --dir --url -q --queue -j --jobs --max --lease --max-attempts --backoff --joblog
                 set i (math $i + 2)
                 continue
             end

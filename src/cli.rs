@@ -32,6 +32,11 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "DIR", value_hint = ValueHint::DirPath)]
     pub dir: Option<PathBuf>,
 
+    /// PostgreSQL database holding the queues, postgres://USER@HOST/DB (or $SPOOL_URL);
+    /// without it, the spool directory
+    #[arg(long, global = true, value_name = "URL", value_hint = ValueHint::Url, conflicts_with = "dir")]
+    pub url: Option<OsString>,
+
     /// Queue name: 1-64 of A-Z a-z 0-9 . _ -, not starting with '.' [default: $SPOOL_QUEUE, else default]
     #[arg(short, long, global = true, value_name = "NAME")]
     pub queue: Option<OsString>,

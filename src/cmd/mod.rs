@@ -22,6 +22,7 @@ use std::path::PathBuf;
 
 use crate::cli::{Cli, Command};
 use crate::store::local::{Spool, netfs};
+use crate::store::postgres::Postgres;
 use crate::store::{self, Engine, Error};
 use failure::{Failure, Outcome};
 
@@ -30,16 +31,59 @@ pub(crate) fn execute(cli: Cli) -> Outcome {
     if let Command::Completions(args) = &cli.command {
         return admin::completions(args.shell);
     }
-    let allow_network_fs = std::env::var_os(netfs::ALLOW_VARIABLE).is_some_and(|v| v == "1");
-    let spool = Spool::new(resolve_root(cli.dir)?, warn_once).allow_network_fs(allow_network_fs);
     let named =
         cli.queue.is_some() || std::env::var_os("SPOOL_QUEUE").is_some_and(|v| !v.is_empty());
     let mut command = cli.command;
     if let Command::Stats(args) = &mut command {
         args.queue_named = named;
     }
+    if let Some(url) = resolve_url(cli.url, cli.dir.is_some())? {
+        if let Some(verb) = not_on_postgres(&command) {
+            return Err(Failure::Store(store::postgres::unsupported(verb)));
+        }
+        let queue = resolve_queue(cli.queue)?;
+        return dispatch(&Postgres::new(&url)?, &queue, command);
+    }
+    let allow_network_fs = std::env::var_os(netfs::ALLOW_VARIABLE).is_some_and(|v| v == "1");
+    let spool = Spool::new(resolve_root(cli.dir)?, warn_once).allow_network_fs(allow_network_fs);
     let queue = resolve_queue(cli.queue)?;
     dispatch(&spool, &queue, command)
+}
+
+/// The database to use: `--url`, else `$SPOOL_URL` unless `--dir` is given; `None`: the
+/// spool directory. Only a PostgreSQL URL is taken; errors show it with its password
+/// masked.
+fn resolve_url(url: Option<OsString>, dir_given: bool) -> Result<Option<String>, Failure> {
+    let url = match url {
+        Some(url) => url,
+        None if dir_given => return Ok(None),
+        None => match std::env::var_os("SPOOL_URL").filter(|v| !v.is_empty()) {
+            Some(url) => url,
+            None => return Ok(None),
+        },
+    };
+    let url = url
+        .into_string()
+        .map_err(|_| Failure::Usage("--url: not valid UTF-8".into()))?;
+    store::postgres::check_url(&url).map_err(|e| Failure::Usage(format!("--url: {e}")))?;
+    Ok(Some(url))
+}
+
+/// The commands the PostgreSQL engine does not do yet: the verb to name in the error.
+fn not_on_postgres(command: &Command) -> Option<&'static str> {
+    match command {
+        Command::Claim(_) => Some("claim"),
+        Command::Show(_) => Some("show"),
+        Command::Ack(_) => Some("ack"),
+        Command::Nack(_) => Some("nack"),
+        Command::Extend(_) => Some("extend"),
+        Command::Requeue(_) => Some("requeue"),
+        Command::Run(_) => Some("run"),
+        Command::Fsck(_) => Some("fsck"),
+        Command::Pop(args) if args.wait.wait => Some("pop --wait"),
+        Command::Peek(args) if args.wait.wait => Some("peek --wait"),
+        _ => None,
+    }
 }
 
 /// Says a warning on standard error, once per process: a command that looks again and

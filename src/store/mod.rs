@@ -7,12 +7,13 @@
 //! a message taken and held. Their types say nothing of files or connections: a payload
 //! is a [`Payload`] (a file, or bytes in memory), a claim's liveness is the engine's
 //! (a lock or a lease), and waiting is the engine's [`Waiter`] (inotify, or a database
-//! notification). [`local`] is the engine that keeps queues in a spool directory; an
-//! engine is added by implementing these traits, touching no command.
+//! notification). [`local`] is the engine that keeps queues in a spool directory,
+//! [`postgres`] the one that keeps them in a PostgreSQL database; an engine is added by implementing these traits, touching no command.
 
 mod error;
 pub mod local;
 mod payload;
+pub mod postgres;
 pub mod rate;
 
 use std::ffi::OsString;

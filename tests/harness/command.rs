@@ -60,6 +60,7 @@ impl Cmd {
             env: vec![
                 ("SPOOL_QUEUE".into(), None),
                 ("SPOOL_DIR".into(), None),
+                ("SPOOL_URL".into(), None),
                 ("XDG_STATE_HOME".into(), None),
                 ("LD_LIBRARY_PATH".into(), None),
                 ("HOME".into(), Some(home.into())),

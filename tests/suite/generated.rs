@@ -52,6 +52,10 @@ The spool directory, when \fB\-\-dir\fR is not given.
 Without \fB\-\-dir\fR and \fBSPOOL_DIR\fR, the spool is \fI$XDG_STATE_HOME/spool\fR,
 else \fI~/.local/state/spool\fR.
 .TP
+.B SPOOL_URL
+The PostgreSQL database holding the queues (\fIpostgres://...\fR), when neither
+\fB\-\-url\fR nor \fB\-\-dir\fR is given.
+.TP
 .B SPOOL_QUEUE
 The queue, when \fB\-q\fR is not given; else \fBdefault\fR.
 .PP

@@ -1,0 +1,189 @@
+//! The PostgreSQL engine as the store's traits: each operation one of the queue's own
+//! methods, or the "not supported yet" error of the verbs still to come.
+
+use std::ffi::OsString;
+use std::os::fd::BorrowedFd;
+use std::time::Duration;
+
+use rustix::event::{PollFd, PollFlags, Timespec, poll};
+
+use super::push::Staged;
+use super::take::Taken;
+use super::{Postgres, Queue, unsupported};
+use crate::store::{
+    self, Batch, Finding, Info, Message, POLL_INTERVAL, Payload, Published, PushOptions, Result,
+    Sink, State, Stats, TakeOptions, Verdict,
+};
+
+impl store::Engine for Postgres {
+    type Queue = Queue;
+
+    fn open(&self, name: &str) -> Result<Option<Queue>> {
+        Postgres::open(self, name)
+    }
+
+    fn create(&self, name: &str) -> Result<Queue> {
+        Postgres::create(self, name)
+    }
+
+    fn queues(&self) -> Result<Vec<String>> {
+        Postgres::queues(self)
+    }
+
+    fn fsck(&self, _name: &str, _repair: bool) -> Result<Vec<Finding>> {
+        Err(unsupported("fsck"))
+    }
+
+    fn environment(&self) -> Vec<(&'static str, OsString)> {
+        Vec::new()
+    }
+}
+
+impl store::Queue for Queue {
+    type Claim = Taken;
+    type Batch<'q> = Staged<'q>;
+    type Waiter = PollWaiter;
+
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn stage(&self, _many: bool) -> Result<Staged<'_>> {
+        Ok(Queue::stage(self))
+    }
+
+    fn take(&self, n: usize, opts: TakeOptions) -> Result<Vec<Taken>> {
+        Queue::take(self, n, opts)
+    }
+
+    fn remove_delivered(&self, done: Vec<Taken>, removed: &mut u64) -> Result<()> {
+        Queue::remove_delivered(self, done, removed)
+    }
+
+    fn sync_removals(&self, _removed: u64) -> Result<()> {
+        Queue::sync_removals(self)
+    }
+
+    fn give_back(&self, undelivered: Vec<Taken>) -> Result<()> {
+        Queue::give_back(self, undelivered)
+    }
+
+    fn settle(&self, _claim: Taken, _verdict: Verdict<'_>) -> Result<()> {
+        Err(unsupported("run"))
+    }
+
+    fn payload_for_child(&self, _claim: &Taken) -> Result<Payload> {
+        Err(unsupported("run"))
+    }
+
+    fn ack(&self, _token: &str) -> Result<u64> {
+        Err(unsupported("ack"))
+    }
+
+    fn nack(&self, _token: &str, _delay_ms: Option<u64>) -> Result<u64> {
+        Err(unsupported("nack"))
+    }
+
+    fn extend(&self, _token: &str, _lease_ms: u64) -> Result<u64> {
+        Err(unsupported("extend"))
+    }
+
+    fn requeue(&self, _ids: &[u64]) -> Result<(Vec<u64>, Vec<u64>)> {
+        Err(unsupported("requeue"))
+    }
+
+    fn peek(&self, n: usize, each: impl FnMut(Message) -> Result<bool>) -> Result<usize> {
+        Queue::peek(self, n, each)
+    }
+
+    fn show(&self, _what: &str) -> Result<Option<(Info, Payload)>> {
+        Err(unsupported("show"))
+    }
+
+    fn walk(
+        &self,
+        states: &[State],
+        each: impl FnMut(&Info, &dyn Fn() -> Result<Option<Payload>>) -> Result<bool>,
+    ) -> Result<()> {
+        Queue::walk(self, states, each)
+    }
+
+    fn stats(&self) -> Result<Stats> {
+        Queue::stats(self)
+    }
+
+    fn waiting(&self) -> Result<u64> {
+        Queue::waiting(self)
+    }
+
+    fn clear(&self, states: &[State]) -> Result<u64> {
+        Queue::clear(self, states)
+    }
+
+    fn next_due(&self) -> Result<Option<u64>> {
+        Queue::next_due(self)
+    }
+
+    fn waiter(&self) -> PollWaiter {
+        PollWaiter
+    }
+
+    fn is_gone(&self) -> bool {
+        false
+    }
+}
+
+impl Batch for Staged<'_> {
+    fn add(&mut self, write: impl FnOnce(&mut Sink<'_>) -> Result<()>) -> Result<()> {
+        Staged::add(self, write)
+    }
+
+    fn publish(self, opts: PushOptions) -> Result<Published> {
+        Staged::publish(self, opts)
+    }
+}
+
+/// A waiter that only polls: the queue is looked at again after the poll interval (a
+/// notification by LISTEN is still to come).
+#[derive(Default)]
+pub struct PollWaiter;
+
+impl store::Waiter for PollWaiter {
+    fn wait_also(&mut self, timeout: Duration, extra: &[BorrowedFd<'_>], _watch: bool) -> u32 {
+        let timeout = timeout.min(POLL_INTERVAL);
+        let mut fds: Vec<PollFd<'_>> = extra
+            .iter()
+            .map(|fd| PollFd::from_borrowed_fd(*fd, PollFlags::IN))
+            .collect();
+        let ts = Timespec {
+            tv_sec: timeout.as_secs() as i64,
+            tv_nsec: i64::from(timeout.subsec_nanos()),
+        };
+        if poll(&mut fds, Some(&ts)).is_err() {
+            return 0;
+        }
+        fds.iter()
+            .enumerate()
+            .filter(|(_, fd)| !fd.revents().is_empty())
+            .fold(0, |bits, (i, _)| bits | (1 << i))
+    }
+}
+
+impl store::Claim for Taken {
+    fn id(&self) -> u64 {
+        self.id
+    }
+
+    fn attempts(&self) -> u32 {
+        self.attempts
+    }
+
+    fn token(&self) -> String {
+        // Pop's messages have no token: claims with tokens are still to come.
+        String::new()
+    }
+
+    fn payload(&mut self) -> &mut Payload {
+        &mut self.payload
+    }
+}

@@ -1,0 +1,82 @@
+//! The PostgreSQL engine: queues kept in tables of the schema `spool` of a database,
+//! reached with `--url postgres://…` or `$SPOOL_URL`.
+//!
+//! One connection per process, opened on first use ([`connect`]); the schema is created
+//! on the first push ([`schema`]) and a schema newer than this binary is refused. The
+//! tables (docs/FORMAT.md, "The PostgreSQL engine", is the reference):
+//!
+//! - `spool.version`: one row, the schema's version;
+//! - `spool.queues`: one row per queue, with the queue's counter `next_id`;
+//! - `spool.messages`: one row per message, keyed by (queue, id), with its state
+//!   (`ready`, `delayed`, `claimed`, `failed`) and its `position` in its priority.
+//!
+//! Invariants:
+//!
+//! - Ids and positions of a queue come from its row in `spool.queues`, updated in the
+//!   pushing transaction: the row lock serialises the queue's producers until they
+//!   commit, so ids commit in increasing order and a take, which sees only committed
+//!   rows, never sees a smaller id appear behind a larger one (strict FIFO within a
+//!   priority, as in the local engine). Ids are never reused, also after a clear.
+//! - A take (`take.rs`) is one statement: `UPDATE … WHERE (queue, id) IN (SELECT …
+//!   ORDER BY priority DESC, position FOR UPDATE SKIP LOCKED LIMIT n) RETURNING`, in a
+//!   transaction that stays open while the messages are delivered: the removal of the
+//!   delivered ones commits once they are written out (a transaction per round of pop),
+//!   and a consumer that dies leaves nothing taken (the server rolls its transaction
+//!   back when the connection drops).
+//! - Delayed messages fall due into the back of their priority (a new position) under
+//!   the queue's row lock, before a push allocates ids, and before a take looks.
+//! - Nothing is ever built by formatting SQL: every value is a parameter. A password in
+//!   the URL is never shown: errors name the URL with it masked.
+//!
+//! What is not done yet: claims with a lease and their tokens (claim, ack, nack, extend,
+//! requeue, show, run), fsck, and waking a `--wait` by LISTEN/NOTIFY; those report
+//! "not supported yet". Rates of publishing and consumption are not recorded.
+
+mod connect;
+mod engine;
+mod push;
+mod read;
+mod schema;
+mod take;
+
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+
+pub use connect::{check_url, redact};
+pub use engine::PollWaiter;
+
+use crate::store::{Error, Result};
+use connect::Connection;
+
+/// The PostgreSQL engine: a database, connected to on first use.
+pub struct Postgres {
+    conn: Rc<Connection>,
+}
+
+impl Postgres {
+    /// The engine for `url` (already checked by [`check_url`]); connects on first use.
+    pub fn new(url: &str) -> Result<Postgres> {
+        Ok(Postgres {
+            conn: Rc::new(Connection::new(url)?),
+        })
+    }
+}
+
+/// One queue of the database, open.
+pub struct Queue {
+    conn: Rc<Connection>,
+    name: String,
+    /// Whether this queue's take left a transaction open (pop's delivery is in it).
+    in_take: Cell<bool>,
+}
+
+/// The error of a verb this engine does not do yet.
+pub(crate) fn unsupported(verb: &str) -> Error {
+    Error::invalid(format!("{verb} on PostgreSQL"), None, "not supported yet")
+}
+
+/// The client, borrowed for one operation.
+pub(crate) type Client<'a> = std::cell::RefMut<'a, postgres::Client>;
+
+/// Shared state of a connection not yet opened.
+pub(crate) type Lazy = RefCell<Option<postgres::Client>>;
