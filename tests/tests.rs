@@ -72,6 +72,9 @@
 // - generated    man/spool.1 and completions/ are current with the CLI definition
 // - completions  the completion scripts in bash, zsh and fish: queue names for -q,
 //                commands for run's COMMAND
+// - postgres_engine  the PostgreSQL engine (--url, SPOOL_URL) against a real server:
+//                the verbs it has, the same output as the local spool, order,
+//                passwords never printed, the verbs it does not have yet refused
 // - postgres_harness  the harness's PostgreSQL server: a database per test, dropped
 //                after it; a private cluster crashed and restarted keeps its data;
 //                without PostgreSQL the tests skip, or fail under CI=true
