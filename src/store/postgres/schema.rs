@@ -1,4 +1,9 @@
-//! The schema `spool`: created on first use, versioned, refused when newer.
+//! The schema `spool`: created on first use, versioned, upgraded forward, refused when
+//! newer.
+//!
+//! A schema of an older version is upgraded by the first command that opens it, under the
+//! same lock as creation, each step in the transaction that records its version: a
+//! binary never migrates down, and refuses a schema newer than it knows.
 //!
 //! Creation runs in one transaction under a transaction-level advisory lock, so that two
 //! first pushes at once do not both create it (`CREATE … IF NOT EXISTS` alone races on
@@ -10,7 +15,7 @@ use super::connect::{Connection, db_error};
 use crate::store::{Error, Result};
 
 /// The version of the schema this binary writes and reads.
-pub(crate) const VERSION: i32 = 1;
+pub(crate) const VERSION: i32 = 2;
 
 /// The advisory lock key held while creating the schema (any constant; "spool" in ASCII).
 const CREATE_LOCK: i64 = 0x73_70_6f_6f_6c;
@@ -26,14 +31,16 @@ pub(crate) enum Seen {
     Current,
 }
 
-/// The tables and indexes, version 1 (docs/FORMAT.md describes them).
+/// The tables and indexes of the current version (docs/FORMAT.md describes them).
 const CREATE: &str = r#"
 CREATE SCHEMA IF NOT EXISTS spool;
 CREATE TABLE IF NOT EXISTS spool.version (version integer NOT NULL);
 CREATE TABLE IF NOT EXISTS spool.queues (
     name text PRIMARY KEY COLLATE "C",
     next_id bigint NOT NULL DEFAULT 1,
-    created_at timestamptz NOT NULL DEFAULT now()
+    created_at timestamptz NOT NULL DEFAULT now(),
+    published bytea,
+    consumed bytea
 );
 CREATE TABLE IF NOT EXISTS spool.messages (
     queue text NOT NULL COLLATE "C" REFERENCES spool.queues (name) ON DELETE CASCADE,
@@ -48,6 +55,7 @@ CREATE TABLE IF NOT EXISTS spool.messages (
     attempts integer NOT NULL DEFAULT 0,
     token text,
     lease_until timestamptz,
+    holder bigint,
     reason text,
     PRIMARY KEY (queue, id)
 );
@@ -58,10 +66,26 @@ CREATE INDEX IF NOT EXISTS messages_delayed
 CREATE INDEX IF NOT EXISTS messages_expiring
     ON spool.messages (queue, expires_at)
     WHERE expires_at IS NOT NULL AND state IN ('ready', 'delayed');
+CREATE INDEX IF NOT EXISTS messages_claimed
+    ON spool.messages (queue, lease_until) WHERE state = 'claimed';
 "#;
 
+/// The steps from each older version to the next: `UPGRADES[v - 1]` takes version `v`
+/// to `v + 1`.
+const UPGRADES: [&str; 1] = [
+    // 1 → 2: rates, and claims held by a session (run) or a lease (claim).
+    r#"
+ALTER TABLE spool.queues ADD COLUMN IF NOT EXISTS published bytea;
+ALTER TABLE spool.queues ADD COLUMN IF NOT EXISTS consumed bytea;
+ALTER TABLE spool.messages ADD COLUMN IF NOT EXISTS holder bigint;
+CREATE INDEX IF NOT EXISTS messages_claimed
+    ON spool.messages (queue, lease_until) WHERE state = 'claimed';
+"#,
+];
+
 impl Connection {
-    /// Whether the schema exists (refusing a newer one); looks once per process.
+    /// Whether the schema exists (refusing a newer one, upgrading an older one); looks
+    /// once per process.
     pub(crate) fn schema_exists(&self) -> Result<bool> {
         match self.schema.get() {
             Seen::Current => return Ok(true),
@@ -86,7 +110,10 @@ impl Connection {
                 }
             }
         };
-        self.accept(version)
+        match version {
+            Some(v) if v < VERSION => self.settle_schema(false).map(|()| true),
+            _ => self.accept(version),
+        }
     }
 
     /// Records what the version row says, refusing a version this binary does not know.
@@ -96,13 +123,7 @@ impl Connection {
                 self.schema.set(Seen::Missing);
                 Ok(false)
             }
-            Some(v) if v > VERSION => Err(Error::invalid(
-                format!("open {}", self.shown),
-                None,
-                format!(
-                    "schema spool is version {v}, newer than this spool knows ({VERSION}): upgrade spool"
-                ),
-            )),
+            Some(v) if v > VERSION => Err(self.too_new(v)),
             Some(_) => {
                 self.schema.set(Seen::Current);
                 Ok(true)
@@ -110,30 +131,72 @@ impl Connection {
         }
     }
 
+    fn too_new(&self, v: i32) -> Error {
+        Error::invalid(
+            format!("open {}", self.shown),
+            None,
+            format!(
+                "schema spool is version {v}, newer than this spool knows ({VERSION}): upgrade spool"
+            ),
+        )
+    }
+
     /// Creates the schema if it is missing.
     pub(crate) fn ensure_schema(&self) -> Result<()> {
         if self.schema_exists()? {
             return Ok(());
         }
-        let what = || format!("create schema spool in {}", self.shown);
+        self.settle_schema(true)
+    }
+
+    /// Under the schema lock: creates the schema (if `create`) when missing, upgrades it
+    /// when older, refuses it when newer.
+    fn settle_schema(&self, create: bool) -> Result<()> {
+        let what = |verb: &str| format!("{verb} schema spool in {}", self.shown);
+        let mut verb = "create";
         let version: Option<i32> = {
             let mut client = self.client()?;
-            let mut tx = client.transaction().map_err(|e| db_error(what(), &e))?;
+            let mut tx = client
+                .transaction()
+                .map_err(|e| db_error(what(verb), &e))?;
             tx.execute("SELECT pg_advisory_xact_lock($1)", &[&CREATE_LOCK])
-                .map_err(|e| db_error(what(), &e))?;
-            tx.batch_execute(CREATE).map_err(|e| db_error(what(), &e))?;
-            tx.execute(
-                "INSERT INTO spool.version (version) SELECT $1 \
-                 WHERE NOT EXISTS (SELECT 1 FROM spool.version)",
-                &[&VERSION],
-            )
-            .map_err(|e| db_error(what(), &e))?;
-            let v = tx
-                .query_one("SELECT max(version) FROM spool.version", &[])
-                .map_err(|e| db_error(what(), &e))?
+                .map_err(|e| db_error(what(verb), &e))?;
+            let exists: bool = tx
+                .query_one("SELECT to_regclass('spool.version') IS NOT NULL", &[])
+                .map_err(|e| db_error(what(verb), &e))?
                 .get(0);
-            tx.commit().map_err(|e| db_error(what(), &e))?;
-            v
+            let found: Option<i32> = if exists {
+                tx.query_one("SELECT max(version) FROM spool.version", &[])
+                    .map_err(|e| db_error(what(verb), &e))?
+                    .get(0)
+            } else {
+                None
+            };
+            let settled = match found {
+                None if !create => None,
+                None => {
+                    tx.batch_execute(CREATE).map_err(|e| db_error(what(verb), &e))?;
+                    tx.execute(
+                        "INSERT INTO spool.version (version) SELECT $1 \
+                         WHERE NOT EXISTS (SELECT 1 FROM spool.version)",
+                        &[&VERSION],
+                    )
+                    .map_err(|e| db_error(what(verb), &e))?;
+                    Some(VERSION)
+                }
+                Some(v) if v > VERSION => return Err(self.too_new(v)),
+                Some(v) => {
+                    verb = "upgrade";
+                    for step in &UPGRADES[(v.max(1) - 1) as usize..] {
+                        tx.batch_execute(step).map_err(|e| db_error(what(verb), &e))?;
+                    }
+                    tx.execute("UPDATE spool.version SET version = $1", &[&VERSION])
+                        .map_err(|e| db_error(what(verb), &e))?;
+                    Some(VERSION)
+                }
+            };
+            tx.commit().map_err(|e| db_error(what(verb), &e))?;
+            settled
         };
         self.schema.set(Seen::Unknown);
         self.accept(version).map(drop)
