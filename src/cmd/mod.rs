@@ -38,9 +38,6 @@ pub(crate) fn execute(cli: Cli) -> Outcome {
         args.queue_named = named;
     }
     if let Some(url) = resolve_url(cli.url, cli.dir.is_some())? {
-        if let Some(verb) = not_on_postgres(&command) {
-            return Err(Failure::Store(store::postgres::unsupported(verb)));
-        }
         let queue = resolve_queue(cli.queue)?;
         return dispatch(&Postgres::new(&url)?, &queue, command);
     }
@@ -67,23 +64,6 @@ fn resolve_url(url: Option<OsString>, dir_given: bool) -> Result<Option<String>,
         .map_err(|_| Failure::Usage("--url: not valid UTF-8".into()))?;
     store::postgres::check_url(&url).map_err(|e| Failure::Usage(format!("--url: {e}")))?;
     Ok(Some(url))
-}
-
-/// The commands the PostgreSQL engine does not do yet: the verb to name in the error.
-fn not_on_postgres(command: &Command) -> Option<&'static str> {
-    match command {
-        Command::Claim(_) => Some("claim"),
-        Command::Show(_) => Some("show"),
-        Command::Ack(_) => Some("ack"),
-        Command::Nack(_) => Some("nack"),
-        Command::Extend(_) => Some("extend"),
-        Command::Requeue(_) => Some("requeue"),
-        Command::Run(_) => Some("run"),
-        Command::Fsck(_) => Some("fsck"),
-        Command::Pop(args) if args.wait.wait => Some("pop --wait"),
-        Command::Peek(args) if args.wait.wait => Some("peek --wait"),
-        _ => None,
-    }
 }
 
 /// Says a warning on standard error, once per process: a command that looks again and

@@ -15,6 +15,7 @@ pub mod local;
 mod payload;
 pub mod postgres;
 pub mod rate;
+pub mod token;
 
 use std::ffi::OsString;
 use std::os::fd::BorrowedFd;
@@ -125,7 +126,7 @@ pub trait Queue {
     /// Removes the messages of `states` (ready, delayed, failed); returns how many.
     fn clear(&self, states: &[State]) -> Result<u64>;
 
-    /// When a delayed message may next fall due (unix ms), if any.
+    /// When a delayed message may next fall due, or a lease end (unix ms), if known.
     fn next_due(&self) -> Result<Option<u64>>;
 
     /// A waiter that wakes when this queue may have changed.

@@ -1,60 +1,28 @@
-//! The PostgreSQL engine (`--url`): push, pop, peek, len, queues, clear, stats and list
-//! against a real server, with the same output as the spool directory; the verbs still
-//! to come fail with one line; a password in the URL is never shown.
+//! The PostgreSQL engine (`--url`) against a real server: the same output as the spool
+//! directory; what only a database does (claims held by a session, fenced tokens, a
+//! schema of another version); a password in the URL is never shown.
 //!
-//! The server: `SPOOL_TEST_PG_URL` (a URL without a database name or parameters, such as
-//! `postgres://postgres@localhost:5432`: each test makes a database of its own there),
-//! else a throwaway cluster per test, made here with the PostgreSQL binaries (initdb as
-//! the `postgres` user when run as root, a Unix socket in a temporary directory only,
-//! stopped and removed when the test ends). Without either, the tests skip.
+//! Each test has a database of its own on the run's shared cluster (`pg()`), or on
+//! `SPOOL_TEST_PG_URL`; without either, the tests skip (and fail under CI=true).
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::path::Path;
 
-use crate::harness::{Cmd, Fixture, Output, hide_times, is_one_spool_line, skip};
+use crate::harness::{Cmd, Fixture, Output, Pg, hide_times, is_one_spool_line, pg};
 
-/// A database for one test: its URL, and the cluster to stop when the test ends.
+/// A database for one test, on the run's shared cluster (or `SPOOL_TEST_PG_URL`),
+/// dropped when the test ends.
 struct Database {
     url: String,
-    _cluster: Option<Cluster>,
+    _pg: Pg,
 }
 
 impl Database {
     /// A fresh database, or `None` (after skipping) when no server can be had here.
     fn new() -> Option<Database> {
-        if let Some(base) = std::env::var("SPOOL_TEST_PG_URL")
-            .ok()
-            .filter(|v| !v.is_empty())
-        {
-            static N: AtomicU32 = AtomicU32::new(0);
-            let name = format!(
-                "spool_test_{}_{}",
-                std::process::id(),
-                N.fetch_add(1, Ordering::Relaxed)
-            );
-            let mut client = postgres::Client::connect(&base, postgres::NoTls)
-                .unwrap_or_else(|e| panic!("SPOOL_TEST_PG_URL: {e}"));
-            client
-                .batch_execute(&format!("CREATE DATABASE {name}"))
-                .expect("create a test database");
-            let base = base.trim_end_matches('/');
-            return Some(Database {
-                url: format!("{base}/{name}"),
-                _cluster: None,
-            });
-        }
-        let Some(bin) = binaries() else {
-            skip("no PostgreSQL binaries (initdb, pg_ctl) and no SPOOL_TEST_PG_URL");
-            return None;
-        };
-        let cluster = Cluster::start(&bin);
+        let pg = pg()?;
         Some(Database {
-            url: format!(
-                "postgresql:///postgres?host={}&user=postgres",
-                cluster.dir.path().display()
-            ),
-            _cluster: Some(cluster),
+            url: pg.url(),
+            _pg: pg,
         })
     }
 
@@ -76,121 +44,6 @@ impl Database {
     fn sql(&self, statement: &str) {
         let mut client = postgres::Client::connect(&self.url, postgres::NoTls).expect("connect");
         client.batch_execute(statement).expect(statement);
-    }
-}
-
-/// The directory of the newest PostgreSQL binaries installed, if any.
-fn binaries() -> Option<PathBuf> {
-    let mut found: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
-        .ok()?
-        .flatten()
-        .filter_map(|e| {
-            let version = e.file_name().to_str()?.parse().ok()?;
-            let bin = e.path().join("bin");
-            bin.join("initdb").exists().then_some((version, bin))
-        })
-        .collect();
-    found.sort();
-    found.pop().map(|(_, bin)| bin)
-}
-
-/// A throwaway cluster listening only on a Unix socket in its own directory.
-struct Cluster {
-    dir: tempfile::TempDir,
-    bin: PathBuf,
-    as_postgres: bool,
-}
-
-impl Cluster {
-    fn start(bin: &Path) -> Cluster {
-        let dir = tempfile::tempdir().expect("tempdir");
-        // initdb refuses root: as root, the cluster is the postgres user's.
-        let as_postgres = rustix::process::geteuid().is_root();
-        if as_postgres {
-            let status = Command::new("chown")
-                .arg("postgres:")
-                .arg(dir.path())
-                .status()
-                .expect("chown");
-            assert!(status.success(), "chown postgres {:?}", dir.path());
-        }
-        let cluster = Cluster {
-            dir,
-            bin: bin.to_path_buf(),
-            as_postgres,
-        };
-        let data = cluster.data();
-        cluster.tool(
-            "initdb",
-            &[
-                "-D",
-                data.to_str().unwrap(),
-                "--auth=trust",
-                "-U",
-                "postgres",
-                "--no-sync",
-            ],
-        );
-        let options = format!(
-            "-c listen_addresses='' -c unix_socket_directories={} -c fsync=off",
-            cluster.dir.path().display()
-        );
-        let log = cluster.dir.path().join("log");
-        cluster.tool(
-            "pg_ctl",
-            &[
-                "-D",
-                data.to_str().unwrap(),
-                "-l",
-                log.to_str().unwrap(),
-                "-o",
-                &options,
-                "-w",
-                "start",
-            ],
-        );
-        cluster
-    }
-
-    fn data(&self) -> PathBuf {
-        self.dir.path().join("data")
-    }
-
-    /// Runs one of the cluster's tools (as `postgres` when root), panicking on failure.
-    fn tool(&self, name: &str, args: &[&str]) {
-        let program = self.bin.join(name);
-        let mut command = if self.as_postgres {
-            let mut c = Command::new("runuser");
-            c.args(["-u", "postgres", "--"]).arg(&program);
-            c
-        } else {
-            Command::new(&program)
-        };
-        let out = command.args(args).output().expect(name);
-        assert!(
-            out.status.success(),
-            "{name} {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-}
-
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        let data = self.data();
-        let program = self.bin.join("pg_ctl");
-        let mut command = if self.as_postgres {
-            let mut c = Command::new("runuser");
-            c.args(["-u", "postgres", "--"]).arg(&program);
-            c
-        } else {
-            Command::new(&program)
-        };
-        let _ = command
-            .arg("-D")
-            .arg(&data)
-            .args(["-m", "immediate", "-w", "stop"])
-            .output();
     }
 }
 
@@ -378,27 +231,124 @@ fn postgres_refuses_a_newer_schema() {
 }
 
 #[test]
-fn postgres_says_what_is_not_supported_yet() {
+fn postgres_fences_the_tokens_of_earlier_claims() {
     let Some(db) = Database::new() else { return };
     db.prints(&["push", "m"], "");
-    for (args, verb) in [
-        (&["claim"][..], "claim"),
-        (&["ack", "1.0123456789abcdef"], "ack"),
-        (&["nack", "1.0123456789abcdef"], "nack"),
-        (&["extend", "1.0123456789abcdef", "--lease", "1m"], "extend"),
-        (&["requeue", "--all"], "requeue"),
-        (&["show", "1"], "show"),
-        (&["run", "--", "true"], "run"),
-        (&["fsck"], "fsck"),
-        (&["pop", "--wait"], "pop --wait"),
-        (&["peek", "--wait"], "peek --wait"),
-    ] {
-        db.run(args).exits_saying(
+    let first = db.run(&["claim", "--lease", "1ms"]).success().token();
+    // The lease ended: the next claim takes the message again, with a token of its own.
+    let second = db.run(&["claim", "--lease", "10m"]).success().token();
+    assert_ne!(first, second);
+    assert!(second.starts_with("1."), "{second}");
+    for verb in ["ack", "nack"] {
+        db.run(&[verb, &first]).exits_saying(
             2,
-            &format!("spool: {verb} on PostgreSQL: not supported yet\n"),
+            &format!(
+                "spool: token {first}: message 1 was claimed again since: this token is no longer valid\n"
+            ),
         );
     }
+    db.run(&["extend", &first, "--lease", "1m"]).exits_saying(
+        2,
+        &format!(
+            "spool: token {first}: message 1 was claimed again since: this token is no longer valid\n"
+        ),
+    );
+    db.prints(&["len"], "0\n");
+    db.prints(&["ack", &second], "");
+    db.run(&["ack", &second]).exits_saying(
+        2,
+        &format!(
+            "spool: token {second}: no claim of message 1 has this token: its lease ended, or it was acked or nacked\n"
+        ),
+    );
+    db.prints(&["list", "--state", "all"], "");
+}
+
+#[test]
+fn postgres_gives_back_the_claims_of_a_run_that_died_at_once() {
+    let Some(db) = Database::new() else { return };
+    db.prints(&["push", "job"], "");
+    // run holds the claim by its session: no lease to wait for when it dies.
+    let run = db.cmd(&["run", "--", "sleep", "600"]).may_hang().spawn();
+    let mut claimed = false;
+    for _ in 0..600 {
+        let out = db.run(&["stats", "--json"]);
+        if out.text().contains("\"claimed\":1") {
+            claimed = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(claimed, "run never claimed the message");
+    db.run(&["pop"]).exits_saying(1, "");
+    // run and its command at once, as a machine's end would take them.
+    crate::harness::kill_group(run.pid() as i32);
+    run.finish().killed_by(rustix::process::Signal::KILL);
+    // The server ends the session and frees its lock; the next take gives the claim back.
+    let mut popped = None;
+    for _ in 0..600 {
+        let out = db.run(&["pop"]);
+        if out.code == 0 {
+            popped = Some(out);
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let popped = popped.expect("the claim of the dead run never came back");
+    popped.stdout_is("job");
+    db.prints(&["list", "--state", "all"], "");
+}
+
+#[test]
+fn postgres_runs_commands_and_settles_their_claims() {
+    let Some(db) = Database::new() else { return };
+    db.prints(&["push", "ok", "fail", "ok2"], "");
+    let out = db.run(&[
+        "run",
+        "--max-attempts",
+        "1",
+        "--",
+        "sh",
+        "-c",
+        "m=$(cat); echo \"$m\"; [ \"$m\" != fail ]",
+    ]);
+    assert_eq!(out.code, 3, "{out:?}");
+    out.stdout_is("ok\nfail\nok2\n");
+    let failed = db.run(&["list", "--state", "failed", "--json"]);
+    failed.success();
+    assert!(failed.text().contains("\"id\":2"), "{failed:?}");
+    db.prints(&["requeue", "2"], "1\n");
+    db.prints(&["pop"], "fail");
+}
+
+#[test]
+fn postgres_fsck_gives_back_claims_whose_lease_ended() {
+    let Some(db) = Database::new() else { return };
+    db.prints(&["push", "m"], "");
+    db.run(&["claim", "--lease", "1ms"]).success();
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    let out = db.run(&["fsck"]);
+    assert_eq!(out.code, 3, "{out:?}");
+    assert!(
+        out.text().ends_with(": its claim's lease ended\n"),
+        "{out:?}"
+    );
+    let out = db.run(&["fsck", "--repair"]);
+    out.success();
+    assert!(
+        out.text().ends_with(
+            ": its claim's lease ended (repaired: given back to its place in the queue)\n"
+        ),
+        "{out:?}"
+    );
+    db.prints(&["fsck"], "");
     db.prints(&["len"], "1\n");
+    // Ids would be reused if the counter fell behind them: fsck says so and mends it.
+    db.sql("UPDATE spool.queues SET next_id = 1");
+    let out = db.run(&["fsck", "--repair"]);
+    out.success();
+    assert!(out.text().contains("next_id is 1, not past the highest id or position in use (1): ids would be reused (repaired: next_id set to 2)"), "{out:?}");
+    db.prints(&["push", "--print-id", "n"], "2\n");
 }
 
 #[test]

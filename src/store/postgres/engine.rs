@@ -1,5 +1,5 @@
 //! The PostgreSQL engine as the store's traits: each operation one of the queue's own
-//! methods, or the "not supported yet" error of the verbs still to come.
+//! methods.
 
 use std::ffi::OsString;
 use std::os::fd::BorrowedFd;
@@ -9,7 +9,7 @@ use rustix::event::{PollFd, PollFlags, Timespec, poll};
 
 use super::push::Staged;
 use super::take::Taken;
-use super::{Postgres, Queue, unsupported};
+use super::{Postgres, Queue};
 use crate::store::{
     self, Batch, Finding, Info, Message, POLL_INTERVAL, Payload, Published, PushOptions, Result,
     Sink, State, Stats, TakeOptions, Verdict,
@@ -30,8 +30,8 @@ impl store::Engine for Postgres {
         Postgres::queues(self)
     }
 
-    fn fsck(&self, _name: &str, _repair: bool) -> Result<Vec<Finding>> {
-        Err(unsupported("fsck"))
+    fn fsck(&self, name: &str, repair: bool) -> Result<Vec<Finding>> {
+        Postgres::fsck(self, name, repair)
     }
 
     fn environment(&self) -> Vec<(&'static str, OsString)> {
@@ -68,36 +68,36 @@ impl store::Queue for Queue {
         Queue::give_back(self, undelivered)
     }
 
-    fn settle(&self, _claim: Taken, _verdict: Verdict<'_>) -> Result<()> {
-        Err(unsupported("run"))
+    fn settle(&self, claim: Taken, verdict: Verdict<'_>) -> Result<()> {
+        Queue::settle(self, claim, verdict)
     }
 
-    fn payload_for_child(&self, _claim: &Taken) -> Result<Payload> {
-        Err(unsupported("run"))
+    fn payload_for_child(&self, claim: &Taken) -> Result<Payload> {
+        Queue::payload_for_child(self, claim)
     }
 
-    fn ack(&self, _token: &str) -> Result<u64> {
-        Err(unsupported("ack"))
+    fn ack(&self, token: &str) -> Result<u64> {
+        Queue::ack(self, token)
     }
 
-    fn nack(&self, _token: &str, _delay_ms: Option<u64>) -> Result<u64> {
-        Err(unsupported("nack"))
+    fn nack(&self, token: &str, delay_ms: Option<u64>) -> Result<u64> {
+        Queue::nack(self, token, delay_ms)
     }
 
-    fn extend(&self, _token: &str, _lease_ms: u64) -> Result<u64> {
-        Err(unsupported("extend"))
+    fn extend(&self, token: &str, lease_ms: u64) -> Result<u64> {
+        Queue::extend(self, token, lease_ms)
     }
 
-    fn requeue(&self, _ids: &[u64]) -> Result<(Vec<u64>, Vec<u64>)> {
-        Err(unsupported("requeue"))
+    fn requeue(&self, ids: &[u64]) -> Result<(Vec<u64>, Vec<u64>)> {
+        Queue::requeue(self, ids)
     }
 
     fn peek(&self, n: usize, each: impl FnMut(Message) -> Result<bool>) -> Result<usize> {
         Queue::peek(self, n, each)
     }
 
-    fn show(&self, _what: &str) -> Result<Option<(Info, Payload)>> {
-        Err(unsupported("show"))
+    fn show(&self, what: &str) -> Result<Option<(Info, Payload)>> {
+        Queue::show(self, what)
     }
 
     fn walk(
@@ -179,8 +179,8 @@ impl store::Claim for Taken {
     }
 
     fn token(&self) -> String {
-        // Pop's messages have no token: claims with tokens are still to come.
-        String::new()
+        // Pop's messages are held by its transaction, with no token.
+        self.token.clone().unwrap_or_default()
     }
 
     fn payload(&mut self) -> &mut Payload {

@@ -32,8 +32,10 @@
 //! requeue, show, run), fsck, and waking a `--wait` by LISTEN/NOTIFY; those report
 //! "not supported yet". Rates of publishing and consumption are not recorded.
 
+mod claims;
 mod connect;
 mod engine;
+mod fsck;
 mod push;
 mod read;
 mod schema;
@@ -45,7 +47,7 @@ use std::rc::Rc;
 pub use connect::{check_url, redact};
 pub use engine::PollWaiter;
 
-use crate::store::{Error, Result};
+use crate::store::Result;
 use connect::Connection;
 
 /// The PostgreSQL engine: a database, connected to on first use.
@@ -68,11 +70,33 @@ pub struct Queue {
     name: String,
     /// Whether this queue's take left a transaction open (pop's delivery is in it).
     in_take: Cell<bool>,
+    /// Messages deleted in that transaction, counted as consumed once it commits.
+    delivered: Cell<u64>,
+    /// The key of the session advisory lock that marks this process's claims (run).
+    holder: Cell<Option<i64>>,
 }
 
-/// The error of a verb this engine does not do yet.
-pub(crate) fn unsupported(verb: &str) -> Error {
-    Error::invalid(format!("{verb} on PostgreSQL"), None, "not supported yet")
+impl Queue {
+    /// Records `n` messages consumed (popped, acked, failed for good) in the queue's
+    /// rate; stats only, so it never fails the operation.
+    pub(crate) fn note_consumed(&self, n: u64) {
+        let _ = n;
+    }
+
+    /// Tells waiting consumers, on commit of `client`'s transaction, that messages may be
+    /// ready.
+    pub(crate) fn changed(
+        &self,
+        client: &mut impl postgres::GenericClient,
+    ) -> std::result::Result<(), postgres::Error> {
+        let _ = client;
+        Ok(())
+    }
+}
+
+/// 16 fresh random hex digits, for a claim's token.
+pub(crate) fn random_hex() -> String {
+    crate::store::token::token()
 }
 
 /// The client, borrowed for one operation.

@@ -41,6 +41,8 @@ impl Postgres {
             conn: self.conn.clone(),
             name: name.to_string(),
             in_take: Default::default(),
+            delivered: Default::default(),
+            holder: Default::default(),
         }
     }
 
@@ -58,7 +60,7 @@ impl Postgres {
 }
 
 /// The columns of a message's metadata, for [`info`].
-const INFO: &str = "state, id, octet_length(payload)::bigint, enqueued_at, attempts, priority, \
+pub(crate) const INFO: &str = "state, id, octet_length(payload)::bigint, enqueued_at, attempts, priority, \
                     coalesce(due_at, lease_until), expires_at, reason";
 
 fn state(name: &str) -> State {
@@ -70,7 +72,7 @@ fn state(name: &str) -> State {
     }
 }
 
-fn info(row: &postgres::Row) -> Info {
+pub(crate) fn info(row: &postgres::Row) -> Info {
     Info {
         state: state(row.get(0)),
         id: row.get::<_, i64>(1) as u64,
@@ -229,7 +231,10 @@ impl Queue {
             .conn
             .client()?
             .query_one(
-                "SELECT min(due_at) FROM spool.messages WHERE queue = $1 AND state = 'delayed'",
+                "SELECT min(t) FROM (SELECT min(due_at) FROM spool.messages \
+                 WHERE queue = $1 AND state = 'delayed' UNION ALL \
+                 SELECT min(lease_until) FROM spool.messages \
+                 WHERE queue = $1 AND state = 'claimed' AND holder IS NULL) AS d(t)",
                 &[&self.name],
             )
             .map_err(self.fail("read the next due time of"))?;

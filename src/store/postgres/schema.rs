@@ -94,6 +94,14 @@ impl Connection {
         }
         let version: Option<i32> = {
             let mut client = self.client()?;
+            // Every statement of a take and a peek reads a queue in its index's order;
+            // a sort is never the better plan for them, but the planner picks one while
+            // the table's statistics are missing or stale (after a large push, before
+            // autovacuum analyses it), and sorts the whole queue for each take. Without
+            // sorts it follows the indexes, whatever the statistics say.
+            client
+                .batch_execute("SET enable_sort = off")
+                .map_err(|e| db_error(format!("set up the session in {}", self.shown), &e))?;
             match client.query_one("SELECT max(version) FROM spool.version", &[]) {
                 Ok(row) => row.get(0),
                 Err(e)
@@ -156,9 +164,7 @@ impl Connection {
         let mut verb = "create";
         let version: Option<i32> = {
             let mut client = self.client()?;
-            let mut tx = client
-                .transaction()
-                .map_err(|e| db_error(what(verb), &e))?;
+            let mut tx = client.transaction().map_err(|e| db_error(what(verb), &e))?;
             tx.execute("SELECT pg_advisory_xact_lock($1)", &[&CREATE_LOCK])
                 .map_err(|e| db_error(what(verb), &e))?;
             let exists: bool = tx
@@ -175,7 +181,8 @@ impl Connection {
             let settled = match found {
                 None if !create => None,
                 None => {
-                    tx.batch_execute(CREATE).map_err(|e| db_error(what(verb), &e))?;
+                    tx.batch_execute(CREATE)
+                        .map_err(|e| db_error(what(verb), &e))?;
                     tx.execute(
                         "INSERT INTO spool.version (version) SELECT $1 \
                          WHERE NOT EXISTS (SELECT 1 FROM spool.version)",
@@ -188,7 +195,8 @@ impl Connection {
                 Some(v) => {
                     verb = "upgrade";
                     for step in &UPGRADES[(v.max(1) - 1) as usize..] {
-                        tx.batch_execute(step).map_err(|e| db_error(what(verb), &e))?;
+                        tx.batch_execute(step)
+                            .map_err(|e| db_error(what(verb), &e))?;
                     }
                     tx.execute("UPDATE spool.version SET version = $1", &[&VERSION])
                         .map_err(|e| db_error(what(verb), &e))?;

@@ -1,0 +1,325 @@
+//! What happens to a claim after the take: ack (deleted), nack or retry (back behind the
+//! waiting ones, or delayed), extend (a new lease), fail (a dead letter with a reason),
+//! requeue (dead letters back behind the waiting ones), and show.
+//!
+//! Every change names the claim by id and token (`WHERE id = … AND token = …`), so a
+//! token from an earlier claim of the same message changes nothing: fencing is the row's
+//! token, as it is the file name's in the local engine. A message goes back behind the
+//! waiting ones with a position from the queue's `next_id`, under the queue's row lock
+//! (as a push allocates), after due delayed messages are promoted.
+
+use std::io::Cursor;
+
+use postgres::Transaction;
+
+use super::Queue;
+use super::push::{promote, time};
+use super::read::{INFO, info};
+use super::take::Taken;
+use crate::clock::{after, now_ms};
+use crate::store::token::parse_token;
+use crate::store::{Error, Info, Payload, Result, Verdict};
+
+/// What becomes of a claim.
+enum End<'a> {
+    /// Deleted.
+    Ack,
+    /// Back behind the waiting ones (`None`), or delayed until a time (unix ms).
+    Retry(Option<u64>),
+    /// A dead letter with this reason.
+    Fail(&'a str),
+}
+
+impl Queue {
+    /// The id of a well-formed token, or the error that says what a token looks like.
+    fn token_id(token: &str) -> Result<i64> {
+        parse_token(token).map(|(id, _)| id as i64).ok_or_else(|| {
+            Error::invalid(
+                format!("token {token:?}"),
+                None,
+                "not a claim token (they look like 42.9f3a0c1d2e4b5a67)",
+            )
+        })
+    }
+
+    /// The error for a token that names no current claim: why, as far as can be told.
+    fn ended(&self, token: &str, id: i64) -> Error {
+        let again = self
+            .conn
+            .client()
+            .ok()
+            .and_then(|mut c| {
+                c.query_opt(
+                    "SELECT 1 FROM spool.messages WHERE queue = $1 AND id = $2 \
+                     AND state = 'claimed' AND token IS DISTINCT FROM $3",
+                    &[&self.name, &id, &token],
+                )
+                .ok()
+            })
+            .flatten()
+            .is_some();
+        let why = if again {
+            format!("message {id} was claimed again since: this token is no longer valid")
+        } else {
+            format!(
+                "no claim of message {id} has this token: its lease ended, or it was acked or nacked"
+            )
+        };
+        Error::invalid(format!("token {token}"), None, why)
+    }
+
+    /// Ends the claim of `token` (of message `id`) as `end` says, in one transaction;
+    /// `Ok(false)` when no claim has that token.
+    fn end(&self, id: i64, token: &str, end: End<'_>, verb: &str) -> Result<bool> {
+        let mut client = self.conn.client()?;
+        let mut run = || -> std::result::Result<bool, postgres::Error> {
+            let mut tx = client.transaction()?;
+            let done =
+                match end {
+                    End::Ack => tx.execute(
+                        "DELETE FROM spool.messages WHERE queue = $1 AND id = $2 AND token = $3 \
+                         AND state = 'claimed'",
+                        &[&self.name, &id, &token],
+                    )? == 1,
+                    End::Fail(reason) => tx.execute(
+                        "UPDATE spool.messages SET state = 'failed', reason = $4, position = NULL, \
+                         token = NULL, holder = NULL, lease_until = NULL \
+                         WHERE queue = $1 AND id = $2 AND token = $3 AND state = 'claimed'",
+                        &[&self.name, &id, &token, &reason],
+                    )? == 1,
+                    End::Retry(due) => {
+                        // The claim first, so that a stale token locks nothing of the queue.
+                        let found = tx
+                            .query_opt(
+                                "SELECT 1 FROM spool.messages WHERE queue = $1 AND id = $2 \
+                             AND token = $3 AND state = 'claimed' FOR UPDATE",
+                                &[&self.name, &id, &token],
+                            )?
+                            .is_some();
+                        if found {
+                            match due {
+                                Some(due) => {
+                                    tx.execute(
+                                        "UPDATE spool.messages SET state = 'delayed', due_at = $3, \
+                                     position = NULL, token = NULL, holder = NULL, \
+                                     lease_until = NULL WHERE queue = $1 AND id = $2",
+                                        &[&self.name, &id, &time(due)],
+                                    )?;
+                                }
+                                None => {
+                                    let position = self.allocate(&mut tx, 1)?;
+                                    tx.execute(
+                                        "UPDATE spool.messages SET state = 'ready', position = $3, \
+                                     token = NULL, holder = NULL, lease_until = NULL \
+                                     WHERE queue = $1 AND id = $2",
+                                        &[&self.name, &id, &position],
+                                    )?;
+                                    self.changed(&mut tx)?;
+                                }
+                            }
+                        }
+                        found
+                    }
+                };
+            if done {
+                tx.commit()?;
+            }
+            Ok(done)
+        };
+        let done = run().map_err(|e| self.error(verb, &e))?;
+        if done && matches!(end, End::Ack | End::Fail(_)) {
+            self.note_consumed(1);
+        }
+        Ok(done)
+    }
+
+    /// Allocates `count` positions at the back of the queue, under its row lock, after
+    /// promoting due delayed messages (which fall due before anything placed now).
+    pub(crate) fn allocate(
+        &self,
+        tx: &mut Transaction<'_>,
+        count: i64,
+    ) -> std::result::Result<i64, postgres::Error> {
+        let mut next: i64 = tx
+            .query_one(
+                "SELECT next_id FROM spool.queues WHERE name = $1 FOR UPDATE",
+                &[&self.name],
+            )?
+            .get(0);
+        promote(tx, &self.name, now_ms(), &mut next)?;
+        tx.execute(
+            "UPDATE spool.queues SET next_id = $2 WHERE name = $1",
+            &[&self.name, &(next + count)],
+        )?;
+        Ok(next)
+    }
+
+    /// Deletes a claim of this process (run's ack, and pop of a claimed message).
+    pub(crate) fn ack_claim(&self, claim: &Taken) -> Result<()> {
+        let token = claim.token.as_deref().unwrap_or_default();
+        if self.end(claim.id as i64, token, End::Ack, "acknowledge a message of")? {
+            Ok(())
+        } else {
+            Err(self.ended(token, claim.id as i64))
+        }
+    }
+
+    pub(crate) fn settle(&self, claim: Taken, verdict: Verdict<'_>) -> Result<()> {
+        let Some(token) = claim.token.as_deref() else {
+            return Err(Error::invalid(
+                format!("settle message {} of {}", claim.id, self.name),
+                None,
+                "a message taken for delivery has no claim to settle",
+            ));
+        };
+        let id = claim.id as i64;
+        let end = match verdict {
+            Verdict::Ack => End::Ack,
+            Verdict::Retry { due_ms } => End::Retry(Some(due_ms).filter(|&d| d > now_ms())),
+            Verdict::Fail { reason } => End::Fail(reason),
+        };
+        if self.end(id, token, end, "settle a message of")? {
+            Ok(())
+        } else {
+            Err(self.ended(token, id))
+        }
+    }
+
+    pub(crate) fn ack(&self, token: &str) -> Result<u64> {
+        let id = Self::token_id(token)?;
+        if self.end(id, token, End::Ack, "ack a message of")? {
+            Ok(id as u64)
+        } else {
+            Err(self.ended(token, id))
+        }
+    }
+
+    pub(crate) fn nack(&self, token: &str, delay_ms: Option<u64>) -> Result<u64> {
+        let id = Self::token_id(token)?;
+        let due = delay_ms.filter(|&d| d > 0).map(|d| after(now_ms(), d));
+        if self.end(id, token, End::Retry(due), "nack a message of")? {
+            Ok(id as u64)
+        } else {
+            Err(self.ended(token, id))
+        }
+    }
+
+    pub(crate) fn extend(&self, token: &str, lease_ms: u64) -> Result<u64> {
+        let id = Self::token_id(token)?;
+        let until = time(after(now_ms(), lease_ms));
+        let row = self
+            .conn
+            .client()?
+            .query_opt(
+                "UPDATE spool.messages SET lease_until = CASE WHEN holder IS NULL THEN $4 \
+                 ELSE lease_until END \
+                 WHERE queue = $1 AND id = $2 AND token = $3 AND state = 'claimed' \
+                 RETURNING holder IS NULL",
+                &[&self.name, &id, &token, &until],
+            )
+            .map_err(|e| self.error("extend a claim of", &e))?;
+        match row.map(|r| r.get::<_, bool>(0)) {
+            Some(true) => Ok(id as u64),
+            Some(false) => Err(Error::invalid(
+                format!("token {token}"),
+                None,
+                "held by a running process, not by a lease",
+            )),
+            None => Err(self.ended(token, id)),
+        }
+    }
+
+    pub(crate) fn requeue(&self, ids: &[u64]) -> Result<(Vec<u64>, Vec<u64>)> {
+        let wanted: Vec<i64> = ids
+            .iter()
+            .map(|&id| id.min(i64::MAX as u64) as i64)
+            .collect();
+        let mut client = self.conn.client()?;
+        let mut run = || -> std::result::Result<Vec<u64>, postgres::Error> {
+            let mut tx = client.transaction()?;
+            let found: Vec<i64> = tx
+                .query(
+                    "SELECT id FROM spool.messages WHERE queue = $1 AND state = 'failed' \
+                     AND (cardinality($2::bigint[]) = 0 OR id = ANY($2)) ORDER BY id FOR UPDATE",
+                    &[&self.name, &wanted],
+                )?
+                .iter()
+                .map(|r| r.get(0))
+                .collect();
+            if !found.is_empty() {
+                let first = self.allocate(&mut tx, found.len() as i64)?;
+                tx.execute(
+                    "UPDATE spool.messages m SET state = 'ready', attempts = 0, reason = NULL, \
+                     expires_at = NULL, position = $3 + f.n - 1 \
+                     FROM unnest($2::bigint[]) WITH ORDINALITY AS f(id, n) \
+                     WHERE m.queue = $1 AND m.id = f.id",
+                    &[&self.name, &found, &first],
+                )?;
+                self.changed(&mut tx)?;
+            }
+            tx.commit()?;
+            Ok(found.into_iter().map(|id| id as u64).collect())
+        };
+        let moved = run().map_err(|e| self.error("requeue messages of", &e))?;
+        let missing = ids
+            .iter()
+            .copied()
+            .filter(|id| !moved.contains(id))
+            .collect();
+        Ok((moved, missing))
+    }
+
+    pub(crate) fn show(&self, what: &str) -> Result<Option<(Info, Payload)>> {
+        let row = if what.contains('.') {
+            let id = Self::token_id(what)?;
+            let row = self.select_one(
+                "AND token = $3 AND state = 'claimed'",
+                &[&self.name, &id, &what],
+            )?;
+            if row.is_none() {
+                return Err(self.ended(what, id));
+            }
+            row
+        } else {
+            let id: i64 = match what.parse() {
+                Ok(id) if id > 0 && !what.starts_with('0') => id,
+                _ => {
+                    return Err(Error::invalid(
+                        format!("message {what:?}"),
+                        None,
+                        "expected a message id or a claim token",
+                    ));
+                }
+            };
+            self.select_one("", &[&self.name, &id])?
+        };
+        Ok(row.map(|row| (info(&row), Payload::Memory(Cursor::new(row.get(9))))))
+    }
+
+    /// One message's metadata and payload by id (`$2`), with `more` conditions.
+    fn select_one(
+        &self,
+        more: &str,
+        params: &[&(dyn postgres::types::ToSql + Sync)],
+    ) -> Result<Option<postgres::Row>> {
+        // `more` is one of the constants of show, never user input.
+        let sql = format!(
+            "SELECT {INFO}, payload FROM spool.messages WHERE queue = $1 AND id = $2 {more}"
+        );
+        self.conn
+            .client()?
+            .query_opt(&sql, params)
+            .map_err(|e| self.error("show a message of", &e))
+    }
+
+    pub(crate) fn payload_for_child(&self, claim: &Taken) -> Result<Payload> {
+        match &claim.payload {
+            Payload::Memory(bytes) => Ok(Payload::Memory(Cursor::new(bytes.get_ref().clone()))),
+            Payload::File(_) => Err(Error::invalid(
+                format!("read message {} of {}", claim.id, self.name),
+                None,
+                "not held in memory",
+            )),
+        }
+    }
+}
