@@ -269,7 +269,16 @@ fn postgres_gives_back_the_claims_of_a_run_that_died_at_once() {
     let Some(db) = Database::new() else { return };
     db.prints(&["push", "job"], "");
     // run holds the claim by its session: no lease to wait for when it dies.
-    let run = db.cmd(&["run", "--", "sleep", "600"]).may_hang().spawn();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let pid_file = tmp.path().join("pid");
+    let script = format!(
+        "echo $$ > {}; exec sleep 600 >/dev/null 2>&1",
+        pid_file.display()
+    );
+    let run = db
+        .cmd(&["run", "--", "sh", "-c", &script])
+        .may_hang()
+        .spawn();
     let mut claimed = false;
     for _ in 0..600 {
         let out = db.run(&["stats", "--json"]);
@@ -281,9 +290,15 @@ fn postgres_gives_back_the_claims_of_a_run_that_died_at_once() {
     }
     assert!(claimed, "run never claimed the message");
     db.run(&["pop"]).exits_saying(1, "");
-    // run and its command at once, as a machine's end would take them.
-    crate::harness::kill_group(run.pid() as i32);
+    crate::harness::send_signal(run.pid(), rustix::process::Signal::KILL);
     run.finish().killed_by(rustix::process::Signal::KILL);
+    // Its command, in a process group of its own, outlived it: end it too.
+    let command: u32 = std::fs::read_to_string(&pid_file)
+        .expect("the command's pid")
+        .trim()
+        .parse()
+        .expect("a pid");
+    crate::harness::send_signal(command, rustix::process::Signal::KILL);
     // The server ends the session and frees its lock; the next take gives the claim back.
     let mut popped = None;
     for _ in 0..600 {
