@@ -625,7 +625,14 @@ impl Settings {
             };
             match result {
                 Ok(client) => return Ok(client),
-                Err(e) => last = format!("{}: {}", target.shown(), cause(&e)),
+                Err(e) => {
+                    let said = cause(&e).replace(
+                        "invalid configuration: password missing",
+                        "the server asks for a password: none in the URL, PGPASSWORD or \
+                         the password file",
+                    );
+                    last = format!("{}: {said}", target.shown());
+                }
             }
         }
         Err(last)
@@ -651,7 +658,32 @@ pub(crate) fn cause(e: &postgres::Error) -> String {
         let end = text[at..].find(')').map_or(text.len(), |e| at + e + 1);
         text.replace_range(at..end, "");
     }
-    text.replace('\n', " ")
+    words_for_names(&text.replace('\n', " "))
+}
+
+/// rustls names some certificate errors by their Rust names (`invalid peer certificate:
+/// UnknownIssuer`): those in words (`unknown issuer`).
+fn words_for_names(text: &str) -> String {
+    const AFTER: &str = "invalid peer certificate: ";
+    let Some(at) = text.find(AFTER) else {
+        return text.to_string();
+    };
+    let start = at + AFTER.len();
+    let end = text[start..]
+        .find(|c: char| !c.is_ascii_alphanumeric())
+        .map_or(text.len(), |e| start + e);
+    let name = &text[start..end];
+    if !name.starts_with(|c: char| c.is_ascii_uppercase()) {
+        return text.to_string();
+    }
+    let mut words = String::new();
+    for c in name.chars() {
+        if c.is_ascii_uppercase() && !words.is_empty() {
+            words.push(' ');
+        }
+        words.push(c.to_ascii_lowercase());
+    }
+    format!("{}{words}{}", &text[..start], &text[end..])
 }
 
 /// The error of step `what` on the database.
@@ -909,6 +941,20 @@ mod tests {
         );
         let weak = mode("postgres://h/d?sslrootcert=system&sslmode=require", &[]).unwrap_err();
         assert!(weak.contains("weak sslmode \"require\""), "{weak}");
+    }
+
+    #[test]
+    fn certificate_errors_in_words() {
+        assert_eq!(
+            words_for_names("x: invalid peer certificate: UnknownIssuer"),
+            "x: invalid peer certificate: unknown issuer"
+        );
+        assert_eq!(
+            words_for_names("invalid peer certificate: BadSignature; more"),
+            "invalid peer certificate: bad signature; more"
+        );
+        let said = "invalid peer certificate: certificate not valid for name \"a\"";
+        assert_eq!(words_for_names(said), said);
     }
 
     #[test]
