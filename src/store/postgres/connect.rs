@@ -513,7 +513,9 @@ impl Settings {
             .or_else(|| var("PGSSLROOTCERT"));
         let given_mode = match parsed.param("sslmode") {
             Some(m) => Some(SslMode::parse(m)?),
-            None => var("PGSSLMODE").map(|m| SslMode::parse(&m)).transpose()?,
+            None => var("PGSSLMODE")
+                .map(|m| SslMode::parse(&m).map_err(|e| format!("PGSSLMODE: {e}")))
+                .transpose()?,
         };
         let system_roots = rootcert.as_deref() == Some("system");
         let sslmode = match given_mode {
@@ -873,6 +875,8 @@ mod tests {
                 port: 5999
             }]
         );
+        let s = resolve("postgres://h/x?application_name=it%27s%20a%5Cb", &[]).unwrap();
+        assert_eq!(s.config.get_application_name(), Some("it's a\\b"));
         let s = resolve("postgres://[::1]:5434/x", &[]).unwrap();
         assert_eq!(s.targets, [tcp("::1", 5434)]);
         assert!(resolve("postgres://h:99999/x", &[]).is_err());
@@ -938,6 +942,11 @@ mod tests {
         assert_eq!(
             mode("postgres://h/d?sslrootcert=system", &[]),
             Ok((Check::Full, Wire::Require, Some(Roots::System)))
+        );
+        let bad = mode("postgres://h/d", &[("PGSSLMODE", "on")]).unwrap_err();
+        assert!(
+            bad.starts_with("PGSSLMODE: invalid sslmode \"on\""),
+            "{bad}"
         );
         let weak = mode("postgres://h/d?sslrootcert=system&sslmode=require", &[]).unwrap_err();
         assert!(weak.contains("weak sslmode \"require\""), "{weak}");
