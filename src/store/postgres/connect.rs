@@ -370,8 +370,10 @@ impl System for ThisSystem {
 }
 
 /// The settings of a connection, complete: the URL's, else the environment's, else
-/// the defaults.
-struct Settings {
+/// the defaults. Cloned and sent to another thread, they open another connection the
+/// same way ([`Settings::connect`]).
+#[derive(Clone)]
+pub(super) struct Settings {
     /// Everything but the host, port, password and TLS.
     config: postgres::Config,
     targets: Vec<Target>,
@@ -566,7 +568,7 @@ impl Settings {
 
     /// Connects to the first target that takes the connection; the error is the cause
     /// of one `spool: ` line, naming the server.
-    fn connect(&self) -> std::result::Result<postgres::Client, String> {
+    pub(super) fn connect(&self) -> std::result::Result<postgres::Client, String> {
         let tcp = self.targets.iter().any(|t| matches!(t.host, Host::Tcp(_)));
         let connector = if tcp && self.mode != postgres::config::SslMode::Disable {
             if self.check != Check::None
@@ -587,8 +589,10 @@ impl Settings {
         let passfile = match (&self.password, &self.passfile) {
             (None, Some(path)) => {
                 let (file, warning) = pgpass::File::read(path);
+                // Once per process, however many connections it opens.
+                static WARNED: std::sync::Once = std::sync::Once::new();
                 if let Some(w) = warning {
-                    eprintln!("spool: warning: {w}");
+                    WARNED.call_once(|| eprintln!("spool: warning: {w}"));
                 }
                 file
             }
@@ -715,12 +719,17 @@ impl Connection {
         })
     }
 
+    /// The settings this connection is opened with (for another connection).
+    pub(super) fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
     /// The client, connecting first if this process has not yet.
     pub(crate) fn client(&self) -> Result<Client<'_>> {
         let mut slot = self.client.borrow_mut();
         if slot.is_none() {
             let client = self
-                .settings
+                .settings()
                 .connect()
                 .map_err(|e| Error::invalid(format!("connect {}", self.shown), None, e))?;
             *slot = Some(client);
