@@ -889,6 +889,12 @@ mod tests {
         let s = resolve("postgres://[::1]:5434/x", &[]).unwrap();
         assert_eq!(s.targets, [tcp("::1", 5434)]);
         assert!(resolve("postgres://h:99999/x", &[]).is_err());
+        let e = resolve("postgres://h/x?hostaddr=127.0.0.1", &[]).err();
+        assert!(
+            e.as_deref()
+                .is_some_and(|e| e.starts_with("hostaddr is not supported")),
+            "{e:?}"
+        );
         assert!(resolve("postgres://h/x?sslmode=sometimes", &[]).is_err());
         assert!(resolve("postgres://h/x?nonsense=1", &[]).is_err());
         assert!(resolve("postgres://h/x?port=1,2&host=a,b,c", &[]).is_err());
