@@ -91,7 +91,7 @@ complete -c spool -n "__fish_spool_using_subcommand claim" -s V -l version -d 'P
 complete -c spool -n "__fish_spool_using_subcommand show" -l dir -d 'Spool directory [default: $SPOOL_DIR, else $XDG_STATE_HOME/spool, else ~/.local/state/spool]' -r -f -a "(__fish_complete_directories)"
 complete -c spool -n "__fish_spool_using_subcommand show" -l url -d 'PostgreSQL database holding the queues, postgres://USER@HOST/DB (or $SPOOL_URL); without it, the spool directory' -r -f
 complete -c spool -n "__fish_spool_using_subcommand show" -s q -l queue -d 'Queue name: 1-64 of A-Z a-z 0-9 . _ -, not starting with \'.\' [default: $SPOOL_QUEUE, else default]' -r -f
-complete -c spool -n "__fish_spool_using_subcommand show" -s h -l help -d 'Print help'
+complete -c spool -n "__fish_spool_using_subcommand show" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c spool -n "__fish_spool_using_subcommand show" -s V -l version -d 'Print version'
 complete -c spool -n "__fish_spool_using_subcommand ack" -l dir -d 'Spool directory [default: $SPOOL_DIR, else $XDG_STATE_HOME/spool, else ~/.local/state/spool]' -r -f -a "(__fish_complete_directories)"
 complete -c spool -n "__fish_spool_using_subcommand ack" -l url -d 'PostgreSQL database holding the queues, postgres://USER@HOST/DB (or $SPOOL_URL); without it, the spool directory' -r -f
@@ -102,19 +102,19 @@ complete -c spool -n "__fish_spool_using_subcommand nack" -l dir -d 'Spool direc
 complete -c spool -n "__fish_spool_using_subcommand nack" -l url -d 'PostgreSQL database holding the queues, postgres://USER@HOST/DB (or $SPOOL_URL); without it, the spool directory' -r -f
 complete -c spool -n "__fish_spool_using_subcommand nack" -s q -l queue -d 'Queue name: 1-64 of A-Z a-z 0-9 . _ -, not starting with \'.\' [default: $SPOOL_QUEUE, else default]' -r -f
 complete -c spool -n "__fish_spool_using_subcommand nack" -l delay -d 'Invisible for this long before it is ready again' -r
-complete -c spool -n "__fish_spool_using_subcommand nack" -s h -l help -d 'Print help'
+complete -c spool -n "__fish_spool_using_subcommand nack" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c spool -n "__fish_spool_using_subcommand nack" -s V -l version -d 'Print version'
 complete -c spool -n "__fish_spool_using_subcommand extend" -l dir -d 'Spool directory [default: $SPOOL_DIR, else $XDG_STATE_HOME/spool, else ~/.local/state/spool]' -r -f -a "(__fish_complete_directories)"
 complete -c spool -n "__fish_spool_using_subcommand extend" -l url -d 'PostgreSQL database holding the queues, postgres://USER@HOST/DB (or $SPOOL_URL); without it, the spool directory' -r -f
 complete -c spool -n "__fish_spool_using_subcommand extend" -s q -l queue -d 'Queue name: 1-64 of A-Z a-z 0-9 . _ -, not starting with \'.\' [default: $SPOOL_QUEUE, else default]' -r -f
 complete -c spool -n "__fish_spool_using_subcommand extend" -l lease -d 'The new lease, from now' -r
-complete -c spool -n "__fish_spool_using_subcommand extend" -s h -l help -d 'Print help'
+complete -c spool -n "__fish_spool_using_subcommand extend" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c spool -n "__fish_spool_using_subcommand extend" -s V -l version -d 'Print version'
 complete -c spool -n "__fish_spool_using_subcommand requeue" -l dir -d 'Spool directory [default: $SPOOL_DIR, else $XDG_STATE_HOME/spool, else ~/.local/state/spool]' -r -f -a "(__fish_complete_directories)"
 complete -c spool -n "__fish_spool_using_subcommand requeue" -l url -d 'PostgreSQL database holding the queues, postgres://USER@HOST/DB (or $SPOOL_URL); without it, the spool directory' -r -f
 complete -c spool -n "__fish_spool_using_subcommand requeue" -s q -l queue -d 'Queue name: 1-64 of A-Z a-z 0-9 . _ -, not starting with \'.\' [default: $SPOOL_QUEUE, else default]' -r -f
 complete -c spool -n "__fish_spool_using_subcommand requeue" -l all -d 'Every failed message'
-complete -c spool -n "__fish_spool_using_subcommand requeue" -s h -l help -d 'Print help'
+complete -c spool -n "__fish_spool_using_subcommand requeue" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c spool -n "__fish_spool_using_subcommand requeue" -s V -l version -d 'Print version'
 complete -c spool -n "__fish_spool_using_subcommand run" -l dir -d 'Spool directory [default: $SPOOL_DIR, else $XDG_STATE_HOME/spool, else ~/.local/state/spool]' -r -f -a "(__fish_complete_directories)"
 complete -c spool -n "__fish_spool_using_subcommand run" -l url -d 'PostgreSQL database holding the queues, postgres://USER@HOST/DB (or $SPOOL_URL); without it, the spool directory' -r -f
@@ -145,7 +145,7 @@ complete -c spool -n "__fish_spool_using_subcommand list" -s V -l version -d 'Pr
 complete -c spool -n "__fish_spool_using_subcommand len" -l dir -d 'Spool directory [default: $SPOOL_DIR, else $XDG_STATE_HOME/spool, else ~/.local/state/spool]' -r -f -a "(__fish_complete_directories)"
 complete -c spool -n "__fish_spool_using_subcommand len" -l url -d 'PostgreSQL database holding the queues, postgres://USER@HOST/DB (or $SPOOL_URL); without it, the spool directory' -r -f
 complete -c spool -n "__fish_spool_using_subcommand len" -s q -l queue -d 'Queue name: 1-64 of A-Z a-z 0-9 . _ -, not starting with \'.\' [default: $SPOOL_QUEUE, else default]' -r -f
-complete -c spool -n "__fish_spool_using_subcommand len" -s h -l help -d 'Print help'
+complete -c spool -n "__fish_spool_using_subcommand len" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c spool -n "__fish_spool_using_subcommand len" -s V -l version -d 'Print version'
 complete -c spool -n "__fish_spool_using_subcommand stats" -l dir -d 'Spool directory [default: $SPOOL_DIR, else $XDG_STATE_HOME/spool, else ~/.local/state/spool]' -r -f -a "(__fish_complete_directories)"
 complete -c spool -n "__fish_spool_using_subcommand stats" -l url -d 'PostgreSQL database holding the queues, postgres://USER@HOST/DB (or $SPOOL_URL); without it, the spool directory' -r -f
@@ -178,7 +178,7 @@ complete -c spool -n "__fish_spool_using_subcommand fsck" -s V -l version -d 'Pr
 complete -c spool -n "__fish_spool_using_subcommand queues" -l dir -d 'Spool directory [default: $SPOOL_DIR, else $XDG_STATE_HOME/spool, else ~/.local/state/spool]' -r -f -a "(__fish_complete_directories)"
 complete -c spool -n "__fish_spool_using_subcommand queues" -l url -d 'PostgreSQL database holding the queues, postgres://USER@HOST/DB (or $SPOOL_URL); without it, the spool directory' -r -f
 complete -c spool -n "__fish_spool_using_subcommand queues" -s q -l queue -d 'Queue name: 1-64 of A-Z a-z 0-9 . _ -, not starting with \'.\' [default: $SPOOL_QUEUE, else default]' -r -f
-complete -c spool -n "__fish_spool_using_subcommand queues" -s h -l help -d 'Print help'
+complete -c spool -n "__fish_spool_using_subcommand queues" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c spool -n "__fish_spool_using_subcommand queues" -s V -l version -d 'Print version'
 complete -c spool -n "__fish_spool_using_subcommand completions" -l dir -d 'Spool directory [default: $SPOOL_DIR, else $XDG_STATE_HOME/spool, else ~/.local/state/spool]' -r -f -a "(__fish_complete_directories)"
 complete -c spool -n "__fish_spool_using_subcommand completions" -l url -d 'PostgreSQL database holding the queues, postgres://USER@HOST/DB (or $SPOOL_URL); without it, the spool directory' -r -f

@@ -34,6 +34,13 @@ pub struct Cli {
 
     /// PostgreSQL database holding the queues, postgres://USER@HOST/DB (or $SPOOL_URL);
     /// without it, the spool directory
+    ///
+    /// What the URL leaves out comes from PGHOST, PGPORT, PGUSER, PGDATABASE, PGPASSWORD,
+    /// the password file ~/.pgpass (PGPASSFILE), PGSSLMODE and PGSSLROOTCERT, as in psql.
+    /// sslmode: disable, allow, prefer (the default: TLS when the server offers it),
+    /// require (TLS, the certificate not checked unless a root certificate is there),
+    /// verify-ca (the chain), verify-full (the chain and the host name); sslrootcert=FILE
+    /// [default: ~/.postgresql/root.crt], or system for the Mozilla roots
     #[arg(long, global = true, value_name = "URL", value_hint = ValueHint::Url, conflicts_with = "dir")]
     pub url: Option<OsString>,
 

@@ -72,6 +72,9 @@
 // - generated    man/spool.1 and completions/ are current with the CLI definition
 // - completions  the completion scripts in bash, zsh and fish: queue names for -q,
 //                commands for run's COMMAND
+// - postgres_connect  the connection settings against a server with TLS: every
+//                sslmode, the PG* variables, the password file and its permissions, a
+//                wrong password; the password never printed
 // - postgres_engine  the PostgreSQL engine (--url, SPOOL_URL) against a real server:
 //                the verbs it has, the same output as the local spool, order,
 //                passwords never printed, the verbs it does not have yet refused

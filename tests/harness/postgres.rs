@@ -630,3 +630,147 @@ impl Drop for Cluster {
         }
     }
 }
+
+/// The role of a [`TlsCluster`] that logs in over TCP, with [`TLS_PASSWORD`].
+pub const TLS_USER: &str = "spool_tls";
+
+/// The password of [`TLS_USER`]: a string no output should ever hold.
+pub const TLS_PASSWORD: &str = "Pw-k3Zq9-neverShown";
+
+/// The database of a [`TlsCluster`], owned by [`TLS_USER`].
+pub const TLS_DB: &str = "spool_tls";
+
+/// A private cluster that also listens on 127.0.0.1 (a free port) with TLS: a server
+/// certificate for `localhost` only, signed by a CA made here (`ca`); `other_ca` signed
+/// nothing the server has. Its `pg_hba.conf`: [`TLS_USER`] logs in with scram-sha-256
+/// over the Unix socket and over TCP with TLS; TCP without TLS is rejected for everyone;
+/// other users over the Unix socket are trusted. The socket is `.s.PGSQL.PORT` in the
+/// cluster's directory (the port is the TCP one).
+pub struct TlsCluster {
+    pub cluster: Cluster,
+    pub port: u16,
+    /// The PEM certificate of the CA that signed the server's certificate.
+    pub ca: PathBuf,
+    /// The PEM certificate of a CA that signed nothing the server has.
+    pub other_ca: PathBuf,
+}
+
+impl Cluster {
+    /// A [`TlsCluster`] of the caller's own; `Err` (a reason to skip) when PostgreSQL is
+    /// not installed; panics when it does not start.
+    #[track_caller]
+    pub fn private_tls() -> Result<TlsCluster, String> {
+        let cluster = Cluster::private()?;
+        let fail = |what: &str, e: &dyn std::fmt::Display| -> ! {
+            panic!("a TLS cluster: {what}: {e}\nserver log:\n{}", cluster.log())
+        };
+        cluster.psql(
+            "postgres",
+            &format!("CREATE ROLE {TLS_USER} LOGIN PASSWORD '{TLS_PASSWORD}'"),
+        );
+        cluster.psql(
+            "postgres",
+            &format!("CREATE DATABASE {TLS_DB} OWNER {TLS_USER}"),
+        );
+        cluster.stop("fast").unwrap_or_else(|e| fail("stop", &e));
+
+        // The certificates: a CA, the server's (for localhost only), another CA.
+        let (ca, ca_issuer) = test_ca("spool test CA").unwrap_or_else(|e| fail("CA", &e));
+        let (other_ca, _) = test_ca("another CA").unwrap_or_else(|e| fail("CA", &e));
+        let key = rcgen::KeyPair::generate().unwrap_or_else(|e| fail("key", &e));
+        let mut params = rcgen::CertificateParams::new(vec!["localhost".to_string()])
+            .unwrap_or_else(|e| fail("certificate", &e));
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "localhost");
+        let cert = params
+            .signed_by(&key, &ca_issuer)
+            .unwrap_or_else(|e| fail("certificate", &e));
+        let ca_path = cluster.dir().join("ca.pem");
+        let other_ca_path = cluster.dir().join("other-ca.pem");
+        let data = cluster.data_dir();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .unwrap_or_else(|e| fail("a free port", &e));
+        let hba = format!(
+            "local all {TLS_USER} scram-sha-256\n\
+             local all all trust\n\
+             hostssl all {TLS_USER} 127.0.0.1/32 scram-sha-256\n\
+             hostnossl all all 127.0.0.1/32 reject\n"
+        );
+        let settings = format!(
+            "listen_addresses = '127.0.0.1'\nport = {port}\nssl = on\n\
+             ssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\n"
+        );
+        let write = |path: &Path, text: &str, mode: u32| {
+            use std::os::unix::fs::{MetadataExt, PermissionsExt};
+            fs::write(path, text).unwrap_or_else(|e| fail(&path.display().to_string(), &e));
+            fs::set_permissions(path, fs::Permissions::from_mode(mode))
+                .unwrap_or_else(|e| fail(&path.display().to_string(), &e));
+            // The server's files belong to the server's user, as its data directory does.
+            let owner = fs::metadata(&data).unwrap_or_else(|e| fail("data directory", &e));
+            std::os::unix::fs::chown(path, Some(owner.uid()), Some(owner.gid()))
+                .unwrap_or_else(|e| fail(&path.display().to_string(), &e));
+        };
+        write(&ca_path, &ca, 0o644);
+        write(&other_ca_path, &other_ca, 0o644);
+        write(&data.join("server.crt"), &cert.pem(), 0o644);
+        write(&data.join("server.key"), &key.serialize_pem(), 0o600);
+        write(&data.join("pg_hba.conf"), &hba, 0o600);
+        fs::OpenOptions::new()
+            .append(true)
+            .open(data.join("postgresql.conf"))
+            .and_then(|mut f| f.write_all(settings.as_bytes()))
+            .unwrap_or_else(|e| fail("postgresql.conf", &e));
+        cluster.start().unwrap_or_else(|e| fail("start", &e));
+        Ok(TlsCluster {
+            cluster,
+            port,
+            ca: ca_path,
+            other_ca: other_ca_path,
+        })
+    }
+}
+
+/// A self-signed CA named `name`: its PEM certificate and the issuer that signs with it.
+fn test_ca(name: &str) -> Result<(String, rcgen::Issuer<'static, rcgen::KeyPair>), rcgen::Error> {
+    let key = rcgen::KeyPair::generate()?;
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new())?;
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, name);
+    params.key_usages = vec![
+        rcgen::KeyUsagePurpose::KeyCertSign,
+        rcgen::KeyUsagePurpose::CrlSign,
+        rcgen::KeyUsagePurpose::DigitalSignature,
+    ];
+    let cert = params.self_signed(&key)?;
+    Ok((cert.pem(), rcgen::Issuer::new(params, key)))
+}
+
+impl TlsCluster {
+    /// `postgres://TLS_USER@HOST:PORT/TLS_DB` followed by `params` (`?sslmode=…`), with
+    /// no password.
+    pub fn url(&self, host: &str, params: &str) -> String {
+        format!(
+            "postgres://{TLS_USER}@{host}:{}/{TLS_DB}{params}",
+            self.port
+        )
+    }
+
+    /// The directory of the server's Unix socket (with [`port`](Self::port)).
+    pub fn socket_dir(&self) -> &Path {
+        self.cluster.socket_dir()
+    }
+
+    /// The URL of [`TLS_DB`] over the Unix socket as [`TLS_USER`], with no password.
+    pub fn socket_url(&self, params: &str) -> String {
+        format!(
+            "postgres:///{TLS_DB}?host={}&port={}&user={TLS_USER}{params}",
+            encode(self.socket_dir()),
+            self.port
+        )
+    }
+}

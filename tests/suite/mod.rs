@@ -23,6 +23,7 @@ mod names;
 mod netfs;
 mod peek;
 mod pop;
+mod postgres_connect;
 mod postgres_engine;
 mod postgres_harness;
 mod push;
