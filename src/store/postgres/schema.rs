@@ -25,7 +25,7 @@ const CREATE_LOCK: i64 = 0x73_70_6f_6f_6c;
 pub(crate) enum Seen {
     /// Not looked at yet.
     Unknown,
-    /// Not there.
+    /// Not there when last looked.
     Missing,
     /// There, at our version.
     Current,
@@ -84,13 +84,13 @@ CREATE INDEX IF NOT EXISTS messages_claimed
 ];
 
 impl Connection {
-    /// Whether the schema exists (refusing a newer one, upgrading an older one); looks
-    /// once per process.
+    /// Whether the schema exists (refusing a newer one, upgrading an older one); once
+    /// found, not looked at again. A missing schema is looked for again at each call: a
+    /// command waiting for a queue sees the schema made by the push that makes it.
     pub(crate) fn schema_exists(&self) -> Result<bool> {
         match self.schema.get() {
             Seen::Current => return Ok(true),
-            Seen::Missing => return Ok(false),
-            Seen::Unknown => {}
+            Seen::Missing | Seen::Unknown => {}
         }
         let version: Option<i32> = {
             let mut client = self.client()?;
@@ -156,9 +156,7 @@ impl Connection {
         let mut verb = "create";
         let version: Option<i32> = {
             let mut client = self.client()?;
-            let mut tx = client
-                .transaction()
-                .map_err(|e| db_error(what(verb), &e))?;
+            let mut tx = client.transaction().map_err(|e| db_error(what(verb), &e))?;
             tx.execute("SELECT pg_advisory_xact_lock($1)", &[&CREATE_LOCK])
                 .map_err(|e| db_error(what(verb), &e))?;
             let exists: bool = tx
@@ -175,7 +173,8 @@ impl Connection {
             let settled = match found {
                 None if !create => None,
                 None => {
-                    tx.batch_execute(CREATE).map_err(|e| db_error(what(verb), &e))?;
+                    tx.batch_execute(CREATE)
+                        .map_err(|e| db_error(what(verb), &e))?;
                     tx.execute(
                         "INSERT INTO spool.version (version) SELECT $1 \
                          WHERE NOT EXISTS (SELECT 1 FROM spool.version)",
@@ -188,7 +187,8 @@ impl Connection {
                 Some(v) => {
                     verb = "upgrade";
                     for step in &UPGRADES[(v.max(1) - 1) as usize..] {
-                        tx.batch_execute(step).map_err(|e| db_error(what(verb), &e))?;
+                        tx.batch_execute(step)
+                            .map_err(|e| db_error(what(verb), &e))?;
                     }
                     tx.execute("UPDATE spool.version SET version = $1", &[&VERSION])
                         .map_err(|e| db_error(what(verb), &e))?;
