@@ -80,8 +80,6 @@ fn not_on_postgres(command: &Command) -> Option<&'static str> {
         Command::Requeue(_) => Some("requeue"),
         Command::Run(_) => Some("run"),
         Command::Fsck(_) => Some("fsck"),
-        Command::Pop(args) if args.wait.wait => Some("pop --wait"),
-        Command::Peek(args) if args.wait.wait => Some("peek --wait"),
         _ => None,
     }
 }

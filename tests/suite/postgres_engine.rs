@@ -390,8 +390,6 @@ fn postgres_says_what_is_not_supported_yet() {
         (&["show", "1"], "show"),
         (&["run", "--", "true"], "run"),
         (&["fsck"], "fsck"),
-        (&["pop", "--wait"], "pop --wait"),
-        (&["peek", "--wait"], "peek --wait"),
     ] {
         db.run(args).exits_saying(
             2,

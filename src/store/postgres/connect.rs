@@ -97,7 +97,8 @@ pub(crate) fn db_error(what: impl Into<String>, e: &postgres::Error) -> Error {
 pub(crate) struct Connection {
     /// The URL, masked, for errors.
     pub(crate) shown: String,
-    config: postgres::Config,
+    /// What a connection is opened with (also the waiter's, on a thread of its own).
+    pub(super) config: postgres::Config,
     client: Lazy,
     /// The schema's state, once looked at.
     pub(crate) schema: Cell<schema::Seen>,
@@ -134,7 +135,7 @@ impl Connection {
 }
 
 /// The TLS connector: rustls with the ring provider and the Mozilla roots.
-fn tls() -> Result<tokio_postgres_rustls::MakeRustlsConnect> {
+pub(super) fn tls() -> Result<tokio_postgres_rustls::MakeRustlsConnect> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut roots = rustls::RootCertStore::empty();
     roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());

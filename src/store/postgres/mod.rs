@@ -1,9 +1,10 @@
 //! The PostgreSQL engine: queues kept in tables of the schema `spool` of a database,
 //! reached with `--url postgres://…` or `$SPOOL_URL`.
 //!
-//! One connection per process, opened on first use ([`connect`]); the schema is created
-//! on the first push ([`schema`]) and a schema newer than this binary is refused. The
-//! tables (docs/FORMAT.md, "The PostgreSQL engine", is the reference):
+//! One connection per process, opened on first use ([`connect`]), and a second one of a
+//! command that waits, to listen ([`listen`]); the schema is created on the first push
+//! ([`schema`]) and a schema newer than this binary is refused. The tables
+//! (docs/FORMAT.md, "The PostgreSQL engine", is the reference):
 //!
 //! - `spool.version`: one row, the schema's version;
 //! - `spool.queues`: one row per queue, with the queue's counter `next_id`;
@@ -27,13 +28,18 @@
 //!   the queue's row lock, before a push allocates ids, and before a take looks.
 //! - Nothing is ever built by formatting SQL: every value is a parameter. A password in
 //!   the URL is never shown: errors name the URL with it masked.
+//! - A change that makes a message available notifies the channel `spool` with the
+//!   queue's name, in its transaction (delivered at the commit); a waiting command
+//!   listens on a connection of its own, opened at its first sleep, and still polls
+//!   ([`listen`]).
 //!
 //! What is not done yet: claims with a lease and their tokens (claim, ack, nack, extend,
-//! requeue, show, run), fsck, and waking a `--wait` by LISTEN/NOTIFY; those report
-//! "not supported yet". Rates of publishing and consumption are not recorded.
+//! requeue, show, run) and fsck; those report "not supported yet". Rates of publishing
+//! and consumption are not recorded.
 
 mod connect;
 mod engine;
+mod listen;
 mod push;
 mod read;
 mod schema;
@@ -43,7 +49,7 @@ use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
 pub use connect::{check_url, redact};
-pub use engine::PollWaiter;
+pub use listen::Waiter;
 
 use crate::store::{Error, Result};
 use connect::Connection;

@@ -2,11 +2,11 @@
 //!
 //! The transaction locks the queue's row of `spool.queues` first (`FOR UPDATE`), then
 //! promotes due delayed messages, then inserts the new ones with ids from the row's
-//! `next_id` (a statement per chunk of up to 1,000 messages, from an array), and moves
-//! `next_id` past them: producers of one queue are serialised until
-//! they commit, so ids commit in increasing order (strict FIFO within a priority). A
-//! payload is sent whole (bytea), so a message is held in memory and limited to
-//! [`MAX_PAYLOAD`].
+//! `next_id` (a statement per chunk of up to 1,000 messages, from an array), moves
+//! `next_id` past them, and notifies the queue's waiters (delivered at the commit):
+//! producers of one queue are serialised until they commit, so ids commit in increasing
+//! order (strict FIFO within a priority). A payload is sent whole (bytea), so a message
+//! is held in memory and limited to [`MAX_PAYLOAD`].
 
 use std::path::Path;
 use std::time::SystemTime;
@@ -15,6 +15,7 @@ use postgres::Transaction;
 
 use super::Queue;
 use super::connect::db_error;
+use super::listen::CHANNEL;
 use crate::clock::now_ms;
 use crate::store::{Error, Published, PushOptions, Result, Sink};
 
@@ -73,12 +74,11 @@ impl Staged<'_> {
         let mut client = queue.conn.client()?;
         let mut run = || -> std::result::Result<Published, postgres::Error> {
             let mut tx = client.transaction()?;
-            let mut next: i64 = tx
-                .query_one(
-                    "SELECT next_id FROM spool.queues WHERE name = $1 FOR UPDATE",
-                    &[&queue.name],
-                )?
-                .get(0);
+            let row = tx.query_one(
+                "SELECT next_id FROM spool.queues WHERE name = $1 FOR UPDATE",
+                &[&queue.name],
+            )?;
+            let mut next: i64 = row.get(0);
             promote(&mut tx, &queue.name, now, &mut next)?;
             let delayed = opts.due.is_some_and(|due| due > now);
             let state = if delayed { "delayed" } else { "ready" };
@@ -115,9 +115,12 @@ impl Staged<'_> {
                     next += 1;
                 }
             }
+            // The same statement notifies the queue's waiters (listen.rs's `notify`, without
+            // a round trip of its own): they wake when this commits.
             tx.execute(
-                "UPDATE spool.queues SET next_id = $2 WHERE name = $1",
-                &[&queue.name, &next],
+                "UPDATE spool.queues SET next_id = $2 WHERE name = $1 \
+                 RETURNING pg_notify($3, $1)",
+                &[&queue.name, &next, &CHANNEL],
             )?;
             tx.commit()?;
             Ok(published)
