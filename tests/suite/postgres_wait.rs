@@ -1,14 +1,16 @@
-//! Waiting on the PostgreSQL engine: a push notifies the channel `spool`
+//! Waiting on the PostgreSQL engine, and its rates: a push notifies the channel `spool`
 //! with the queue's name; `pop --wait` and `peek --wait` listen (their LISTEN connection
 //! is seen on the server) and return what another process pushes later; `--timeout`
 //! with nothing pushed exits 1; a waiter whose listening connection is refused still
-//! returns the message (it polls).
+//! returns the message (it polls); `stats` shows the rates of publishing and of
+//! consumption, in text and JSON as a spool directory does, and a damaged record reads
+//! as no rate.
 
 use std::time::{Duration, Instant};
 
 use postgres::fallible_iterator::FallibleIterator;
 
-use crate::harness::{Cmd, Output, Pg, Running, pg};
+use crate::harness::{Cmd, Output, Pg, Running, json_lines, pg};
 
 /// `spool --url URL ARGS...` on the test's database.
 fn spool(p: &Pg, args: &[&str]) -> Cmd {
@@ -202,4 +204,99 @@ fn run_wait_takes_messages_pushed_later() {
     running.finish().success();
     assert_eq!(std::fs::read_to_string(&log).expect("log"), "one\ntwo\n");
     spool(&p, &["-q", "jobs", "len"]).prints("0\n");
+}
+
+/// Two pushes (of 3 and 1 messages) and two pops, a little apart, so that each rate has two events.
+fn publish_and_consume(run: impl Fn(&[&str]) -> Output) {
+    for push in [&["push", "a", "b", "c"][..], &["push", "d"]] {
+        run(push).success();
+        std::thread::sleep(Duration::from_millis(30));
+    }
+    for _ in 0..2 {
+        run(&["pop"]).success();
+        std::thread::sleep(Duration::from_millis(30));
+    }
+}
+
+// stats shows both rates after pushes and pops, where it showed `-`; the records hold
+// the numbers of messages published (4) and consumed (2).
+#[test]
+fn stats_shows_the_rates_of_publishing_and_consumption() {
+    let Some(p) = pg() else { return };
+    publish_and_consume(|args| spool(&p, &[&["-q", "jobs"], args].concat()).run());
+    let text = spool(&p, &["-q", "jobs", "stats"]).run();
+    text.success();
+    let text = text.text();
+    for label in ["arrivals: ", "consumed: "] {
+        let line = text
+            .lines()
+            .find(|l| l.starts_with(label))
+            .unwrap_or_else(|| panic!("no {label:?} line:\n{text}"));
+        assert!(
+            !line.ends_with(" -") && line.contains("/s"),
+            "{line}\n{text}"
+        );
+    }
+    // The records: 48 bytes each, the total count in the last 8 (little-endian).
+    assert_eq!(
+        p.psql(
+            p.db(),
+            "SELECT octet_length(published), get_byte(published, 40), \
+             octet_length(consumed), get_byte(consumed, 40) \
+             FROM spool.queues WHERE name = 'jobs'"
+        ),
+        "48|4|48|2\n"
+    );
+}
+
+// stats --json has the fields of a spool directory's, with both rates numbers.
+#[test]
+fn stats_json_has_the_rates_and_the_shape_of_a_spool_directory() {
+    let Some(p) = pg() else { return };
+    let root = tempfile::tempdir().expect("tempdir");
+    publish_and_consume(|args| spool(&p, &[&["-q", "jobs"], args].concat()).run());
+    publish_and_consume(|args| Cmd::at(root.path()).args(["-q", "jobs"]).args(args).run());
+    let keys = |out: &Output| -> Vec<String> {
+        out.success();
+        let json = json_lines(&out.stdout);
+        let object = json[0].as_object().expect("an object");
+        for rate in ["arrival_rate_per_second", "rate_per_second"] {
+            assert!(object[rate].is_number(), "{rate}: {}", out.text());
+        }
+        object.keys().cloned().collect()
+    };
+    let db = keys(&spool(&p, &["-q", "jobs", "stats", "--json"]).run());
+    let local = keys(
+        &Cmd::at(root.path())
+            .args(["-q", "jobs", "stats", "--json"])
+            .run(),
+    );
+    assert_eq!(db, local);
+}
+
+// A damaged record of a rate reads as no rate, not as an error (stats showed both rates
+// before); the next push writes the record anew.
+#[test]
+fn a_damaged_rate_record_is_no_rate() {
+    let Some(p) = pg() else { return };
+    publish_and_consume(|args| spool(&p, &[&["-q", "jobs"], args].concat()).run());
+    p.psql(
+        p.db(),
+        "UPDATE spool.queues SET published = '\\x0102'::bytea, consumed = \
+         decode(repeat('ff', 48), 'hex') WHERE name = 'jobs'",
+    );
+    let out = spool(&p, &["-q", "jobs", "stats"]).run();
+    out.success();
+    let text = out.text();
+    assert!(text.contains("arrivals: -\n"), "{text}");
+    assert!(text.contains("consumed: -\n"), "{text}");
+    spool(&p, &["-q", "jobs", "push", "b"]).prints("");
+    assert_eq!(
+        p.psql(
+            p.db(),
+            "SELECT octet_length(published), get_byte(published, 40) \
+             FROM spool.queues WHERE name = 'jobs'"
+        ),
+        "48|1\n"
+    );
 }

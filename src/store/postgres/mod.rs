@@ -7,7 +7,8 @@
 //! (docs/FORMAT.md, "The PostgreSQL engine", is the reference):
 //!
 //! - `spool.version`: one row, the schema's version;
-//! - `spool.queues`: one row per queue, with the queue's counter `next_id`;
+//! - `spool.queues`: one row per queue, with the queue's counter `next_id` and the
+//!   records of its rates;
 //! - `spool.messages`: one row per message, keyed by (queue, id), with its state
 //!   (`ready`, `delayed`, `claimed`, `failed`) and its `position` in its priority.
 //!
@@ -32,15 +33,18 @@
 //!   queue's name, in its transaction (delivered at the commit); a waiting command
 //!   listens on a connection of its own, opened at its first sleep, and still polls
 //!   ([`listen`]).
+//! - The rates of publishing and consumption are records in the queue's row, updated
+//!   under its row lock: by a push in its transaction, by a consumption in its own
+//!   ([`rates`]).
 //!
 //! What is not done yet: claims with a lease and their tokens (claim, ack, nack, extend,
-//! requeue, show, run) and fsck; those report "not supported yet". Rates of publishing
-//! and consumption are not recorded.
+//! requeue, show, run) and fsck; those report "not supported yet".
 
 mod connect;
 mod engine;
 mod listen;
 mod push;
+mod rates;
 mod read;
 mod schema;
 mod take;

@@ -129,7 +129,8 @@ impl Queue {
             )
             .map_err(|e| self.error("remove delivered messages from", &e))?;
         *removed += n;
-        Ok(())
+        super::rates::count_consumed_in(&mut *client, &self.name, n)
+            .map_err(|e| self.error("count the messages consumed from", &e))
     }
 
     pub(crate) fn sync_removals(&self) -> Result<()> {
