@@ -32,6 +32,7 @@ use std::time::Duration;
 
 use postgres::GenericClient;
 use postgres::fallible_iterator::FallibleIterator;
+use postgres::types::Type;
 use rustix::event::{EventfdFlags, PollFd, PollFlags, Timespec, eventfd, poll};
 
 use super::connect::tls;
@@ -52,8 +53,12 @@ pub(crate) fn notify(
     client: &mut impl GenericClient,
     queue: &str,
 ) -> std::result::Result<(), postgres::Error> {
+    // A typed statement: one round trip, with no statement prepared first.
     client
-        .execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &queue])
+        .execute_typed(
+            "SELECT pg_notify($1, $2)",
+            &[(&CHANNEL, Type::TEXT), (&queue, Type::TEXT)],
+        )
         .map(drop)
 }
 

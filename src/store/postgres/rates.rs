@@ -9,6 +9,7 @@
 //! is lost; a consumer's count waits for a push of the same queue in progress to commit.
 
 use postgres::GenericClient;
+use postgres::types::Type;
 
 use super::Queue;
 use super::connect::db_error;
@@ -43,18 +44,19 @@ pub(crate) fn count_consumed_in(
     if n == 0 {
         return Ok(());
     }
-    let Some(row) = client.query_opt(
+    // Typed statements: each one round trip, with no statement prepared first.
+    let Some(row) = client.query_typed_opt(
         "SELECT consumed FROM spool.queues WHERE name = $1 FOR NO KEY UPDATE",
-        &[&queue],
+        &[(&queue, Type::TEXT)],
     )?
     else {
         return Ok(()); // the queue was removed meanwhile
     };
     let consumed = recorded(row.get(0), n);
     client
-        .execute(
+        .execute_typed(
             "UPDATE spool.queues SET consumed = $2 WHERE name = $1",
-            &[&queue, &consumed],
+            &[(&queue, Type::TEXT), (&consumed, Type::BYTEA)],
         )
         .map(drop)
 }
