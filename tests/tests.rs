@@ -78,6 +78,10 @@
 // - postgres_engine  the PostgreSQL engine (--url, SPOOL_URL) against a real server:
 //                the verbs it has, the same output as the local spool, order,
 //                passwords never printed, the verbs it does not have yet refused
+// - postgres_wait  waiting and rates on the PostgreSQL engine: a push notifies the
+//                channel `spool`; pop and peek --wait listen, and return what is pushed
+//                later; --timeout exits 1; a waiter refused its listening connection
+//                polls; stats shows the rates (text and JSON), a damaged record none
 // - postgres_harness  the harness's PostgreSQL server: a database per test, dropped
 //                after it; a private cluster crashed and restarted keeps its data;
 //                without PostgreSQL the tests skip, or fail under CI=true

@@ -126,7 +126,9 @@ impl Queue {
             }
             Ok(done)
         };
-        let done = run().map_err(|e| self.error(verb, &e))?;
+        let done = run().map_err(|e| self.error(verb, &e));
+        drop(client);
+        let done = done?;
         if done && matches!(end, End::Ack | End::Fail(_)) {
             self.note_consumed(1);
         }

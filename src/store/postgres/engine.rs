@@ -1,18 +1,15 @@
 //! The PostgreSQL engine as the store's traits: each operation one of the queue's own
-//! methods.
+//! methods; the waiter is listen.rs's.
 
 use std::ffi::OsString;
-use std::os::fd::BorrowedFd;
-use std::time::Duration;
 
-use rustix::event::{PollFd, PollFlags, Timespec, poll};
-
+use super::listen::Waiter;
 use super::push::Staged;
 use super::take::Taken;
 use super::{Postgres, Queue};
 use crate::store::{
-    self, Batch, Finding, Info, Message, POLL_INTERVAL, Payload, Published, PushOptions, Result,
-    Sink, State, Stats, TakeOptions, Verdict,
+    self, Batch, Finding, Info, Message, Payload, Published, PushOptions, Result, Sink, State,
+    Stats, TakeOptions, Verdict,
 };
 
 impl store::Engine for Postgres {
@@ -42,7 +39,7 @@ impl store::Engine for Postgres {
 impl store::Queue for Queue {
     type Claim = Taken;
     type Batch<'q> = Staged<'q>;
-    type Waiter = PollWaiter;
+    type Waiter = Waiter;
 
     fn name(&self) -> &str {
         &self.name
@@ -124,8 +121,9 @@ impl store::Queue for Queue {
         Queue::next_due(self)
     }
 
-    fn waiter(&self) -> PollWaiter {
-        PollWaiter
+    fn waiter(&self) -> Waiter {
+        // Listens from its first sleep on (listen.rs), with a connection of its own.
+        Waiter::new(self.conn.settings(), &self.name)
     }
 
     fn is_gone(&self) -> bool {
@@ -140,32 +138,6 @@ impl Batch for Staged<'_> {
 
     fn publish(self, opts: PushOptions) -> Result<Published> {
         Staged::publish(self, opts)
-    }
-}
-
-/// A waiter that only polls: the queue is looked at again after the poll interval (a
-/// notification by LISTEN is still to come).
-#[derive(Default)]
-pub struct PollWaiter;
-
-impl store::Waiter for PollWaiter {
-    fn wait_also(&mut self, timeout: Duration, extra: &[BorrowedFd<'_>], _watch: bool) -> u32 {
-        let timeout = timeout.min(POLL_INTERVAL);
-        let mut fds: Vec<PollFd<'_>> = extra
-            .iter()
-            .map(|fd| PollFd::from_borrowed_fd(*fd, PollFlags::IN))
-            .collect();
-        let ts = Timespec {
-            tv_sec: timeout.as_secs() as i64,
-            tv_nsec: i64::from(timeout.subsec_nanos()),
-        };
-        if poll(&mut fds, Some(&ts)).is_err() {
-            return 0;
-        }
-        fds.iter()
-            .enumerate()
-            .filter(|(_, fd)| !fd.revents().is_empty())
-            .fold(0, |bits, (i, _)| bits | (1 << i))
     }
 }
 

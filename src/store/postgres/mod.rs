@@ -1,12 +1,14 @@
 //! The PostgreSQL engine: queues kept in tables of the schema `spool` of a database,
 //! reached with `--url postgres://…` or `$SPOOL_URL`.
 //!
-//! One connection per process, opened on first use ([`connect`]); the schema is created
-//! on the first push ([`schema`]) and a schema newer than this binary is refused. The
-//! tables (docs/FORMAT.md, "The PostgreSQL engine", is the reference):
+//! One connection per process, opened on first use ([`connect`]), and a second one of a
+//! command that waits, to listen ([`listen`]); the schema is created on the first push
+//! ([`schema`]) and a schema newer than this binary is refused. The tables
+//! (docs/FORMAT.md, "The PostgreSQL engine", is the reference):
 //!
 //! - `spool.version`: one row, the schema's version;
-//! - `spool.queues`: one row per queue, with the queue's counter `next_id`;
+//! - `spool.queues`: one row per queue, with the queue's counter `next_id` and the
+//!   records of its rates;
 //! - `spool.messages`: one row per message, keyed by (queue, id), with its state
 //!   (`ready`, `delayed`, `claimed`, `failed`) and its `position` in its priority.
 //!
@@ -27,16 +29,22 @@
 //!   the queue's row lock, before a push allocates ids, and before a take looks.
 //! - Nothing is ever built by formatting SQL: every value is a parameter. A password in
 //!   the URL is never shown: errors name the URL with it masked.
+//! - A change that makes a message available notifies the channel `spool` with the
+//!   queue's name, in its transaction (delivered at the commit); a waiting command
+//!   listens on a connection of its own, opened at its first sleep, and still polls
+//!   ([`listen`]).
+//! - The rates of publishing and consumption are records in the queue's row, updated
+//!   under its row lock: by a push in its transaction, by a consumption in its own
+//!   ([`rates`]).
 //!
-//! What is not done yet: claims with a lease and their tokens (claim, ack, nack, extend,
-//! requeue, show, run), fsck, and waking a `--wait` by LISTEN/NOTIFY; those report
-//! "not supported yet". Rates of publishing and consumption are not recorded.
 
 mod claims;
 mod connect;
 mod engine;
 mod fsck;
+mod listen;
 mod push;
+mod rates;
 mod read;
 mod schema;
 mod take;
@@ -45,7 +53,7 @@ use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
 pub use connect::{check_url, redact};
-pub use engine::PollWaiter;
+pub use listen::Waiter;
 
 use crate::store::Result;
 use connect::Connection;
@@ -80,7 +88,7 @@ impl Queue {
     /// Records `n` messages consumed (popped, acked, failed for good) in the queue's
     /// rate; stats only, so it never fails the operation.
     pub(crate) fn note_consumed(&self, n: u64) {
-        let _ = n;
+        let _ = self.count_consumed(n);
     }
 
     /// Tells waiting consumers, on commit of `client`'s transaction, that messages may be
@@ -89,8 +97,7 @@ impl Queue {
         &self,
         client: &mut impl postgres::GenericClient,
     ) -> std::result::Result<(), postgres::Error> {
-        let _ = client;
-        Ok(())
+        listen::notify(client, &self.name)
     }
 }
 

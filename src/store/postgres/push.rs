@@ -2,8 +2,9 @@
 //!
 //! The transaction locks the queue's row of `spool.queues` first (`FOR UPDATE`), then
 //! promotes due delayed messages, then inserts the new ones with ids from the row's
-//! `next_id` (a statement per chunk of up to 1,000 messages, from an array), and moves
-//! `next_id` past them: producers of one queue are serialised until
+//! `next_id` (a statement per chunk of up to 1,000 messages, from an array), moves
+//! `next_id` past them and records them in the rate of publishing, and notifies the
+//! queue's waiters (delivered at the commit): producers of one queue are serialised until
 //! they commit, so ids commit in increasing order (strict FIFO within a priority). A
 //! payload is sent whole (bytea), so a message is held in memory and limited to
 //! [`MAX_PAYLOAD`].
@@ -15,6 +16,8 @@ use postgres::Transaction;
 
 use super::Queue;
 use super::connect::db_error;
+use super::listen::CHANNEL;
+use super::rates::recorded;
 use crate::clock::now_ms;
 use crate::store::{Error, Published, PushOptions, Result, Sink};
 
@@ -73,12 +76,11 @@ impl Staged<'_> {
         let mut client = queue.conn.client()?;
         let mut run = || -> std::result::Result<Published, postgres::Error> {
             let mut tx = client.transaction()?;
-            let mut next: i64 = tx
-                .query_one(
-                    "SELECT next_id FROM spool.queues WHERE name = $1 FOR UPDATE",
-                    &[&queue.name],
-                )?
-                .get(0);
+            let row = tx.query_one(
+                "SELECT next_id, published FROM spool.queues WHERE name = $1 FOR UPDATE",
+                &[&queue.name],
+            )?;
+            let mut next: i64 = row.get(0);
             promote(&mut tx, &queue.name, now, &mut next)?;
             let delayed = opts.due.is_some_and(|due| due > now);
             let state = if delayed { "delayed" } else { "ready" };
@@ -115,9 +117,14 @@ impl Staged<'_> {
                     next += 1;
                 }
             }
+            // The rate of publishing, under the row lock held since the start.
+            let rate = recorded(row.get(1), published.len());
+            // The same statement notifies the queue's waiters (listen.rs's `notify`, without
+            // a round trip of its own): they wake when this commits.
             tx.execute(
-                "UPDATE spool.queues SET next_id = $2 WHERE name = $1",
-                &[&queue.name, &next],
+                "UPDATE spool.queues SET next_id = $2, published = coalesce($3, published) \
+                 WHERE name = $1 RETURNING pg_notify($4, $1)",
+                &[&queue.name, &next, &rate, &CHANNEL],
             )?;
             tx.commit()?;
             Ok(published)

@@ -1,10 +1,12 @@
-//! Opening and listing queues, and reading them: peek, walk (list), stats, len, clear.
+//! Opening and listing queues, and reading them: peek, walk (list), stats (with the
+//! rates of rates.rs), len, clear.
 //! Reading commands create nothing; a queue is a row of `spool.queues`.
 
 use std::io::Cursor;
 
 use super::connect::db_error;
 use super::push::{millis, time};
+use super::rates::rate;
 use super::{Postgres, Queue};
 use crate::clock::now_ms;
 use crate::store::{Info, Message, Payload, Result, State, Stats, check_queue_name};
@@ -181,7 +183,9 @@ impl Queue {
                  count(*) FILTER (WHERE state = 'delayed'), \
                  count(*) FILTER (WHERE state = 'claimed'), \
                  count(*) FILTER (WHERE state = 'failed'), \
-                 (SELECT next_id FROM spool.queues WHERE name = $1) \
+                 (SELECT next_id FROM spool.queues WHERE name = $1), \
+                 (SELECT published FROM spool.queues WHERE name = $1), \
+                 (SELECT consumed FROM spool.queues WHERE name = $1) \
                  FROM spool.messages WHERE queue = $1",
                 &[&self.name],
             )
@@ -195,7 +199,9 @@ impl Queue {
             claimed: count(4),
             failed: count(5),
             next_id: row.get::<_, Option<i64>>(6).unwrap_or(1) as u64,
-            ..Stats::default()
+            // A missing or damaged record is no rate (rates.rs).
+            published: rate(row.get(7)),
+            consumed: rate(row.get(8)),
         })
     }
 

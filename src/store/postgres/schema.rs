@@ -25,7 +25,7 @@ const CREATE_LOCK: i64 = 0x73_70_6f_6f_6c;
 pub(crate) enum Seen {
     /// Not looked at yet.
     Unknown,
-    /// Not there.
+    /// Not there when last looked.
     Missing,
     /// There, at our version.
     Current,
@@ -84,13 +84,13 @@ CREATE INDEX IF NOT EXISTS messages_claimed
 ];
 
 impl Connection {
-    /// Whether the schema exists (refusing a newer one, upgrading an older one); looks
-    /// once per process.
+    /// Whether the schema exists (refusing a newer one, upgrading an older one); once
+    /// found, not looked at again. A missing schema is looked for again at each call: a
+    /// command waiting for a queue sees the schema made by the push that makes it.
     pub(crate) fn schema_exists(&self) -> Result<bool> {
         match self.schema.get() {
             Seen::Current => return Ok(true),
-            Seen::Missing => return Ok(false),
-            Seen::Unknown => {}
+            Seen::Missing | Seen::Unknown => {}
         }
         let version: Option<i32> = {
             let mut client = self.client()?;

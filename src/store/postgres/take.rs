@@ -106,7 +106,9 @@ impl Queue {
             }
             Ok(upkept)
         };
-        let upkept = run().map_err(|e| self.error(verb, &e))?;
+        let upkept = run().map_err(|e| self.error(verb, &e));
+        drop(client);
+        let upkept = upkept?;
         if upkept.expired > 0 {
             self.note_consumed(upkept.expired);
         }
