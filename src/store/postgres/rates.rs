@@ -1,14 +1,13 @@
 //! The queue's rates, for `stats`: two records of a [`Rate`] (48 bytes, as
 //! [`Rate::to_bytes`] writes them) in the queue's row of `spool.queues`: `published`,
 //! updated by a push in its transaction, under the row lock it holds already, and
-//! `consumed` (messages popped, acked, failed for good), read and written back under the
-//! same row lock, in the transaction that consumes them or in a short one of its own.
+//! `consumed` (messages popped, acked, failed for good), after the consumption commits:
+//! read, then written back only where it is still what was read.
 //!
 //! The records only feed statistics: a missing or damaged one reads as none, and the
 //! next event writes it anew. The lock serialises the writers of a record, so no event
 //! is lost; a consumer's count waits for a push of the same queue in progress to commit.
 
-use postgres::GenericClient;
 use postgres::types::Type;
 
 use super::Queue;
@@ -33,47 +32,42 @@ pub(crate) fn recorded(stored: Option<&[u8]>, n: u64) -> Option<Vec<u8>> {
     Some(rate.to_bytes().to_vec())
 }
 
-/// Counts `n` messages consumed from `queue` in the transaction of `client`: the queue's
-/// row is locked until it commits. Call it last, just before the commit, so that the
-/// lock is held briefly; the count commits with the consumption, or not at all.
-pub(crate) fn count_consumed_in(
-    client: &mut impl GenericClient,
-    queue: &str,
-    n: u64,
-) -> std::result::Result<(), postgres::Error> {
-    if n == 0 {
-        return Ok(());
-    }
-    // Typed statements: each one round trip, with no statement prepared first.
-    let Some(row) = client.query_typed_opt(
-        "SELECT consumed FROM spool.queues WHERE name = $1 FOR NO KEY UPDATE",
-        &[(&queue, Type::TEXT)],
-    )?
-    else {
-        return Ok(()); // the queue was removed meanwhile
-    };
-    let consumed = recorded(row.get(0), n);
-    client
-        .execute_typed(
-            "UPDATE spool.queues SET consumed = $2 WHERE name = $1",
-            &[(&queue, Type::TEXT), (&consumed, Type::BYTEA)],
-        )
-        .map(drop)
-}
-
 impl Queue {
-    /// Counts `n` messages consumed, in a short transaction of its own (for a
-    /// consumption already committed).
-    #[allow(dead_code, reason = "for the acks and fails of claims, still to come")]
+    /// Counts `n` messages consumed, for a consumption already committed: the record is
+    /// read, then written back only if no one changed it meanwhile (and read again if
+    /// someone did), two statements without a transaction of their own.
     pub(crate) fn count_consumed(&self, n: u64) -> Result<()> {
         if n == 0 {
             return Ok(());
         }
         let mut client = self.conn.client()?;
         let mut run = || -> std::result::Result<(), postgres::Error> {
-            let mut tx = client.transaction()?;
-            count_consumed_in(&mut tx, &self.name, n)?;
-            tx.commit()
+            // Each consumer that lost a race retries; a count lost after many is a
+            // figure of the stats, never a message.
+            for _ in 0..16 {
+                let Some(row) = client.query_typed_opt(
+                    "SELECT consumed FROM spool.queues WHERE name = $1",
+                    &[(&self.name, Type::TEXT)],
+                )?
+                else {
+                    return Ok(()); // the queue was removed meanwhile
+                };
+                let old: Option<Vec<u8>> = row.get(0);
+                let new = recorded(old.as_deref(), n);
+                let written = client.execute_typed(
+                    "UPDATE spool.queues SET consumed = $2 \
+                     WHERE name = $1 AND consumed IS NOT DISTINCT FROM $3",
+                    &[
+                        (&self.name, Type::TEXT),
+                        (&new, Type::BYTEA),
+                        (&old, Type::BYTEA),
+                    ],
+                )?;
+                if written > 0 {
+                    break;
+                }
+            }
+            Ok(())
         };
         run().map_err(|e| {
             db_error(

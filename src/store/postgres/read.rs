@@ -20,7 +20,10 @@ impl Postgres {
         let found = self
             .conn
             .client()?
-            .query_opt("SELECT 1 FROM spool.queues WHERE name = $1", &[&name])
+            .query_typed_opt(
+                "SELECT 1 FROM spool.queues WHERE name = $1",
+                &[(&name, postgres::types::Type::TEXT)],
+            )
             .map_err(|e| db_error(format!("open {name} in {}", self.conn.shown), &e))?;
         Ok(found.map(|_| self.queue(name)))
     }

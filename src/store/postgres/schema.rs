@@ -102,8 +102,8 @@ impl Connection {
             client
                 .batch_execute("SET enable_sort = off")
                 .map_err(|e| db_error(format!("set up the session in {}", self.shown), &e))?;
-            match client.query_one("SELECT max(version) FROM spool.version", &[]) {
-                Ok(row) => row.get(0),
+            match client.query_typed("SELECT max(version) FROM spool.version", &[]) {
+                Ok(rows) => rows.first().and_then(|row| row.get(0)),
                 Err(e)
                     if e.code() == Some(&SqlState::UNDEFINED_TABLE)
                         || e.code() == Some(&SqlState::INVALID_SCHEMA_NAME) =>

@@ -20,6 +20,7 @@
 use std::io::Cursor;
 
 use postgres::GenericClient;
+use postgres::types::Type;
 
 use super::connect::db_error;
 use super::push::{promote, time};
@@ -63,7 +64,7 @@ impl Queue {
             // A lease ends at its time; a run's claims when the lock of its session is
             // free (pg_try_advisory_xact_lock takes it until this statement commits,
             // harmlessly: the key was the dead session's alone).
-            let row = client.query_one(
+            let row = client.query_typed(
                 "WITH back AS ( \
                    UPDATE spool.messages SET state = 'ready', token = NULL, holder = NULL, \
                           lease_until = NULL \
@@ -79,8 +80,15 @@ impl Queue {
                  SELECT (SELECT count(*) FROM back), (SELECT count(*) FROM expired), \
                         EXISTS (SELECT 1 FROM spool.messages \
                                 WHERE queue = $1 AND state = 'delayed' AND due_at <= $2)",
-                &[&self.name, &now, &holder],
+                &[
+                    (&self.name, Type::TEXT),
+                    (&now, Type::TIMESTAMPTZ),
+                    (&holder, Type::INT8),
+                ],
             )?;
+            let Some(row) = row.first() else {
+                return Ok(Upkept::default()); // a SELECT without FROM has its one row
+            };
             let upkept = Upkept {
                 returned: row.get::<_, i64>(0) as u64,
                 expired: row.get::<_, i64>(1) as u64,
@@ -144,11 +152,15 @@ impl Queue {
             .map_err(|e| self.error("take from", &e))?;
         self.in_take.set(true);
         let rows = client
-            .query(
+            .query_typed(
                 "SELECT id, attempts, payload FROM spool.messages \
                  WHERE queue = $1 AND state = 'ready' AND (expires_at IS NULL OR expires_at > $3) \
                  ORDER BY priority DESC, position LIMIT $2 FOR UPDATE SKIP LOCKED",
-                &[&self.name, &n, &time(now_ms())],
+                &[
+                    (&self.name, Type::TEXT),
+                    (&n, Type::INT8),
+                    (&time(now_ms()), Type::TIMESTAMPTZ),
+                ],
             )
             .map_err(|e| self.error("take from", &e))?;
         Ok(rows
@@ -236,9 +248,12 @@ impl Queue {
         if !held.is_empty() {
             let mut client = self.conn.client()?;
             let n = client
-                .execute(
+                .execute_typed(
                     "DELETE FROM spool.messages WHERE queue = $1 AND id = ANY($2)",
-                    &[&self.name, &Self::ids(&held)],
+                    &[
+                        (&self.name, Type::TEXT),
+                        (&Self::ids(&held), Type::INT8_ARRAY),
+                    ],
                 )
                 .map_err(|e| self.error("remove delivered messages from", &e))?;
             *removed += n;
