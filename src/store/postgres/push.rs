@@ -13,6 +13,7 @@ use std::path::Path;
 use std::time::SystemTime;
 
 use postgres::Transaction;
+use postgres::types::Type;
 
 use super::Queue;
 use super::connect::db_error;
@@ -74,12 +75,17 @@ impl Staged<'_> {
         let note = "nothing was pushed";
         let now = now_ms();
         let mut client = queue.conn.client()?;
-        let mut run = || -> std::result::Result<Published, postgres::Error> {
+        let mut run = || -> std::result::Result<Published, Failed> {
             let mut tx = client.transaction()?;
-            let row = tx.query_one(
+            // Typed statements where a statement runs once: one round trip each, none
+            // spent preparing.
+            let rows = tx.query_typed(
                 "SELECT next_id, published FROM spool.queues WHERE name = $1 FOR UPDATE",
-                &[&queue.name],
+                &[(&queue.name, Type::TEXT)],
             )?;
+            let Some(row) = rows.first() else {
+                return Err(Failed::Gone);
+            };
             let mut next: i64 = row.get(0);
             promote(&mut tx, &queue.name, now, &mut next)?;
             let delayed = opts.due.is_some_and(|due| due > now);
@@ -88,30 +94,50 @@ impl Staged<'_> {
             let expires = opts.expires.map(time);
             let priority = i16::from(opts.priority);
             // A statement per chunk of messages: ids first_id, first_id + 1, … in order.
-            let insert = tx.prepare(
-                "INSERT INTO spool.messages \
+            const INSERT: &str = "INSERT INTO spool.messages \
                  (queue, id, position, priority, state, payload, enqueued_at, due_at, expires_at) \
                  SELECT $1, $2 + t.n - 1, CASE WHEN $4 = 'ready' THEN $2 + t.n - 1 END, \
                         $3, $4, t.p, $5, $6, $7 \
-                 FROM unnest($8::bytea[]) WITH ORDINALITY AS t(p, n)",
-            )?;
+                 FROM unnest($8::bytea[]) WITH ORDINALITY AS t(p, n)";
+            let chunks = chunks(&self.messages);
+            // Prepared once for several chunks; typed (no preparing) for one.
+            let prepared = if chunks.len() > 1 {
+                Some(tx.prepare(INSERT)?)
+            } else {
+                None
+            };
             let enqueued = time(now);
             let mut published = Published::default();
-            for chunk in chunks(&self.messages) {
+            for chunk in chunks {
                 let payloads: Vec<&[u8]> = chunk.iter().map(Vec::as_slice).collect();
-                tx.execute(
-                    &insert,
-                    &[
-                        &queue.name,
-                        &next,
-                        &priority,
-                        &state,
-                        &enqueued,
-                        &due,
-                        &expires,
-                        &payloads,
-                    ],
-                )?;
+                match &prepared {
+                    Some(insert) => tx.execute(
+                        insert,
+                        &[
+                            &queue.name,
+                            &next,
+                            &priority,
+                            &state,
+                            &enqueued,
+                            &due,
+                            &expires,
+                            &payloads,
+                        ],
+                    )?,
+                    None => tx.execute_typed(
+                        INSERT,
+                        &[
+                            (&queue.name, Type::TEXT),
+                            (&next, Type::INT8),
+                            (&priority, Type::INT2),
+                            (&state, Type::TEXT),
+                            (&enqueued, Type::TIMESTAMPTZ),
+                            (&due, Type::TIMESTAMPTZ),
+                            (&expires, Type::TIMESTAMPTZ),
+                            (&payloads, Type::BYTEA_ARRAY),
+                        ],
+                    )?,
+                };
                 for _ in chunk {
                     published.add(next as u64);
                     next += 1;
@@ -121,15 +147,36 @@ impl Staged<'_> {
             let rate = recorded(row.get(1), published.len());
             // The same statement notifies the queue's waiters (listen.rs's `notify`, without
             // a round trip of its own): they wake when this commits.
-            tx.execute(
+            tx.execute_typed(
                 "UPDATE spool.queues SET next_id = $2, published = coalesce($3, published) \
                  WHERE name = $1 RETURNING pg_notify($4, $1)",
-                &[&queue.name, &next, &rate, &CHANNEL],
+                &[
+                    (&queue.name, Type::TEXT),
+                    (&next, Type::INT8),
+                    (&rate, Type::BYTEA),
+                    (&CHANNEL, Type::TEXT),
+                ],
             )?;
             tx.commit()?;
             Ok(published)
         };
-        run().map_err(|e| db_error(what(), &e).with_note(note))
+        run().map_err(|e| match e {
+            Failed::Db(e) => db_error(what(), &e).with_note(note),
+            Failed::Gone => Error::invalid(what(), None, "the queue was removed").with_note(note),
+        })
+    }
+}
+
+/// Why a push failed.
+enum Failed {
+    Db(postgres::Error),
+    /// The queue's row is not there (removed by hand since the push made it).
+    Gone,
+}
+
+impl From<postgres::Error> for Failed {
+    fn from(e: postgres::Error) -> Failed {
+        Failed::Db(e)
     }
 }
 
@@ -162,10 +209,10 @@ pub(crate) fn promote(
     next: &mut i64,
 ) -> std::result::Result<(), postgres::Error> {
     let due: Vec<i64> = tx
-        .query(
+        .query_typed(
             "SELECT id FROM spool.messages \
              WHERE queue = $1 AND state = 'delayed' AND due_at <= $2 ORDER BY due_at, id",
-            &[&queue, &time(now)],
+            &[(&queue, Type::TEXT), (&time(now), Type::TIMESTAMPTZ)],
         )?
         .iter()
         .map(|row| row.get(0))

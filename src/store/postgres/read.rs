@@ -33,9 +33,9 @@ impl Postgres {
         self.conn.ensure_schema()?;
         self.conn
             .client()?
-            .execute(
+            .execute_typed(
                 "INSERT INTO spool.queues (name) VALUES ($1) ON CONFLICT DO NOTHING",
-                &[&name],
+                &[(&name, postgres::types::Type::TEXT)],
             )
             .map_err(|e| db_error(format!("create {name} in {}", self.conn.shown), &e))?;
         Ok(self.queue(name))
