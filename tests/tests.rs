@@ -11,8 +11,10 @@
 //                environment and a time limit, one `Output` with its assertions, strace
 //                fault injection, the clock and one seeded `Rng`, visible skipping (which
 //                fails instead when CI=true), mounts and witnesses, a throwaway
-//                PostgreSQL cluster shared by the run with a database per test;
-//                `engine_tests!` runs the contract tests once per engine
+//                PostgreSQL cluster shared by the run with a database per test (made
+//                ahead and dropped behind by a pool for the contract tests);
+//                `engine_tests!` runs the contract tests once per engine: `local`
+//                (a spool directory) and `postgres` (a database of the test's own)
 // - cli          --help on every subcommand, --version, completions, usage errors,
 //                global flags before and after the subcommand
 // - compat       the on-disk format across versions: the binary of an earlier commit
