@@ -77,6 +77,12 @@
 // - postgres_engine  the PostgreSQL engine (--url, SPOOL_URL) against a real server:
 //                the verbs it has, the same output as the local spool, order,
 //                passwords never printed, the verbs it does not have yet refused
+// - postgres_errors  bad input for the PostgreSQL engine: malformed and foreign URLs, a
+//                database or a server that is not there, a role without rights (and
+//                one with exactly the documented privileges, which can do everything),
+//                a newer schema refused, a version-1 schema upgraded with its
+//                messages, tables changed by hand; one `spool: ` line, exit 2, no
+//                password, nothing changed
 // - postgres_harness  the harness's PostgreSQL server: a database per test, dropped
 //                after it; a private cluster crashed and restarted keeps its data;
 //                without PostgreSQL the tests skip, or fail under CI=true

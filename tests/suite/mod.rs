@@ -24,6 +24,7 @@ mod netfs;
 mod peek;
 mod pop;
 mod postgres_engine;
+mod postgres_errors;
 mod postgres_harness;
 mod push;
 mod queues;
