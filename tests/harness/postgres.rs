@@ -33,6 +33,11 @@
 //! finished fixtures while the tests go on (left undropped when the test binary exits,
 //! they go with the cluster). On `SPOOL_TEST_PG_URL`'s server, [`pooled_pg`] is [`pg`]'s
 //! database made and dropped in the test, as nothing would remove leftovers there.
+//!
+//! Connections: the shared cluster takes 200 (`max_connections`). The pool holds one; a
+//! test holds one per spool process and psql it runs at once (a handful; `run -j N` is one
+//! process). With cargo's default of a test thread per core that is far below the
+//! limit; a `--test-threads` of many dozens might reach it.
 
 use std::fs;
 use std::io::Write;
