@@ -96,16 +96,20 @@ pub fn invoke(args: impl IntoIterator<Item = OsString>) -> ExitStatus {
 }
 
 /// The subcommand a command line names, if it names one: the first word that is not a
-/// global option (`--dir DIR`, `-q NAME`) or its value, when it is a subcommand's name.
+/// global option (`--dir DIR`, `--url URL`, `-q NAME`) or its value, when it is a
+/// subcommand's name.
 /// For errors only, which point to the subcommand's help.
 fn subcommand<'a>(command: &'a clap::Command, args: &[OsString]) -> Option<&'a str> {
     let mut words = args.iter().skip(1).map(|a| a.to_str());
     while let Some(word) = words.next() {
         match word? {
-            "--dir" | "--queue" | "-q" => {
+            "--dir" | "--url" | "--queue" | "-q" => {
                 words.next();
             }
-            w if w.starts_with("--dir=") || w.starts_with("--queue=") || w.starts_with("-q") => {}
+            w if w.starts_with("--dir=")
+                || w.starts_with("--url=")
+                || w.starts_with("--queue=")
+                || w.starts_with("-q") => {}
             w if w.starts_with('-') => return None,
             w => {
                 return command

@@ -11,8 +11,10 @@
 //                environment and a time limit, one `Output` with its assertions, strace
 //                fault injection, the clock and one seeded `Rng`, visible skipping (which
 //                fails instead when CI=true), mounts and witnesses, a throwaway
-//                PostgreSQL cluster shared by the run with a database per test;
-//                `engine_tests!` runs the contract tests once per engine
+//                PostgreSQL cluster shared by the run with a database per test (made
+//                ahead and dropped behind by a pool for the contract tests);
+//                `engine_tests!` runs the contract tests once per engine: `local`
+//                (a spool directory) and `postgres` (a database of the test's own)
 // - cli          --help on every subcommand, --version, completions, usage errors,
 //                global flags before and after the subcommand
 // - compat       the on-disk format across versions: the binary of an earlier commit
@@ -76,12 +78,18 @@
 //                sslmode, the PG* variables, the password file and its permissions, a
 //                wrong password; the password never printed
 // - postgres_engine  the PostgreSQL engine (--url, SPOOL_URL) against a real server:
-//                the verbs it has, the same output as the local spool, order,
-//                passwords never printed, the verbs it does not have yet refused
+//                the same output as the local spool, order, fenced tokens, run's
+//                claims back when it dies, fsck, passwords never printed
 // - postgres_wait  waiting and rates on the PostgreSQL engine: a push notifies the
 //                channel `spool`; pop and peek --wait listen, and return what is pushed
 //                later; --timeout exits 1; a waiter refused its listening connection
 //                polls; stats shows the rates (text and JSON), a damaged record none
+// - postgres_errors  bad input for the PostgreSQL engine: malformed and foreign URLs, a
+//                database or a server that is not there, a role without rights (and
+//                one with exactly the documented privileges, which can do everything),
+//                a newer schema refused, a version-1 schema upgraded with its
+//                messages, tables changed by hand; one `spool: ` line, exit 2, no
+//                password, nothing changed
 // - postgres_harness  the harness's PostgreSQL server: a database per test, dropped
 //                after it; a private cluster crashed and restarted keeps its data;
 //                without PostgreSQL the tests skip, or fail under CI=true

@@ -18,7 +18,7 @@ use std::sync::mpsc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use super::{Engine, Output};
+use super::{Engine, Output, Store};
 
 /// The binary under test.
 pub const BIN: &str = env!("CARGO_BIN_EXE_spool");
@@ -77,7 +77,7 @@ impl Cmd {
     /// `spool --dir ROOT` on a root that no fixture owns (a mount, a hostile tree).
     pub fn at(root: &Path) -> Cmd {
         Cmd::new(
-            Engine::Local.args(root),
+            Engine::args(Store::Dir(root)),
             Path::new("/nonexistent-spool-test-home"),
             false,
         )

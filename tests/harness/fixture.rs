@@ -2,19 +2,23 @@
 //! shortcuts for what many tests do (push and get the id, pop everything, list states).
 //!
 //! [`Fixture::new`] names a root inside the directory (`TMP/spool`) without creating it,
-//! so tests can check that read-only commands create nothing. Every command gets the
-//! engine's global arguments (`--dir ROOT`, unless [`Cmd::no_dir`]) and `HOME` inside the
-//! temporary directory, so that a bug can never touch the real home directory.
+//! so tests can check that read-only commands create nothing. On PostgreSQL the fixture
+//! owns a fresh database of the harness's server ([`Pg`]), dropped with the fixture.
+//! Every command gets the engine's global arguments (`--dir ROOT` or `--url URL`, unless
+//! [`Cmd::no_dir`]) and `HOME` inside the temporary directory, so that a bug can never
+//! touch the real home directory.
 
 use std::path::{Path, PathBuf};
 
-use super::{BIN, Cmd, Engine, Output, json_lines, parse_ids};
+use super::{BIN, Cmd, Engine, Output, Pg, Store, json_lines, parse_ids};
 
 /// A fresh temporary directory, and the store of one engine for it.
 pub struct Fixture {
     tmp: tempfile::TempDir,
     root: PathBuf,
-    engine: Engine,
+    /// The database of a fixture on PostgreSQL (dropped with the fixture), and its URL.
+    pg: Option<Pg>,
+    url: Option<String>,
 }
 
 impl Fixture {
@@ -23,14 +27,37 @@ impl Fixture {
         Fixture::on(Engine::Local)
     }
 
-    /// A new fixture on `engine`.
+    /// A new fixture on `engine`. PostgreSQL: panics when no server can be had (the
+    /// contract tests ask [`Engine::available`] first, which skips visibly).
+    #[track_caller]
     pub fn on(engine: Engine) -> Fixture {
         let tmp = tempfile::tempdir().expect("create temporary directory");
         let root = tmp.path().join("spool");
-        Fixture { tmp, root, engine }
+        let pg = match engine {
+            Engine::Local => None,
+            Engine::Postgres => {
+                Some(super::pooled_pg().unwrap_or_else(|why| panic!("no PostgreSQL: {why}")))
+            }
+        };
+        let url = pg.as_ref().map(Pg::url);
+        Fixture { tmp, root, pg, url }
     }
 
-    /// The spool root passed with `--dir` (the local engine's store).
+    /// The database of a fixture on PostgreSQL.
+    pub fn pg(&self) -> Option<&Pg> {
+        self.pg.as_ref()
+    }
+
+    /// Where the store is: the root, or the database's URL.
+    fn store(&self) -> Store<'_> {
+        match &self.url {
+            None => Store::Dir(&self.root),
+            Some(url) => Store::Url(url),
+        }
+    }
+
+    /// The spool root passed with `--dir` (the local engine's store; on PostgreSQL a
+    /// directory that no command uses).
     pub fn root(&self) -> &Path {
         &self.root
     }
@@ -60,11 +87,12 @@ impl Fixture {
 
     /// A command running spool against this fixture's store.
     pub fn cmd(&self) -> Cmd {
-        Cmd::new(self.engine.args(&self.root), &self.outside("home"), true)
+        Cmd::new(Engine::args(self.store()), &self.outside("home"), true)
     }
 
     /// A `sh -c SCRIPT` command where `spool` is the binary under test (first in `PATH`)
-    /// and the environment points it at this fixture's store (`$SPOOL_DIR`).
+    /// and the environment points it at this fixture's store (`$SPOOL_DIR` or
+    /// `$SPOOL_URL`).
     pub fn sh(&self, script: &str) -> Cmd {
         let bin_dir = Path::new(BIN).parent().expect("binary directory");
         let mut path = bin_dir.as_os_str().to_os_string();
@@ -73,13 +101,13 @@ impl Fixture {
             path.push(old);
         }
         let mut cmd = self.cmd().env("PATH", path);
-        for (key, value) in self.engine.env(&self.root) {
+        for (key, value) in Engine::env(self.store()) {
             cmd = cmd.env(key, value);
         }
         cmd.script(script)
     }
 
-    /// Runs `spool --dir ROOT ARGS...` with an empty standard input.
+    /// Runs `spool --dir ROOT ARGS...` (or `--url URL`) with an empty standard input.
     pub fn run(&self, args: &[&str]) -> Output {
         self.cmd().args(args).run()
     }

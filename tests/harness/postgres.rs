@@ -24,6 +24,20 @@
 //!
 //! Each test's database is dropped (`WITH (FORCE)`) when its [`Pg`] is dropped, so that a
 //! long run does not fill the disk with databases.
+//!
+//! The contract tests (`engine_tests!`) make a database per fixture, hundreds a run, and
+//! `CREATE DATABASE` (a copy of `template1` through the WAL) and `DROP DATABASE` (an
+//! immediate checkpoint) each take a good fraction of a second on a busy machine. So
+//! their fixtures take their databases from [`pooled_pg`]: on the shared cluster one
+//! background thread keeps a few fresh databases made ahead, and drops the databases of
+//! finished fixtures while the tests go on (left undropped when the test binary exits,
+//! they go with the cluster). On `SPOOL_TEST_PG_URL`'s server, [`pooled_pg`] is [`pg`]'s
+//! database made and dropped in the test, as nothing would remove leftovers there.
+//!
+//! Connections: the shared cluster takes 200 (`max_connections`). The pool holds one; a
+//! test holds one per spool process and psql it runs at once (a handful; `run -j N` is one
+//! process). With cargo's default of a test thread per core that is far below the
+//! limit; a `--test-threads` of many dozens might reach it.
 
 use std::fs;
 use std::io::Write;
@@ -31,7 +45,7 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Condvar, Mutex, OnceLock};
 
 use super::{is_root, skip};
 
@@ -59,6 +73,8 @@ fsync = on
 pub struct Pg {
     server: Server,
     db: String,
+    /// Dropped by the pool's thread rather than at once (see [`pooled_pg`]).
+    pooled: bool,
 }
 
 /// Where the databases are made.
@@ -92,9 +108,148 @@ pub fn try_pg() -> Result<Pg, String> {
         None => Server::Cluster(Cluster::shared()?),
     };
     let db = new_db_name();
-    let pg = Pg { server, db };
+    let pg = Pg {
+        server,
+        db,
+        pooled: false,
+    };
     pg.psql(&pg.admin_db(), &format!("CREATE DATABASE {}", pg.db));
     Ok(pg)
+}
+
+/// `Ok` when a server can be had here (`SPOOL_TEST_PG_URL`, or the shared cluster,
+/// started now if need be); otherwise the reason to skip. Panics when PostgreSQL is
+/// installed but does not start.
+#[track_caller]
+pub fn pg_server_available() -> Result<(), String> {
+    match external_url() {
+        Some(_) => Ok(()),
+        None => Cluster::shared().map(drop),
+    }
+}
+
+/// Like [`try_pg`], for the contract tests' fixtures: on the shared cluster the database
+/// was made ahead by the pool's thread, and is dropped by it after the fixture (see the
+/// module's page).
+#[track_caller]
+pub fn pooled_pg() -> Result<Pg, String> {
+    if external_url().is_some() {
+        return try_pg();
+    }
+    let cluster = Cluster::shared()?;
+    Ok(Pg {
+        server: Server::Cluster(cluster),
+        db: Pool::of(cluster).take(),
+        pooled: true,
+    })
+}
+
+/// How many fresh databases the pool keeps made ahead.
+const AHEAD: usize = 3;
+
+/// The databases made ahead on the shared cluster, and those waiting to be dropped; one
+/// thread makes and drops them, through one connection of its own.
+struct Pool {
+    state: Mutex<PoolState>,
+    changed: Condvar,
+}
+
+#[derive(Default)]
+struct PoolState {
+    ready: Vec<String>,
+    to_drop: Vec<String>,
+    /// Why the pool's thread stopped, if it did.
+    broken: Option<String>,
+}
+
+impl Pool {
+    /// The pool of the shared cluster, its thread started on first use.
+    fn of(cluster: &'static Cluster) -> &'static Pool {
+        static POOL: OnceLock<Pool> = OnceLock::new();
+        let mut started = false;
+        let pool = POOL.get_or_init(|| {
+            started = true;
+            Pool {
+                state: Mutex::new(PoolState::default()),
+                changed: Condvar::new(),
+            }
+        });
+        if started {
+            std::thread::Builder::new()
+                .name("pg-pool".into())
+                .spawn(move || {
+                    let why = pool.work(cluster);
+                    pool.lock().broken = Some(why);
+                    pool.changed.notify_all();
+                })
+                .expect("spawn the PostgreSQL pool's thread");
+        }
+        pool
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, PoolState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A fresh database, waiting for the thread to make one if none is ready.
+    #[track_caller]
+    fn take(&self) -> String {
+        let mut state = self.lock();
+        loop {
+            if let Some(db) = state.ready.pop() {
+                self.changed.notify_all();
+                return db;
+            }
+            if let Some(why) = &state.broken {
+                panic!("the PostgreSQL pool: {why}");
+            }
+            state = self.changed.wait(state).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+
+    /// Hands database `db` to the thread to drop.
+    fn give_back(&self, db: String) {
+        self.lock().to_drop.push(db);
+        self.changed.notify_all();
+    }
+
+    /// The thread: keeps [`AHEAD`] databases ready, and drops the returned ones, making
+    /// first; returns why it stopped.
+    fn work(&self, cluster: &Cluster) -> String {
+        let url = cluster.url("postgres");
+        let mut client = match postgres::Client::connect(&url, postgres::NoTls) {
+            Ok(c) => c,
+            Err(e) => return format!("connect {url}: {e}\nserver log:\n{}", cluster.log()),
+        };
+        loop {
+            let job = {
+                let mut state = self.lock();
+                loop {
+                    if state.ready.len() < AHEAD {
+                        break None;
+                    }
+                    if let Some(db) = state.to_drop.pop() {
+                        break Some(db);
+                    }
+                    state = self.changed.wait(state).unwrap_or_else(|e| e.into_inner());
+                }
+            };
+            let (sql, db) = match job {
+                None => {
+                    let db = new_db_name();
+                    (format!("CREATE DATABASE {db}"), Some(db))
+                }
+                Some(old) => (format!("DROP DATABASE IF EXISTS {old} WITH (FORCE)"), None),
+            };
+            if let Err(e) = client.batch_execute(&sql) {
+                return format!("{sql}: {e}\nserver log:\n{}", cluster.log());
+            }
+            if let Some(db) = db {
+                self.lock().ready.push(db);
+                self.changed.notify_all();
+            }
+        }
+    }
 }
 
 /// `SPOOL_TEST_PG_URL`, read once.
@@ -173,6 +328,11 @@ impl Pg {
 
 impl Drop for Pg {
     fn drop(&mut self) {
+        if self.pooled
+            && let Server::Cluster(cluster) = self.server
+        {
+            return Pool::of(cluster).give_back(std::mem::take(&mut self.db));
+        }
         // Never panics (a drop while a test's panic unwinds would abort the run).
         let _ = psql(
             &self.url_of(&self.admin_db()),

@@ -20,16 +20,26 @@ engine_tests! {
 fn round_trip_stdin(engine: Engine, payload: &[u8]) {
     let s = engine.fixture();
     s.run_stdin(&["push"], payload).success();
-    if engine == Engine::Local {
-        assert_eq!(
+    match s.pg() {
+        None => assert_eq!(
             std::fs::read(s.message_path("default", 1)).unwrap(),
             payload,
             "the message file holds exactly the payload"
-        );
+        ),
+        Some(pg) => assert_eq!(
+            pg.psql(pg.db(), "SELECT encode(payload, 'hex') FROM spool.messages"),
+            format!("{}\n", hex(payload)),
+            "the message's row holds exactly the payload"
+        ),
     }
     s.prints(&["peek"], payload);
     s.prints(&["pop"], payload);
     s.run(&["pop"]).nothing();
+}
+
+/// `bytes` in lowercase hexadecimal, as PostgreSQL's `encode(…, 'hex')` writes them.
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn all_256_byte_values(engine: Engine) {

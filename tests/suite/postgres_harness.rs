@@ -132,8 +132,9 @@ fn a_private_cluster_crashed_and_restarted_keeps_its_committed_data() {
 }
 
 // Under CI=true a machine without PostgreSQL must fail the tests that need it; elsewhere
-// they skip, saying so. Runs one test of this binary again where /usr/lib/postgresql is
-// an empty directory (a mount namespace of its own).
+// they skip, saying so: a test of the harness's `pg()`, and the PostgreSQL variant of a
+// contract test. Runs each again where /usr/lib/postgresql is an empty directory (a
+// mount namespace of its own).
 #[test]
 fn without_postgresql_pg_skips_visibly_or_fails_under_ci() {
     if !require(true, &[("unshare", &["--mount", "true"])]) {
@@ -142,6 +143,18 @@ fn without_postgresql_pg_skips_visibly_or_fails_under_ci() {
     if !Path::new("/usr/lib/postgresql").is_dir() {
         return skip("/usr/lib/postgresql does not exist: nothing to hide");
     }
+    for test in [
+        "suite::postgres_harness::each_pg_is_a_database_of_its_own_on_the_shared_server",
+        "suite::len_stats::len_counts_waiting_messages::postgres",
+    ] {
+        skips_or_fails_under_ci(test);
+    }
+}
+
+/// Runs `test` of this binary without PostgreSQL: it skips, saying so, and fails under
+/// CI=true.
+#[track_caller]
+fn skips_or_fails_under_ci(test: &str) {
     let run = |ci: &str| {
         let exe = std::env::current_exe().expect("test binary");
         Command::new("unshare")
@@ -155,12 +168,7 @@ fn without_postgresql_pg_skips_visibly_or_fails_under_ci() {
                 "sh",
             ])
             .arg(exe)
-            .args([
-                "--exact",
-                "suite::postgres_harness::each_pg_is_a_database_of_its_own_on_the_shared_server",
-                "--nocapture",
-                "--test-threads=1",
-            ])
+            .args(["--exact", test, "--nocapture", "--test-threads=1"])
             .env("CI", ci)
             .env_remove(PG_URL_VAR)
             .output()
@@ -168,19 +176,22 @@ fn without_postgresql_pg_skips_visibly_or_fails_under_ci() {
     };
     let out = run("false");
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{out:?}");
+    assert!(out.status.success(), "{test}: {out:?}");
     assert!(
         stderr.contains("SKIPPED: PostgreSQL's server (initdb, pg_ctl, postgres) is not installed"),
-        "{stderr}"
+        "{test}: {stderr}"
     );
+    // It ran (the name is exact), and passed.
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("1 passed"), "{test}: {stdout}");
     let out = run("true");
     let text = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(!out.status.success(), "{text}");
-    assert!(text.contains("CI=true forbids skipping"), "{text}");
+    assert!(!out.status.success(), "{test}: {text}");
+    assert!(text.contains("CI=true forbids skipping"), "{test}: {text}");
 }
 
 /// The postmaster's pid, from the first line of `postmaster.pid`.

@@ -24,7 +24,13 @@ engine_tests! {
     progress_draws_a_status_line_on_a_terminal_only,
     progress_fits_the_terminals_width,
     progress_stays_while_a_line_of_output_is_held,
-    progress_ends_its_line_before_an_error,
+}
+
+// The local engine only: the error is made by the command removing its queue's
+// directory ($SPOOL_DIR/$SPOOL_QUEUE), which a database does not have.
+#[test]
+fn progress_ends_its_line_before_an_error_on_a_spool_directory() {
+    progress_ends_its_line_before_an_error(Engine::Local);
 }
 
 /// The header of a joblog.

@@ -212,12 +212,23 @@ fn compound_durations_delay_and_expire(engine: Engine) {
 }
 
 fn delayed_messages_come_out_in_order_of_due_time(engine: Engine) {
+    // The due times are fixed before the first push (`--at`, to the millisecond): however
+    // long a push takes on a busy machine, they are not in the order of the pushes.
     let s = engine.fixture();
-    s.run(&["push", "--delay", "2500ms", "late"]).success();
-    s.run(&["push", "--delay", "1s", "early"]).success();
-    s.run(&["push", "--delay", "2s", "middle"]).success();
-    s.run(&["push", "--delay", "1500ms", "between"]).success();
-    let pushed = Instant::now();
+    let base = now_ms() + 2500;
+    let at = |offset: i64| {
+        let t = base + offset;
+        let secs = format_rfc3339(t.div_euclid(1000));
+        format!("{}.{:03}Z", &secs[..19], t.rem_euclid(1000))
+    };
+    for (offset, message) in [
+        (1500, "late"),
+        (0, "early"),
+        (1000, "middle"),
+        (500, "between"),
+    ] {
+        s.run(&["push", "--at", &at(offset), message]).success();
+    }
     let delayed: Vec<String> = s
         .list_json("default", "delayed")
         .iter()
@@ -225,7 +236,11 @@ fn delayed_messages_come_out_in_order_of_due_time(engine: Engine) {
         .collect();
     assert_eq!(delayed, ["early", "between", "middle", "late"]);
     s.run(&["pop"]).nothing();
-    sleep_from(pushed, Duration::from_millis(3000));
+    // Past the last due time, with a margin.
+    let left = base + 1800 - now_ms();
+    if left > 0 {
+        std::thread::sleep(Duration::from_millis(left as u64));
+    }
     assert_eq!(
         s.pop_all_text("default"),
         ["early", "between", "middle", "late"]
@@ -388,12 +403,13 @@ fn a_message_keeps_its_priority_in_every_state(engine: Engine) {
 
 fn a_delayed_priority_message_goes_ahead_of_lower_ones_once_due(engine: Engine) {
     let s = engine.fixture();
-    s.run(&["push", "--priority", "3", "--delay", "1s", "urgent later"])
+    // Due in 3 seconds: time for the next push and pop on a busy machine.
+    s.run(&["push", "--priority", "3", "--delay", "3s", "urgent later"])
         .success();
     let pushed = Instant::now();
     s.push(&["a", "b"]);
     s.prints(&["pop"], "a");
-    sleep_from(pushed, Duration::from_millis(1800));
+    sleep_from(pushed, Duration::from_millis(3800));
     s.prints(&["pop"], "urgent later");
     s.prints(&["pop"], "b");
 }

@@ -1,5 +1,6 @@
 //! Whole pipelines through `sh`, as the documentation shows them. `spool` is the binary
-//! under test, first in `PATH`; `$SPOOL_DIR` is the test's root.
+//! under test, first in `PATH`; `$SPOOL_DIR` is the test's root, or `$SPOOL_URL` its
+//! database.
 
 use crate::harness::{Engine, engine_tests};
 
