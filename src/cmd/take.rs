@@ -16,7 +16,7 @@ use crate::store::{Claim, Engine, Hold, Queue, Result, TakeOptions};
 
 /// How pop takes messages.
 const POP: TakeOptions = TakeOptions {
-    hold: Hold::Delivery,
+    hold: Hold::Process,
     max_attempts: None,
 };
 

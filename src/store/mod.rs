@@ -252,13 +252,9 @@ impl State {
 /// How a message is taken.
 #[derive(Debug, Clone, Copy)]
 pub enum Hold {
-    /// By this process until it delivers the messages and settles them at once, with
-    /// [`Queue::remove_delivered`] and [`Queue::give_back`]: pop. Like `Process`, but no
-    /// other process acts on the claim meanwhile, so an engine may hold it in an open
-    /// transaction.
-    Delivery,
-    /// By this process, for as long as it lives: run. The claim returns at once
-    /// if the holder dies (the local engine holds an flock on the message); a time limit
+    /// By this process, for as long as it lives: pop and run. The claim returns at once
+    /// if the holder dies (the local engine holds an flock on the message, PostgreSQL's
+    /// an advisory lock of the holder's session); a time limit
     /// is the holder's to enforce.
     Process,
     /// By a lease alone: `claim`. Returns when the lease ends, unless acked.

@@ -102,7 +102,7 @@ impl Queue {
                 continue;
             }
             let lease = match opts.hold {
-                Hold::Process | Hold::Delivery => {
+                Hold::Process => {
                     let rel = format!("{bucket_rel}/{name}");
                     // Nothing holds a ready message's lock but a foreign process: pushers
                     // unlock before publishing, returns unlock under the consumer lock.

@@ -11,6 +11,7 @@
 use std::io::Cursor;
 
 use postgres::Transaction;
+use postgres::types::Type;
 
 use super::Queue;
 use super::push::{promote, time};
@@ -74,51 +75,63 @@ impl Queue {
         let mut client = self.conn.client()?;
         let mut run = || -> std::result::Result<bool, postgres::Error> {
             let mut tx = client.transaction()?;
+            let claim = [
+                (
+                    &self.name as &(dyn postgres::types::ToSql + Sync),
+                    Type::TEXT,
+                ),
+                (&id, Type::INT8),
+                (&token, Type::TEXT),
+            ];
             let done =
                 match end {
-                    End::Ack => tx.execute(
+                    End::Ack => tx.execute_typed(
                         "DELETE FROM spool.messages WHERE queue = $1 AND id = $2 AND token = $3 \
                          AND state = 'claimed'",
-                        &[&self.name, &id, &token],
+                        &claim,
                     )? == 1,
-                    End::Fail(reason) => tx.execute(
+                    End::Fail(reason) => tx.execute_typed(
                         "UPDATE spool.messages SET state = 'failed', reason = $4, position = NULL, \
                          token = NULL, holder = NULL, lease_until = NULL \
                          WHERE queue = $1 AND id = $2 AND token = $3 AND state = 'claimed'",
-                        &[&self.name, &id, &token, &reason],
+                        &[
+                            claim[0].clone(),
+                            claim[1].clone(),
+                            claim[2].clone(),
+                            (&reason, Type::TEXT),
+                        ],
                     )? == 1,
-                    End::Retry(due) => {
-                        // The claim first, so that a stale token locks nothing of the queue.
-                        let found = tx
-                            .query_opt(
-                                "SELECT 1 FROM spool.messages WHERE queue = $1 AND id = $2 \
-                             AND token = $3 AND state = 'claimed' FOR UPDATE",
-                                &[&self.name, &id, &token],
-                            )?
-                            .is_some();
-                        if found {
-                            match due {
-                                Some(due) => {
-                                    tx.execute(
-                                        "UPDATE spool.messages SET state = 'delayed', due_at = $3, \
-                                     position = NULL, token = NULL, holder = NULL, \
-                                     lease_until = NULL WHERE queue = $1 AND id = $2",
-                                        &[&self.name, &id, &time(due)],
-                                    )?;
-                                }
-                                None => {
-                                    let position = self.allocate(&mut tx, 1)?;
-                                    tx.execute(
-                                        "UPDATE spool.messages SET state = 'ready', position = $3, \
-                                     token = NULL, holder = NULL, lease_until = NULL \
-                                     WHERE queue = $1 AND id = $2",
-                                        &[&self.name, &id, &position],
-                                    )?;
-                                    self.changed(&mut tx)?;
-                                }
-                            }
+                    End::Retry(Some(due)) => {
+                        tx.execute_typed(
+                            "UPDATE spool.messages SET state = 'delayed', due_at = $4, \
+                         position = NULL, token = NULL, holder = NULL, lease_until = NULL \
+                         WHERE queue = $1 AND id = $2 AND token = $3 AND state = 'claimed'",
+                            &[
+                                claim[0].clone(),
+                                claim[1].clone(),
+                                claim[2].clone(),
+                                (&time(due), Type::TIMESTAMPTZ),
+                            ],
+                        )? == 1
+                    }
+                    End::Retry(None) => {
+                        // The queue's row first, as everything that takes both locks.
+                        let position = self.allocate(&mut tx, 1)?;
+                        let back = tx.execute_typed(
+                            "UPDATE spool.messages SET state = 'ready', position = $4, \
+                         token = NULL, holder = NULL, lease_until = NULL \
+                         WHERE queue = $1 AND id = $2 AND token = $3 AND state = 'claimed'",
+                            &[
+                                claim[0].clone(),
+                                claim[1].clone(),
+                                claim[2].clone(),
+                                (&position, Type::INT8),
+                            ],
+                        )? == 1;
+                        if back {
+                            self.changed(&mut tx)?;
                         }
-                        found
+                        back
                     }
                 };
             if done {
@@ -142,38 +155,44 @@ impl Queue {
         tx: &mut Transaction<'_>,
         count: i64,
     ) -> std::result::Result<i64, postgres::Error> {
-        let mut next: i64 = tx
-            .query_one(
-                "SELECT next_id FROM spool.queues WHERE name = $1 FOR UPDATE",
-                &[&self.name],
-            )?
-            .get(0);
-        promote(tx, &self.name, now_ms(), &mut next)?;
-        tx.execute(
-            "UPDATE spool.queues SET next_id = $2 WHERE name = $1",
-            &[&self.name, &(next + count)],
-        )?;
+        let next = self.lock_counter(tx)?;
+        self.set_counter(tx, next + count)?;
         Ok(next)
     }
 
-    /// Deletes a claim of this process (run's ack, and pop of a claimed message).
-    pub(crate) fn ack_claim(&self, claim: &Taken) -> Result<()> {
-        let token = claim.token.as_deref().unwrap_or_default();
-        if self.end(claim.id as i64, token, End::Ack, "acknowledge a message of")? {
-            Ok(())
-        } else {
-            Err(self.ended(token, claim.id as i64))
-        }
+    /// Locks the queue's row (first of all the locks a change takes, so that no two
+    /// changes wait for each other), promotes due delayed messages, and returns the
+    /// next position.
+    pub(crate) fn lock_counter(
+        &self,
+        tx: &mut Transaction<'_>,
+    ) -> std::result::Result<i64, postgres::Error> {
+        let mut next: i64 = tx
+            .query_typed(
+                "SELECT next_id FROM spool.queues WHERE name = $1 FOR UPDATE",
+                &[(&self.name, Type::TEXT)],
+            )?
+            .first()
+            .map_or(1, |row| row.get(0));
+        promote(tx, &self.name, now_ms(), &mut next)?;
+        Ok(next)
+    }
+
+    /// Moves the queue's counter to `next` (its row locked by [`Self::lock_counter`]).
+    pub(crate) fn set_counter(
+        &self,
+        tx: &mut Transaction<'_>,
+        next: i64,
+    ) -> std::result::Result<(), postgres::Error> {
+        tx.execute_typed(
+            "UPDATE spool.queues SET next_id = $2 WHERE name = $1",
+            &[(&self.name, Type::TEXT), (&next, Type::INT8)],
+        )
+        .map(drop)
     }
 
     pub(crate) fn settle(&self, claim: Taken, verdict: Verdict<'_>) -> Result<()> {
-        let Some(token) = claim.token.as_deref() else {
-            return Err(Error::invalid(
-                format!("settle message {} of {}", claim.id, self.name),
-                None,
-                "a message taken for delivery has no claim to settle",
-            ));
-        };
+        let token = claim.token.as_str();
         let id = claim.id as i64;
         let end = match verdict {
             Verdict::Ack => End::Ack,
@@ -239,17 +258,24 @@ impl Queue {
         let mut client = self.conn.client()?;
         let mut run = || -> std::result::Result<Vec<u64>, postgres::Error> {
             let mut tx = client.transaction()?;
+            let first = self.lock_counter(&mut tx)?;
+            let sql = if wanted.is_empty() {
+                "SELECT id FROM spool.messages WHERE queue = $1 AND state = 'failed' \
+                 AND cardinality($2::bigint[]) = 0 ORDER BY id FOR UPDATE"
+            } else {
+                "SELECT id FROM spool.messages WHERE queue = $1 AND id = ANY($2) \
+                 AND state = 'failed' ORDER BY id FOR UPDATE"
+            };
             let found: Vec<i64> = tx
-                .query(
-                    "SELECT id FROM spool.messages WHERE queue = $1 AND state = 'failed' \
-                     AND (cardinality($2::bigint[]) = 0 OR id = ANY($2)) ORDER BY id FOR UPDATE",
-                    &[&self.name, &wanted],
+                .query_typed(
+                    sql,
+                    &[(&self.name, Type::TEXT), (&wanted, Type::INT8_ARRAY)],
                 )?
                 .iter()
                 .map(|r| r.get(0))
                 .collect();
             if !found.is_empty() {
-                let first = self.allocate(&mut tx, found.len() as i64)?;
+                self.set_counter(&mut tx, first + found.len() as i64)?;
                 tx.execute(
                     "UPDATE spool.messages m SET state = 'ready', attempts = 0, reason = NULL, \
                      expires_at = NULL, position = $3 + f.n - 1 \

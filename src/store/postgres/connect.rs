@@ -82,15 +82,25 @@ pub fn redact(url: &str) -> String {
         }
         _ => rest,
     };
-    let mut tail = rest;
-    while let Some(at) = tail.find("password=") {
-        let start = at + "password=".len();
-        out.push_str(&tail[..start]);
-        out.push_str("***");
-        tail = &tail[start..];
-        tail = &tail[tail.find('&').unwrap_or(tail.len())..];
+    // A parameter whose name decodes to `password` (`pass%77ord` too), in any case.
+    let (head, query) = match rest.find('?') {
+        Some(q) => (&rest[..q], Some(&rest[q + 1..])),
+        None => (rest, None),
+    };
+    out.push_str(head);
+    if let Some(query) = query {
+        out.push('?');
+        let params: Vec<String> = query
+            .split('&')
+            .map(|param| match param.split_once('=') {
+                Some((name, _)) if decode_lossy(name).trim().eq_ignore_ascii_case("password") => {
+                    format!("{name}=***")
+                }
+                _ => param.to_string(),
+            })
+            .collect();
+        out.push_str(&params.join("&"));
     }
-    out.push_str(tail);
     out
 }
 
@@ -754,6 +764,10 @@ mod tests {
             "postgresql://h/q?user=u&password=***&sslmode=require"
         );
         assert_eq!(redact("postgres://u@h:5432/q"), "postgres://u@h:5432/q");
+        assert_eq!(
+            redact("postgresql:///db?host=/tmp&pass%77ord=s3cret&PASSWORD=x"),
+            "postgresql:///db?host=/tmp&pass%77ord=***&PASSWORD=***"
+        );
         assert_eq!(redact("postgres://h:5432/q"), "postgres://h:5432/q");
     }
 

@@ -151,8 +151,7 @@ impl store::Claim for Taken {
     }
 
     fn token(&self) -> String {
-        // Pop's messages are held by its transaction, with no token.
-        self.token.clone().unwrap_or_default()
+        self.token.clone()
     }
 
     fn payload(&mut self) -> &mut Payload {

@@ -7,6 +7,7 @@
 use std::fmt::Write as _;
 
 use postgres::Transaction;
+use postgres::types::Type;
 
 use super::push::time;
 use super::{Postgres, Queue};
@@ -98,18 +99,24 @@ impl Queue {
         let mut client = self.conn.client()?;
         let mut run = || -> std::result::Result<(), postgres::Error> {
             let mut tx = client.transaction()?;
-            // The queue's row first: pushes, nacks and requeues wait while it is checked.
+            // The queue's row first, as every change: pushes, nacks and requeues wait
+            // while it is checked.
             let next: i64 = tx
-                .query_one(
+                .query_typed(
                     "SELECT next_id FROM spool.queues WHERE name = $1 FOR UPDATE",
-                    &[&self.name],
+                    &[(&self.name, Type::TEXT)],
                 )?
-                .get(0);
+                .first()
+                .map_or(1, |row| row.get(0));
             for check in &CHECKS {
                 // A condition names the time as p.now and this process's lock as p.mine.
+                // The rows found are locked, and the condition checked again on a row
+                // that changed meanwhile (an extend, an ack): the repair acts only on
+                // what is still wrong.
                 let sql = format!(
                     "WITH p AS (SELECT $2::timestamptz AS now, $3::bigint AS mine) \
-                     SELECT id FROM spool.messages, p WHERE queue = $1 AND ({}) ORDER BY id",
+                     SELECT id FROM spool.messages, p WHERE queue = $1 AND ({}) ORDER BY id \
+                     FOR UPDATE OF messages",
                     check.condition
                 );
                 let ids: Vec<i64> = tx

@@ -76,10 +76,6 @@ impl Postgres {
 pub struct Queue {
     conn: Rc<Connection>,
     name: String,
-    /// Whether this queue's take left a transaction open (pop's delivery is in it).
-    in_take: Cell<bool>,
-    /// Messages deleted in that transaction, counted as consumed once it commits.
-    delivered: Cell<u64>,
     /// The key of the session advisory lock that marks this process's claims (run).
     holder: Cell<Option<i64>>,
 }

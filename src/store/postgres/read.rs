@@ -45,8 +45,6 @@ impl Postgres {
         Queue {
             conn: self.conn.clone(),
             name: name.to_string(),
-            in_take: Default::default(),
-            delivered: Default::default(),
             holder: Default::default(),
         }
     }
