@@ -46,7 +46,9 @@ const CHECKS: [Check; 6] = [
     },
     Check {
         condition: "state = 'claimed' AND token IS NOT NULL AND holder IS NOT NULL \
-                    AND holder IS DISTINCT FROM p.mine AND pg_try_advisory_xact_lock(holder)",
+                    AND holder IS DISTINCT FROM p.mine \
+                    AND (pg_try_advisory_xact_lock(holder) \
+                         OR NOT EXISTS (SELECT 1 FROM spool.holders h WHERE h.key = holder))",
         problem: "claimed by a process whose connection ended",
         mend: Mend::GiveBack,
         repaired: "given back to its place in the queue",

@@ -157,11 +157,14 @@ impl Staged<'_> {
                     (&CHANNEL, Type::TEXT),
                 ],
             )?;
-            tx.commit()?;
+            tx.commit().map_err(Failed::Commit)?;
             Ok(published)
         };
         run().map_err(|e| match e {
             Failed::Db(e) => db_error(what(), &e).with_note(note),
+            // The server may have committed before the answer was lost.
+            Failed::Commit(e) => db_error(what(), &e)
+                .with_note("the push may have been committed: check before pushing again"),
             Failed::Gone => Error::invalid(what(), None, "the queue was removed").with_note(note),
         })
     }
@@ -170,6 +173,8 @@ impl Staged<'_> {
 /// Why a push failed.
 enum Failed {
     Db(postgres::Error),
+    /// At the commit: whether it took effect is not known.
+    Commit(postgres::Error),
     /// The queue's row is not there (removed by hand since the push made it).
     Gone,
 }

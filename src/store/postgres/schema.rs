@@ -66,8 +66,14 @@ CREATE INDEX IF NOT EXISTS messages_delayed
 CREATE INDEX IF NOT EXISTS messages_expiring
     ON spool.messages (queue, expires_at)
     WHERE expires_at IS NOT NULL AND state IN ('ready', 'delayed');
-CREATE INDEX IF NOT EXISTS messages_claimed
-    ON spool.messages (queue, lease_until) WHERE state = 'claimed';
+CREATE INDEX IF NOT EXISTS messages_leased
+    ON spool.messages (queue, lease_until) WHERE state = 'claimed' AND holder IS NULL;
+CREATE INDEX IF NOT EXISTS messages_held
+    ON spool.messages (holder) WHERE state = 'claimed' AND holder IS NOT NULL;
+CREATE TABLE IF NOT EXISTS spool.holders (
+    key bigint PRIMARY KEY,
+    since timestamptz NOT NULL DEFAULT now()
+);
 "#;
 
 /// The steps from each older version to the next: `UPGRADES[v - 1]` takes version `v`
@@ -78,8 +84,14 @@ const UPGRADES: [&str; 1] = [
 ALTER TABLE spool.queues ADD COLUMN IF NOT EXISTS published bytea;
 ALTER TABLE spool.queues ADD COLUMN IF NOT EXISTS consumed bytea;
 ALTER TABLE spool.messages ADD COLUMN IF NOT EXISTS holder bigint;
-CREATE INDEX IF NOT EXISTS messages_claimed
-    ON spool.messages (queue, lease_until) WHERE state = 'claimed';
+CREATE INDEX IF NOT EXISTS messages_leased
+    ON spool.messages (queue, lease_until) WHERE state = 'claimed' AND holder IS NULL;
+CREATE INDEX IF NOT EXISTS messages_held
+    ON spool.messages (holder) WHERE state = 'claimed' AND holder IS NOT NULL;
+CREATE TABLE IF NOT EXISTS spool.holders (
+    key bigint PRIMARY KEY,
+    since timestamptz NOT NULL DEFAULT now()
+);
 "#,
 ];
 

@@ -62,16 +62,27 @@ impl Queue {
             // A lease ends at its time; a run's claims when the lock of its session is
             // free (pg_try_advisory_xact_lock takes it until this statement commits,
             // harmlessly: the key was the dead session's alone).
+            // The sessions of pop and run are registered in spool.holders; one whose
+            // lock is free ended, and its claims (in any queue) go back. Scanning that
+            // small table, not the claims, keeps a take's cost apart from the dead rows
+            // that every claim leaves until vacuum.
             let row = client.query_typed(
-                "WITH back AS ( \
-                   UPDATE spool.messages SET state = 'ready', token = NULL, holder = NULL, \
-                          lease_until = NULL \
+                "WITH gone AS ( \
+                   DELETE FROM spool.holders WHERE key IN ( \
+                     SELECT key FROM spool.holders \
+                     WHERE key IS DISTINCT FROM $3 AND pg_try_advisory_xact_lock(key) \
+                     FOR UPDATE SKIP LOCKED) \
+                   RETURNING key), \
+                 orphans AS ( \
+                   UPDATE spool.messages SET state = 'ready', token = NULL, holder = NULL \
+                   WHERE state = 'claimed' AND holder IN (SELECT key FROM gone) \
+                   RETURNING queue), \
+                 lapsed AS ( \
+                   UPDATE spool.messages SET state = 'ready', token = NULL, lease_until = NULL \
                    WHERE queue = $1 AND id IN ( \
                      SELECT id FROM spool.messages \
-                     WHERE queue = $1 AND state = 'claimed' \
-                       AND ((holder IS NULL AND lease_until <= $2) \
-                            OR (holder IS NOT NULL AND holder IS DISTINCT FROM $3 \
-                                AND pg_try_advisory_xact_lock(holder))) \
+                     WHERE queue = $1 AND state = 'claimed' AND holder IS NULL \
+                       AND lease_until <= $2 \
                      FOR UPDATE SKIP LOCKED) \
                    RETURNING 1), \
                  expired AS ( \
@@ -81,7 +92,9 @@ impl Queue {
                      WHERE queue = $1 AND state = 'ready' AND expires_at <= $2 \
                      FOR UPDATE SKIP LOCKED) \
                    RETURNING 1) \
-                 SELECT (SELECT count(*) FROM back), (SELECT count(*) FROM expired), \
+                 SELECT (SELECT count(*) FROM orphans WHERE queue = $1) \
+                          + (SELECT count(*) FROM lapsed), \
+                        (SELECT count(*) FROM expired), \
                         EXISTS (SELECT 1 FROM spool.messages \
                                 WHERE queue = $1 AND state = 'delayed' AND due_at <= $2)",
                 &[
@@ -159,7 +172,8 @@ impl Queue {
     }
 
     /// The key of this session's advisory lock, which marks the claims of pop and run as
-    /// held by a live process: taken on first use, held until the connection ends.
+    /// held by a live process: taken on first use, held until the connection ends, and
+    /// registered in `spool.holders` for the upkeep to find.
     fn hold_session(&self) -> Result<i64> {
         if let Some(key) = self.holder.get() {
             return Ok(key);
@@ -167,11 +181,16 @@ impl Queue {
         let mut client = self.conn.client()?;
         loop {
             let key = u64::from_str_radix(&random_hex(), 16).unwrap_or(1) as i64;
-            let got = client
-                .query_typed("SELECT pg_try_advisory_lock($1)", &[(&key, Type::INT8)])
+            // Locked and registered in one statement: a take that sees the row sees
+            // the lock held.
+            let got = !client
+                .query_typed(
+                    "INSERT INTO spool.holders (key) SELECT $1 WHERE pg_try_advisory_lock($1) \
+                     ON CONFLICT DO NOTHING RETURNING key",
+                    &[(&key, Type::INT8)],
+                )
                 .map_err(|e| self.error("take from", &e))?
-                .first()
-                .is_some_and(|row| row.get::<_, bool>(0));
+                .is_empty();
             if got {
                 self.holder.set(Some(key));
                 return Ok(key);
