@@ -43,7 +43,7 @@ CREATE TABLE IF NOT EXISTS spool.queues (
     consumed bytea
 );
 CREATE TABLE IF NOT EXISTS spool.messages (
-    queue text NOT NULL COLLATE "C" REFERENCES spool.queues (name) ON DELETE CASCADE,
+    queue text NOT NULL COLLATE "C",
     id bigint NOT NULL,
     position bigint,
     priority smallint NOT NULL DEFAULT 0 CHECK (priority BETWEEN 0 AND 9),
@@ -84,6 +84,7 @@ const UPGRADES: [&str; 1] = [
 ALTER TABLE spool.queues ADD COLUMN IF NOT EXISTS published bytea;
 ALTER TABLE spool.queues ADD COLUMN IF NOT EXISTS consumed bytea;
 ALTER TABLE spool.messages ADD COLUMN IF NOT EXISTS holder bigint;
+ALTER TABLE spool.messages DROP CONSTRAINT IF EXISTS messages_queue_fkey;
 CREATE INDEX IF NOT EXISTS messages_leased
     ON spool.messages (queue, lease_until) WHERE state = 'claimed' AND holder IS NULL;
 CREATE INDEX IF NOT EXISTS messages_held
