@@ -210,6 +210,30 @@ pub fn check_queue_name(name: &str) -> Result<()> {
     }
 }
 
+/// The id `show` was given (a token has a dot, and is parsed by its engine), or the error
+/// that says what `show` takes.
+pub fn parse_message_id(what: &str) -> Result<u64> {
+    match what.parse() {
+        Ok(id) if id > 0 && !what.starts_with('0') => Ok(id),
+        _ => Err(Error::invalid(
+            format!("message {what:?}"),
+            None,
+            "expected a message id or a claim token",
+        )),
+    }
+}
+
+/// What a requeue of `ids` returns once `moved` were moved: those, and the ids asked for
+/// that were not.
+pub(crate) fn moved_and_missing(ids: &[u64], moved: Vec<u64>) -> (Vec<u64>, Vec<u64>) {
+    let missing = ids
+        .iter()
+        .copied()
+        .filter(|id| !moved.contains(id))
+        .collect();
+    (moved, missing)
+}
+
 /// One problem that fsck found.
 #[derive(Debug, Clone)]
 pub struct Finding {

@@ -91,16 +91,7 @@ impl Queue {
             let (claimed, name, entry) = self.find_plain_claim(what, "show")?;
             return self.open_entry(claimed, CLAIMED, State::Claimed, &name, &entry);
         }
-        let id: u64 = match what.parse() {
-            Ok(id) if id > 0 && !what.starts_with('0') => id,
-            _ => {
-                return Err(Error::invalid(
-                    format!("message {what:?}"),
-                    None,
-                    "expected a message id or a claim token",
-                ));
-            }
-        };
+        let id = crate::store::parse_message_id(what)?;
         // A fresh message sits under its id in lane 0: try that first.
         if let Exact::Found(found) = self.find_exact(id)?
             && found.entry.id == id

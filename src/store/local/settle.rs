@@ -257,11 +257,6 @@ impl Queue {
                 moved.push(entry.id);
             }
         }
-        let missing = ids
-            .iter()
-            .copied()
-            .filter(|id| !moved.contains(id))
-            .collect();
-        Ok((moved, missing))
+        Ok(crate::store::moved_and_missing(ids, moved))
     }
 }

@@ -289,12 +289,7 @@ impl Queue {
             Ok(found.into_iter().map(|id| id as u64).collect())
         };
         let moved = run().map_err(|e| self.error("requeue messages of", &e))?;
-        let missing = ids
-            .iter()
-            .copied()
-            .filter(|id| !moved.contains(id))
-            .collect();
-        Ok((moved, missing))
+        Ok(crate::store::moved_and_missing(ids, moved))
     }
 
     pub(crate) fn show(&self, what: &str) -> Result<Option<(Info, Payload)>> {
@@ -309,16 +304,7 @@ impl Queue {
             }
             row
         } else {
-            let id: i64 = match what.parse() {
-                Ok(id) if id > 0 && !what.starts_with('0') => id,
-                _ => {
-                    return Err(Error::invalid(
-                        format!("message {what:?}"),
-                        None,
-                        "expected a message id or a claim token",
-                    ));
-                }
-            };
+            let id = crate::store::parse_message_id(what)?.min(i64::MAX as u64) as i64;
             self.select_one("", &[&self.name, &id])?
         };
         Ok(row.map(|row| (info(&row), Payload::Memory(Cursor::new(row.get(9))))))
