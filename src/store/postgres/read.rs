@@ -137,6 +137,26 @@ impl Queue {
         states: &[State],
         mut each: impl FnMut(&Info, &dyn Fn() -> Result<Option<Payload>>) -> Result<bool>,
     ) -> Result<()> {
+        // One snapshot for every state: a message that moves from one state to another
+        // while the listing runs is listed once, in the state it had at the start.
+        self.conn
+            .client()?
+            .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            .map_err(self.fail("list"))?;
+        let walked = self.walk_in_snapshot(states, &mut each);
+        let end = if walked.is_ok() { "COMMIT" } else { "ROLLBACK" };
+        let ended = self
+            .conn
+            .client()
+            .and_then(|mut c| c.batch_execute(end).map_err(self.fail("list")));
+        walked.and(ended)
+    }
+
+    fn walk_in_snapshot(
+        &self,
+        states: &[State],
+        each: &mut impl FnMut(&Info, &dyn Fn() -> Result<Option<Payload>>) -> Result<bool>,
+    ) -> Result<()> {
         for &which in states {
             let order = match which {
                 State::Ready => "priority DESC, position",

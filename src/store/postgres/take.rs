@@ -4,7 +4,9 @@
 //! A take is one statement, committed at once: the next ready messages in order
 //! (priority, then position) are chosen `FOR UPDATE SKIP LOCKED` in a materialised CTE
 //! (evaluated once, whatever the plan: a sub-select in an UPDATE's FROM may be run again
-//! for each row, and would take more than it was asked for), those out of attempts
+//! for each row, and would take more than it was asked for) and updated by primary key
+//! (`id = ANY (ARRAY(…))`: a join with the CTE may scan the whole queue when the
+//! statistics say it is small), those out of attempts
 //! become dead letters, and the others are marked `claimed` with a fresh token (`ID.HEX`:
 //! a token from an earlier claim of the same message finds nothing). pop and run claim
 //! for their session ([`Hold::Process`]): `holder` names an advisory lock the session
@@ -218,12 +220,13 @@ impl Queue {
              dead AS ( \
                UPDATE spool.messages m SET state = 'failed', reason = 'max-attempts', \
                       position = NULL \
-               FROM chosen c WHERE m.queue = $1 AND m.id = c.id AND c.spent \
+               WHERE m.queue = $1 AND m.id = ANY (ARRAY(SELECT id FROM chosen WHERE spent)) \
                RETURNING m.id), \
              live AS ( \
                UPDATE spool.messages m SET state = 'claimed', attempts = m.attempts + 1, \
                       token = m.id::text || '.' || $5, holder = $6, lease_until = $7 \
-               FROM chosen c WHERE m.queue = $1 AND m.id = c.id AND NOT c.spent \
+               WHERE m.queue = $1 \
+                 AND m.id = ANY (ARRAY(SELECT id FROM chosen WHERE NOT spent)) \
                RETURNING m.id, m.attempts, m.token, m.payload, m.priority, m.position) \
              SELECT id, attempts, token, payload, priority, position FROM live \
              UNION ALL SELECT id, NULL, NULL, NULL, NULL, NULL FROM dead",
