@@ -82,6 +82,11 @@
 //                channel `spool`; pop and peek --wait listen, and return what is pushed
 //                later; --timeout exits 1; a waiter refused its listening connection
 //                polls; stats shows the rates (text and JSON), a damaged record none
+// - postgres_faults  the PostgreSQL engine under faults: 8 producer and 8 consumer
+//                processes; the server crashed under load (what exited 0 stays done);
+//                connections dropped in the middle of push, pop, claim, ack and run;
+//                kill -9 of run and its commands at random; a network partition between
+//                two hosts (network namespaces) with claims coming back after their leases
 // - postgres_harness  the harness's PostgreSQL server: a database per test, dropped
 //                after it; a private cluster crashed and restarted keeps its data;
 //                without PostgreSQL the tests skip, or fail under CI=true

@@ -25,6 +25,7 @@ mod peek;
 mod pop;
 mod postgres_connect;
 mod postgres_engine;
+mod postgres_faults;
 mod postgres_harness;
 mod postgres_wait;
 mod push;
