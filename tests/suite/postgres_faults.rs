@@ -810,7 +810,14 @@ fn postgres_dropped_connections_fail_cleanly_and_lose_nothing() {
         .unwrap_or_else(|e| panic!("run: {e}"));
     let ran = std::fs::read_to_string(&out_log).expect("log");
     assert_eq!(ran, "r1\nr2\n", "run ran only the two it had claimed");
-    // Its two claims are held by nobody: the next take gives them back, all six come.
+    // Its two claims are held by nobody (its session's lock went with the connection),
+    // listed as claimed until the next take gives them back: then all six come.
+    let mut states: Vec<String> = db.states().into_iter().map(|(_, s)| s).collect();
+    states.sort();
+    assert_eq!(
+        states,
+        ["claimed", "claimed", "ready", "ready", "ready", "ready"]
+    );
     let mut popped = db.drain();
     popped.sort();
     assert_eq!(popped, ["r1", "r2", "r3", "r4", "r5", "r6"]);
@@ -838,28 +845,35 @@ fn children_of(pid: u32) -> Vec<u32> {
         .collect()
 }
 
-/// The ids of every message of the queue, in any state.
-fn all_ids(db: &Db) -> BTreeSet<u64> {
-    db.states().into_iter().map(|(id, _)| id).collect()
+/// The ids of every message of the default queue, in any state, in one snapshot (one
+/// statement: `list --state all` reads each state in a statement of its own, so a message
+/// moving from claimed back to ready while it lists can be missed by both).
+fn all_ids(client: &mut postgres::Client) -> BTreeSet<u64> {
+    client
+        .query("SELECT id FROM spool.messages WHERE queue = 'default'", &[])
+        .expect("the ids")
+        .iter()
+        .map(|r| r.get::<_, i64>(0) as u64)
+        .collect()
 }
 
-/// `run -j 4` over 3,000 messages whose command appends its payload to a log (one
-/// `echo`, an atomic append), sleeps 50 ms and exits 0, while the test kills, every 100–600 ms (a
-/// seeded `Rng`, the seed printed), either run itself (SIGKILL; then starts it again)
-/// or one of its running commands, for 60 s or until the queue is empty; then runs it to
-/// completion without kills. No push happens meanwhile.
+/// `run -j 4` over 2,000 messages whose command appends its payload to a log (one
+/// `echo`, an atomic append), sleeps 50 ms and exits 0, while the test kills, every
+/// 100–600 ms (a seeded `Rng`, the seed printed), either run itself (SIGKILL; then starts
+/// it again) or one of its running commands, for 60 s or until the queue is empty; then
+/// runs it to completion without kills. No push happens meanwhile.
 ///
 /// Asserted: the queue ends empty (nothing failed, nothing claimed); every message is in
 /// the log at least once and every line of the log is a whole payload; a message gone
-/// from the queue never reappears (the ids listed, sampled about every second, only
-/// shrink); the duplicates (log lines beyond one per message) are at most 4 per kill of
-/// run (its claims in flight, -j 4) plus 1 per kill of a command (killed after its
+/// from the queue never reappears (its ids, read in one statement about every second,
+/// only shrink); the duplicates (log lines beyond one per message) are at most 4 per kill
+/// of run (its claims in flight, -j 4) plus 1 per kill of a command (killed after its
 /// append, it is retried); every run not killed exits 0 or 3 (a retried message) with
 /// nothing on standard error (`--quiet`).
 #[test]
 fn postgres_run_and_its_commands_killed_at_random() {
     let Some((db, _pg)) = shared_db() else { return };
-    let count = 3000;
+    let count = 2000;
     let batch: String = (0..count).map(|i| format!("M{i:05}\n")).collect();
     db.cmd(&["push", "--lines"]).stdin(batch).run().success();
     let tmp = tempfile::tempdir().expect("tempdir");
@@ -887,7 +901,8 @@ fn postgres_run_and_its_commands_killed_at_random() {
     eprintln!("run killed at random: seed {seed}");
     let start = Instant::now();
     let (mut run_kills, mut child_kills) = (0u64, 0u64);
-    let mut last_ids = all_ids(&db);
+    let mut client = db.client();
+    let mut last_ids = all_ids(&mut client);
     let mut last_sample = Instant::now();
     let mut current = Some(run());
     let mut problems = Vec::new();
@@ -925,7 +940,7 @@ fn postgres_run_and_its_commands_killed_at_random() {
             child_kills += 1;
         }
         if last_sample.elapsed() >= Duration::from_secs(1) {
-            let ids = all_ids(&db);
+            let ids = all_ids(&mut client);
             let back: Vec<&u64> = ids.difference(&last_ids).collect();
             if !back.is_empty() {
                 problems.push(format!("gone from the queue, then back: {back:?}"));
@@ -1199,4 +1214,51 @@ fn postgres_partitioned_consumers_claims_come_back_after_their_leases() {
     drop(cluster);
     drop(consumers);
     drop(producers);
+}
+
+// ---------------------------------------------------------------------------------------
+// What the random kills found: a listing that is not one snapshot.
+
+/// `list --state all` while 12 messages go back and forth between claimed and ready
+/// (4 processes claim and nack): they exist all along, so every listing must show each
+/// exactly once. The PostgreSQL engine lists each state with a statement of its own
+/// (ready, then delayed, claimed, failed), each its own snapshot: a message nacked
+/// between the ready statement and the claimed one is in neither (and one claimed in
+/// between is in both).
+#[test]
+#[ignore = "list --state all on PostgreSQL reads each state in its own snapshot: a message that moves meanwhile is missed"]
+fn postgres_list_all_shows_a_moving_message_once() {
+    let Some((db, _pg)) = shared_db() else { return };
+    let n = 12;
+    let names: Vec<String> = (0..n).map(|i| format!("m{i}")).collect();
+    db.cmd(&["push"]).args(&names).run().success();
+    let stop = AtomicBool::new(false);
+    let mut wrong = Vec::new();
+    std::thread::scope(|scope| {
+        let _stop = StopOnDrop(&stop);
+        for _ in 0..4 {
+            let (db2, stop2) = (&db, &stop);
+            scope.spawn(move || {
+                while !stop2.load(Ordering::SeqCst) {
+                    let out = db2.run(&["claim", "--lease", "1m"]);
+                    if out.code == 0 {
+                        db2.run(&["nack", out.text().trim_end()]).success();
+                    }
+                }
+            });
+        }
+        for _ in 0..300 {
+            let listed = db.states();
+            let ids: BTreeSet<u64> = listed.iter().map(|(id, _)| *id).collect();
+            if listed.len() != n || ids.len() != n {
+                wrong.push(listed);
+            }
+        }
+    });
+    assert!(
+        wrong.is_empty(),
+        "{} of 300 listings did not show each message once, e.g. {:?}",
+        wrong.len(),
+        wrong[0]
+    );
 }
