@@ -1194,12 +1194,17 @@ fn postgres_partitioned_consumers_claims_come_back_after_their_leases() {
     if !lost.is_empty() {
         problems.push(format!("{} lost: {lost:?}", lost.len()));
     }
+    // The held claim came back: acked under another token (its own ack failed), or left
+    // in the queue.
     let held_id = token_id(&held).expect("a token");
-    let came_back =
-        acks.contains_key(&held_id) || drained.iter().any(|m| m == "held across the cut");
+    let came_back = acks
+        .get(&held_id)
+        .is_some_and(|t| t.iter().all(|t| *t != held))
+        || drained.iter().any(|m| m == "held across the cut");
     if !came_back {
         problems.push(format!(
-            "the claim held across the cut ({held}) never came back"
+            "the claim held across the cut ({held}) never came back: {:?}",
+            acks.get(&held_id)
         ));
     }
     eprintln!(
@@ -1210,7 +1215,10 @@ fn postgres_partitioned_consumers_claims_come_back_after_their_leases() {
         drained.len()
     );
     assert!(problems.is_empty(), "{}", problems.join("\n"));
-    assert!(failed_cut > 0 || !pushed_ok.is_empty());
+    assert!(
+        !pushed_ok.is_empty() && !acks.is_empty(),
+        "nothing pushed or acked: the test did not test"
+    );
     drop(cluster);
     drop(consumers);
     drop(producers);
