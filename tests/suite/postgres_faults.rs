@@ -677,12 +677,13 @@ fn postgres_dropped_connections_fail_cleanly_and_lose_nothing() {
     let Some((db, _pg)) = shared_db() else { return };
     let mut client = db.client();
 
-    // push --lines of a big batch: one transaction, nothing of it stays.
+    // push --lines of a big batch (INSERTs of chunks, or COPY): one transaction, nothing of
+    // it stays.
     let lines: String = (0..300_000).map(|i| format!("L{i:06}\n")).collect();
     let push = db.cmd(&["push", "--lines"]).stdin(lines).spawn();
     let killed = terminate_when(
         &mut client,
-        "xact_start IS NOT NULL AND query LIKE 'INSERT%'",
+        "xact_start IS NOT NULL AND (query LIKE 'INSERT%' OR query LIKE 'COPY%')",
     );
     let out = push.finish();
     db.check_failure(&out)
