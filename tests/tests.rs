@@ -90,6 +90,11 @@
 //                a newer schema refused, a version-1 schema upgraded with its
 //                messages, tables changed by hand; one `spool: ` line, exit 2, no
 //                password, nothing changed
+// - postgres_faults  the PostgreSQL engine under faults: 8 producer and 8 consumer
+//                processes; the server crashed under load (what exited 0 stays done);
+//                connections dropped in the middle of push, pop, claim, ack and run;
+//                kill -9 of run and its commands at random; a network partition between
+//                two hosts (network namespaces) with claims coming back after their leases
 // - postgres_harness  the harness's PostgreSQL server: a database per test, dropped
 //                after it; a private cluster crashed and restarted keeps its data;
 //                without PostgreSQL the tests skip, or fail under CI=true

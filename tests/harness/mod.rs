@@ -14,13 +14,15 @@
 //! did, and its assertions), `strace` (fault injection), `clock` (time and a seeded
 //! random stream), `skip` (what the machine lacks), `files` (files, mounts and witnesses
 //! outside spool), `queue` (reading a queue through spool, for the fault tests),
-//! `postgres` (a throwaway PostgreSQL server shared by the run, a database per test).
+//! `postgres` (a throwaway PostgreSQL server shared by the run, a database per test),
+//! `netns` (network namespaces linked by veth pairs: a second host whose link can be cut).
 
 mod clock;
 mod command;
 mod engine;
 mod files;
 mod fixture;
+mod netns;
 mod output;
 mod postgres;
 mod queue;
@@ -32,6 +34,7 @@ pub use command::*;
 pub use engine::*;
 pub use files::*;
 pub use fixture::*;
+pub use netns::*;
 pub use output::*;
 pub use postgres::*;
 pub use queue::*;

@@ -934,3 +934,40 @@ impl TlsCluster {
         )
     }
 }
+
+impl Cluster {
+    /// A private cluster that also listens on TCP at each of `addresses` (which must be
+    /// up on this machine: a veth end of a [`Netns`](super::Netns)), on the default port
+    /// 5432 (the addresses are the test's own, and the Unix socket keeps its name, so
+    /// [`url`](Self::url) and [`psql`](Self::psql) still work), trusting every connection
+    /// from `10.0.0.0/8` (the test's own links). Returns it and the port. `Err` (a reason
+    /// to skip) when PostgreSQL is not installed; panics when it does not start.
+    #[track_caller]
+    pub fn private_on_tcp(addresses: &[&str]) -> Result<(Cluster, u16), String> {
+        let cluster = Cluster::private()?;
+        let fail = |what: &str, e: &dyn std::fmt::Display| -> ! {
+            panic!("a TCP cluster: {what}: {e}\nserver log:\n{}", cluster.log())
+        };
+        cluster.stop("fast").unwrap_or_else(|e| fail("stop", &e));
+        let data = cluster.data_dir();
+        let append = |name: &str, text: &str| {
+            fs::OpenOptions::new()
+                .append(true)
+                .open(data.join(name))
+                .and_then(|mut f| f.write_all(text.as_bytes()))
+                .unwrap_or_else(|e| fail(name, &e));
+        };
+        append(
+            "postgresql.conf",
+            &format!("listen_addresses = '{}'\n", addresses.join(",")),
+        );
+        append("pg_hba.conf", "host all all 10.0.0.0/8 trust\n");
+        cluster.start().unwrap_or_else(|e| fail("start", &e));
+        Ok((cluster, 5432))
+    }
+
+    /// The URL of database `db` over TCP at `host:port` (no TLS).
+    pub fn tcp_url(&self, host: &str, port: u16, db: &str) -> String {
+        format!("postgres://{DB_USER}@{host}:{port}/{db}?sslmode=disable")
+    }
+}

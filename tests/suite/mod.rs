@@ -26,6 +26,7 @@ mod pop;
 mod postgres_connect;
 mod postgres_engine;
 mod postgres_errors;
+mod postgres_faults;
 mod postgres_harness;
 mod postgres_wait;
 mod push;
