@@ -715,6 +715,9 @@ pub(crate) struct Connection {
     client: Lazy,
     /// The schema's state, once looked at.
     pub(crate) schema: Cell<schema::Seen>,
+    /// The key of the session's advisory lock that marks this process's claims (pop,
+    /// run), once taken: one per session, whatever queues it opens.
+    pub(crate) holder: Cell<Option<i64>>,
 }
 
 impl Connection {
@@ -726,6 +729,7 @@ impl Connection {
             settings,
             client: RefCell::new(None),
             schema: Cell::new(schema::Seen::Unknown),
+            holder: Cell::new(None),
         })
     }
 

@@ -97,7 +97,7 @@ impl Queue {
     fn fsck(&self, repair: bool) -> Result<Vec<Finding>> {
         let mut findings = Vec::new();
         let now = now_ms();
-        let holder = self.holder.get();
+        let holder = self.conn.holder.get();
         let mut client = self.conn.client()?;
         let mut run = || -> std::result::Result<(), postgres::Error> {
             let mut tx = client.transaction()?;

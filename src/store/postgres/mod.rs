@@ -49,7 +49,7 @@ mod read;
 mod schema;
 mod take;
 
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::rc::Rc;
 
 pub use connect::{check_url, redact};
@@ -76,8 +76,6 @@ impl Postgres {
 pub struct Queue {
     conn: Rc<Connection>,
     name: String,
-    /// The key of the session advisory lock that marks this process's claims (run).
-    holder: Cell<Option<i64>>,
 }
 
 impl Queue {

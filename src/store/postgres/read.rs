@@ -45,7 +45,6 @@ impl Postgres {
         Queue {
             conn: self.conn.clone(),
             name: name.to_string(),
-            holder: Default::default(),
         }
     }
 

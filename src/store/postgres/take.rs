@@ -58,16 +58,15 @@ impl Queue {
     /// producer waiting.
     pub(crate) fn upkeep(&self, verb: &str) -> Result<Upkept> {
         let now = time(now_ms());
-        let holder = self.holder.get();
+        let holder = self.conn.holder.get();
         let mut client = self.conn.client()?;
         let mut run = || -> std::result::Result<Upkept, postgres::Error> {
-            // A lease ends at its time; a run's claims when the lock of its session is
-            // free (pg_try_advisory_xact_lock takes it until this statement commits,
-            // harmlessly: the key was the dead session's alone).
-            // The sessions of pop and run are registered in spool.holders; one whose
+            // A lease ends at its time. The sessions of pop and run are registered in spool.holders; one whose
             // lock is free ended, and its claims (in any queue) go back. Scanning that
             // small table, not the claims, keeps a take's cost apart from the dead rows
-            // that every claim leaves until vacuum.
+            // that every claim leaves until vacuum. (pg_try_advisory_xact_lock holds a
+            // dead session's key until this statement commits, harmlessly; this
+            // session's own key is left out: its lock is re-entrant.)
             let row = client.query_typed(
                 "WITH gone AS ( \
                    DELETE FROM spool.holders WHERE key IN ( \
@@ -177,7 +176,7 @@ impl Queue {
     /// held by a live process: taken on first use, held until the connection ends, and
     /// registered in `spool.holders` for the upkeep to find.
     fn hold_session(&self) -> Result<i64> {
-        if let Some(key) = self.holder.get() {
+        if let Some(key) = self.conn.holder.get() {
             return Ok(key);
         }
         let mut client = self.conn.client()?;
@@ -194,7 +193,7 @@ impl Queue {
                 .map_err(|e| self.error("take from", &e))?
                 .is_empty();
             if got {
-                self.holder.set(Some(key));
+                self.conn.holder.set(Some(key));
                 return Ok(key);
             }
         }
