@@ -329,7 +329,8 @@ fn a_role_with_the_documented_privileges_can_do_everything() {
     user.grant("GRANT USAGE ON SCHEMA spool TO {role}");
     user.grant(
         "GRANT SELECT, INSERT, UPDATE, DELETE \
-         ON spool.version, spool.queues, spool.messages, spool.holders TO {role}",
+         ON spool.version, spool.queues, spool.messages, spool.holders, spool.consumed \
+         TO {role}",
     );
     every_command_works(&user.url(), "other", "on an administrator's schema");
     Cmd::bare()
@@ -461,9 +462,9 @@ fn a_schema_of_version_1_is_upgraded_on_first_use_with_its_messages() {
     assert_eq!(
         pg.psql(
             pg.db(),
-            "SELECT string_agg(table_name || '.' || column_name, ' ' ORDER BY table_name, column_name)              FROM information_schema.columns WHERE table_schema = 'spool'              AND column_name IN ('published', 'consumed', 'holder')"
+            "SELECT string_agg(table_name || '.' || column_name, ' ' ORDER BY table_name, column_name)              FROM information_schema.columns WHERE table_schema = 'spool'              AND column_name IN ('published', 'record', 'holder')"
         ),
-        "messages.holder queues.consumed queues.published\n"
+        "consumed.record messages.holder queues.published\n"
     );
     // Every message is there, in order (priority first), bytes equal.
     let pop = |queue: &str, expected: &[u8]| {

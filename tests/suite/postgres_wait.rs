@@ -241,8 +241,8 @@ fn stats_shows_the_rates_of_publishing_and_consumption() {
         p.psql(
             p.db(),
             "SELECT octet_length(published), get_byte(published, 40), \
-             octet_length(consumed), get_byte(consumed, 40) \
-             FROM spool.queues WHERE name = 'jobs'"
+             octet_length(record), get_byte(record, 40) \
+             FROM spool.queues, spool.consumed WHERE name = 'jobs' AND queue = 'jobs'"
         ),
         "48|4|48|2\n"
     );
@@ -281,8 +281,8 @@ fn a_damaged_rate_record_is_no_rate() {
     publish_and_consume(|args| spool(&p, &[&["-q", "jobs"], args].concat()).run());
     p.psql(
         p.db(),
-        "UPDATE spool.queues SET published = '\\x0102'::bytea, consumed = \
-         decode(repeat('ff', 48), 'hex') WHERE name = 'jobs'",
+        "UPDATE spool.queues SET published = '\\x0102'::bytea WHERE name = 'jobs'; \
+         UPDATE spool.consumed SET record = decode(repeat('ff', 48), 'hex') WHERE queue = 'jobs'",
     );
     let out = spool(&p, &["-q", "jobs", "stats"]).run();
     out.success();

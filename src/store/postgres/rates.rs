@@ -1,12 +1,13 @@
 //! The queue's rates, for `stats`: two records of a [`Rate`] (48 bytes, as
-//! [`Rate::to_bytes`] writes them) in the queue's row of `spool.queues`: `published`,
-//! updated by a push in its transaction, under the row lock it holds already, and
-//! `consumed` (messages popped, acked, failed for good), after the consumption commits:
-//! read, then written back only where it is still what was read.
+//! [`Rate::to_bytes`] writes them). `published` is in the queue's row of `spool.queues`,
+//! updated by a push in its transaction, under the row lock it holds already.
+//! `consumed` (messages popped, acked, failed for good) is a row of `spool.consumed`,
+//! apart from the queue's row so that consumers never wait for a push: after the
+//! consumption commits, it is read, then written back only where it is still what was
+//! read (read again when another consumer wrote it meanwhile).
 //!
 //! The records only feed statistics: a missing or damaged one reads as none, and the
-//! next event writes it anew. The lock serialises the writers of a record, so no event
-//! is lost; a consumer's count waits for a push of the same queue in progress to commit.
+//! next event writes it anew.
 
 use postgres::types::Type;
 
@@ -45,18 +46,18 @@ impl Queue {
             // Each consumer that lost a race retries; a count lost after many is a
             // figure of the stats, never a message.
             for _ in 0..16 {
-                let Some(row) = client.query_typed_opt(
-                    "SELECT consumed FROM spool.queues WHERE name = $1",
-                    &[(&self.name, Type::TEXT)],
-                )?
-                else {
-                    return Ok(()); // the queue was removed meanwhile
-                };
-                let old: Option<Vec<u8>> = row.get(0);
+                let old: Option<Vec<u8>> = client
+                    .query_typed(
+                        "SELECT record FROM spool.consumed WHERE queue = $1",
+                        &[(&self.name, Type::TEXT)],
+                    )?
+                    .first()
+                    .and_then(|row| row.get(0));
                 let new = recorded(old.as_deref(), n);
                 let written = client.execute_typed(
-                    "UPDATE spool.queues SET consumed = $2 \
-                     WHERE name = $1 AND consumed IS NOT DISTINCT FROM $3",
+                    "INSERT INTO spool.consumed AS c (queue, record) VALUES ($1, $2) \
+                     ON CONFLICT (queue) DO UPDATE SET record = excluded.record \
+                     WHERE c.record IS NOT DISTINCT FROM $3",
                     &[
                         (&self.name, Type::TEXT),
                         (&new, Type::BYTEA),

@@ -205,7 +205,7 @@ impl Queue {
                  count(*) FILTER (WHERE state = 'failed'), \
                  (SELECT next_id FROM spool.queues WHERE name = $1), \
                  (SELECT published FROM spool.queues WHERE name = $1), \
-                 (SELECT consumed FROM spool.queues WHERE name = $1) \
+                 (SELECT record FROM spool.consumed WHERE queue = $1) \
                  FROM spool.messages WHERE queue = $1",
                 &[&self.name],
             )

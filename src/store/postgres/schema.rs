@@ -39,8 +39,7 @@ CREATE TABLE IF NOT EXISTS spool.queues (
     name text PRIMARY KEY COLLATE "C",
     next_id bigint NOT NULL DEFAULT 1,
     created_at timestamptz NOT NULL DEFAULT now(),
-    published bytea,
-    consumed bytea
+    published bytea
 );
 CREATE TABLE IF NOT EXISTS spool.messages (
     queue text NOT NULL COLLATE "C",
@@ -74,6 +73,10 @@ CREATE TABLE IF NOT EXISTS spool.holders (
     key bigint PRIMARY KEY,
     since timestamptz NOT NULL DEFAULT now()
 );
+CREATE TABLE IF NOT EXISTS spool.consumed (
+    queue text PRIMARY KEY COLLATE "C",
+    record bytea
+);
 "#;
 
 /// The steps from each older version to the next: `UPGRADES[v - 1]` takes version `v`
@@ -82,7 +85,6 @@ const UPGRADES: [&str; 1] = [
     // 1 → 2: rates, and claims held by a session (run) or a lease (claim).
     r#"
 ALTER TABLE spool.queues ADD COLUMN IF NOT EXISTS published bytea;
-ALTER TABLE spool.queues ADD COLUMN IF NOT EXISTS consumed bytea;
 ALTER TABLE spool.messages ADD COLUMN IF NOT EXISTS holder bigint;
 ALTER TABLE spool.messages DROP CONSTRAINT IF EXISTS messages_queue_fkey;
 CREATE INDEX IF NOT EXISTS messages_leased
@@ -92,6 +94,10 @@ CREATE INDEX IF NOT EXISTS messages_held
 CREATE TABLE IF NOT EXISTS spool.holders (
     key bigint PRIMARY KEY,
     since timestamptz NOT NULL DEFAULT now()
+);
+CREATE TABLE IF NOT EXISTS spool.consumed (
+    queue text PRIMARY KEY COLLATE "C",
+    record bytea
 );
 "#,
 ];
