@@ -190,7 +190,7 @@ impl Drop for Finished<'_> {
 
 const PRODUCERS: usize = 8;
 const CONSUMERS: usize = 8;
-const PER_PRODUCER: usize = 200;
+const PER_PRODUCER: usize = 1000;
 
 /// One message delivered by one `spool pop` process, and when that process ran.
 struct Pop {
@@ -199,9 +199,8 @@ struct Pop {
     ended: Instant,
 }
 
-/// 8 producers and 8 consumers, 200 messages each, one `spool` process per push and per
-/// pop (1,000 each, 16,000 processes, took 378 s on a shared 2-core machine: scaled down
-/// to keep this file within a few minutes; `PER_PRODUCER` sets it): every message comes out exactly once, each producer's messages in the order it
+/// 8 producers and 8 consumers, 1,000 messages each, one `spool` process per push and per
+/// pop (16,000 processes): every message comes out exactly once, each producer's messages in the order it
 /// pushed them (a message is never popped by a process that ended before the process that
 /// popped an earlier message of the same producer began), every command exits 0 with an
 /// empty standard error (or 1, with no output, when the queue is empty), and at the end
