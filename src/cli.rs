@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime};
 use clap::{Args, Parser, Subcommand, ValueEnum, ValueHint};
 
 mod values;
-pub use values::{Count, Dur, Time, Token, TokenOrId};
+pub use values::{Count, Dur, Key, Time, Token, TokenOrId};
 
 /// Durable message queues in a spool directory: one file per message, no daemon
 ///
@@ -210,6 +210,10 @@ pub struct PushArgs {
     /// Print the id of each new message, one per line
     #[arg(long)]
     pub print_id: bool,
+
+    /// Add nothing if a message with this key is ready, delayed or claimed (one message)
+    #[arg(long, value_name = "KEY", value_parser = Key, conflicts_with_all = ["lines", "null"])]
+    pub key: Option<String>,
 
     /// Invisible for this long (500ms, 30s, 5m, 2h, 1d, 1h30m)
     #[arg(long, value_name = "DUR", value_parser = Dur::any(), allow_hyphen_values = true, conflicts_with = "at")]

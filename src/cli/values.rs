@@ -197,6 +197,22 @@ impl TypedValueParser for Token {
     }
 }
 
+/// A deduplication key (see [`store::check_key`]).
+#[derive(Clone, Copy)]
+pub struct Key;
+
+impl TypedValueParser for Key {
+    type Value = String;
+
+    fn parse_ref(&self, _: &Command, arg: Option<&Arg>, value: &OsStr) -> Result<String, Error> {
+        let value = text(arg, value)?;
+        match crate::store::is_valid_key(value) {
+            true => Ok(value.to_string()),
+            false => Err(invalid(arg, value, crate::store::KEY_RULE)),
+        }
+    }
+}
+
 /// A claim token, or a message id: decimal digits, no leading zero.
 #[derive(Clone, Copy)]
 pub struct TokenOrId;

@@ -39,6 +39,8 @@ struct ListEntry<'a> {
     expires: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     reason: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    key: Option<&'a str>,
     preview: &'a str,
     /// The preview is not UTF-8: it shows the bytes escaped, as the text listing does.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
@@ -79,6 +81,7 @@ pub(super) fn list<E: Engine>(engine: &E, name: &str, args: ListArgs) -> Outcome
                 until,
                 expires,
                 reason: info.reason.as_deref(),
+                key: info.key.as_deref(),
                 preview: preview.text.as_deref().unwrap_or(&preview.escaped),
                 preview_escaped: preview.text.is_none(),
             };
@@ -100,6 +103,9 @@ pub(super) fn list<E: Engine>(engine: &E, name: &str, args: ListArgs) -> Outcome
             }
             if let Some(r) = &info.reason {
                 details.push_str(&format!(" reason={r}"));
+            }
+            if let Some(k) = &info.key {
+                details.push_str(&format!(" key={k}"));
             }
             writeln!(
                 out,

@@ -13,7 +13,7 @@ use super::output::stdout_file;
 use crate::cli::PushArgs;
 use crate::clock::{self, LATEST_MS};
 use crate::exit::ExitStatus;
-use crate::store::{Batch, Engine, Error, PushOptions, Queue, Result, Sink};
+use crate::store::{Batch, Engine, Error, Meta, PushOptions, Queue, Result, Sink};
 use crate::timefmt;
 
 /// Standard input as a file of its own, which, unlike `io::stdin()`, reports a read from
@@ -46,8 +46,38 @@ pub(super) fn push<E: Engine>(engine: &E, name: &str, args: PushArgs) -> Outcome
         // A time to live past the end of the calendar is no limit at all.
         expires: args.ttl.and_then(|ttl| clock::deadline(now, ttl)),
     };
+    if args.key.is_some() && args.messages.len() > 1 {
+        return Err(Failure::Usage(format!(
+            "push: --key names one message, and {} were given: nothing was pushed",
+            args.messages.len()
+        )));
+    }
     let queue = engine.create(name)?;
-    let published = if !args.messages.is_empty() {
+    let published = if let Some(key) = args.key {
+        // One message, from the argument or all of standard input.
+        let mut batch = queue.stage(false)?;
+        let meta = Meta {
+            opts,
+            key: Some(key.clone()),
+        };
+        match args.messages.first() {
+            Some(message) => {
+                batch.add_with(meta, |sink| sink.write_all(message.as_encoded_bytes()))?
+            }
+            None => {
+                let mut input = stdin_file()?;
+                batch.add_with(meta, |sink| copy_all(&mut input, sink))?;
+            }
+        }
+        let published = batch.publish(opts)?;
+        if let Some(dup) = published.duplicates.first() {
+            eprintln!(
+                "spool: push to {name}: message {} holds the key {key}: nothing was pushed",
+                dup.id
+            );
+        }
+        published
+    } else if !args.messages.is_empty() {
         let mut batch = queue.stage(args.messages.len() > 1)?;
         for message in &args.messages {
             batch.add(|sink| sink.write_all(message.as_encoded_bytes()))?;
@@ -76,7 +106,9 @@ pub(super) fn push<E: Engine>(engine: &E, name: &str, args: PushArgs) -> Outcome
             Failure::Store(Error::io("write", "standard output", e).with_note(note))
         };
         let mut out = BufWriter::new(stdout_file()?);
-        for id in published.ids() {
+        // A duplicate prints the id of the message that holds its key.
+        let held = published.duplicates.iter().map(|d| d.id);
+        for id in published.ids().chain(held) {
             writeln!(out, "{id}").map_err(pushed)?;
         }
         out.flush().map_err(pushed)?;

@@ -132,6 +132,10 @@ pub trait Queue {
     /// A waiter that wakes when this queue may have changed.
     fn waiter(&self) -> Self::Waiter;
 
+    /// A name of this queue that no other queue has, on any host, stable while the queue
+    /// exists: the source's part of the keys that `relay` gives what it forwards. At most
+    /// 32 characters of [`check_key`]'s.
+    fn identity(&self) -> Result<String>;
     /// Whether the queue was removed since it was opened. Its operations then fail, and a
     /// queue made again under its name is another one, to be opened anew: a command that
     /// waits asks this when an operation fails, and goes back to waiting for the queue.
@@ -148,14 +152,28 @@ pub trait Claim {
     fn token(&self) -> String;
     /// The payload, positioned at its start.
     fn payload(&mut self) -> &mut Payload;
+    /// Its priority, 0-9.
+    fn priority(&self) -> u8;
+    /// When it expires (unix ms), from `--ttl`.
+    fn expires(&self) -> Option<u64>;
 }
 
 /// Messages being pushed: each is written through a [`Sink`], and all are published at
 /// once, in order. Dropped unpublished, they leave nothing behind.
 pub trait Batch {
-    /// Writes one more message with `write`.
+    /// Writes one more message with `write`, published with the options of `publish`.
     fn add(&mut self, write: impl FnOnce(&mut Sink<'_>) -> Result<()>) -> Result<()>;
-    /// Makes the messages durable and visible, in the order added.
+    /// Writes one more message with options of its own and, perhaps, a deduplication key
+    /// (checked with [`check_key`] by the caller).
+    fn add_with(
+        &mut self,
+        meta: Meta,
+        write: impl FnOnce(&mut Sink<'_>) -> Result<()>,
+    ) -> Result<()>;
+    /// Makes the messages durable and visible, in the order added. A message whose key
+    /// is held by a message still in the queue (ready, delayed or claimed; one added
+    /// before it in this batch included) is not published: it is listed in
+    /// [`Published::duplicates`], with the id of the message that holds the key.
     fn publish(self, opts: PushOptions) -> Result<Published>;
 }
 
@@ -206,6 +224,34 @@ pub fn check_queue_name(name: &str) -> Result<()> {
             format!("invalid queue name {:?}", crate::excerpt::cut(name)),
             None,
             QUEUE_NAME_RULE,
+        ))
+    }
+}
+
+/// What a deduplication key may be, for the error message.
+pub const KEY_RULE: &str =
+    "a key is 1 to 64 characters of A-Z a-z 0-9 . _ - : @ + = , and does not start with '.'";
+
+/// Checks a deduplication key: 1 to 64 of `A-Z a-z 0-9 . _ - : @ + = ,`, not starting
+/// with `.`. The same keys on every engine; the local engine names a file after it.
+pub fn is_valid_key(key: &str) -> bool {
+    (1..=64).contains(&key.len())
+        && !key.starts_with('.')
+        && key.bytes().all(|b| {
+            b.is_ascii_alphanumeric()
+                || matches!(b, b'.' | b'_' | b'-' | b':' | b'@' | b'+' | b'=' | b',')
+        })
+}
+
+/// A key, or the error that says what a key may be.
+pub fn check_key(key: &str) -> Result<()> {
+    if is_valid_key(key) {
+        Ok(())
+    } else {
+        Err(Error::invalid(
+            format!("invalid key {:?}", crate::excerpt::cut(key)),
+            None,
+            KEY_RULE,
         ))
     }
 }
@@ -316,6 +362,8 @@ pub struct Info {
     pub expires: Option<u64>,
     /// Why it failed.
     pub reason: Option<String>,
+    /// Its deduplication key.
+    pub key: Option<String>,
 }
 
 /// Counts and sizes of a queue.
@@ -342,7 +390,7 @@ pub struct Stats {
 }
 
 /// How pushed messages are published.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct PushOptions {
     /// Priority 0-9.
     pub priority: u8,
@@ -352,11 +400,33 @@ pub struct PushOptions {
     pub expires: Option<u64>,
 }
 
-/// Ids published by one push: consecutive runs (first, count).
+/// One message's own options, for a batch whose messages differ (relay, `push --key`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Meta {
+    /// Priority, delay, expiry.
+    pub opts: PushOptions,
+    /// Deduplication key: while a message with this key is in the queue (ready, delayed
+    /// or claimed), another is not added.
+    pub key: Option<String>,
+}
+
+/// A message of a batch that was not added: its key was held.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Duplicate {
+    /// Its place in the batch, from 0.
+    pub index: usize,
+    /// The id of the message in the queue that holds its key.
+    pub id: u64,
+}
+
+/// Ids published by one push: consecutive runs (first, count); and the messages that
+/// were not, being duplicates.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Published {
     /// Runs of consecutive ids, in publishing order.
     pub runs: Vec<(u64, u64)>,
+    /// Messages whose key was held, in batch order.
+    pub duplicates: Vec<Duplicate>,
 }
 
 impl Published {

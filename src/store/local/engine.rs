@@ -139,6 +139,10 @@ impl store::Queue for Queue {
         Inotify::new(self.path())
     }
 
+    fn identity(&self) -> Result<String> {
+        Err(store::Error::invalid("relay", None, "not built yet"))
+    }
+
     fn is_gone(&self) -> bool {
         Queue::is_gone(self)
     }
@@ -149,6 +153,14 @@ impl Batch for Staging<'_> {
         Staging::add(self, |file: &mut File, path: &Path| {
             write(&mut Sink::new(file, path))
         })
+    }
+
+    fn add_with(
+        &mut self,
+        _meta: store::Meta,
+        _write: impl FnOnce(&mut Sink<'_>) -> Result<()>,
+    ) -> Result<()> {
+        Err(store::Error::invalid("push", None, "not built yet"))
     }
 
     fn publish(self, opts: PushOptions) -> Result<Published> {

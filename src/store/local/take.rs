@@ -332,6 +332,14 @@ impl Claim for Claimed {
     fn payload(&mut self) -> &mut Payload {
         &mut self.payload
     }
+
+    fn priority(&self) -> u8 {
+        self.entry.priority
+    }
+
+    fn expires(&self) -> Option<u64> {
+        self.entry.expires
+    }
 }
 
 impl Claimed {

@@ -126,6 +126,10 @@ impl store::Queue for Queue {
         Waiter::new(self.conn.settings(), &self.name)
     }
 
+    fn identity(&self) -> Result<String> {
+        Err(store::Error::invalid("relay", None, "not built yet"))
+    }
+
     fn is_gone(&self) -> bool {
         false
     }
@@ -134,6 +138,14 @@ impl store::Queue for Queue {
 impl Batch for Staged<'_> {
     fn add(&mut self, write: impl FnOnce(&mut Sink<'_>) -> Result<()>) -> Result<()> {
         Staged::add(self, write)
+    }
+
+    fn add_with(
+        &mut self,
+        _meta: store::Meta,
+        _write: impl FnOnce(&mut Sink<'_>) -> Result<()>,
+    ) -> Result<()> {
+        Err(store::Error::invalid("push", None, "not built yet"))
     }
 
     fn publish(self, opts: PushOptions) -> Result<Published> {
@@ -156,5 +168,13 @@ impl store::Claim for Taken {
 
     fn payload(&mut self) -> &mut Payload {
         &mut self.payload
+    }
+
+    fn priority(&self) -> u8 {
+        0
+    }
+
+    fn expires(&self) -> Option<u64> {
+        None
     }
 }

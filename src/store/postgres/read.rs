@@ -76,6 +76,7 @@ fn state(name: &str) -> State {
 
 pub(crate) fn info(row: &postgres::Row) -> Info {
     Info {
+        key: None,
         state: state(row.get(0)),
         id: row.get::<_, i64>(1) as u64,
         size: row.get::<_, i64>(2) as u64,
