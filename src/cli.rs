@@ -141,6 +141,32 @@ pub enum Command {
     )]
     Run(RunArgs),
 
+    /// Carry the queue's messages to another place (--to), or another place's to the queue
+    /// (--from), through outages
+    ///
+    /// PLACE is a PostgreSQL URL (postgres://…) or a spool directory. A message leaves its
+    /// source only once the destination committed it, in batches (one transaction, one
+    /// sync each), keeping its payload, priority and time to live, in the source's order;
+    /// delayed messages go when they fall due. Each carries the key relay:SOURCE:ID (see
+    /// push --key), so that one sent twice, by a relay killed between the two steps, is
+    /// added once. One relay per source queue: a second is refused. A message the
+    /// destination refuses (too large) moves to the source's failed state (reason
+    /// refused) and the relay goes on. Without --wait, relay forwards what is there and
+    /// exits; with --wait it keeps running, woken by new messages, and when PLACE cannot
+    /// be reached it retries (from 250 ms, doubling, up to 10 s), saying on standard
+    /// error, one line each, when it went down and when it came back. SIGINT or SIGTERM
+    /// stops it after the batch in flight.
+    /// Exit status: 0 everything forwarded; 3 some refused; 75 PLACE could not be reached
+    /// (try again later), with what could be forwarded forwarded; 2 other errors; killed
+    /// by the signal when SIGINT or SIGTERM stopped it.
+    #[command(after_help = "Examples:
+  spool -q outbox relay --to postgres://spool@db.example/queues --to-queue jobs
+  spool -q inbox relay --wait --from postgres://spool@db.example/queues --from-queue work
+  spool -q jobs relay --to /mnt/newdisk/spool
+  # crontab: forward every minute, and mail when the database was away
+  * * * * * spool -q outbox relay --to \"$CENTRAL\" || echo \"relay: exit $?\"")]
+    Relay(RelayArgs),
+
     /// List messages in order: id, size, enqueue time, preview (and state details)
     #[command(
         after_help = "Examples:\n  spool list\n  spool list --state failed\n  spool list --json | jq -r .id"
@@ -230,6 +256,34 @@ pub struct PushArgs {
     /// Moves to failed (reason "expired") if not consumed within this time
     #[arg(long, value_name = "DUR", value_parser = Dur::any(), allow_hyphen_values = true)]
     pub ttl: Option<Duration>,
+}
+
+// Arguments of `relay`.
+#[derive(Debug, Args)]
+pub struct RelayArgs {
+    /// Forward the queue's messages to PLACE: a PostgreSQL URL or a spool directory
+    #[arg(long, value_name = "PLACE", value_hint = ValueHint::AnyPath, required_unless_present = "from", conflicts_with = "from")]
+    pub to: Option<OsString>,
+
+    /// Bring PLACE's messages into the queue: a PostgreSQL URL or a spool directory
+    #[arg(long, value_name = "PLACE", value_hint = ValueHint::AnyPath)]
+    pub from: Option<OsString>,
+
+    /// The queue at PLACE that --to forwards to [default: the same name]
+    #[arg(long, value_name = "NAME", requires = "to")]
+    pub to_queue: Option<String>,
+
+    /// The queue at PLACE that --from takes from [default: the same name]
+    #[arg(long, value_name = "NAME", requires = "from")]
+    pub from_queue: Option<String>,
+
+    /// Keep running: forward messages as they come, and wait out outages
+    #[arg(short, long)]
+    pub wait: bool,
+
+    /// Up to N messages per batch (one transaction, one sync)
+    #[arg(long, value_name = "N", default_value_t = 1000, value_parser = Count::<usize>::new(1, 100_000), allow_negative_numbers = true)]
+    pub batch: usize,
 }
 
 // Options of the commands that can wait for a message.

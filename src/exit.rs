@@ -21,6 +21,9 @@ pub enum ExitStatus {
     /// Some of the work failed: `run` had a message fail, or `fsck` left problems
     /// unrepaired.
     SomeFailed,
+    /// `relay` could not reach the other place, or it failed: try again later (75,
+    /// `EX_TEMPFAIL` of sysexits.h, which mail transfer agents answer the same way).
+    Unreachable,
     /// `run` was stopped by SIGINT before it drained its queue: spool ends killed by
     /// SIGINT.
     Interrupted,
@@ -49,6 +52,7 @@ impl From<ExitStatus> for u8 {
             ExitStatus::Empty => 1,
             ExitStatus::Error => 2,
             ExitStatus::SomeFailed => 3,
+            ExitStatus::Unreachable => 75,
             ExitStatus::Interrupted => 130,
             ExitStatus::Terminated => 143,
         }

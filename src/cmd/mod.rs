@@ -12,6 +12,7 @@ pub(crate) mod failure;
 mod inspect;
 mod output;
 mod push;
+mod relay;
 mod run;
 mod stats;
 mod take;
@@ -37,11 +38,21 @@ pub(crate) fn execute(cli: Cli) -> Outcome {
     if let Command::Stats(args) = &mut command {
         args.queue_named = named;
     }
+    let allow_network_fs = std::env::var_os(netfs::ALLOW_VARIABLE).is_some_and(|v| v == "1");
     if let Some(url) = resolve_url(cli.url, cli.dir.is_some())? {
         let queue = resolve_queue(cli.queue)?;
+        if let Command::Relay(args) = command {
+            return relay::relay(relay::Place::Url(url), &queue, args);
+        }
         return dispatch(&Postgres::new(&url)?, &queue, command);
     }
-    let allow_network_fs = std::env::var_os(netfs::ALLOW_VARIABLE).is_some_and(|v| v == "1");
+    if let Command::Relay(args) = command {
+        let here = relay::Place::Dir {
+            root: resolve_root(cli.dir)?,
+            allow_network_fs,
+        };
+        return relay::relay(here, &resolve_queue(cli.queue)?, args);
+    }
     let spool = Spool::new(resolve_root(cli.dir)?, warn_once).allow_network_fs(allow_network_fs);
     let queue = resolve_queue(cli.queue)?;
     dispatch(&spool, &queue, command)
@@ -99,7 +110,7 @@ fn dispatch<E: Engine>(engine: &E, queue: &str, command: Command) -> Outcome {
         Command::Clear(args) => admin::clear(engine, queue, args),
         Command::Fsck(args) => admin::fsck(engine, queue, args),
         Command::Queues => inspect::queues(engine),
-        Command::Completions(_) => unreachable!("handled above"),
+        Command::Completions(_) | Command::Relay(_) => unreachable!("handled above"),
     }
 }
 

@@ -136,6 +136,9 @@ pub trait Queue {
     /// exists: the source's part of the keys that `relay` gives what it forwards. At most
     /// 32 characters of [`check_key`]'s.
     fn identity(&self) -> Result<String>;
+    /// Takes the lock that the one relay from this queue holds while it runs, for as long
+    /// as this handle is open; false when another process holds it.
+    fn lock_relay(&self) -> Result<bool>;
     /// Whether the queue was removed since it was opened. Its operations then fail, and a
     /// queue made again under its name is another one, to be opened anew: a command that
     /// waits asks this when an operation fails, and goes back to waiting for the queue.

@@ -25,6 +25,17 @@ impl Queue {
         self.dir.as_fd()
     }
 
+    /// Takes the relay lock: an flock on the queue's directory itself, which nothing else
+    /// locks; false when another open file description holds it.
+    pub(super) fn lock_relay(&self) -> Result<bool> {
+        use rustix::fs::{FlockOperation, flock};
+        match flock(self.dir(), FlockOperation::NonBlockingLockExclusive) {
+            Ok(()) => Ok(true),
+            Err(rustix::io::Errno::WOULDBLOCK) => Ok(false),
+            Err(e) => Err(Error::io("lock", self.path(), e)),
+        }
+    }
+
     /// Whether the queue's directory was removed since it was opened (a directory
     /// removed keeps no link, whatever was made again under its name), or is being
     /// removed: its format file, counter or head is gone, files no queue is without (an

@@ -143,6 +143,10 @@ impl store::Queue for Queue {
         Err(store::Error::invalid("relay", None, "not built yet"))
     }
 
+    fn lock_relay(&self) -> Result<bool> {
+        Queue::lock_relay(self)
+    }
+
     fn is_gone(&self) -> bool {
         Queue::is_gone(self)
     }

@@ -130,6 +130,10 @@ impl store::Queue for Queue {
         Err(store::Error::invalid("relay", None, "not built yet"))
     }
 
+    fn lock_relay(&self) -> Result<bool> {
+        Queue::lock_relay(self)
+    }
+
     fn is_gone(&self) -> bool {
         false
     }

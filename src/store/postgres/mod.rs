@@ -105,3 +105,20 @@ pub(crate) type Client<'a> = std::cell::RefMut<'a, postgres::Client>;
 
 /// Shared state of a connection not yet opened.
 pub(crate) type Lazy = RefCell<Option<postgres::Client>>;
+
+impl Queue {
+    /// Takes the relay lock: a session advisory lock of the two-key form (the one-key
+    /// form is the holders' space), `'spoo'` and the hash of the queue's name, held until
+    /// the connection ends. Two queue names of one 32-bit hash would share it (the second
+    /// relay is refused, as if it were the same queue).
+    pub(crate) fn lock_relay(&self) -> Result<bool> {
+        let mut client = self.conn.client()?;
+        let row = client
+            .query_one(
+                "SELECT pg_try_advisory_lock(1936748399, hashtext($1))",
+                &[&self.name],
+            )
+            .map_err(|e| connect::db_error(format!("lock {}", self.name), &e))?;
+        Ok(row.get(0))
+    }
+}

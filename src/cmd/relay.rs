@@ -1,0 +1,638 @@
+//! `spool relay`: messages carried from a source queue to a destination queue, each at
+//! its own place (a spool directory or a database), through outages of either.
+//!
+//! A batch goes in three steps: take up to N ready messages from the source, held for this
+//! process (a relay that dies holds nothing: its claims return at the next take); publish
+//! them at the destination in one batch (one transaction, or one sync), each with the key
+//! `relay:IDENTITY:ID` of its source queue and id, its priority and its expiry; then remove
+//! them from the source and sync. A message thus leaves the source only once the
+//! destination committed it. A relay killed between the last two steps leaves the batch
+//! at the source; the next relay sends it again, and the destination, which holds those
+//! keys, adds nothing. (A message that a consumer of the destination took and finished in
+//! that instant no longer holds its key, and would come a second time.)
+//!
+//! One relay per source queue: it takes the source's relay lock, held while it runs, so
+//! that batches leave in the source's order. A failure of either side closes that side;
+//! without `--wait` the relay then exits (75 when it was the other place's), with `--wait`
+//! it says so once, tries again after a pause that doubles up to [`BACKOFF_MAX`], and says
+//! when it is back.
+
+use std::ffi::OsString;
+use std::os::fd::AsFd;
+use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
+use std::time::{Duration, Instant, SystemTime};
+
+use super::failure::{Failure, Outcome};
+use crate::cli::RelayArgs;
+use crate::exit::ExitStatus;
+use crate::store::local::Spool;
+use crate::store::postgres::{self, Postgres};
+use crate::store::{
+    self, Batch, Claim, Engine, Error, Hold, Meta, PushOptions, Queue, TakeOptions, Verdict, Waiter,
+};
+use crate::timefmt;
+
+/// The first pause after a failure.
+const BACKOFF_FIRST: Duration = Duration::from_millis(250);
+/// The longest pause between attempts.
+pub(crate) const BACKOFF_MAX: Duration = Duration::from_secs(10);
+/// With `--wait`, a line of progress at most this often.
+const PROGRESS_EVERY: Duration = Duration::from_secs(60);
+/// A batch stops growing once its payloads pass this many bytes (a database's batch is
+/// held in memory).
+const BATCH_BYTES: u64 = 16 << 20;
+/// Claims are taken this many at a time.
+const TAKE_CHUNK: usize = 64;
+/// The reason of a message the destination refused.
+const REFUSED: &str = "refused";
+
+/// How the relay takes from its source: held for this process, no limit of attempts.
+const TAKE: TakeOptions = TakeOptions {
+    hold: Hold::Process,
+    max_attempts: None,
+};
+
+/// A claim of the queues of engine `E`.
+type ClaimOf<E> = <<E as Engine>::Queue as Queue>::Claim;
+
+/// Where a queue lives, as the command line named it.
+#[derive(Clone)]
+pub(super) enum Place {
+    /// A spool directory.
+    Dir {
+        root: PathBuf,
+        allow_network_fs: bool,
+    },
+    /// A PostgreSQL database (the URL was checked).
+    Url(String),
+}
+
+impl Place {
+    /// `--to` / `--from`: a URL when it has a PostgreSQL scheme, else a directory.
+    fn parse(value: OsString, allow_network_fs: bool) -> Result<Place, Failure> {
+        let text = value.to_string_lossy();
+        if text.starts_with("postgres://") || text.starts_with("postgresql://") {
+            let url = value
+                .into_string()
+                .map_err(|_| Failure::Usage("relay: the URL is not valid UTF-8".into()))?;
+            postgres::check_url(&url).map_err(|e| Failure::Usage(format!("relay: {e}")))?;
+            Ok(Place::Url(url))
+        } else if text.contains("://") {
+            Err(Failure::Usage(format!(
+                "relay: {}: not a PostgreSQL URL (postgres://…) nor a directory",
+                crate::excerpt::cut(&text)
+            )))
+        } else if text.is_empty() {
+            Err(Failure::Usage("relay: an empty place".into()))
+        } else {
+            Ok(Place::Dir {
+                root: PathBuf::from(value),
+                allow_network_fs,
+            })
+        }
+    }
+
+    /// The place as logs show it (a password masked).
+    fn shown(&self) -> String {
+        match self {
+            Place::Dir { root, .. } => root.display().to_string(),
+            Place::Url(url) => postgres::redact(url),
+        }
+    }
+}
+
+/// Opens an engine of a place, anew after a failure.
+trait Open: Engine + Sized {
+    fn open_place(place: &Place) -> store::Result<Self>;
+}
+
+impl Open for Spool {
+    fn open_place(place: &Place) -> store::Result<Spool> {
+        match place {
+            Place::Dir {
+                root,
+                allow_network_fs,
+            } => Ok(Spool::new(root.clone(), super::warn_once).allow_network_fs(*allow_network_fs)),
+            Place::Url(_) => unreachable!("chosen by the place"),
+        }
+    }
+}
+
+impl Open for Postgres {
+    fn open_place(place: &Place) -> store::Result<Postgres> {
+        match place {
+            Place::Url(url) => Postgres::new(url),
+            Place::Dir { .. } => unreachable!("chosen by the place"),
+        }
+    }
+}
+
+/// Runs `spool relay` between the queue `queue` at `here` and the place of `--to` or
+/// `--from`.
+pub(super) fn relay(here: Place, queue: &str, args: RelayArgs) -> Outcome {
+    let allow_network_fs = matches!(
+        here,
+        Place::Dir {
+            allow_network_fs: true,
+            ..
+        }
+    );
+    let (other, other_queue, outbound) = match (args.to.clone(), args.from.clone()) {
+        (Some(to), None) => (to, args.to_queue.clone(), true),
+        (None, Some(from)) => (from, args.from_queue.clone(), false),
+        _ => unreachable!("clap requires one of --to and --from"),
+    };
+    let other = Place::parse(other, allow_network_fs)?;
+    let other_queue = other_queue.unwrap_or_else(|| queue.to_string());
+    store::check_queue_name(queue)?;
+    store::check_queue_name(&other_queue)?;
+    let here = End {
+        place: here,
+        queue: queue.to_string(),
+        remote: false,
+    };
+    let other = End {
+        place: other,
+        queue: other_queue,
+        remote: true,
+    };
+    let (source, destination) = if outbound {
+        (here, other)
+    } else {
+        (other, here)
+    };
+    match (&source.place, &destination.place) {
+        (Place::Dir { .. }, Place::Dir { .. }) => {
+            forward::<Spool, Spool>(source, destination, &args)
+        }
+        (Place::Dir { .. }, Place::Url(_)) => {
+            forward::<Spool, Postgres>(source, destination, &args)
+        }
+        (Place::Url(_), Place::Dir { .. }) => {
+            forward::<Postgres, Spool>(source, destination, &args)
+        }
+        (Place::Url(_), Place::Url(_)) => forward::<Postgres, Postgres>(source, destination, &args),
+    }
+}
+
+/// One end of the relay: a queue at a place.
+struct End {
+    place: Place,
+    queue: String,
+    /// The place of `--to` or `--from` (its failures exit 75), not the queue's own.
+    remote: bool,
+}
+
+impl End {
+    fn shown(&self) -> String {
+        format!("{} at {}", self.queue, self.place.shown())
+    }
+}
+
+/// An end, opened: its engine and queue, dropped after a failure and opened again.
+struct Side<E: Open> {
+    end: End,
+    engine: Option<E>,
+    queue: Option<E::Queue>,
+    waiter: Option<<E::Queue as Queue>::Waiter>,
+}
+
+impl<E: Open> Side<E> {
+    fn new(end: End) -> Self {
+        Side {
+            end,
+            engine: None,
+            queue: None,
+            waiter: None,
+        }
+    }
+
+    /// The queue, opened (or, with `create`, made) if needed; `None`: it does not exist.
+    fn queue(&mut self, create: bool, watch: bool) -> store::Result<Option<&E::Queue>> {
+        if self.queue.is_none() {
+            if self.engine.is_none() {
+                self.engine = Some(E::open_place(&self.end.place)?);
+            }
+            let engine = self.engine.as_ref().expect("opened above");
+            let queue = if create {
+                Some(engine.create(&self.end.queue)?)
+            } else {
+                engine.open(&self.end.queue)?
+            };
+            if let Some(q) = &queue
+                && watch
+            {
+                // Watching before looking, so that no push between the two is missed.
+                self.waiter = Some(q.waiter());
+            }
+            self.queue = queue;
+        }
+        Ok(self.queue.as_ref())
+    }
+
+    /// Closes the side after a failure (a database's connection too).
+    fn close(&mut self) {
+        self.waiter = None;
+        self.queue = None;
+        self.engine = None;
+    }
+}
+
+/// A failure of one side.
+enum Fault {
+    Source(Error),
+    Destination(Error),
+    /// The relay cannot run at all: a usage error.
+    Refuse(Failure),
+}
+
+/// What one batch did.
+#[derive(Default)]
+struct Moved {
+    forwarded: u64,
+    refused: u64,
+}
+
+/// The signals that stop the relay, as bytes on sockets.
+struct Stops {
+    int: UnixStream,
+    term: UnixStream,
+    ids: Vec<signal_hook::SigId>,
+}
+
+impl Stops {
+    fn new() -> Result<Stops, Failure> {
+        let err = |e| Failure::Store(Error::io("socketpair", "signals", e));
+        let pair =
+            || UnixStream::pair().and_then(|(r, w)| r.set_nonblocking(true).map(|()| (r, w)));
+        let (int, int_w) = pair().map_err(err)?;
+        let (term, term_w) = pair().map_err(err)?;
+        let mut ids = Vec::new();
+        for (sig, w) in [
+            (signal_hook::consts::SIGINT, int_w),
+            (signal_hook::consts::SIGTERM, term_w),
+        ] {
+            ids.push(
+                signal_hook::low_level::pipe::register(sig, w)
+                    .map_err(|e| Failure::Store(Error::io("sigaction", "signals", e)))?,
+            );
+        }
+        Ok(Stops { int, term, ids })
+    }
+
+    /// The signal that came, if one did.
+    fn stopped(&self) -> Option<ExitStatus> {
+        let came = |s: &UnixStream| {
+            let mut buf = [0u8; 16];
+            matches!(std::io::Read::read(&mut &*s, &mut buf), Ok(n) if n > 0)
+        };
+        if came(&self.int) {
+            Some(ExitStatus::Interrupted)
+        } else if came(&self.term) {
+            Some(ExitStatus::Terminated)
+        } else {
+            None
+        }
+    }
+}
+
+impl Drop for Stops {
+    fn drop(&mut self) {
+        for id in self.ids.drain(..) {
+            signal_hook::low_level::unregister(id);
+        }
+    }
+}
+
+/// The relay's state between batches.
+struct Relay<'a> {
+    args: &'a RelayArgs,
+    /// `SOURCE -> DESTINATION`, for its lines.
+    route: String,
+    forwarded: u64,
+    refused: u64,
+    /// Forwarded since the last line of progress, and when that was.
+    since_line: u64,
+    line_at: Instant,
+    /// Since when a side has been failing, and the failure.
+    down: Option<(Instant, SystemTime)>,
+    backoff: Duration,
+}
+
+impl Relay<'_> {
+    fn say(&self, what: &str) {
+        eprintln!("spool: relay {}: {what}", self.route);
+    }
+}
+
+fn forward<S: Open, D: Open>(source: End, destination: End, args: &RelayArgs) -> Outcome {
+    let route = format!("{} -> {}", source.shown(), destination.shown());
+    let mut src = Side::<S>::new(source);
+    let mut dst = Side::<D>::new(destination);
+    let stops = Stops::new()?;
+    let mut relay = Relay {
+        args,
+        route,
+        forwarded: 0,
+        refused: 0,
+        since_line: 0,
+        line_at: Instant::now(),
+        down: None,
+        backoff: BACKOFF_FIRST,
+    };
+    // Which source handle holds the relay lock (it goes when the handle closes), and
+    // whether the two ends were found to be different queues.
+    let mut locked = false;
+    let mut identity: Option<String> = None;
+    loop {
+        if let Some(stop) = stops.stopped() {
+            relay.stopping(stop);
+            return Ok(stop);
+        }
+        let step = batch(
+            &mut src,
+            &mut dst,
+            &mut locked,
+            &mut identity,
+            args.batch,
+            &relay,
+        );
+        match step {
+            Ok(moved) => {
+                if let Some((at, _)) = relay.down.take() {
+                    relay.say(&format!(
+                        "up again after {}",
+                        timefmt::age(at.elapsed().as_secs_f64())
+                    ));
+                }
+                relay.backoff = BACKOFF_FIRST;
+                relay.forwarded += moved.forwarded;
+                relay.refused += moved.refused;
+                relay.since_line += moved.forwarded;
+                if moved.forwarded + moved.refused > 0 {
+                    if args.wait && relay.line_at.elapsed() >= PROGRESS_EVERY {
+                        relay.progress(&mut src);
+                    }
+                    continue;
+                }
+                if !args.wait {
+                    return Ok(if relay.refused > 0 {
+                        ExitStatus::SomeFailed
+                    } else {
+                        ExitStatus::Success
+                    });
+                }
+                if relay.since_line > 0 && relay.line_at.elapsed() >= PROGRESS_EVERY {
+                    relay.progress(&mut src);
+                }
+                idle(&mut src, &stops);
+            }
+            Err(Fault::Refuse(failure)) => return Err(failure),
+            Err(fault) => {
+                let (side_remote, error) = match fault {
+                    Fault::Source(e) => {
+                        let remote = src.end.remote;
+                        src.close();
+                        locked = false;
+                        (remote, e)
+                    }
+                    Fault::Destination(e) => {
+                        let remote = dst.end.remote;
+                        dst.close();
+                        (remote, e)
+                    }
+                    Fault::Refuse(_) => unreachable!("matched above"),
+                };
+                if !args.wait {
+                    relay.say(&format!(
+                        "{error} (forwarded {}; the rest waits at the source)",
+                        relay.forwarded
+                    ));
+                    return Ok(if side_remote {
+                        ExitStatus::Unreachable
+                    } else {
+                        ExitStatus::Error
+                    });
+                }
+                if relay.down.is_none() {
+                    relay.down = Some((Instant::now(), SystemTime::now()));
+                    relay.say(&format!("down: {error}; trying again"));
+                }
+                if let Some(stop) = pause::<S::Queue>(relay.backoff, &stops) {
+                    relay.stopping(stop);
+                    return Ok(stop);
+                }
+                relay.backoff = (relay.backoff * 2).min(BACKOFF_MAX);
+            }
+        }
+    }
+}
+
+impl Relay<'_> {
+    /// A line of progress: forwarded since the last, in all, and what waits.
+    fn progress<S: Open>(&mut self, src: &mut Side<S>) {
+        let waiting = src
+            .queue
+            .as_ref()
+            .and_then(|q| q.waiting().ok())
+            .map_or(String::new(), |n| format!(", {n} waiting"));
+        self.say(&format!(
+            "forwarded {} ({} in all){waiting}",
+            self.since_line, self.forwarded
+        ));
+        self.since_line = 0;
+        self.line_at = Instant::now();
+    }
+
+    /// The last line of a relay that a signal stopped.
+    fn stopping(&self, _stop: ExitStatus) {
+        if self.args.wait {
+            self.say(&format!("stopped; forwarded {}", self.forwarded));
+        }
+    }
+}
+
+/// Sleeps until the source may have changed, or a signal came.
+fn idle<S: Open>(src: &mut Side<S>, stops: &Stops) {
+    let mut sleep = store::POLL_INTERVAL;
+    if let Some(Ok(Some(due))) = src.queue.as_ref().map(|q| q.next_due()) {
+        sleep = sleep.min(Duration::from_millis(due.saturating_sub(store::now_ms())));
+    }
+    let sleep = sleep.max(Duration::from_millis(1));
+    let extra = [stops.int.as_fd(), stops.term.as_fd()];
+    match src.waiter.as_mut() {
+        Some(waiter) => {
+            waiter.wait_also(sleep, &extra, true);
+        }
+        None => {
+            <S::Queue as Queue>::Waiter::default().wait_also(sleep, &extra, false);
+        }
+    }
+}
+
+/// Sleeps `pause`, or until a signal comes: which one.
+fn pause<Q: Queue>(pause: Duration, stops: &Stops) -> Option<ExitStatus> {
+    let extra = [stops.int.as_fd(), stops.term.as_fd()];
+    let deadline = Instant::now() + pause;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return None;
+        }
+        // A waiter that watches nothing: a sleep that a signal ends.
+        let ready = Q::Waiter::default().wait_also(left, &extra, false);
+        if ready != 0 {
+            return stops.stopped();
+        }
+    }
+}
+
+/// Forwards one batch: `Ok` with what moved (nothing: the source is empty or missing).
+fn batch<S: Open, D: Open>(
+    src: &mut Side<S>,
+    dst: &mut Side<D>,
+    locked: &mut bool,
+    identity: &mut Option<String>,
+    n: usize,
+    relay: &Relay<'_>,
+) -> Result<Moved, Fault> {
+    let Some(source) = src.queue(false, relay.args.wait).map_err(Fault::Source)? else {
+        return Ok(Moved::default());
+    };
+    if !*locked {
+        if !source.lock_relay().map_err(Fault::Source)? {
+            return Err(Fault::Refuse(Failure::Usage(format!(
+                "relay {}: another relay is running from {}",
+                relay.route, src.end.queue
+            ))));
+        }
+        *locked = true;
+    }
+    let source = src.queue.as_ref().expect("opened above");
+    let ident = match identity {
+        Some(ident) => ident.clone(),
+        None => {
+            let ident = source.identity().map_err(Fault::Source)?;
+            let Some(target) = dst.queue(true, false).map_err(Fault::Destination)? else {
+                unreachable!("created")
+            };
+            if target.identity().map_err(Fault::Destination)? == ident {
+                return Err(Fault::Refuse(Failure::Usage(format!(
+                    "relay {}: the source and the destination are the same queue",
+                    relay.route
+                ))));
+            }
+            *identity = Some(ident.clone());
+            ident
+        }
+    };
+    // Take the batch, up to n messages and about BATCH_BYTES.
+    let mut claims: Vec<ClaimOf<S>> = Vec::new();
+    let mut bytes = 0u64;
+    while claims.len() < n && bytes < BATCH_BYTES {
+        let more = source
+            .take(TAKE_CHUNK.min(n - claims.len()), TAKE)
+            .map_err(Fault::Source)?;
+        if more.is_empty() {
+            break;
+        }
+        for mut c in more {
+            // The size only paces the batch: one that cannot be told counts nothing.
+            bytes += c.payload().size().unwrap_or(0);
+            claims.push(c);
+        }
+    }
+    if claims.is_empty() {
+        return Ok(Moved::default());
+    }
+    let give_back = |source: &S::Queue, claims: Vec<ClaimOf<S>>| {
+        // What cannot be given back returns when this process ends.
+        let _ = source.give_back(claims);
+    };
+    let target = match dst.queue(true, false) {
+        Ok(Some(t)) => t,
+        Ok(None) => unreachable!("created"),
+        Err(e) => {
+            give_back(source, claims);
+            return Err(Fault::Destination(e));
+        }
+    };
+    let mut staged = match target.stage(claims.len() > 1) {
+        Ok(b) => b,
+        Err(e) => {
+            give_back(source, claims);
+            return Err(Fault::Destination(e));
+        }
+    };
+    let mut sent: Vec<ClaimOf<S>> = Vec::with_capacity(claims.len());
+    let mut refused: Vec<(ClaimOf<S>, Error)> = Vec::new();
+    let mut claims = claims.into_iter();
+    while let Some(mut claim) = claims.next() {
+        let meta = Meta {
+            opts: PushOptions {
+                priority: claim.priority(),
+                due: None,
+                expires: claim.expires(),
+            },
+            key: Some(format!("relay:{ident}:{}", claim.id())),
+        };
+        let added = staged.add_with(meta, |sink| copy(claim.payload(), sink));
+        match added {
+            Ok(()) => sent.push(claim),
+            // The destination refused this message (too large): not a failure of its own.
+            Err(e) if e.raw_os_error().is_none() => refused.push((claim, e)),
+            Err(e) => {
+                drop(staged);
+                let mut back: Vec<ClaimOf<S>> = sent;
+                back.push(claim);
+                back.extend(refused.into_iter().map(|(c, _)| c));
+                back.extend(claims);
+                give_back(source, back);
+                return Err(Fault::Destination(e));
+            }
+        }
+    }
+    if let Err(e) = staged.publish(PushOptions::default()) {
+        let mut back = sent;
+        back.extend(refused.into_iter().map(|(c, _)| c));
+        give_back(source, back);
+        return Err(Fault::Destination(e));
+    }
+    // Committed at the destination: now, and only now, removed from the source.
+    let forwarded = sent.len() as u64;
+    let mut removed = 0;
+    source
+        .remove_delivered(sent, &mut removed)
+        .and_then(|()| source.sync_removals(removed))
+        .map_err(Fault::Source)?;
+    let mut moved = Moved {
+        forwarded,
+        refused: 0,
+    };
+    for (claim, why) in refused {
+        let id = claim.id();
+        source
+            .settle(claim, Verdict::Fail { reason: REFUSED })
+            .map_err(Fault::Source)?;
+        relay.say(&format!(
+            "message {id} refused: {why} (moved to failed, reason {REFUSED})"
+        ));
+        moved.refused += 1;
+    }
+    Ok(moved)
+}
+
+/// Copies a payload into a sink.
+fn copy(payload: &mut store::Payload, sink: &mut store::Sink<'_>) -> store::Result<()> {
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        let n = match std::io::Read::read(payload, &mut buf) {
+            Ok(0) => return Ok(()),
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(Error::io("read", "message", e)),
+        };
+        sink.write_all(&buf[..n])?;
+    }
+}
