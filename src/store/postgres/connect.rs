@@ -38,6 +38,8 @@ use tls::{Check, Roots};
 
 /// How long a connection may take when neither the URL nor `PGCONNECT_TIMEOUT` says.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long sent data may stay unacknowledged before the connection is given up.
+const TCP_USER_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The Unix socket directory when no host is given: Debian's (libpq's default there).
 const DEFAULT_SOCKET_DIR: &str = "/var/run/postgresql";
@@ -440,6 +442,20 @@ impl Settings {
         config.user(&user).dbname(&dbname);
         if parsed.param("application_name").is_none() {
             config.application_name(var("PGAPPNAME").as_deref().unwrap_or("spool"));
+        }
+        // A network cut must fail a command, not hang it: data unacknowledged for 30 s,
+        // or an idle connection unanswered for about a minute, ends the connection.
+        if parsed.param("tcp_user_timeout").is_none() {
+            config.tcp_user_timeout(TCP_USER_TIMEOUT);
+        }
+        if parsed.param("keepalives_idle").is_none() {
+            config.keepalives_idle(Duration::from_secs(30));
+        }
+        if parsed.param("keepalives_interval").is_none() {
+            config.keepalives_interval(Duration::from_secs(10));
+        }
+        if parsed.param("keepalives_retries").is_none() {
+            config.keepalives_retries(3);
         }
         if parsed.param("connect_timeout").is_none() {
             let timeout = match var("PGCONNECT_TIMEOUT") {
