@@ -25,7 +25,7 @@ pub use values::{Count, Dur, Key, Time, Token, TokenOrId};
     version,
     propagate_version = true,
     max_term_width = 100,
-    after_help = "Examples:\n  echo hello | spool push\n  spool pop\n  producer | spool -q jobs push --lines\n  spool -q jobs pop -n 10 --lines | consumer\n\nExit status: 0 success, 1 nothing to return, 2 error, 3 run or fsck found failures, run stopped by SIGINT or SIGTERM exits as killed by the signal (the shell reports 130 or 143)."
+    after_help = "Examples:\n  echo hello | spool push\n  spool pop\n  producer | spool -q jobs push --lines\n  spool -q jobs pop -n 10 --lines | consumer\n\nExit status: 0 success, 1 nothing to return, 2 error, 3 run or fsck found failures (relay: messages refused), 75 relay could not reach the other place, run and relay stopped by SIGINT or SIGTERM exit as killed by the signal (the shell reports 130 or 143)."
 )]
 pub struct Cli {
     /// Spool directory [default: $SPOOL_DIR, else $XDG_STATE_HOME/spool, else ~/.local/state/spool]
