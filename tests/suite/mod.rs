@@ -31,6 +31,7 @@ mod postgres_harness;
 mod postgres_wait;
 mod push;
 mod queues;
+mod relay;
 mod roots;
 mod run;
 mod run_lifecycle;
