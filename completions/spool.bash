@@ -58,6 +58,9 @@ _spool() {
             spool,queues)
                 cmd="spool__subcmd__queues"
                 ;;
+            spool,relay)
+                cmd="spool__subcmd__relay"
+                ;;
             spool,requeue)
                 cmd="spool__subcmd__requeue"
                 ;;
@@ -112,6 +115,9 @@ _spool() {
             spool__subcmd__help,queues)
                 cmd="spool__subcmd__help__subcmd__queues"
                 ;;
+            spool__subcmd__help,relay)
+                cmd="spool__subcmd__help__subcmd__relay"
+                ;;
             spool__subcmd__help,requeue)
                 cmd="spool__subcmd__help__subcmd__requeue"
                 ;;
@@ -131,7 +137,7 @@ _spool() {
 
     case "${cmd}" in
         spool)
-            opts="-q -h -V --dir --url --queue --help --version push pop peek claim show ack nack extend requeue run list len stats clear fsck queues completions help"
+            opts="-q -h -V --dir --url --queue --help --version push pop peek claim show ack nack extend requeue run relay list len stats clear fsck queues completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -382,7 +388,7 @@ _spool() {
             return 0
             ;;
         spool__subcmd__help)
-            opts="push pop peek claim show ack nack extend requeue run list len stats clear fsck queues completions help"
+            opts="push pop peek claim show ack nack extend requeue run relay list len stats clear fsck queues completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -578,6 +584,20 @@ _spool() {
             return 0
             ;;
         spool__subcmd__help__subcmd__queues)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        spool__subcmd__help__subcmd__relay)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -845,7 +865,7 @@ _spool() {
             return 0
             ;;
         spool__subcmd__push)
-            opts="-q -l -0 -h -V --dir --url --queue --lines --null --print-id --delay --at --priority --ttl --help --version"
+            opts="-q -l -0 -h -V --dir --url --queue --lines --null --print-id --key --delay --at --priority --ttl --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -867,6 +887,10 @@ _spool() {
                     return 0
                     ;;
                 -q)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --key)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -916,6 +940,59 @@ _spool() {
                     return 0
                     ;;
                 -q)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        spool__subcmd__relay)
+            opts="-q -w -h -V --dir --url --queue --to --from --to-queue --from-queue --wait --batch --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --dir)
+                    COMPREPLY=()
+                    if [[ "${BASH_VERSINFO[0]}" -ge 4 ]]; then
+                        compopt -o plusdirs
+                    fi
+                    return 0
+                    ;;
+                --url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --queue)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -q)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --to)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --from)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --to-queue)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --from-queue)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --batch)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
