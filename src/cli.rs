@@ -65,7 +65,7 @@ pub enum Command {
     /// message (binary-safe, any size, streamed to disk). A message is on disk, fsynced,
     /// when push exits 0. Several messages are published together, in order.
     #[command(
-        after_help = "Examples:\n  spool push 'first job' 'second job'\n  tar c dir | spool -q backups push\n  find . -name '*.log' | spool push --lines\n  find . -print0 | spool push -0 --print-id"
+        after_help = "Examples:\n  spool push 'first job' 'second job'\n  tar c dir | spool -q backups push\n  find . -name '*.log' | spool push --lines\n  find . -print0 | spool push -0 --print-id\n  spool -q index push --key rebuild-index 'rebuild the index'"
     )]
     Push(PushArgs),
 
@@ -159,12 +159,9 @@ pub enum Command {
     /// Exit status: 0 everything forwarded; 3 some refused; 75 PLACE could not be reached
     /// (try again later), with what could be forwarded forwarded; 2 other errors; killed
     /// by the signal when SIGINT or SIGTERM stopped it.
-    #[command(after_help = "Examples:
-  spool -q outbox relay --to postgres://spool@db.example/queues --to-queue jobs
-  spool -q inbox relay --wait --from postgres://spool@db.example/queues --from-queue work
-  spool -q jobs relay --to /mnt/newdisk/spool
-  # crontab: forward every minute, and mail when the database was away
-  * * * * * spool -q outbox relay --to \"$CENTRAL\" || echo \"relay: exit $?\"")]
+    #[command(
+        after_help = "Examples:\n  # CENTRAL: a URL (postgres://spool@db.example/queues) or a spool directory\n  spool -q outbox relay --to \"$CENTRAL\" --to-queue jobs\n  spool -q inbox relay --from \"$CENTRAL\" --from-queue work\n  # crontab: forward every minute; cron mails the line when the other place was away\n  * * * * * spool -q outbox relay --to \"$CENTRAL\" || echo \"relay: exit $?\""
+    )]
     Relay(RelayArgs),
 
     /// List messages in order: id, size, enqueue time, preview (and state details)

@@ -122,6 +122,9 @@ done
 spool \-q nightly run \-j 4 \-\- ./job.sh || echo "some jobs failed"
 spool push \-\-delay 1h \-\-priority 9 "remind me"
 spool list \-\-state failed; spool requeue \-\-all
+# CENTRAL: a URL (postgres://spool@db.example/queues) or a spool directory
+spool \-q outbox relay \-\-to "$CENTRAL" \-\-to\-queue jobs
+spool \-q inbox relay \-\-from "$CENTRAL" \-\-from\-queue work
 .fi
 .SH "SEE ALSO"
 .BR flock (2),

@@ -2,6 +2,7 @@
 //! case per example, matched by its text.
 
 use super::{Case, Ran};
+use crate::harness::Cmd;
 
 /// Pushes "job 1", "bad job" and "job 2": process and ./job.sh succeed, then fail, then
 /// succeed.
@@ -175,6 +176,14 @@ pub(super) const CASES: &[Case] = &[
             assert_eq!(r.stdout, ids.concat(), "one id a path");
             assert!(r.s.pop_all("default") == paths);
         },
+    },
+    Case {
+        example: "spool -q index push --key rebuild-index 'rebuild the index'",
+        given: "spool -q index push --key rebuild-index 'rebuild the index'",
+        waits: false,
+        status: 0,
+        stderr: "spool: push to index: message 1 holds the key rebuild-index: nothing was pushed\n",
+        then: |r| assert_eq!(r.s.pop_all_text("index"), ["rebuild the index"]),
     },
     // pop.
     Case {
@@ -383,6 +392,59 @@ pub(super) const CASES: &[Case] = &[
             assert_eq!(r.got("job.sh"), "1|job 1\n2|bad job\n");
             // The bad job waits for its retry.
             assert_eq!(r.states("nightly"), Ran::all(&[2], "delayed"));
+        },
+    },
+    // relay: CENTRAL is a spool directory here (the same commands take a URL).
+    Case {
+        example: "# CENTRAL: a URL (postgres://spool@db.example/queues) or a spool directory
+                  spool -q outbox relay --to \"$CENTRAL\" --to-queue jobs",
+        given: "spool -q outbox push 'job 1' 'job 2'\nCENTRAL=$PWD/../central",
+        waits: false,
+        status: 0,
+        stderr: "",
+        then: |r| {
+            assert_eq!(r.states("outbox"), []);
+            let central = Cmd::at(&r.s.outside("central"));
+            let out = central
+                .args(["-q", "jobs", "pop", "-n", "9", "--lines"])
+                .run();
+            out.success().stdout_is("job 1\njob 2\n");
+        },
+    },
+    Case {
+        example: "spool -q inbox relay --from \"$CENTRAL\" --from-queue work",
+        given: "CENTRAL=$PWD/../central\nspool --dir \"$CENTRAL\" -q work push 'job 1' 'job 2'",
+        waits: false,
+        status: 0,
+        stderr: "",
+        then: |r| {
+            assert_eq!(r.s.pop_all_text("inbox"), ["job 1", "job 2"]);
+            let central = Cmd::at(&r.s.outside("central"));
+            central
+                .args(["-q", "work", "len"])
+                .run()
+                .success()
+                .stdout_is("0\n");
+        },
+    },
+    Case {
+        example:
+            "# crontab: forward every minute; cron mails the line when the other place was away
+                  * * * * * spool -q outbox relay --to \"$CENTRAL\" || echo \"relay: exit $?\"",
+        given: "spool -q outbox push 'job 1'\nCENTRAL=$PWD/../central",
+        waits: false,
+        status: 0,
+        stderr: "",
+        then: |r| {
+            // Everything went: nothing for cron to mail.
+            assert_eq!(r.stdout, "");
+            assert_eq!(r.states("outbox"), []);
+            let central = Cmd::at(&r.s.outside("central"));
+            central
+                .args(["-q", "outbox", "len"])
+                .run()
+                .success()
+                .stdout_is("1\n");
         },
     },
     // list.
