@@ -171,10 +171,10 @@ impl store::Claim for Taken {
     }
 
     fn priority(&self) -> u8 {
-        0
+        self.priority
     }
 
     fn expires(&self) -> Option<u64> {
-        None
+        self.expires
     }
 }
