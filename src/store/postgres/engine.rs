@@ -142,10 +142,10 @@ impl Batch for Staged<'_> {
 
     fn add_with(
         &mut self,
-        _meta: store::Meta,
-        _write: impl FnOnce(&mut Sink<'_>) -> Result<()>,
+        meta: store::Meta,
+        write: impl FnOnce(&mut Sink<'_>) -> Result<()>,
     ) -> Result<()> {
-        Err(store::Error::invalid("push", None, "not built yet"))
+        Staged::add_with(self, meta, write)
     }
 
     fn publish(self, opts: PushOptions) -> Result<Published> {

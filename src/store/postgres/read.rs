@@ -63,7 +63,7 @@ impl Postgres {
 
 /// The columns of a message's metadata, for [`info`].
 pub(crate) const INFO: &str = "state, id, octet_length(payload)::bigint, enqueued_at, attempts, priority, \
-                    coalesce(due_at, lease_until), expires_at, reason";
+                    coalesce(due_at, lease_until), expires_at, reason, key";
 
 fn state(name: &str) -> State {
     match name {
@@ -76,7 +76,6 @@ fn state(name: &str) -> State {
 
 pub(crate) fn info(row: &postgres::Row) -> Info {
     Info {
-        key: None,
         state: state(row.get(0)),
         id: row.get::<_, i64>(1) as u64,
         size: row.get::<_, i64>(2) as u64,
@@ -86,6 +85,7 @@ pub(crate) fn info(row: &postgres::Row) -> Info {
         until: row.get::<_, Option<std::time::SystemTime>>(6).map(millis),
         expires: row.get::<_, Option<std::time::SystemTime>>(7).map(millis),
         reason: row.get(8),
+        key: row.get(9),
     }
 }
 
