@@ -435,3 +435,34 @@ fn postgres_a_queue_has_an_identity_of_its_own() {
     let elsewhere = other.engine().create("b").unwrap().identity().unwrap();
     assert_ne!(elsewhere, b);
 }
+
+#[test]
+fn postgres_fsck_finds_messages_sharing_a_key() {
+    let Some(db) = Database::new() else { return };
+    db.run(&["push", "a", "b", "c"]).success();
+    db.prints(&["fsck"], "");
+    // Only a table without the unique index can hold them.
+    db.sql(
+        "DROP INDEX spool.messages_key; \
+         UPDATE spool.messages SET key = 'k' WHERE id IN (1, 3)",
+    );
+    let out = db.run(&["fsck"]);
+    assert_eq!(out.code, 3, "{out:?}");
+    assert!(
+        out.text().ends_with(": messages 1 3 hold the same key k\n"),
+        "{out:?}"
+    );
+    let out = db.run(&["fsck", "--repair"]);
+    out.success();
+    assert!(
+        out.text().ends_with(
+            ": messages 1 3 hold the same key k (repaired: all but the first lose the key)\n"
+        ),
+        "{out:?}"
+    );
+    db.prints(&["fsck"], "");
+    assert_eq!(
+        db.sql("SELECT id, coalesce(key, '-') FROM spool.messages ORDER BY id"),
+        "1|k\n2|-\n3|-\n"
+    );
+}
