@@ -28,6 +28,7 @@ mod postgres_engine;
 mod postgres_errors;
 mod postgres_faults;
 mod postgres_harness;
+mod postgres_keys;
 mod postgres_wait;
 mod push;
 mod queues;

@@ -394,7 +394,7 @@ fn a_schema_newer_than_the_binary_is_refused_by_every_command_and_left_alone() {
             let out = spool(&url, &all);
             refused(
                 &out,
-                "schema spool is version 99, newer than this spool knows (2): upgrade spool",
+                "schema spool is version 99, newer than this spool knows (3): upgrade spool",
             );
         }
     }
@@ -456,15 +456,15 @@ fn a_schema_of_version_1_is_upgraded_on_first_use_with_its_messages() {
     );
     assert_eq!(
         pg.psql(pg.db(), "SELECT version FROM spool.version"),
-        "2
+        "3
 "
     );
     assert_eq!(
         pg.psql(
             pg.db(),
-            "SELECT string_agg(table_name || '.' || column_name, ' ' ORDER BY table_name, column_name)              FROM information_schema.columns WHERE table_schema = 'spool'              AND column_name IN ('published', 'record', 'holder')"
+            "SELECT string_agg(table_name || '.' || column_name, ' ' ORDER BY table_name, column_name)              FROM information_schema.columns WHERE table_schema = 'spool'              AND column_name IN ('published', 'record', 'holder', 'key')"
         ),
-        "consumed.record messages.holder queues.published\n"
+        "consumed.record holders.key messages.holder messages.key queues.published\n"
     );
     // Every message is there, in order (priority first), bytes equal.
     let pop = |queue: &str, expected: &[u8]| {

@@ -260,28 +260,26 @@ impl Queue {
             let mut tx = client.transaction()?;
             let first = self.lock_counter(&mut tx)?;
             let sql = if wanted.is_empty() {
-                "SELECT id FROM spool.messages WHERE queue = $1 AND state = 'failed' \
+                "SELECT id, key FROM spool.messages WHERE queue = $1 AND state = 'failed' \
                  AND cardinality($2::bigint[]) = 0 ORDER BY id FOR UPDATE"
             } else {
-                "SELECT id FROM spool.messages WHERE queue = $1 AND id = ANY($2) \
+                "SELECT id, key FROM spool.messages WHERE queue = $1 AND id = ANY($2) \
                  AND state = 'failed' ORDER BY id FOR UPDATE"
             };
-            let found: Vec<i64> = tx
-                .query_typed(
-                    sql,
-                    &[(&self.name, Type::TEXT), (&wanted, Type::INT8_ARRAY)],
-                )?
-                .iter()
-                .map(|r| r.get(0))
-                .collect();
+            let rows = tx.query_typed(
+                sql,
+                &[(&self.name, Type::TEXT), (&wanted, Type::INT8_ARRAY)],
+            )?;
+            let found: Vec<i64> = rows.iter().map(|r| r.get(0)).collect();
+            let keys = self.requeued_keys(&mut tx, &rows)?;
             if !found.is_empty() {
                 self.set_counter(&mut tx, first + found.len() as i64)?;
                 tx.execute(
                     "UPDATE spool.messages m SET state = 'ready', attempts = 0, reason = NULL, \
-                     expires_at = NULL, position = $3 + f.n - 1 \
-                     FROM unnest($2::bigint[]) WITH ORDINALITY AS f(id, n) \
+                     expires_at = NULL, position = $3 + f.n - 1, key = f.key \
+                     FROM unnest($2::bigint[], $4::text[]) WITH ORDINALITY AS f(id, key, n) \
                      WHERE m.queue = $1 AND m.id = f.id",
-                    &[&self.name, &found, &first],
+                    &[&self.name, &found, &first, &keys],
                 )?;
                 self.changed(&mut tx)?;
             }
@@ -290,6 +288,39 @@ impl Queue {
         };
         let moved = run().map_err(|e| self.error("requeue messages of", &e))?;
         Ok(crate::store::moved_and_missing(ids, moved))
+    }
+
+    /// The keys that dead letters being requeued (`rows` of id and key, in id order)
+    /// keep: a dead letter holds no key, and while it was one, another message may have
+    /// taken its key. Such a message comes back without its key (`None`), as does a
+    /// later one of the same requeue with the key of an earlier one: requeue never fails
+    /// for a key, and no two messages in the queue hold one. The queue's row lock, held
+    /// by the caller, keeps pushes out meanwhile.
+    fn requeued_keys(
+        &self,
+        tx: &mut Transaction<'_>,
+        rows: &[postgres::Row],
+    ) -> std::result::Result<Vec<Option<String>>, postgres::Error> {
+        let mut keys: Vec<Option<String>> = rows.iter().map(|r| r.get(1)).collect();
+        let asked: Vec<&str> = keys.iter().flatten().map(String::as_str).collect();
+        if asked.is_empty() {
+            return Ok(keys);
+        }
+        let mut held: std::collections::HashSet<String> = tx
+            .query_typed(
+                "SELECT key FROM spool.messages \
+                 WHERE queue = $1 AND key = ANY($2) AND state <> 'failed'",
+                &[(&self.name, Type::TEXT), (&asked, Type::TEXT_ARRAY)],
+            )?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        for key in &mut keys {
+            if key.as_ref().is_some_and(|k| !held.insert(k.clone())) {
+                *key = None;
+            }
+        }
+        Ok(keys)
     }
 
     pub(crate) fn show(&self, what: &str) -> Result<Option<(Info, Payload)>> {
@@ -307,7 +338,7 @@ impl Queue {
             let id = crate::store::parse_message_id(what)?.min(i64::MAX as u64) as i64;
             self.select_one("", &[&self.name, &id])?
         };
-        Ok(row.map(|row| (info(&row), Payload::Memory(Cursor::new(row.get(9))))))
+        Ok(row.map(|row| (info(&row), Payload::Memory(Cursor::new(row.get(10))))))
     }
 
     /// One message's metadata and payload by id (`$2`), with `more` conditions.

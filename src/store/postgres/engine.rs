@@ -127,7 +127,7 @@ impl store::Queue for Queue {
     }
 
     fn identity(&self) -> Result<String> {
-        Err(store::Error::invalid("relay", None, "not built yet"))
+        Queue::identity(self)
     }
 
     fn lock_relay(&self) -> Result<bool> {
@@ -146,10 +146,10 @@ impl Batch for Staged<'_> {
 
     fn add_with(
         &mut self,
-        _meta: store::Meta,
-        _write: impl FnOnce(&mut Sink<'_>) -> Result<()>,
+        meta: store::Meta,
+        write: impl FnOnce(&mut Sink<'_>) -> Result<()>,
     ) -> Result<()> {
-        Err(store::Error::invalid("push", None, "not built yet"))
+        Staged::add_with(self, meta, write)
     }
 
     fn publish(self, opts: PushOptions) -> Result<Published> {
@@ -175,10 +175,10 @@ impl store::Claim for Taken {
     }
 
     fn priority(&self) -> u8 {
-        0
+        self.priority
     }
 
     fn expires(&self) -> Option<u64> {
-        None
+        self.expires
     }
 }

@@ -2,7 +2,8 @@
 //! opening), claims whose holder is gone, and rows in a shape the engine never writes
 //! (a table changed by hand, or by another program). With `--repair`, each is mended in
 //! one transaction under the queue's row lock: a claim goes back to its place, a message
-//! without a place goes to the back of the queue, the counter moves past every id.
+//! without a place goes to the back of the queue, the counter moves past every id, and
+//! of messages sharing a key, all but the first lose it.
 
 use std::fmt::Write as _;
 
@@ -190,6 +191,34 @@ impl Queue {
                     place: self.place(None),
                     problem,
                     repair: repair.then(|| "all but the first placed at the back".to_string()),
+                });
+            }
+            // Two messages in the queue with one key (the unique index messages_key
+            // forbids it; a table changed by hand may not have it).
+            let rows = tx.query(
+                "SELECT key, array_agg(id ORDER BY id) FROM spool.messages \
+                 WHERE queue = $1 AND key IS NOT NULL AND state <> 'failed' \
+                 GROUP BY key HAVING count(*) > 1 ORDER BY key",
+                &[&self.name],
+            )?;
+            for row in rows {
+                let key: String = row.get(0);
+                let ids: Vec<i64> = row.get(1);
+                if repair {
+                    tx.execute(
+                        "UPDATE spool.messages SET key = NULL WHERE queue = $1 AND id = ANY($2)",
+                        &[&self.name, &&ids[1..]],
+                    )?;
+                }
+                let mut problem = String::from("messages");
+                for id in &ids {
+                    let _ = write!(problem, " {id}");
+                }
+                let _ = write!(problem, " hold the same key {key}");
+                findings.push(Finding {
+                    place: self.place(None),
+                    problem,
+                    repair: repair.then(|| "all but the first lose the key".to_string()),
                 });
             }
             tx.commit()

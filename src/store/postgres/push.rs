@@ -2,13 +2,23 @@
 //!
 //! The transaction locks the queue's row of `spool.queues` first (`FOR UPDATE`), then
 //! promotes due delayed messages, then inserts the new ones with ids from the row's
-//! `next_id` (a statement per chunk of up to 1,000 messages, from an array), moves
-//! `next_id` past them and records them in the rate of publishing, and notifies the
-//! queue's waiters (delivered at the commit): producers of one queue are serialised until
-//! they commit, so ids commit in increasing order (strict FIFO within a priority). A
-//! payload is sent whole (bytea), so a message is held in memory and limited to
-//! [`MAX_PAYLOAD`].
+//! `next_id` (one statement from arrays for up to 1,000 messages and 16 MiB, a binary
+//! COPY beyond), moves `next_id` past them and records them in the rate of publishing,
+//! and notifies the queue's waiters (delivered at the commit): producers of one queue are
+//! serialised until they commit, so ids commit in increasing order (strict FIFO within a
+//! priority). A payload is sent whole (bytea), so a message is held in memory and
+//! limited to [`MAX_PAYLOAD`].
+//!
+//! A batch whose messages all have the options of `publish` goes by statements with
+//! those options as single values. One with messages of their own options (`add_with`)
+//! carries each row's priority, due time, expiry and key. Keys: under the same row lock
+//! (which every push and every requeue of the queue takes, the only changes that make a
+//! message hold a key), one query finds which of the batch's keys are held by messages
+//! in the queue (not by dead letters); a message whose key is held, or was taken by an
+//! earlier one of the batch, is not inserted, and takes no id. The partial unique index
+//! `messages_key` is the net under this.
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::time::SystemTime;
 
@@ -21,7 +31,7 @@ use super::connect::db_error;
 use super::listen::CHANNEL;
 use super::rates::recorded;
 use crate::clock::now_ms;
-use crate::store::{Error, Published, PushOptions, Result, Sink};
+use crate::store::{Duplicate, Error, Meta, Published, PushOptions, Result, Sink};
 
 /// The largest payload a message may have: bytea holds up to 1 GB.
 pub(crate) const MAX_PAYLOAD: usize = 1 << 30;
@@ -41,6 +51,10 @@ pub(crate) fn millis(t: SystemTime) -> u64 {
 pub struct Staged<'q> {
     queue: &'q Queue,
     messages: Vec<Vec<u8>>,
+    /// The messages added with options of their own (`add_with`), by index, in order;
+    /// the others are published with the options of `publish`. Empty for a uniform
+    /// batch, which goes by the statement it always did.
+    own: Vec<(usize, Meta)>,
 }
 
 impl Queue {
@@ -48,8 +62,19 @@ impl Queue {
         Staged {
             queue: self,
             messages: Vec::new(),
+            own: Vec::new(),
         }
     }
+}
+
+/// One message as inserted: where it is in the batch, and its own options.
+struct Row<'a> {
+    index: usize,
+    priority: i16,
+    /// Set when delayed (due after now).
+    due: Option<SystemTime>,
+    expires: Option<SystemTime>,
+    key: Option<&'a str>,
 }
 
 impl Staged<'_> {
@@ -67,6 +92,16 @@ impl Staged<'_> {
             ));
         }
         self.messages.push(bytes);
+        Ok(())
+    }
+
+    pub(crate) fn add_with(
+        &mut self,
+        meta: Meta,
+        write: impl FnOnce(&mut Sink<'_>) -> Result<()>,
+    ) -> Result<()> {
+        self.add(write)?;
+        self.own.push((self.messages.len() - 1, meta));
         Ok(())
     }
 
@@ -89,77 +124,19 @@ impl Staged<'_> {
             };
             let mut next: i64 = row.get(0);
             promote(&mut tx, &queue.name, now, &mut next)?;
-            let delayed = opts.due.is_some_and(|due| due > now);
-            let state = if delayed { "delayed" } else { "ready" };
-            let due = opts.due.filter(|_| delayed).map(time);
-            let expires = opts.expires.map(time);
-            let priority = i16::from(opts.priority);
-            // Ids first_id, first_id + 1, … in order.
-            const INSERT: &str = "INSERT INTO spool.messages \
-                 (queue, id, position, priority, state, payload, enqueued_at, due_at, expires_at) \
-                 SELECT $1, $2 + t.n - 1, CASE WHEN $4 = 'ready' THEN $2 + t.n - 1 END, \
-                        $3, $4, t.p, $5, $6, $7 \
-                 FROM unnest($8::bytea[]) WITH ORDINALITY AS t(p, n)";
             let enqueued = time(now);
             let mut published = Published::default();
-            let chunks = chunks(&self.messages);
-            if chunks.len() == 1 {
-                // One statement, typed (no statement prepared first).
-                let payloads: Vec<&[u8]> = chunks[0].iter().map(Vec::as_slice).collect();
-                tx.execute_typed(
-                    INSERT,
-                    &[
-                        (&queue.name, Type::TEXT),
-                        (&next, Type::INT8),
-                        (&priority, Type::INT2),
-                        (&state, Type::TEXT),
-                        (&enqueued, Type::TIMESTAMPTZ),
-                        (&due, Type::TIMESTAMPTZ),
-                        (&expires, Type::TIMESTAMPTZ),
-                        (&payloads, Type::BYTEA_ARRAY),
-                    ],
-                )?;
-            } else {
-                // A larger batch by COPY, in binary: a third of the time of the
-                // statements, the rows streamed as they are encoded.
-                let writer = tx.copy_in(
-                    "COPY spool.messages (queue, id, position, priority, state, payload, \
-                     enqueued_at, due_at, expires_at) FROM STDIN (FORMAT binary)",
-                )?;
-                let mut writer = BinaryCopyInWriter::new(
-                    writer,
-                    &[
-                        Type::TEXT,
-                        Type::INT8,
-                        Type::INT8,
-                        Type::INT2,
-                        Type::TEXT,
-                        Type::BYTEA,
-                        Type::TIMESTAMPTZ,
-                        Type::TIMESTAMPTZ,
-                        Type::TIMESTAMPTZ,
-                    ],
-                );
-                for (n, payload) in self.messages.iter().enumerate() {
-                    let id = next + n as i64;
-                    let position = (!delayed).then_some(id);
-                    writer.write(&[
-                        &queue.name,
-                        &id,
-                        &position,
-                        &priority,
-                        &state,
-                        &payload.as_slice(),
-                        &enqueued,
-                        &due,
-                        &expires,
-                    ])?;
+            if self.own.is_empty() {
+                self.insert_uniform(&mut tx, opts, now, &enqueued, next)?;
+                for _ in &self.messages {
+                    published.add(next as u64);
+                    next += 1;
                 }
-                writer.finish()?;
-            }
-            for _ in &self.messages {
-                published.add(next as u64);
-                next += 1;
+            } else {
+                let rows = self.rows(opts, now);
+                let rows = self.without_duplicates(&mut tx, rows, next, &mut published)?;
+                self.insert_rows(&mut tx, &rows, &enqueued, next)?;
+                next += rows.len() as i64;
             }
             // The rate of publishing, under the row lock held since the start.
             let rate = recorded(row.get(1), published.len());
@@ -186,6 +163,234 @@ impl Staged<'_> {
             Failed::Gone => Error::invalid(what(), None, "the queue was removed").with_note(note),
         })
     }
+
+    /// Inserts every message with the options of `publish` (no message has options of its
+    /// own, nor a key), ids from `first` on.
+    fn insert_uniform(
+        &self,
+        tx: &mut Transaction<'_>,
+        opts: PushOptions,
+        now: u64,
+        enqueued: &SystemTime,
+        first: i64,
+    ) -> std::result::Result<(), postgres::Error> {
+        let name = &self.queue.name;
+        let delayed = opts.due.is_some_and(|due| due > now);
+        let state = if delayed { "delayed" } else { "ready" };
+        let due = opts.due.filter(|_| delayed).map(time);
+        let expires = opts.expires.map(time);
+        let priority = i16::from(opts.priority);
+        // Ids first, first + 1, … in order.
+        const INSERT: &str = "INSERT INTO spool.messages \
+             (queue, id, position, priority, state, payload, enqueued_at, due_at, expires_at) \
+             SELECT $1, $2 + t.n - 1, CASE WHEN $4 = 'ready' THEN $2 + t.n - 1 END, \
+                    $3, $4, t.p, $5, $6, $7 \
+             FROM unnest($8::bytea[]) WITH ORDINALITY AS t(p, n)";
+        match chunks(&self.messages)[..] {
+            [] => Ok(()),
+            [chunk] => {
+                // One statement, typed (no statement prepared first).
+                let payloads: Vec<&[u8]> = chunk.iter().map(Vec::as_slice).collect();
+                tx.execute_typed(
+                    INSERT,
+                    &[
+                        (name, Type::TEXT),
+                        (&first, Type::INT8),
+                        (&priority, Type::INT2),
+                        (&state, Type::TEXT),
+                        (enqueued, Type::TIMESTAMPTZ),
+                        (&due, Type::TIMESTAMPTZ),
+                        (&expires, Type::TIMESTAMPTZ),
+                        (&payloads, Type::BYTEA_ARRAY),
+                    ],
+                )
+                .map(drop)
+            }
+            _ => copy_in(
+                tx,
+                name,
+                enqueued,
+                first,
+                false,
+                self.messages
+                    .iter()
+                    .map(|p| (p.as_slice(), priority, due, expires, None)),
+            ),
+        }
+    }
+
+    /// Each message with its own options: those of `add_with`, else `opts`.
+    fn rows(&self, opts: PushOptions, now: u64) -> Vec<Row<'_>> {
+        let mut own = self.own.iter().peekable();
+        (0..self.messages.len())
+            .map(|index| {
+                let (opts, key) = match own.next_if(|(i, _)| *i == index) {
+                    Some((_, meta)) => (meta.opts, meta.key.as_deref()),
+                    None => (opts, None),
+                };
+                Row {
+                    index,
+                    priority: i16::from(opts.priority),
+                    due: opts.due.filter(|&due| due > now).map(time),
+                    expires: opts.expires.map(time),
+                    key,
+                }
+            })
+            .collect()
+    }
+
+    /// The rows whose key no message holds (in the queue, ready, delayed or claimed; or
+    /// kept earlier in this batch), counted in `published` with ids from `first` on; the
+    /// others listed in its duplicates. The queue's row lock, held by the caller, keeps
+    /// every other push and requeue out until this one commits: what the query finds
+    /// stays true. (The unique index `messages_key` is the net under it.) A batch
+    /// without keys asks nothing.
+    fn without_duplicates<'r>(
+        &self,
+        tx: &mut Transaction<'_>,
+        rows: Vec<Row<'r>>,
+        first: i64,
+        published: &mut Published,
+    ) -> std::result::Result<Vec<Row<'r>>, postgres::Error> {
+        let keys: Vec<&str> = rows.iter().filter_map(|r| r.key).collect();
+        let mut held: HashMap<String, i64> = HashMap::new();
+        if !keys.is_empty() {
+            for row in tx.query_typed(
+                "SELECT key, id FROM spool.messages \
+                 WHERE queue = $1 AND key = ANY($2) AND state <> 'failed'",
+                &[(&self.queue.name, Type::TEXT), (&keys, Type::TEXT_ARRAY)],
+            )? {
+                held.insert(row.get(0), row.get(1));
+            }
+        }
+        let mut next = first;
+        let mut kept = Vec::with_capacity(rows.len());
+        for row in rows {
+            if let Some(key) = row.key {
+                if let Some(&id) = held.get(key) {
+                    published.duplicates.push(Duplicate {
+                        index: row.index,
+                        id: id as u64,
+                    });
+                    continue;
+                }
+                held.insert(key.to_string(), next);
+            }
+            published.add(next as u64);
+            next += 1;
+            kept.push(row);
+        }
+        Ok(kept)
+    }
+
+    /// Inserts `rows`, each with its own options and key, ids from `first` on.
+    fn insert_rows(
+        &self,
+        tx: &mut Transaction<'_>,
+        rows: &[Row<'_>],
+        enqueued: &SystemTime,
+        first: i64,
+    ) -> std::result::Result<(), postgres::Error> {
+        let name = &self.queue.name;
+        let payloads: Vec<&[u8]> = rows
+            .iter()
+            .map(|r| self.messages[r.index].as_slice())
+            .collect();
+        match chunks(&payloads).len() {
+            0 => Ok(()),
+            1 => {
+                // Delayed when it has a due time; in its place (position = id) when not.
+                const INSERT: &str = "INSERT INTO spool.messages \
+                     (queue, id, position, priority, state, payload, enqueued_at, due_at, \
+                      expires_at, key) \
+                     SELECT $1, $2 + t.n - 1, CASE WHEN t.d IS NULL THEN $2 + t.n - 1 END, t.r, \
+                            CASE WHEN t.d IS NULL THEN 'ready' ELSE 'delayed' END, \
+                            t.p, $3, t.d, t.e, t.k \
+                     FROM unnest($4::smallint[], $5::timestamptz[], $6::timestamptz[], \
+                                 $7::text[], $8::bytea[]) WITH ORDINALITY AS t(r, d, e, k, p, n)";
+                let priorities: Vec<i16> = rows.iter().map(|r| r.priority).collect();
+                let dues: Vec<Option<SystemTime>> = rows.iter().map(|r| r.due).collect();
+                let expiries: Vec<Option<SystemTime>> = rows.iter().map(|r| r.expires).collect();
+                let keys: Vec<Option<&str>> = rows.iter().map(|r| r.key).collect();
+                tx.execute_typed(
+                    INSERT,
+                    &[
+                        (name, Type::TEXT),
+                        (&first, Type::INT8),
+                        (enqueued, Type::TIMESTAMPTZ),
+                        (&priorities, Type::INT2_ARRAY),
+                        (&dues, Type::TIMESTAMPTZ_ARRAY),
+                        (&expiries, Type::TIMESTAMPTZ_ARRAY),
+                        (&keys, Type::TEXT_ARRAY),
+                        (&payloads, Type::BYTEA_ARRAY),
+                    ],
+                )
+                .map(drop)
+            }
+            _ => copy_in(
+                tx,
+                name,
+                enqueued,
+                first,
+                true,
+                rows.iter()
+                    .zip(&payloads)
+                    .map(|(r, p)| (*p, r.priority, r.due, r.expires, r.key)),
+            ),
+        }
+    }
+}
+
+/// Inserts rows (payload, priority, due time when delayed, expiry, key) by COPY, in
+/// binary, ids from `first` on: a third of the time of the statements, the rows streamed
+/// as they are encoded. The column `key` only when `keyed`.
+fn copy_in<'a>(
+    tx: &mut Transaction<'_>,
+    queue: &str,
+    enqueued: &SystemTime,
+    first: i64,
+    keyed: bool,
+    rows: impl Iterator<
+        Item = (
+            &'a [u8],
+            i16,
+            Option<SystemTime>,
+            Option<SystemTime>,
+            Option<&'a str>,
+        ),
+    >,
+) -> std::result::Result<(), postgres::Error> {
+    let columns = "queue, id, position, priority, state, payload, enqueued_at, due_at, expires_at";
+    let writer = tx.copy_in(&if keyed {
+        format!("COPY spool.messages ({columns}, key) FROM STDIN (FORMAT binary)")
+    } else {
+        format!("COPY spool.messages ({columns}) FROM STDIN (FORMAT binary)")
+    })?;
+    let mut types = vec![
+        Type::TEXT,
+        Type::INT8,
+        Type::INT8,
+        Type::INT2,
+        Type::TEXT,
+        Type::BYTEA,
+        Type::TIMESTAMPTZ,
+        Type::TIMESTAMPTZ,
+        Type::TIMESTAMPTZ,
+    ];
+    if keyed {
+        types.push(Type::TEXT);
+    }
+    let mut writer = BinaryCopyInWriter::new(writer, &types);
+    for (n, (payload, priority, due, expires, key)) in rows.enumerate() {
+        let id = first + n as i64;
+        let position = due.is_none().then_some(id);
+        let state = if due.is_some() { "delayed" } else { "ready" };
+        let values: [&(dyn postgres::types::ToSql + Sync); 10] = [
+            &queue, &id, &position, &priority, &state, &payload, enqueued, &due, &expires, &key,
+        ];
+        writer.write(&values[..types.len()])?;
+    }
+    writer.finish().map(drop)
 }
 
 /// Why a push failed.
@@ -205,17 +410,18 @@ impl From<postgres::Error> for Failed {
 
 /// The messages cut into chunks of at most 1,000 messages and about 16 MiB, each sent
 /// in one statement.
-fn chunks(messages: &[Vec<u8>]) -> Vec<&[Vec<u8>]> {
+fn chunks<T: AsRef<[u8]>>(messages: &[T]) -> Vec<&[T]> {
     const MESSAGES: usize = 1000;
     const BYTES: usize = 16 << 20;
     let mut out = Vec::new();
     let (mut start, mut bytes) = (0, 0);
     for (i, m) in messages.iter().enumerate() {
-        if i > start && (i - start == MESSAGES || bytes + m.len() > BYTES) {
+        let len = m.as_ref().len();
+        if i > start && (i - start == MESSAGES || bytes + len > BYTES) {
             out.push(&messages[start..i]);
             (start, bytes) = (i, 0);
         }
-        bytes += m.len();
+        bytes += len;
     }
     if start < messages.len() {
         out.push(&messages[start..]);
@@ -265,6 +471,6 @@ mod tests {
         let big = vec![vec![0u8; 10 << 20], vec![1u8; 10 << 20], vec![2u8; 1]];
         let sizes: Vec<usize> = chunks(&big).iter().map(|c| c.len()).collect();
         assert_eq!(sizes, [1, 2]);
-        assert!(chunks(&[]).is_empty());
+        assert!(chunks::<Vec<u8>>(&[]).is_empty());
     }
 }

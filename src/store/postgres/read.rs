@@ -63,7 +63,7 @@ impl Postgres {
 
 /// The columns of a message's metadata, for [`info`].
 pub(crate) const INFO: &str = "state, id, octet_length(payload)::bigint, enqueued_at, attempts, priority, \
-                    coalesce(due_at, lease_until), expires_at, reason";
+                    coalesce(due_at, lease_until), expires_at, reason, key";
 
 fn state(name: &str) -> State {
     match name {
@@ -76,7 +76,6 @@ fn state(name: &str) -> State {
 
 pub(crate) fn info(row: &postgres::Row) -> Info {
     Info {
-        key: None,
         state: state(row.get(0)),
         id: row.get::<_, i64>(1) as u64,
         size: row.get::<_, i64>(2) as u64,
@@ -86,6 +85,7 @@ pub(crate) fn info(row: &postgres::Row) -> Info {
         until: row.get::<_, Option<std::time::SystemTime>>(6).map(millis),
         expires: row.get::<_, Option<std::time::SystemTime>>(7).map(millis),
         reason: row.get(8),
+        key: row.get(9),
     }
 }
 
@@ -266,5 +266,65 @@ impl Queue {
             )
             .map_err(self.fail("read the next due time of"))?;
         Ok(row.get::<_, Option<std::time::SystemTime>>(0).map(millis))
+    }
+}
+
+/// FNV-1a, 64 bits: the hash of a queue's identity (docs/FORMAT.md gives its input).
+fn fnv1a64(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, &b| {
+        (hash ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
+impl Queue {
+    /// 16 hex digits of FNV-1a 64 over `spool-pg:SYSID:DATABASE:QUEUE:CREATED`: the
+    /// server's system identifier (`pg_control_system()`, `-` where the role may not run
+    /// it), the database, the queue's name and its row's creation time in microseconds
+    /// (so a queue removed and made again is another).
+    pub(crate) fn identity(&self) -> Result<String> {
+        let fail = self.fail("read the identity of");
+        let mut client = self.conn.client()?;
+        let row = client
+            .query_typed_opt(
+                "SELECT has_function_privilege('pg_catalog.pg_control_system()', 'EXECUTE'), \
+                 current_database()::text, \
+                 floor(extract(epoch FROM created_at) * 1000000)::bigint \
+                 FROM spool.queues WHERE name = $1",
+                &[(&self.name, postgres::types::Type::TEXT)],
+            )
+            .map_err(&fail)?;
+        let Some(row) = row else {
+            return Err(crate::store::Error::invalid(
+                format!("read the identity of {} in {}", self.name, self.conn.shown),
+                None,
+                "the queue was removed",
+            ));
+        };
+        let system = if row.get::<_, bool>(0) {
+            let sysid: i64 = client
+                .query_typed_one("SELECT system_identifier FROM pg_control_system()", &[])
+                .map_err(&fail)?
+                .get(0);
+            sysid.to_string()
+        } else {
+            "-".to_string()
+        };
+        let database: String = row.get(1);
+        let created: i64 = row.get(2);
+        let input = format!("spool-pg:{system}:{database}:{}:{created}", self.name);
+        Ok(format!("{:016x}", fnv1a64(input.as_bytes())))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fnv1a64;
+
+    #[test]
+    fn fnv1a64_is_the_published_function() {
+        // The reference values of FNV-1a 64.
+        assert_eq!(fnv1a64(b""), 0xcbf2_9ce4_8422_2325);
+        assert_eq!(fnv1a64(b"a"), 0xaf63_dc4c_8601_ec8c);
+        assert_eq!(fnv1a64(b"foobar"), 0x8594_4171_f739_67e8);
     }
 }

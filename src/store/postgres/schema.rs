@@ -15,7 +15,7 @@ use super::connect::{Connection, db_error};
 use crate::store::{Error, Result};
 
 /// The version of the schema this binary writes and reads.
-pub(crate) const VERSION: i32 = 2;
+pub(crate) const VERSION: i32 = 3;
 
 /// The advisory lock key held while creating the schema (any constant; "spool" in ASCII).
 const CREATE_LOCK: i64 = 0x73_70_6f_6f_6c;
@@ -56,6 +56,7 @@ CREATE TABLE IF NOT EXISTS spool.messages (
     lease_until timestamptz,
     holder bigint,
     reason text,
+    key text COLLATE "C",
     PRIMARY KEY (queue, id)
 );
 CREATE INDEX IF NOT EXISTS messages_ready
@@ -69,6 +70,8 @@ CREATE INDEX IF NOT EXISTS messages_leased
     ON spool.messages (queue, lease_until) WHERE state = 'claimed' AND holder IS NULL;
 CREATE INDEX IF NOT EXISTS messages_held
     ON spool.messages (holder) WHERE state = 'claimed' AND holder IS NOT NULL;
+CREATE UNIQUE INDEX IF NOT EXISTS messages_key
+    ON spool.messages (queue, key) WHERE key IS NOT NULL AND state <> 'failed';
 CREATE TABLE IF NOT EXISTS spool.holders (
     key bigint PRIMARY KEY,
     since timestamptz NOT NULL DEFAULT now()
@@ -81,7 +84,7 @@ CREATE TABLE IF NOT EXISTS spool.consumed (
 
 /// The steps from each older version to the next: `UPGRADES[v - 1]` takes version `v`
 /// to `v + 1`.
-const UPGRADES: [&str; 1] = [
+const UPGRADES: [&str; 2] = [
     // 1 → 2: rates, and claims held by a session (run) or a lease (claim).
     r#"
 ALTER TABLE spool.queues ADD COLUMN IF NOT EXISTS published bytea;
@@ -99,6 +102,12 @@ CREATE TABLE IF NOT EXISTS spool.consumed (
     queue text PRIMARY KEY COLLATE "C",
     record bytea
 );
+"#,
+    // 2 → 3: deduplication keys, held by the messages in the queue (not by dead letters).
+    r#"
+ALTER TABLE spool.messages ADD COLUMN IF NOT EXISTS key text COLLATE "C";
+CREATE UNIQUE INDEX IF NOT EXISTS messages_key
+    ON spool.messages (queue, key) WHERE key IS NOT NULL AND state <> 'failed';
 "#,
 ];
 

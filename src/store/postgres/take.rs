@@ -20,11 +20,12 @@
 //! has locked are skipped, never waited for.
 
 use std::io::Cursor;
+use std::time::SystemTime;
 
 use postgres::types::Type;
 
 use super::connect::db_error;
-use super::push::{promote, time};
+use super::push::{millis, promote, time};
 use super::{Queue, random_hex};
 use crate::clock::{after, now_ms};
 use crate::store::{Error, Hold, Payload, Result, TakeOptions};
@@ -36,6 +37,10 @@ pub struct Taken {
     pub(crate) payload: Payload,
     /// `ID.HEX`.
     pub(crate) token: String,
+    /// 0-9.
+    pub(crate) priority: u8,
+    /// Unix milliseconds.
+    pub(crate) expires: Option<u64>,
 }
 
 /// What the upkeep of a take changed.
@@ -226,9 +231,10 @@ impl Queue {
                       token = m.id::text || '.' || $5, holder = $6, lease_until = $7 \
                WHERE m.queue = $1 \
                  AND m.id = ANY (ARRAY(SELECT id FROM chosen WHERE NOT spent)) \
-               RETURNING m.id, m.attempts, m.token, m.payload, m.priority, m.position) \
-             SELECT id, attempts, token, payload, priority, position FROM live \
-             UNION ALL SELECT id, NULL, NULL, NULL, NULL, NULL FROM dead",
+               RETURNING m.id, m.attempts, m.token, m.payload, m.priority, m.position, \
+                         m.expires_at) \
+             SELECT id, attempts, token, payload, priority, position, expires_at FROM live \
+             UNION ALL SELECT id, NULL, NULL, NULL, NULL, NULL, NULL FROM dead",
             &[
                 (&self.name, Type::TEXT),
                 (&n, Type::INT8),
@@ -253,6 +259,8 @@ impl Queue {
                 attempts: row.get::<_, i32>(1) as u32,
                 token,
                 payload: Payload::Memory(Cursor::new(row.get(3))),
+                priority: place.0.clamp(0, 9) as u8,
+                expires: row.get::<_, Option<SystemTime>>(6).map(millis),
             };
             taken.push((place, claim));
         }
