@@ -52,6 +52,7 @@ mod engine;
 mod entry;
 pub mod fsck;
 mod head;
+mod keys;
 pub mod layout;
 mod lengths;
 #[cfg(test)]
