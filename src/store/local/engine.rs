@@ -140,7 +140,7 @@ impl store::Queue for Queue {
     }
 
     fn identity(&self) -> Result<String> {
-        Err(store::Error::invalid("relay", None, "not built yet"))
+        Queue::identity(self)
     }
 
     fn is_gone(&self) -> bool {
