@@ -86,7 +86,8 @@ impl Queue {
                             .collect::<Vec<_>>()
                             .into_iter();
                         while let Some(Bucket { number, fd, rel }) = self.next_bucket(&mut walk)? {
-                            let all = remove_in(self, &fd, &rel, &|e: &Entry| e.key >= next, false)?;
+                            let all =
+                                remove_in(self, &fd, &rel, &|e: &Entry| e.key >= next, false)?;
                             lane0_cleared &= lane > 0 || all;
                             if all && number < bucket_of(next) {
                                 self.remove_bucket(&walk, number)?;

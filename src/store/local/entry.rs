@@ -23,7 +23,7 @@
 //! starts it, and the rest of the name is the key (checked by [`crate::store::is_valid_key`]).
 //! No other field's value holds `.k` (they are digits, lowercase hex, or reason words
 //! without `.`), so the first one is the key's. The longest name, a claim's, is under 140
-//! bytes before the key and 66 with it: far below the 255 bytes a name may have.
+//! bytes before the key, and 66 more with it: below the 255 bytes a name may have.
 
 /// Width of keys in names.
 pub const KEY_WIDTH: usize = 20;
@@ -247,7 +247,16 @@ mod tests {
 
     #[test]
     fn keys_may_hold_dots_and_dot_k() {
-        for key in ["a", "a.b", "x.k", "a.kb.k", "k", "..", "a..b", "user@host:1+2=3,4"] {
+        for key in [
+            "a",
+            "a.b",
+            "x.k",
+            "a.kb.k",
+            "k",
+            "k.",
+            "a..b",
+            "user@host:1+2=3,4",
+        ] {
             let e = Entry {
                 dedup: Some(key.into()),
                 ..Entry::fresh(42)
@@ -263,21 +272,31 @@ mod tests {
 
     #[test]
     fn the_longest_names_fit() {
-        let e = Entry {
+        // The longest name spool writes is a claim's; a dead letter's is shorter.
+        let claim = Entry {
             key: u64::MAX,
-            id: u64::MAX - 1,
-            seq: Some(u64::MAX - 2),
+            id: u64::MAX,
+            seq: Some(u64::MAX - 1),
             attempts: u32::MAX,
             priority: 9,
             expires: Some(u64::MAX),
-            token: Some("f".repeat(32)),
+            token: Some("f".repeat(16)),
             lease: Some(u64::MAX),
-            reason: Some("z".repeat(40)),
+            reason: None,
             dedup: Some("K".repeat(64)),
         };
-        let name = e.name();
-        assert!(name.len() < 255, "{} bytes", name.len());
-        assert_eq!(Entry::parse(&name), Some(e));
+        let failed = Entry {
+            seq: None,
+            token: None,
+            lease: None,
+            reason: Some("z".repeat(40)),
+            ..claim.clone()
+        };
+        for e in [claim, failed] {
+            let name = e.name();
+            assert!(name.len() <= 201, "{} bytes: {name}", name.len());
+            assert_eq!(Entry::parse(&name), Some(e));
+        }
     }
 
     #[test]

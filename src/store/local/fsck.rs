@@ -108,7 +108,9 @@ impl Check<'_> {
         let action = format!("moved to corrupt/{target}");
         if self.repair {
             // A message set aside holds its key no more: released first (both locks held).
-            if rel != "." && rel != TMP && rel != KEYS
+            if rel != "."
+                && rel != TMP
+                && rel != KEYS
                 && let Some(entry) = Entry::parse(name).filter(|e| e.dedup.is_some())
             {
                 self.queue.release_keys(std::iter::once(&entry))?;
@@ -428,7 +430,10 @@ impl Check<'_> {
     /// Notes a live message's deduplication key.
     fn live(&mut self, entry: &Entry) {
         if let Some(key) = &entry.dedup {
-            self.live_keys.entry(key.clone()).or_default().push(entry.id);
+            self.live_keys
+                .entry(key.clone())
+                .or_default()
+                .push(entry.id);
         }
     }
 
@@ -459,7 +464,11 @@ impl Check<'_> {
                     continue;
                 }
                 let id = st.st_size as u64;
-                if self.live_keys.get(&name).is_some_and(|ids| ids.contains(&id)) {
+                if self
+                    .live_keys
+                    .get(&name)
+                    .is_some_and(|ids| ids.contains(&id))
+                {
                     held.push(name);
                     continue;
                 }

@@ -281,7 +281,9 @@ mod tests {
 
     #[test]
     fn queue_entries() {
-        for name in ["format", "counter", "ready", "ready-9", "corrupt", "tmp", "keys"] {
+        for name in [
+            "format", "counter", "ready", "ready-9", "corrupt", "tmp", "keys",
+        ] {
             assert!(is_queue_entry(name), "{name}");
         }
         for name in ["ready-0", "ready-10", "junk"] {

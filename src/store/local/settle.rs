@@ -76,13 +76,14 @@ impl Queue {
         };
         // A dead letter holds no key: released first (the producer lock is held).
         self.release_keys(std::iter::once(entry))?;
-        let moved = match self.move_entry(claimed.as_fd(), CLAIMED, name, failed.as_fd(), &to.name()) {
-            Ok(moved) => moved,
-            Err(e) => {
-                self.restore_key(entry)?;
-                return Err(e);
-            }
-        };
+        let moved =
+            match self.move_entry(claimed.as_fd(), CLAIMED, name, failed.as_fd(), &to.name()) {
+                Ok(moved) => moved,
+                Err(e) => {
+                    self.restore_key(entry)?;
+                    return Err(e);
+                }
+            };
         if !moved {
             // The claim ended meanwhile (returned after its lease): still in the queue.
             self.restore_key(entry)?;
