@@ -845,7 +845,7 @@ _spool() {
             return 0
             ;;
         spool__subcmd__push)
-            opts="-q -l -0 -h -V --dir --url --queue --lines --null --print-id --delay --at --priority --ttl --help --version"
+            opts="-q -l -0 -h -V --dir --url --queue --lines --null --print-id --key --delay --at --priority --ttl --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -867,6 +867,10 @@ _spool() {
                     return 0
                     ;;
                 -q)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --key)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

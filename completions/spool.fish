@@ -50,6 +50,7 @@ complete -c spool -n "__fish_spool_needs_command" -f -a "help" -d 'Print this me
 complete -c spool -n "__fish_spool_using_subcommand push" -l dir -d 'Spool directory [default: $SPOOL_DIR, else $XDG_STATE_HOME/spool, else ~/.local/state/spool]' -r -f -a "(__fish_complete_directories)"
 complete -c spool -n "__fish_spool_using_subcommand push" -l url -d 'PostgreSQL database holding the queues, postgres://USER@HOST/DB (or $SPOOL_URL); without it, the spool directory' -r -f
 complete -c spool -n "__fish_spool_using_subcommand push" -s q -l queue -d 'Queue name: 1-64 of A-Z a-z 0-9 . _ -, not starting with \'.\' [default: $SPOOL_QUEUE, else default]' -r -f
+complete -c spool -n "__fish_spool_using_subcommand push" -l key -d 'Add nothing if a message with this key is ready, delayed or claimed (one message)' -r
 complete -c spool -n "__fish_spool_using_subcommand push" -l delay -d 'Invisible for this long (500ms, 30s, 5m, 2h, 1d, 1h30m)' -r
 complete -c spool -n "__fish_spool_using_subcommand push" -l at -d 'Invisible until this time (RFC 3339, or unix seconds)' -r
 complete -c spool -n "__fish_spool_using_subcommand push" -l priority -d 'Priority, 0 to 9: higher first, first-in first-out within a priority' -r

@@ -65,7 +65,7 @@ pub enum Command {
     /// message (binary-safe, any size, streamed to disk). A message is on disk, fsynced,
     /// when push exits 0. Several messages are published together, in order.
     #[command(
-        after_help = "Examples:\n  spool push 'first job' 'second job'\n  tar c dir | spool -q backups push\n  find . -name '*.log' | spool push --lines\n  find . -print0 | spool push -0 --print-id"
+        after_help = "Examples:\n  spool push 'first job' 'second job'\n  tar c dir | spool -q backups push\n  find . -name '*.log' | spool push --lines\n  find . -print0 | spool push -0 --print-id\n  spool push --key report:2026-12-02 'build the report'  # once, while it waits"
     )]
     Push(PushArgs),
 

@@ -176,6 +176,17 @@ pub(super) const CASES: &[Case] = &[
             assert!(r.s.pop_all("default") == paths);
         },
     },
+    Case {
+        example: "spool push --key report:2026-12-02 'build the report'  # once, while it waits",
+        given: "spool push --key report:2026-12-02 'build the report'",
+        waits: false,
+        status: 0,
+        stderr: "spool: push to default: message 1 holds the key report:2026-12-02: nothing was pushed\n",
+        then: |r| {
+            assert_eq!(r.stdout, "");
+            assert_eq!(r.s.pop_all_text("default"), ["build the report"]);
+        },
+    },
     // pop.
     Case {
         example: "spool pop > job.txt",
