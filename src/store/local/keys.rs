@@ -3,8 +3,9 @@
 //! nothing.
 //!
 //! Every change to keys/ is made under the producer lock, which serialises the pushers:
-//! - A push creates `keys/KEY` (`O_EXCL`) *after* renaming its message into place, and
-//!   syncs keys/ before it returns. A crash in between leaves a message that holds no key
+//! - A push creates `keys/KEY` *after* renaming its message into place (made in tmp/ at
+//!   its length, then renamed there without replacing), and syncs keys/ before it
+//!   returns. A crash in between leaves a message that holds no key
 //!   (a later push may add a second one), never a key without its message.
 //! - Whatever deletes a keyed message or moves it to failed/ first removes `keys/KEY` if
 //!   its length is the message's id, syncs keys/, and only then removes or moves the
@@ -22,7 +23,7 @@ use rustix::fs::FileType;
 use rustix::io::Errno;
 
 use super::entry::Entry;
-use super::layout::KEYS;
+use super::layout::{self, KEYS, TMP};
 use super::lengths::Producer;
 use super::{Queue, sys};
 use crate::store::error::{Error, Result};
@@ -59,17 +60,34 @@ impl Queue {
     }
 
     /// Creates `keys/KEY` with length `id` (producer lock held); false when it exists.
-    /// Not synced: the caller syncs keys/ once for all it created.
+    /// The file is made in tmp/ at its length, then renamed into keys/ without replacing,
+    /// so that it never appears with another length: a crash leaves an orphan in tmp/
+    /// (swept), never a key file naming no message. Not synced: the caller syncs keys/
+    /// once for all it created.
     pub(super) fn hold_key(&self, keys: BorrowedFd<'_>, key: &str, id: u64) -> Result<bool> {
-        let rel = format!("{KEYS}/{key}");
-        let file = match sys::create_exclusive(keys, key, false) {
-            Ok(file) => file,
-            Err(Errno::EXIST) => return Ok(false),
-            Err(e) => return Err(Error::io("create", self.at(&rel), e)),
-        };
-        sys::set_len(&file, id).map_err(|e| Error::io("write", self.at(&rel), e))?;
-        sys::close_checked(file.into()).map_err(|e| Error::io("close", self.at(&rel), e))?;
-        Ok(true)
+        let tmp = self.open_dir(TMP)?;
+        let name = layout::token();
+        let staged = format!("{TMP}/{name}");
+        let file = sys::create_exclusive(tmp.as_fd(), &name, false)
+            .map_err(|e| Error::io("create", self.at(&staged), e))?;
+        let sized = sys::set_len(&file, id)
+            .map_err(|e| Error::io("write", self.at(&staged), e))
+            .and_then(|()| {
+                sys::close_checked(file.into()).map_err(|e| Error::io("close", self.at(&staged), e))
+            });
+        let placed =
+            sized.and_then(
+                |()| match sys::rename_noreplace(tmp.as_fd(), &name, keys, key) {
+                    Ok(()) => Ok(true),
+                    Err(Errno::EXIST) => Ok(false),
+                    Err(e) => Err(Error::io("rename", self.at(&staged), e)),
+                },
+            );
+        if !matches!(placed, Ok(true)) {
+            // Left behind, it would be swept as an orphan: removed now all the same.
+            let _ = sys::remove_file(tmp.as_fd(), &name);
+        }
+        placed
     }
 
     /// Syncs keys/.
