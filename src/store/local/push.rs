@@ -223,16 +223,16 @@ impl Staging<'_> {
         };
         // Each message's own options (add_with), else the push's.
         let now = now_ms();
-        let metas: Vec<(PushOptions, Option<String>)> = (0..self.count)
-            .map(|i| match self.metas.get(i).cloned().flatten() {
-                Some(Meta { opts, key }) => (opts, key),
-                None => (opts, None),
-            })
-            .collect();
+        let meta_of = |i: usize| -> (PushOptions, Option<&str>) {
+            match self.metas.get(i) {
+                Some(Some(Meta { opts, key })) => (*opts, key.as_deref()),
+                _ => (opts, None),
+            }
+        };
         let delayed_of = |o: &PushOptions| o.due.filter(|&d| d > now);
-        let keyed = metas.iter().any(|(_, key)| key.is_some());
-        // Per message: the id it got, once renamed into place.
-        let mut ids: Vec<Option<u64>> = vec![None; self.count];
+        let keyed = self.metas.iter().flatten().any(|m| m.key.is_some());
+        // Per message of a push with keys: the id it got, once renamed into place.
+        let mut ids: Vec<Option<u64>> = vec![None; if keyed { self.count } else { 0 }];
         // Duplicates: (index, the id holding the key, or the earlier message of this batch).
         let mut dups: Vec<(usize, Holder)> = Vec::new();
         let mut touched: Vec<(String, OwnedFd)> = Vec::new();
@@ -246,8 +246,8 @@ impl Staging<'_> {
                 let keys = q.open_keys()?;
                 let mut first_of: std::collections::HashMap<&str, usize> =
                     std::collections::HashMap::new();
-                for (i, (_, key)) in metas.iter().enumerate() {
-                    let Some(key) = key.as_deref() else { continue };
+                for i in 0..self.count {
+                    let Some(key) = meta_of(i).1 else { continue };
                     if let Some(&earlier) = first_of.get(key) {
                         dups.push((i, Holder::Earlier(earlier)));
                     } else if let Some(id) = match &keys {
@@ -267,11 +267,12 @@ impl Staging<'_> {
             // look, one that is too late would hide the message.
             let mut lanes_marked = 0u16;
             let mut due_marked: Option<u64> = None;
-            for (i, (o, _)) in metas.iter().enumerate() {
+            for i in 0..self.count {
                 if is_dup(i) {
                     continue;
                 }
-                match delayed_of(o) {
+                let (o, _) = meta_of(i);
+                match delayed_of(&o) {
                     None => {
                         let lane = o.priority.min(9);
                         if lanes_marked & (1 << lane) == 0 {
@@ -308,16 +309,16 @@ impl Staging<'_> {
                 }
                 let id = next;
                 next += 1;
-                let (o, key) = &metas[i];
+                let (o, key) = meta_of(i);
                 let lane = o.priority.min(9);
-                let (rel, target) = match delayed_of(o) {
+                let (rel, target) = match delayed_of(&o) {
                     Some(due) => {
                         let entry = Entry {
                             key: due,
                             id,
                             priority: lane,
                             expires: o.expires,
-                            dedup: key.clone(),
+                            dedup: key.map(str::to_string),
                             ..Entry::default()
                         };
                         (DELAYED.to_string(), entry.name())
@@ -325,7 +326,7 @@ impl Staging<'_> {
                     None => {
                         let entry = Entry {
                             expires: o.expires,
-                            dedup: key.clone(),
+                            dedup: key.map(str::to_string),
                             ..Entry::fresh(id)
                         };
                         (
@@ -334,10 +335,17 @@ impl Staging<'_> {
                         )
                     }
                 };
-                let at = match touched.iter().position(|(r, _)| *r == rel) {
+                // Mostly the previous message's directory; messages with options of their
+                // own may go back to one opened before.
+                let at = match touched
+                    .last()
+                    .filter(|(r, _)| *r == rel)
+                    .map(|_| touched.len() - 1)
+                    .or_else(|| touched.iter().position(|(r, _)| *r == rel))
+                {
                     Some(at) => at,
                     None => {
-                        let fd = match delayed_of(o) {
+                        let fd = match delayed_of(&o) {
                             Some(_) => q.state_dir(DELAYED)?,
                             None => {
                                 match q.open_bucket(lane, bucket_of(id))? {
@@ -369,7 +377,9 @@ impl Staging<'_> {
                 match sys::rename_noreplace(src_dir, &src, dir.as_fd(), &target) {
                     Ok(()) => {
                         published.add(id);
-                        ids[i] = Some(id);
+                        if let Some(slot) = ids.get_mut(i) {
+                            *slot = Some(id);
+                        }
                         remaining -= 1;
                         i += 1;
                         // After the rename: a crash leaves a message without its key,
@@ -439,7 +449,7 @@ impl Staging<'_> {
             .filter_map(|(index, holder)| {
                 let id = match holder {
                     Holder::Id(id) => Some(id),
-                    Holder::Earlier(earlier) => ids[earlier],
+                    Holder::Earlier(earlier) => ids.get(earlier).copied().flatten(),
                 };
                 id.map(|id| Duplicate { index, id })
             })
