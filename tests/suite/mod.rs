@@ -15,6 +15,7 @@ mod faults;
 mod generated;
 mod health;
 mod hostile;
+mod keys;
 mod layout;
 mod len_stats;
 mod list;

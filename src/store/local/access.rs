@@ -47,6 +47,31 @@ impl Queue {
                 .any(|rel| matches!(sys::stat_at(self.dir(), rel), Err(Errno::NOENT)))
     }
 
+    /// A name of this queue that no other has: 16 lowercase hex digits, the FNV-1a 64
+    /// hash of `spool-dir:HOST:DEV:INO:MTIME`, where HOST is the first line of
+    /// /etc/machine-id (or the host name, when it cannot be read), DEV and INO those of
+    /// the queue directory, and MTIME the format file's modification time in
+    /// nanoseconds. Stable while the queue directory exists; a queue made again under the
+    /// same name has another.
+    pub fn identity(&self) -> Result<String> {
+        let host = std::fs::read_to_string("/etc/machine-id")
+            .ok()
+            .and_then(|s| s.lines().next().map(str::to_string))
+            .filter(|line| !line.is_empty())
+            .unwrap_or_else(|| {
+                rustix::system::uname()
+                    .nodename()
+                    .to_string_lossy()
+                    .into_owned()
+            });
+        let dir = sys::stat_fd(self.dir()).map_err(|e| Error::io("stat", &self.path, e))?;
+        let format = sys::stat_at(self.dir(), FORMAT_FILE)
+            .map_err(|e| Error::io("stat", self.at(FORMAT_FILE), e))?;
+        let mtime = i128::from(format.st_mtime) * 1_000_000_000 + i128::from(format.st_mtime_nsec);
+        let text = format!("spool-dir:{host}:{}:{}:{mtime}", dir.st_dev, dir.st_ino);
+        Ok(format!("{:016x}", fnv1a64(text.as_bytes())))
+    }
+
     pub(super) fn at(&self, rel: &str) -> PathBuf {
         self.path.join(rel)
     }
@@ -337,6 +362,14 @@ impl Queue {
         }
         Ok(out)
     }
+}
+
+/// FNV-1a, 64 bits: offset basis 0xcbf29ce484222325, prime 0x100000001b3; for each byte,
+/// xor it in, then multiply (wrapping).
+pub(super) fn fnv1a64(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, &b| {
+        (hash ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
 }
 
 /// Opens the spool directory `root`; `Ok(None)` when it does not exist. A directory that

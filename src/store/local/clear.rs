@@ -25,36 +25,52 @@ impl Queue {
         };
         let mut removed = 0u64;
         let mut first_error: Option<Error> = None;
-        let mut remove_in =
-            |q: &Queue, dir: &OwnedFd, rel: &str, keep: &dyn Fn(&Entry) -> bool| -> Result<bool> {
-                // Whether every entry not kept is gone.
-                let mut all = true;
-                for (name, entry) in q.entries(dir, rel)? {
-                    if keep(&entry) {
-                        continue;
-                    }
-                    let path = format!("{rel}/{name}");
-                    match sys::stat_at(dir.as_fd(), &name) {
-                        Ok(st) if sys::is_plain_file(&st) => {}
-                        Ok(st) => {
-                            q.warn_once(&path, sys::describe_entry(&st));
-                            continue;
-                        }
-                        Err(Errno::NOENT) => continue,
-                        Err(e) => return Err(Error::io("stat", q.at(&path), e)),
-                    }
-                    match sys::remove_file(dir.as_fd(), &name) {
-                        Ok(()) => removed += 1,
-                        Err(Errno::NOENT) => {}
-                        Err(e) => {
-                            all = false;
-                            first_error.get_or_insert(Error::io("remove", q.at(&path), e));
-                        }
+        // `locked`: the caller holds the producer lock; else it is taken here when a
+        // message to remove holds a key.
+        let mut remove_in = |q: &Queue,
+                             dir: &OwnedFd,
+                             rel: &str,
+                             keep: &dyn Fn(&Entry) -> bool,
+                             locked: bool|
+         -> Result<bool> {
+            // Whether every entry not kept is gone.
+            let mut all = true;
+            let mut doomed = Vec::new();
+            for (name, entry) in q.entries(dir, rel)? {
+                if keep(&entry) {
+                    continue;
+                }
+                let path = format!("{rel}/{name}");
+                match sys::stat_at(dir.as_fd(), &name) {
+                    Ok(st) if sys::is_plain_file(&st) => doomed.push((name, entry)),
+                    Ok(st) => q.warn_once(&path, sys::describe_entry(&st)),
+                    Err(Errno::NOENT) => {}
+                    Err(e) => return Err(Error::io("stat", q.at(&path), e)),
+                }
+            }
+            // Keys first, then the messages, under the producer lock.
+            let _producer = match locked {
+                true => {
+                    q.release_keys(doomed.iter().map(|(_, e)| e))?;
+                    None
+                }
+                false => q.release_for(doomed.iter().map(|(_, e)| e))?,
+            };
+            for (name, entry) in &doomed {
+                let path = format!("{rel}/{name}");
+                match sys::remove_file(dir.as_fd(), name) {
+                    Ok(()) => removed += 1,
+                    Err(Errno::NOENT) => {}
+                    Err(e) => {
+                        all = false;
+                        first_error.get_or_insert(Error::io("remove", q.at(&path), e));
+                        q.restore_key(entry)?; // still there: it holds its key again
                     }
                 }
-                sys::fsync(dir).map_err(|e| Error::io("fsync", q.at(rel), e))?;
-                Ok(all)
-            };
+            }
+            sys::fsync(dir).map_err(|e| Error::io("fsync", q.at(rel), e))?;
+            Ok(all)
+        };
         for &state in states {
             match state {
                 State::Ready => {
@@ -70,7 +86,8 @@ impl Queue {
                             .collect::<Vec<_>>()
                             .into_iter();
                         while let Some(Bucket { number, fd, rel }) = self.next_bucket(&mut walk)? {
-                            let all = remove_in(self, &fd, &rel, &|e: &Entry| e.key >= next)?;
+                            let all =
+                                remove_in(self, &fd, &rel, &|e: &Entry| e.key >= next, false)?;
                             lane0_cleared &= lane > 0 || all;
                             if all && number < bucket_of(next) {
                                 self.remove_bucket(&walk, number)?;
@@ -93,7 +110,7 @@ impl Queue {
                     // Whatever moves into delayed/ or failed/ does so under the producer
                     // lock: holding it, clear sees a still directory and takes all of it.
                     let _p = self.lock_producer()?;
-                    remove_in(self, &dir, rel, &|_: &Entry| false)?;
+                    remove_in(self, &dir, rel, &|_: &Entry| false, true)?;
                 }
                 State::Claimed => {}
             }

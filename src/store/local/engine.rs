@@ -140,7 +140,7 @@ impl store::Queue for Queue {
     }
 
     fn identity(&self) -> Result<String> {
-        Err(store::Error::invalid("relay", None, "not built yet"))
+        Queue::identity(self)
     }
 
     fn lock_relay(&self) -> Result<bool> {
@@ -161,10 +161,15 @@ impl Batch for Staging<'_> {
 
     fn add_with(
         &mut self,
-        _meta: store::Meta,
-        _write: impl FnOnce(&mut Sink<'_>) -> Result<()>,
+        meta: store::Meta,
+        write: impl FnOnce(&mut Sink<'_>) -> Result<()>,
     ) -> Result<()> {
-        Err(store::Error::invalid("push", None, "not built yet"))
+        if let Some(key) = &meta.key {
+            store::check_key(key)?;
+        }
+        Staging::add_with(self, Some(meta), |file: &mut File, path: &Path| {
+            write(&mut Sink::new(file, path))
+        })
     }
 
     fn publish(self, opts: PushOptions) -> Result<Published> {

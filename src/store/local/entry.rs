@@ -12,11 +12,18 @@
 //! | `t<hex>` | the claim's token | claimed |
 //! | `l<ms>` | lease deadline (unix milliseconds) | claimed |
 //! | `r<word>` | why it failed | failed |
+//! | `k<key>` | deduplication key (`push --key`), always last | all |
 //!
 //! The key is the position in a ready lane (a sequence number: the id for a fresh message),
 //! the due time in unix milliseconds in `delayed/`, and the id in `claimed/` and `failed/`.
 //! A fresh message without metadata is named by its id alone. Anything that does not parse
 //! exactly is not ours.
+//!
+//! A key may hold `.`, so the `k` field is found differently: the first `.k` of a name
+//! starts it, and the rest of the name is the key (checked by [`crate::store::is_valid_key`]).
+//! No other field's value holds `.k` (they are digits, lowercase hex, or reason words
+//! without `.`), so the first one is the key's. The longest name, a claim's, is under 140
+//! bytes before the key, and 66 more with it: below the 255 bytes a name may have.
 
 /// Width of keys in names.
 pub const KEY_WIDTH: usize = 20;
@@ -42,6 +49,8 @@ pub struct Entry {
     pub lease: Option<u64>,
     /// Failure reason (a word of `a-z 0-9 -`).
     pub reason: Option<String>,
+    /// Deduplication key (`k`): the message holds it while `keys/KEY`'s length is its id.
+    pub dedup: Option<String>,
 }
 
 fn digits(s: &str) -> Option<u64> {
@@ -74,20 +83,33 @@ impl Entry {
         }
     }
 
-    /// This message waiting in a ready lane at position `key`: its id, attempts and expiry
-    /// kept, its priority said by the lane's directory, nothing of a claim.
+    /// This message waiting in a ready lane at position `key`: its id, attempts, expiry
+    /// and deduplication key kept, its priority said by the lane's directory, nothing of a
+    /// claim.
     pub fn in_lane(&self, key: u64) -> Entry {
         Entry {
             key,
             id: self.id,
             attempts: self.attempts,
             expires: self.expires,
+            dedup: self.dedup.clone(),
             ..Entry::default()
         }
     }
 
     /// Parses a name; `None` unless it is exactly of the form spool writes.
     pub fn parse(name: &str) -> Option<Entry> {
+        // The key field is last and may hold dots: everything after the first `.k`.
+        let (name, dedup) = match name.find(".k") {
+            Some(at) => {
+                let key = &name[at + 2..];
+                if !crate::store::is_valid_key(key) {
+                    return None;
+                }
+                (&name[..at], Some(key.to_string()))
+            }
+            None => (name, None),
+        };
         let mut parts = name.split('.');
         let key = parts.next()?;
         if key.len() != KEY_WIDTH || !key.bytes().all(|b| b.is_ascii_digit()) {
@@ -97,10 +119,11 @@ impl Entry {
         let mut e = Entry {
             key,
             id: key,
+            dedup,
             ..Entry::default()
         };
         // Fields appear at most once each, in this order.
-        const ORDER: &[u8] = b"isapetlr";
+        const ORDER: &[u8] = b"isapetlr"; // and `k`, last, split off above
         let mut next_rank = 0;
         for part in parts {
             let tag = *part.as_bytes().first()?;
@@ -178,6 +201,9 @@ impl Entry {
         if let Some(r) = &self.reason {
             s.push_str(&format!(".r{r}"));
         }
+        if let Some(k) = &self.dedup {
+            s.push_str(&format!(".k{k}"));
+        }
         s
     }
 
@@ -209,13 +235,68 @@ mod tests {
             token: Some("9f3a".into()),
             lease: Some(1_764_059_400_000),
             reason: Some("exit-100".into()),
+            dedup: Some("job.k1:a@b".into()),
         };
         let name = e.name();
         assert_eq!(
             name,
-            "00000000000000000007.i3.s5.a2.p9.e1764059358000.t9f3a.l1764059400000.rexit-100"
+            "00000000000000000007.i3.s5.a2.p9.e1764059358000.t9f3a.l1764059400000.rexit-100.kjob.k1:a@b"
         );
         assert_eq!(Entry::parse(&name), Some(e));
+    }
+
+    #[test]
+    fn keys_may_hold_dots_and_dot_k() {
+        for key in [
+            "a",
+            "a.b",
+            "x.k",
+            "a.kb.k",
+            "k",
+            "k.",
+            "a..b",
+            "user@host:1+2=3,4",
+        ] {
+            let e = Entry {
+                dedup: Some(key.into()),
+                ..Entry::fresh(42)
+            };
+            let name = e.name();
+            assert_eq!(name, format!("00000000000000000042.k{key}"));
+            assert_eq!(Entry::parse(&name), Some(e), "{name}");
+        }
+        // Fields come before the key: after it, they are part of it.
+        let e = Entry::parse("00000000000000000042.a2.kjob.a3").unwrap();
+        assert_eq!((e.attempts, e.dedup.as_deref()), (2, Some("job.a3")));
+    }
+
+    #[test]
+    fn the_longest_names_fit() {
+        // The longest name spool writes is a claim's; a dead letter's is shorter.
+        let claim = Entry {
+            key: u64::MAX,
+            id: u64::MAX,
+            seq: Some(u64::MAX - 1),
+            attempts: u32::MAX,
+            priority: 9,
+            expires: Some(u64::MAX),
+            token: Some("f".repeat(16)),
+            lease: Some(u64::MAX),
+            reason: None,
+            dedup: Some("K".repeat(64)),
+        };
+        let failed = Entry {
+            seq: None,
+            token: None,
+            lease: None,
+            reason: Some("z".repeat(40)),
+            ..claim.clone()
+        };
+        for e in [claim, failed] {
+            let name = e.name();
+            assert!(name.len() <= 201, "{} bytes: {name}", name.len());
+            assert_eq!(Entry::parse(&name), Some(e));
+        }
     }
 
     #[test]
@@ -237,9 +318,16 @@ mod tests {
             "00000000000000000042.a0",
             "00000000000000000042.i42",
             "00000000000000000042.s42",
+            "00000000000000000042.k",
+            "00000000000000000042.k.x",
+            "00000000000000000042.ka b",
+            "00000000000000000042.ka/b",
+            "00000000000000000042.a1.k",
         ] {
             assert_eq!(Entry::parse(bad), None, "{bad}");
         }
+        let long = format!("00000000000000000042.k{}", "x".repeat(65));
+        assert_eq!(Entry::parse(&long), None);
     }
 }
 
@@ -263,8 +351,9 @@ mod fuzz {
             key in 1u64..u64::MAX, attempts in 0u32..100, priority in 0u8..10,
             expires in proptest::option::of(0u64..1u64 << 50), token in proptest::option::of("[0-9a-f]{1,32}"),
             reason in proptest::option::of("[a-z0-9-]{1,40}"),
+            dedup in proptest::option::of("[A-Za-z0-9_:@+=,-][A-Za-z0-9._:@+=,-]{0,63}"),
         ) {
-            let e = Entry { key, id: key, seq: None, attempts, priority, expires, token, lease: None, reason };
+            let e = Entry { key, id: key, seq: None, attempts, priority, expires, token, lease: None, reason, dedup };
             prop_assert_eq!(Entry::parse(&e.name()), Some(e));
         }
 

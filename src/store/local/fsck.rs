@@ -3,8 +3,11 @@
 //! It holds both locks for the whole check, so it sees a still queue. It never deletes a
 //! message: what it cannot use (foreign names, symlinks, FIFOs, files with several links,
 //! unreadable files) is moved into `corrupt/` under a name that says where it was, and
-//! only spool's own leftovers (orphaned temporary files) are removed.
+//! only spool's own leftovers (orphaned temporary files) are removed. Key files are
+//! checked last, against the live messages seen: one that names no live message with its
+//! key is removed, and a live keyed message whose key is free takes it again.
 
+use std::collections::BTreeMap;
 use std::os::fd::{AsFd, BorrowedFd};
 
 use rustix::fs::{FileType, OFlags};
@@ -32,6 +35,9 @@ struct Check<'q> {
     lanes: u64,
     /// The earliest due time in delayed/ (unix ms).
     earliest_due: Option<u64>,
+    /// The live (ready, delayed, claimed) messages with a deduplication key: their ids
+    /// by key, in the order seen.
+    live_keys: BTreeMap<String, Vec<u64>>,
 }
 
 impl Queue {
@@ -45,6 +51,7 @@ impl Queue {
             lowest_ready: None,
             lanes: 0,
             earliest_due: None,
+            live_keys: BTreeMap::new(),
         };
         // The lock files first: without them there is nothing to lock.
         check.queue_dir()?;
@@ -63,6 +70,7 @@ impl Queue {
         check.flat(DELAYED)?;
         check.flat(FAILED)?;
         check.claims(&mut c)?;
+        check.keys()?;
         check.counters(&producer, &mut c)?;
         drop(producer);
         self.save_head(&mut c)?;
@@ -99,6 +107,14 @@ impl Check<'_> {
         let target = format!("{}.{}", path.replace('/', "%"), layout::token());
         let action = format!("moved to corrupt/{target}");
         if self.repair {
+            // A message set aside holds its key no more: released first (both locks held).
+            if rel != "."
+                && rel != TMP
+                && rel != KEYS
+                && let Some(entry) = Entry::parse(name).filter(|e| e.dedup.is_some())
+            {
+                self.queue.release_keys(std::iter::once(&entry))?;
+            }
             let corrupt = self.queue.state_dir(CORRUPT)?;
             match sys::rename_noreplace(dir, name, corrupt.as_fd(), &target) {
                 Ok(()) => sys::fsync(&corrupt)
@@ -180,6 +196,7 @@ impl Check<'_> {
         let mut dirs = vec!["."];
         dirs.extend(STATE_DIRS);
         dirs.extend((1..LANE_COUNT).map(lane_dir));
+        dirs.push(KEYS);
         for rel in dirs {
             let Ok(fd) = sys::open_dir_beneath(q.dir(), rel) else {
                 continue;
@@ -313,6 +330,7 @@ impl Check<'_> {
                     continue;
                 }
                 kept += 1;
+                self.live(&entry);
                 self.highest = self.highest.max(entry.key);
                 self.lanes |= 1 << lane;
                 if lane == 0 {
@@ -353,6 +371,7 @@ impl Check<'_> {
             }
             self.highest = self.highest.max(entry.id);
             if rel == DELAYED {
+                self.live(&entry);
                 self.earliest_due = Some(self.earliest_due.map_or(entry.key, |d| d.min(entry.key)));
             }
         }
@@ -383,6 +402,7 @@ impl Check<'_> {
                 continue;
             }
             self.highest = self.highest.max(entry.id).max(entry.position());
+            self.live(&entry); // claimed, or returned: in the queue either way
             let ended = entry.lease.is_none_or(|l| l <= now);
             if !ended || matches!(q.probe(claimed, &name, &rel)?, Probe::Held) {
                 continue;
@@ -403,6 +423,92 @@ impl Check<'_> {
                 q.return_claim(claimed, &name, &entry, c, false)?;
             }
             self.found(&rel, problem, Some("returned to the queue".into()));
+        }
+        Ok(())
+    }
+
+    /// Notes a live message's deduplication key.
+    fn live(&mut self, entry: &Entry) {
+        if let Some(key) = &entry.dedup {
+            self.live_keys
+                .entry(key.clone())
+                .or_default()
+                .push(entry.id);
+        }
+    }
+
+    /// keys/: a key file must name a live message with its key (a stale one is removed),
+    /// and a live keyed message whose key is free takes it (the file is created).
+    fn keys(&mut self) -> Result<()> {
+        let q = self.queue;
+        let mut keys = q.open_keys()?;
+        let mut changed = false;
+        let mut held: Vec<String> = Vec::new();
+        if let Some(dir) = &keys {
+            let dir = dir.as_fd();
+            let names = sys::read_names(dir).map_err(|e| Error::io("read", q.at(KEYS), e))?;
+            for name in names {
+                let rel = format!("{KEYS}/{name}");
+                if !crate::store::is_valid_key(&name) {
+                    self.quarantine(dir, KEYS, &name, "is not a key file name".into())?;
+                    continue;
+                }
+                let st = match sys::stat_at(dir, &name) {
+                    Ok(st) => st,
+                    Err(Errno::NOENT) => continue,
+                    Err(e) => return Err(Error::io("stat", q.at(&rel), e)),
+                };
+                if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile {
+                    let problem = format!("is {}, not a key file", sys::describe_entry(&st));
+                    self.quarantine(dir, KEYS, &name, problem)?;
+                    continue;
+                }
+                let id = st.st_size as u64;
+                if self
+                    .live_keys
+                    .get(&name)
+                    .is_some_and(|ids| ids.contains(&id))
+                {
+                    held.push(name);
+                    continue;
+                }
+                self.found(
+                    &rel,
+                    format!("holds the key for message {id}, which is not in the queue with it"),
+                    Some("removed".into()),
+                );
+                if self.repair {
+                    match sys::remove_file(dir, &name) {
+                        Ok(()) | Err(Errno::NOENT) => changed = true,
+                        Err(e) => return Err(Error::io("remove", q.at(&rel), e)),
+                    }
+                } else {
+                    held.push(name); // not free until repaired
+                }
+            }
+        }
+        let free: Vec<(String, u64)> = self
+            .live_keys
+            .iter()
+            .filter(|(key, _)| !held.contains(key))
+            .map(|(key, ids)| (key.clone(), ids.iter().copied().min().unwrap_or_default()))
+            .collect();
+        for (key, id) in free {
+            self.found(
+                &format!("{KEYS}/{key}"),
+                format!("is missing: message {id} has the key, and no message holds it"),
+                Some(format!("created for message {id}")),
+            );
+            if self.repair {
+                if keys.is_none() {
+                    keys = Some(q.keys_dir()?);
+                }
+                let dir = keys.as_ref().expect("set above");
+                changed |= q.hold_key(dir.as_fd(), &key, id)?;
+            }
+        }
+        if changed && let Some(dir) = &keys {
+            q.sync_keys(dir)?;
         }
         Ok(())
     }

@@ -17,6 +17,7 @@
 //! QUEUE/delayed/NAME          not visible before their due time (the key)
 //! QUEUE/claimed/NAME          handed out: flocked by a running pop or run, or leased
 //! QUEUE/failed/NAME           dead letters, with their reason
+//! QUEUE/keys/KEY              its length is the id of the message holding the deduplication key
 //! QUEUE/corrupt/              what fsck --repair moved aside
 //! ```
 
@@ -129,6 +130,9 @@ pub const CLAIMED: &str = "claimed";
 pub const FAILED: &str = "failed";
 /// Where fsck moves what it cannot use.
 pub const CORRUPT: &str = "corrupt";
+/// The deduplication keys held: length files named by the key, whose length is the id of
+/// the message holding it. Made by the first push with a key.
+pub const KEYS: &str = "keys";
 /// The directories every queue is created with.
 pub const STATE_DIRS: [&str; 5] = [TMP, READY, DELAYED, CLAIMED, FAILED];
 
@@ -152,6 +156,7 @@ pub fn lane_dir(p: u8) -> &'static str {
 pub fn is_queue_entry(name: &str) -> bool {
     name == FORMAT_FILE
         || name == CORRUPT
+        || name == KEYS
         || name == OLD_RATE
         || LENGTH_FILES.contains(&name)
         || STATE_DIRS.contains(&name)
@@ -161,7 +166,10 @@ pub fn is_queue_entry(name: &str) -> bool {
 /// Whether `name` is a directory that a queue directory holds (a state directory, a
 /// lane, corrupt/): a directory inside a queue has one of these on its path.
 pub fn is_queue_dir_entry(name: &str) -> bool {
-    name == CORRUPT || STATE_DIRS.contains(&name) || (1..LANE_COUNT).any(|p| lane_dir(p) == name)
+    name == CORRUPT
+        || name == KEYS
+        || STATE_DIRS.contains(&name)
+        || (1..LANE_COUNT).any(|p| lane_dir(p) == name)
 }
 
 /// Keys per bucket directory.
@@ -273,7 +281,9 @@ mod tests {
 
     #[test]
     fn queue_entries() {
-        for name in ["format", "counter", "ready", "ready-9", "corrupt", "tmp"] {
+        for name in [
+            "format", "counter", "ready", "ready-9", "corrupt", "tmp", "keys",
+        ] {
             assert!(is_queue_entry(name), "{name}");
         }
         for name in ["ready-0", "ready-10", "junk"] {

@@ -20,13 +20,20 @@
 //! - Consumers never delete a message before it was delivered: pop renames it into
 //!   `claimed/` holding an flock on it, writes it out, then unlinks it. A claim whose flock
 //!   is free and whose lease (if any) has passed goes back to its place in `ready/`.
+//! - A deduplication key K is held by the message whose id is the length of `keys/K`.
+//!   keys/ changes only under the producer lock: a push creates the file after renaming
+//!   its message into place, and whatever deletes a keyed message or moves it to
+//!   failed/ removes the file (if it is the message's) before, holding the lock until
+//!   the message is gone. So a key never outlives its message, and a pusher never sees
+//!   it free while its message is there. Messages without a key never touch keys/.
 //! - Lock order: consumer lock, then producer lock; never the other way.
 //!
 //! Each concern lives in a file of its own, all adding to one `impl Queue`:
 //! [`layout`] (every on-disk name), `access` (paths, directories and entries inside a
 //! queue), `lengths` (the length files and the two locks), `rate`, `push` (staging and
 //! publishing), `sweep` (leftovers of dead writers), `buckets` (lanes and their buckets),
-//! `head` (finding the next ready message), `promote` (delayed messages falling due),
+//! `head` (finding the next ready message), `keys` (deduplication keys), `promote`
+//! (delayed messages falling due),
 //! `take`, `settle` (what happens to a claim), `read` (peek, show, walk, stats), `clear`,
 //! [`fsck`] and [`wait`]; `engine` implements the store's traits with them. Lower files
 //! know nothing of higher ones: `layout`, `entry` and `sys` at the bottom, then `access`
@@ -52,6 +59,7 @@ mod engine;
 mod entry;
 pub mod fsck;
 mod head;
+mod keys;
 pub mod layout;
 mod lengths;
 #[cfg(test)]

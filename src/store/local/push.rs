@@ -15,7 +15,7 @@ use super::layout::{self, *};
 use super::{Queue, sys};
 use crate::clock::now_ms;
 use crate::store::error::{Error, Result};
-use crate::store::{Published, PushOptions};
+use crate::store::{Duplicate, Meta, Published, PushOptions};
 
 /// Below this many messages a batch fsyncs each file; above, it flushes the filesystem once.
 const SYNCFS_THRESHOLD: usize = 8;
@@ -27,6 +27,18 @@ pub struct Staging<'q> {
     pub(super) count: usize,
     /// Files kept open until publish, to fdatasync them when the batch is small.
     pub(super) unsynced: Vec<File>,
+    /// Each message's own options and key ([`Staging::add_with`]), by index; `None`: the
+    /// options given to publish, no key.
+    pub(super) metas: Vec<Option<Meta>>,
+}
+
+/// What holds the key of a duplicate.
+#[derive(Clone, Copy)]
+enum Holder {
+    /// A message of the queue, by id.
+    Id(u64),
+    /// An earlier message of the same batch, by index.
+    Earlier(usize),
 }
 
 pub(super) enum StagingKind {
@@ -55,6 +67,7 @@ impl Queue {
             kind,
             count: 0,
             unsynced: Vec::new(),
+            metas: Vec::new(),
         })
     }
 
@@ -110,9 +123,25 @@ impl Staging<'_> {
     /// Writes one more message with `write`, which gets the open temporary file and its
     /// path (for errors).
     pub fn add(&mut self, write: impl FnOnce(&mut File, &Path) -> Result<()>) -> Result<()> {
+        self.add_with(None, write)
+    }
+
+    /// Writes one more message with options and a key of its own (`None`: those of
+    /// publish, no key).
+    pub fn add_with(
+        &mut self,
+        meta: Option<Meta>,
+        write: impl FnOnce(&mut File, &Path) -> Result<()>,
+    ) -> Result<()> {
         // Nothing is published before `publish`: whatever fails here pushed nothing.
+        let index = self.count;
         self.add_inner(write)
-            .map_err(|e| e.with_note("nothing was pushed"))
+            .map_err(|e| e.with_note("nothing was pushed"))?;
+        if meta.is_some() {
+            self.metas.resize(index, None);
+            self.metas.push(meta);
+        }
+        Ok(())
     }
 
     fn add_inner(&mut self, write: impl FnOnce(&mut File, &Path) -> Result<()>) -> Result<()> {
@@ -158,7 +187,9 @@ impl Staging<'_> {
     }
 
     /// Makes every staged message durable, then publishes them in order under one
-    /// producer lock, and fsyncs the directories they went to.
+    /// producer lock, and fsyncs the directories they went to (and keys/). A message
+    /// whose key is held (by a message in the queue, or an earlier one of this push) is
+    /// not published and gets no id: it is listed in the duplicates.
     pub fn publish(mut self, opts: PushOptions) -> Result<Published> {
         let q = self.queue;
         let mut published = Published::default();
@@ -190,46 +221,112 @@ impl Staging<'_> {
                 StagingKind::Batch { .. } => i.to_string(),
             }
         };
-        let delayed = opts.due.filter(|&d| d > now_ms());
-        let lane = opts.priority.min(9);
+        // Each message's own options (add_with), else the push's.
+        let now = now_ms();
+        let meta_of = |i: usize| -> (PushOptions, Option<&str>) {
+            match self.metas.get(i) {
+                Some(Some(Meta { opts, key })) => (*opts, key.as_deref()),
+                _ => (opts, None),
+            }
+        };
+        let delayed_of = |o: &PushOptions| o.due.filter(|&d| d > now);
+        let keyed = self.metas.iter().flatten().any(|m| m.key.is_some());
+        // Per message of a push with keys: the id it got, once renamed into place.
+        let mut ids: Vec<Option<u64>> = vec![None; if keyed { self.count } else { 0 }];
+        // Duplicates: (index, the id holding the key, or the earlier message of this batch).
+        let mut dups: Vec<(usize, Holder)> = Vec::new();
         let mut touched: Vec<(String, OwnedFd)> = Vec::new();
+        let mut keys_dir: Option<OwnedFd> = None;
         let renamed = (|| -> Result<()> {
             let producer = q.lock_producer()?;
             q.promote_before_allocating(&producer)?;
+            if keyed {
+                // Under the producer lock, which every change to keys/ holds: a key seen
+                // free stays free until this push has taken it.
+                let keys = q.open_keys()?;
+                let mut first_of: std::collections::HashMap<&str, usize> =
+                    std::collections::HashMap::new();
+                for i in 0..self.count {
+                    let Some(key) = meta_of(i).1 else { continue };
+                    if let Some(&earlier) = first_of.get(key) {
+                        dups.push((i, Holder::Earlier(earlier)));
+                    } else if let Some(id) = match &keys {
+                        Some(dir) => q.key_holder(dir.as_fd(), key)?,
+                        None => None,
+                    } {
+                        dups.push((i, Holder::Id(id)));
+                    } else {
+                        first_of.insert(key, i);
+                    }
+                }
+            }
+            let is_dup = |i: usize| dups.iter().any(|&(d, _)| d == i);
             // Marked before the messages appear, so that a consumer that sees them also
             // knows where to look (it then waits on the producer lock for the rest).
             // Likewise the due hint, before the rename: a hint that is too early costs a
             // look, one that is too late would hide the message.
-            match delayed {
-                None => q.mark_lane(lane)?,
-                Some(due) => q.mark_due(due)?,
+            let mut lanes_marked = 0u16;
+            let mut due_marked: Option<u64> = None;
+            for i in 0..self.count {
+                if is_dup(i) {
+                    continue;
+                }
+                let (o, _) = meta_of(i);
+                match delayed_of(&o) {
+                    None => {
+                        let lane = o.priority.min(9);
+                        if lanes_marked & (1 << lane) == 0 {
+                            q.mark_lane(lane)?;
+                            lanes_marked |= 1 << lane;
+                        }
+                    }
+                    Some(due) => {
+                        if due_marked.is_none_or(|d| due < d) {
+                            q.mark_due(due)?;
+                            due_marked = Some(due);
+                        }
+                    }
+                }
             }
+            let mut remaining = self.count - dups.len();
             let mut i = 0;
             let mut next = q.free_key(&producer)?;
             let mut reserved = next; // the counter: ids below it are allocated
             while i < self.count {
+                if is_dup(i) {
+                    // Never published: its staged file goes, and it gets no id.
+                    if let StagingKind::Batch { dir, .. } = &self.kind {
+                        let _ = sys::remove_file(dir.as_fd(), &i.to_string());
+                    }
+                    i += 1;
+                    continue;
+                }
                 // Ids are allocated before the renames make them visible, the batch's all
                 // at once: a crash before a rename leaves a gap, never a reused id.
                 if next == reserved {
-                    reserved = next + (self.count - i) as u64;
+                    reserved = next + remaining as u64;
                     q.set_next_key(&producer, reserved)?;
                 }
                 let id = next;
                 next += 1;
-                let (rel, target) = match delayed {
+                let (o, key) = meta_of(i);
+                let lane = o.priority.min(9);
+                let (rel, target) = match delayed_of(&o) {
                     Some(due) => {
                         let entry = Entry {
                             key: due,
                             id,
                             priority: lane,
-                            expires: opts.expires,
+                            expires: o.expires,
+                            dedup: key.map(str::to_string),
                             ..Entry::default()
                         };
                         (DELAYED.to_string(), entry.name())
                     }
                     None => {
                         let entry = Entry {
-                            expires: opts.expires,
+                            expires: o.expires,
+                            dedup: key.map(str::to_string),
                             ..Entry::fresh(id)
                         };
                         (
@@ -238,23 +335,34 @@ impl Staging<'_> {
                         )
                     }
                 };
-                if touched.last().is_none_or(|(r, _)| *r != rel) {
-                    let fd = match delayed {
-                        Some(_) => q.state_dir(DELAYED)?,
-                        None => {
-                            match q.open_bucket(lane, bucket_of(id))? {
-                                Some(fd) => fd,
-                                None => {
-                                    let fd = q.make_bucket(lane, bucket_of(id))?;
-                                    q.sweep_tmp()?; // a new bucket: a good moment
-                                    fd
+                // Mostly the previous message's directory; messages with options of their
+                // own may go back to one opened before.
+                let at = match touched
+                    .last()
+                    .filter(|(r, _)| *r == rel)
+                    .map(|_| touched.len() - 1)
+                    .or_else(|| touched.iter().position(|(r, _)| *r == rel))
+                {
+                    Some(at) => at,
+                    None => {
+                        let fd = match delayed_of(&o) {
+                            Some(_) => q.state_dir(DELAYED)?,
+                            None => {
+                                match q.open_bucket(lane, bucket_of(id))? {
+                                    Some(fd) => fd,
+                                    None => {
+                                        let fd = q.make_bucket(lane, bucket_of(id))?;
+                                        q.sweep_tmp()?; // a new bucket: a good moment
+                                        fd
+                                    }
                                 }
                             }
-                        }
-                    };
-                    touched.push((rel.clone(), fd));
-                }
-                let dir = &touched.last().expect("pushed above").1;
+                        };
+                        touched.push((rel.clone(), fd));
+                        touched.len() - 1
+                    }
+                };
+                let dir = &touched[at].1;
                 let src = src_name(i);
                 // Sweepers hold the producer lock too, and the sweep is behind us: the
                 // temporary file needs its own lock no more, and a published message must
@@ -269,7 +377,25 @@ impl Staging<'_> {
                 match sys::rename_noreplace(src_dir, &src, dir.as_fd(), &target) {
                     Ok(()) => {
                         published.add(id);
+                        if let Some(slot) = ids.get_mut(i) {
+                            *slot = Some(id);
+                        }
+                        remaining -= 1;
                         i += 1;
+                        // After the rename: a crash leaves a message without its key,
+                        // never a key without its message.
+                        if let Some(key) = key {
+                            if keys_dir.is_none() {
+                                keys_dir = Some(q.keys_dir()?);
+                            }
+                            let keys = keys_dir.as_ref().expect("set above");
+                            if !q.hold_key(keys.as_fd(), key, id)? {
+                                (q.warn)(&format!(
+                                    "{}: appeared while the producer lock was held; message {id} holds no key",
+                                    q.at(&format!("{KEYS}/{key}")).display()
+                                ));
+                            }
+                        }
                     }
                     Err(Errno::EXIST) => {
                         // The counter is behind a message (restored or damaged spool):
@@ -299,18 +425,35 @@ impl Staging<'_> {
             self.discard();
             return Err(e.with_note(note));
         }
-        // Everything was renamed away: only an empty batch directory is left to remove.
+        // Everything was renamed away, or removed (duplicates of a batch): only an empty
+        // batch directory is left to remove; a single duplicate is still in tmp/.
         self.count = 0;
-        if let StagingKind::Single { name, .. } = &mut self.kind {
+        if let StagingKind::Single { name, .. } = &mut self.kind
+            && !published.is_empty()
+        {
             name.clear(); // published: nothing of it is left in tmp/
         }
         self.discard();
-        for (rel, fd) in &touched {
+        let synced = touched
+            .iter()
+            .map(|(rel, fd)| (q.at(rel), fd))
+            .chain(keys_dir.iter().map(|fd| (q.at(KEYS), fd)));
+        for (path, fd) in synced {
             sys::fsync(fd).map_err(|e| {
-                Error::io("fsync", q.at(rel), e)
+                Error::io("fsync", path, e)
                     .with_note("the message may have been published: check before pushing it again")
             })?;
         }
+        published.duplicates = dups
+            .into_iter()
+            .filter_map(|(index, holder)| {
+                let id = match holder {
+                    Holder::Id(id) => Some(id),
+                    Holder::Earlier(earlier) => ids.get(earlier).copied().flatten(),
+                };
+                id.map(|id| Duplicate { index, id })
+            })
+            .collect();
         Ok(published)
     }
 

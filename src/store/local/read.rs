@@ -126,7 +126,7 @@ impl Queue {
 
     pub(super) fn info(&self, state: State, entry: &Entry, lane: u8, st: &Stat) -> Info {
         Info {
-            key: None,
+            key: entry.dedup.clone(),
             state,
             id: entry.id,
             size: st.st_size as u64,

@@ -38,6 +38,7 @@ impl Queue {
                     attempts: entry.attempts,
                     priority: lane,
                     expires: entry.expires,
+                    dedup: entry.dedup.clone(),
                     ..Entry::default()
                 };
                 self.mark_due(due)?; // before the rename: never a hint later than a message
@@ -70,9 +71,23 @@ impl Queue {
             priority: entry.priority,
             expires: entry.expires,
             reason: Some(reason.to_string()),
+            dedup: entry.dedup.clone(),
             ..Entry::default()
         };
-        let moved = self.move_entry(claimed.as_fd(), CLAIMED, name, failed.as_fd(), &to.name())?;
+        // A dead letter holds no key: released first (the producer lock is held).
+        self.release_keys(std::iter::once(entry))?;
+        let moved =
+            match self.move_entry(claimed.as_fd(), CLAIMED, name, failed.as_fd(), &to.name()) {
+                Ok(moved) => moved,
+                Err(e) => {
+                    self.restore_key(entry)?;
+                    return Err(e);
+                }
+            };
+        if !moved {
+            // The claim ended meanwhile (returned after its lease): still in the queue.
+            self.restore_key(entry)?;
+        }
         sys::fsync(&failed).map_err(|e| Error::io("fsync", self.at(FAILED), e))?;
         drop(producer); // pushes never wait on the stats' lock
         if moved {
@@ -158,7 +173,14 @@ impl Queue {
     /// Acknowledges a claim: the message is deleted.
     pub fn ack(&self, token: &str) -> Result<u64> {
         let (claimed, name, entry) = self.find_plain_claim(token, "ack")?;
-        match sys::remove_file(claimed.as_fd(), &name) {
+        // A keyed message: its key is released first, under the producer lock.
+        let producer = self.release_for(std::iter::once(&entry))?;
+        let removed = sys::remove_file(claimed.as_fd(), &name);
+        if let (Some(_), Err(_)) = (&producer, &removed) {
+            self.restore_key(&entry)?; // still in the queue: it holds its key again
+        }
+        drop(producer);
+        match removed {
             Ok(()) => {}
             Err(Errno::NOENT) => {
                 return Err(Error::invalid(
@@ -236,6 +258,7 @@ impl Queue {
         let mut entries = self.entries(&failed, FAILED)?;
         entries.sort_unstable_by_key(|(_, e)| e.id);
         let mut moved = Vec::new();
+        let mut keys = None;
         for (name, entry) in entries {
             if !ids.is_empty() && !ids.contains(&entry.id) {
                 continue;
@@ -250,12 +273,25 @@ impl Queue {
             let to = Entry {
                 key: seq,
                 id: entry.id,
+                dedup: entry.dedup.clone(),
                 ..Entry::default()
             };
             if self.move_entry(failed.as_fd(), FAILED, &name, bucket.as_fd(), &to.name())? {
                 sys::fsync(&bucket).map_err(|e| Error::io("fsync", self.at(lane_dir(lane)), e))?;
                 moved.push(entry.id);
+                // Its key again, if no other message took it meanwhile; else it goes back
+                // holding none.
+                if let Some(key) = &entry.dedup {
+                    if keys.is_none() {
+                        keys = Some(self.keys_dir()?);
+                    }
+                    let dir = keys.as_ref().expect("set above");
+                    self.hold_key(dir.as_fd(), key, entry.id)?;
+                }
             }
+        }
+        if let Some(dir) = &keys {
+            self.sync_keys(dir)?;
         }
         Ok(crate::store::moved_and_missing(ids, moved))
     }

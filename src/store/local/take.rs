@@ -91,14 +91,21 @@ impl Queue {
                     failed_dir = Some(self.state_dir(FAILED)?);
                 }
                 let to = failed_dir.as_ref().expect("set above");
+                // A dead letter holds no key: released first, under the producer lock
+                // (taken after the consumer lock, as always).
+                let producer = self.release_for(std::iter::once(&entry))?;
                 let moved = self.move_entry(
                     bucket.as_fd(),
                     &bucket_rel,
                     &name,
                     to.as_fd(),
                     &failed.name(),
-                )?;
-                dead += u64::from(moved);
+                );
+                if producer.is_some() && !matches!(moved, Ok(true)) {
+                    self.restore_key(&entry)?;
+                }
+                drop(producer);
+                dead += u64::from(moved?);
                 continue;
             }
             let lease = match opts.hold {
@@ -134,6 +141,7 @@ impl Queue {
                 token: Some(layout::token()),
                 lease,
                 reason: None,
+                dedup: entry.dedup.clone(),
             };
             let claim_name = claim.name();
             if !self.move_entry(
@@ -262,7 +270,28 @@ impl Queue {
             return Ok(());
         }
         let claimed = self.claimed_dir()?;
-        for m in &done {
+        // Keyed messages release their keys first, all under one holding of the producer
+        // lock; those then not removed hold theirs again.
+        let producer = self.release_for(done.iter().map(|m| &m.entry))?;
+        let mut count = 0;
+        let result = self.remove_claims(claimed, &done, &mut count);
+        *removed += count as u64;
+        if producer.is_some() {
+            for m in &done[count..] {
+                self.restore_key(&m.entry)?;
+            }
+        }
+        result
+    }
+
+    /// Unlinks the claims `done` in order; `count` says how many were.
+    fn remove_claims(
+        &self,
+        claimed: BorrowedFd<'_>,
+        done: &[Claimed],
+        count: &mut usize,
+    ) -> Result<()> {
+        for m in done {
             sys::remove_file(claimed.as_fd(), &m.name).map_err(|e| {
                 Error::io("remove", self.at(&format!("{CLAIMED}/{}", m.name)), e).with_note(
                     format!(
@@ -271,7 +300,7 @@ impl Queue {
                     ),
                 )
             })?;
-            *removed += 1;
+            *count += 1;
         }
         Ok(())
     }

@@ -156,3 +156,137 @@ fn counter_behind_a_message_never_overwrites_it() {
     );
     assert!(!warnings.borrow().is_empty());
 }
+
+fn meta(priority: u8, due: Option<u64>, key: Option<&str>) -> Option<crate::store::Meta> {
+    Some(crate::store::Meta {
+        opts: PushOptions {
+            priority,
+            due,
+            expires: None,
+        },
+        key: key.map(str::to_string),
+    })
+}
+
+#[test]
+fn each_message_of_a_batch_has_its_own_options_and_key() {
+    let (_d, spool, _) = spool();
+    let q = spool.create("q").unwrap();
+    let later = crate::clock::now_ms() + 3_600_000;
+    let mut staging = q.stage(true).unwrap();
+    let batch: [(&[u8], _); 6] = [
+        (b"plain", None),
+        (b"high", meta(7, None, Some("h"))),
+        (b"later", meta(0, Some(later), Some("l"))),
+        (b"same key", meta(0, None, Some("h"))),
+        (b"low", meta(2, None, None)),
+        (b"mid", meta(5, None, Some("m.k"))),
+    ];
+    for (m, meta) in batch {
+        staging
+            .add_with(meta, |f, p| {
+                f.write_all(m).map_err(|e| Error::io("write", p, e))
+            })
+            .unwrap();
+    }
+    let published = staging
+        .publish(PushOptions {
+            priority: 1,
+            ..PushOptions::default()
+        })
+        .unwrap();
+    assert_eq!(published.ids().collect::<Vec<_>>(), [1, 2, 3, 4, 5]);
+    assert_eq!(
+        published.duplicates,
+        [crate::store::Duplicate { index: 3, id: 2 }]
+    );
+    let mut listed = Vec::new();
+    q.walk(&State::ALL, |info, _| {
+        listed.push((info.id, info.state, info.priority, info.key.clone()));
+        Ok(true)
+    })
+    .unwrap();
+    assert_eq!(
+        listed,
+        [
+            (2, State::Ready, 7, Some("h".to_string())),
+            (5, State::Ready, 5, Some("m.k".to_string())),
+            (4, State::Ready, 2, None),
+            (1, State::Ready, 1, None),
+            (3, State::Delayed, 0, Some("l".to_string())),
+        ]
+    );
+    let keys = q.path().join("keys");
+    for (key, id) in [("h", 2), ("l", 3), ("m.k", 5)] {
+        assert_eq!(
+            std::fs::metadata(keys.join(key)).unwrap().len(),
+            id,
+            "{key}"
+        );
+    }
+    assert_eq!(
+        pop_all(&q),
+        [
+            b"high".to_vec(),
+            b"mid".to_vec(),
+            b"low".to_vec(),
+            b"plain".to_vec()
+        ]
+    );
+    assert!(!keys.join("h").exists() && !keys.join("m.k").exists());
+    assert!(keys.join("l").exists(), "delayed: still held");
+    // No tmp/ leftover of the duplicate.
+    assert_eq!(std::fs::read_dir(q.path().join("tmp")).unwrap().count(), 0);
+}
+
+#[test]
+fn a_single_duplicate_leaves_nothing_in_tmp() {
+    let (_d, spool, _) = spool();
+    let q = spool.create("q").unwrap();
+    for expected in [
+        (vec![1], vec![]),
+        (vec![], vec![crate::store::Duplicate { index: 0, id: 1 }]),
+    ] {
+        let mut staging = q.stage(false).unwrap();
+        staging
+            .add_with(meta(0, None, Some("k")), |f, p| {
+                f.write_all(b"m").map_err(|e| Error::io("write", p, e))
+            })
+            .unwrap();
+        let published = staging.publish(PushOptions::default()).unwrap();
+        assert_eq!(
+            (published.ids().collect::<Vec<_>>(), published.duplicates),
+            expected
+        );
+    }
+    assert_eq!(std::fs::read_dir(q.path().join("tmp")).unwrap().count(), 0);
+    assert_eq!(q.waiting().unwrap(), 1);
+}
+
+#[test]
+fn identity_is_stable_and_new_for_a_queue_made_again() {
+    let (_d, spool, _) = spool();
+    let q = spool.create("q").unwrap();
+    let first = q.identity().unwrap();
+    assert_eq!(first.len(), 16);
+    assert!(
+        first
+            .bytes()
+            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+    );
+    assert_eq!(spool.open("q").unwrap().unwrap().identity().unwrap(), first);
+    let other = spool.create("other").unwrap().identity().unwrap();
+    assert_ne!(other, first);
+    std::fs::remove_dir_all(q.path()).unwrap();
+    drop(q);
+    let again = spool.create("q").unwrap().identity().unwrap();
+    assert_ne!(again, first);
+}
+
+#[test]
+fn fnv1a64_is_the_published_function() {
+    // The test vectors of the FNV reference.
+    assert_eq!(super::access::fnv1a64(b""), 0xcbf2_9ce4_8422_2325);
+    assert_eq!(super::access::fnv1a64(b"a"), 0xaf63_dc4c_8601_ec8c);
+    assert_eq!(super::access::fnv1a64(b"foobar"), 0x8594_4171_f739_67e8);
+}

@@ -177,6 +177,7 @@ fn run_all(ops: &[Op], faults: &[Fault], label: &str) {
 const PRODUCERS: &[Op] = &[Op::Push, Op::PushLarge, Op::Batch, Op::BigBatch];
 const CONSUMERS: &[Op] = &[Op::Pop, Op::Peek, Op::Claim, Op::Run];
 const SETTLERS: &[Op] = &[Op::Ack, Op::Nack, Op::Extend, Op::Clear];
+const KEYED: &[Op] = &[Op::PushKey, Op::PopKey, Op::AckKey, Op::ClearKey];
 const EIO: &[Fault] = &[Fault::Error("EIO")];
 const SPACE: &[Fault] = &[Fault::Error("ENOSPC"), Fault::Error("EDQUOT")];
 const KILL: &[Fault] = &[Fault::Kill];
@@ -226,6 +227,33 @@ fn enospc_and_edquot_at_every_call_of_the_consumers() {
         &ops,
         SPACE,
         "ENOSPC and EDQUOT at every call of pop, peek, claim, run, ack, nack, extend and clear",
+    );
+}
+
+#[test]
+fn eio_at_every_call_of_keyed_push_pop_ack_and_clear() {
+    sweep_test(
+        KEYED,
+        EIO,
+        "EIO at every call of push, pop, ack and clear of keyed messages",
+    );
+}
+
+#[test]
+fn enospc_and_edquot_at_every_call_of_keyed_push_pop_ack_and_clear() {
+    sweep_test(
+        KEYED,
+        SPACE,
+        "ENOSPC and EDQUOT at every call of push, pop, ack and clear of keyed messages",
+    );
+}
+
+#[test]
+fn a_crash_at_every_call_of_keyed_push_pop_ack_and_clear_leaves_no_key_without_its_message() {
+    sweep_test(
+        KEYED,
+        KILL,
+        "SIGKILL at every call of push, pop, ack and clear of keyed messages",
     );
 }
 

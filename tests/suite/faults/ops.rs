@@ -81,6 +81,32 @@ pub enum Op {
     Run,
     /// `clear`.
     Clear,
+    /// `push --key new --print-id new`: a message with a deduplication key.
+    PushKey,
+    /// `pop > FILE` of m1, pushed with `--key k1`.
+    PopKey,
+    /// `ack TOKEN` of a claim of m1, pushed with `--key k1`.
+    AckKey,
+    /// `clear`, m1 pushed with `--key k1`.
+    ClearKey,
+}
+
+impl Op {
+    /// The operation without keys whose outcome this one must have.
+    fn base(self) -> Op {
+        match self {
+            Op::PushKey => Op::Push,
+            Op::PopKey => Op::Pop,
+            Op::AckKey => Op::Ack,
+            Op::ClearKey => Op::Clear,
+            other => other,
+        }
+    }
+
+    /// Whether m1 holds the key k1 before the operation.
+    fn m1_keyed(self) -> bool {
+        matches!(self, Op::PopKey | Op::AckKey | Op::ClearKey)
+    }
 }
 
 const LARGE: usize = 200_000;
@@ -108,12 +134,18 @@ impl Case {
     pub fn new(op: Op) -> Result<Case, String> {
         let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
         let root = dir.path().join("spool");
-        Cmd::at(&root)
-            .args(["push", "m1", "m2", "m3"])
-            .run()
-            .check_success()?;
+        if op.m1_keyed() {
+            for args in [&["push", "--key", "k1", "m1"][..], &["push", "m2", "m3"]] {
+                Cmd::at(&root).args(args).run().check_success()?;
+            }
+        } else {
+            Cmd::at(&root)
+                .args(["push", "m1", "m2", "m3"])
+                .run()
+                .check_success()?;
+        }
         let mut token = String::new();
-        if matches!(op, Op::Ack | Op::Nack | Op::Extend) {
+        if matches!(op.base(), Op::Ack | Op::Nack | Op::Extend) {
             let out = Cmd::at(&root).args(["claim", "--lease", "1h"]).run();
             out.check_success()?;
             token = out.text_lossy().trim_end().to_string();
@@ -141,7 +173,26 @@ impl Case {
             Op::Extend => spool(&["extend", &self.token, "--lease", "2h"]),
             Op::Run => spool(&["run", "--max", "1", "--backoff", "0", "--", "true"]),
             Op::Clear => spool(&["clear"]),
+            Op::PushKey => spool(&["push", "--key", "new", "--print-id", "new"]),
+            Op::PopKey | Op::AckKey | Op::ClearKey => self.call(op.base()),
         }
+    }
+
+    /// No key file outlives its message: each names a message of the queue, not failed.
+    fn check_keys(&self, listed: &[crate::harness::Listed]) -> Result<(), String> {
+        let keys = self.root.join("default/keys");
+        for name in crate::harness::names_in(&keys) {
+            let id = fs::symlink_metadata(keys.join(&name))
+                .map_err(|e| format!("keys/{name}: {e}"))?
+                .len();
+            if !listed.iter().any(|l| l.id == id && l.state != "failed") {
+                return Err(format!(
+                    "keys/{name} says message {id} holds it, but the queue is {:?}",
+                    id_states(listed)
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// Checks the outcome `out` of `op` broken by `fault`, then the queue.
@@ -167,6 +218,8 @@ impl Case {
             ));
         }
         let listed = list_all(&self.root, "default")?;
+        self.check_keys(&listed)?;
+        let op = op.base();
         let states = id_states(&listed);
         let m = |v: &[&str]| bytes(v);
         let mut ids_seen: Vec<u64> = listed.iter().map(|l| l.id).collect();
@@ -193,6 +246,7 @@ impl Case {
                     vec![m(&["m1", "m2", "m3"]), with]
                 } else if out.stderr.contains("messages were pushed")
                     || out.stderr.contains("message was pushed")
+                    || published_count(&out.stderr, 1) == Some(1)
                 {
                     vec![with]
                 } else {
@@ -385,6 +439,9 @@ impl Case {
                         .collect()
                 }
             }
+            Op::PushKey | Op::PopKey | Op::AckKey | Op::ClearKey => {
+                return Err(format!("{op:?} is judged as the operation without keys"));
+            }
         };
         let popped = drain(&self.root, "default")?;
         if !expected.contains(&popped) {
@@ -397,7 +454,7 @@ impl Case {
             ));
         }
         let q = self.root.join("default");
-        for sub in ["tmp", "claimed"] {
+        for sub in ["tmp", "claimed", "keys"] {
             let left = crate::harness::names_in(&q.join(sub));
             if !left.is_empty() {
                 return Err(format!(

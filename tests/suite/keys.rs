@@ -1,0 +1,348 @@
+//! `spool push --key KEY`: deduplication keys. While a message with a key is ready,
+//! delayed or claimed, another push with that key adds nothing; a dead letter or a
+//! deleted message holds no key.
+
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::time::Duration;
+
+use crate::harness::{Engine, Fixture, engine_tests, parse_ids};
+
+engine_tests! {
+    a_second_push_with_the_key_adds_nothing, the_key_is_free_again_after_pop,
+    the_key_is_free_again_after_ack, a_dead_letter_holds_no_key,
+    an_expired_message_holds_no_key, the_key_is_free_again_after_clear,
+    the_key_is_kept_through_nack_and_a_delay, a_requeued_message_takes_its_free_key_again,
+    list_shows_the_key, concurrent_pushers_with_one_key_add_one_message,
+    invalid_keys_are_refused_naming_the_rule, key_names_one_message,
+    key_is_not_for_lines_or_null, a_key_from_standard_input,
+}
+
+const DUPLICATE: &str =
+    "spool: push to default: message 1 holds the key job.1: nothing was pushed\n";
+
+/// Pushes `message` with `key` and asserts that it was not added, message `id` holding
+/// the key.
+#[track_caller]
+fn held(s: &Fixture, key: &str, message: &str, id: u64) {
+    s.run(&["push", "--key", key, "--print-id", message])
+        .exits_saying(
+            0,
+            &format!(
+                "spool: push to default: message {id} holds the key {key}: nothing was pushed\n"
+            ),
+        )
+        .stdout_is(format!("{id}\n"));
+}
+
+/// Pushes `message` with `key`, asserts that it was added, and returns its id.
+#[track_caller]
+fn added(s: &Fixture, key: &str, message: &str) -> u64 {
+    s.push_with(&["--key", key], message)
+}
+
+fn a_second_push_with_the_key_adds_nothing(engine: Engine) {
+    let s = engine.fixture();
+    s.prints(&["push", "--key", "job.1", "--print-id", "first"], "1\n");
+    let out = s.run(&["push", "--key", "job.1", "--print-id", "second"]);
+    out.exits_saying(0, DUPLICATE).stdout_is("1\n");
+    // Without --print-id: the same line, nothing on standard output.
+    s.run(&["push", "--key", "job.1", "third"])
+        .exits_saying(0, DUPLICATE)
+        .stdout_is("");
+    // Other keys, and messages without one, are not held back.
+    s.prints(&["push", "--key", "job.2", "--print-id", "other"], "2\n");
+    s.prints(&["push", "--print-id", "plain"], "3\n");
+    assert_eq!(s.pop_all_text("default"), ["first", "other", "plain"]);
+}
+
+fn the_key_is_free_again_after_pop(engine: Engine) {
+    let s = engine.fixture();
+    s.prints(&["push", "--key", "k", "--print-id", "a"], "1\n");
+    s.prints(&["pop"], "a");
+    s.prints(&["push", "--key", "k", "--print-id", "b"], "2\n");
+    // pop -n takes many keyed messages at once.
+    s.prints(&["push", "--key", "k2", "--print-id", "c"], "3\n");
+    s.prints(&["pop", "-n", "10", "--lines"], "b\nc\n");
+    s.prints(&["push", "--key", "k", "--print-id", "d"], "4\n");
+    s.prints(&["push", "--key", "k2", "--print-id", "e"], "5\n");
+}
+
+fn the_key_is_free_again_after_ack(engine: Engine) {
+    let s = engine.fixture();
+    s.prints(&["push", "--key", "k", "--print-id", "a"], "1\n");
+    let token = s.claim(&[]);
+    // Claimed, it still holds the key.
+    held(&s, "k", "b", 1);
+    assert_eq!(s.states("default"), [(1, "claimed".to_string())]);
+    s.prints(&["ack", &token], "");
+    s.prints(&["push", "--key", "k", "--print-id", "c"], "2\n");
+}
+
+fn a_dead_letter_holds_no_key(engine: Engine) {
+    let s = engine.fixture();
+    s.prints(&["push", "--key", "k", "--print-id", "a"], "1\n");
+    let token = s.claim(&[]);
+    s.prints(&["nack", &token], "");
+    s.run(&["claim", "--max-attempts", "1"]).nothing();
+    assert_eq!(s.states("default"), [(1, "failed".to_string())]);
+    let b = added(&s, "k", "b");
+    held(&s, "k", "again", b);
+    // And one failed by run (exit 100) frees it too.
+    s.run(&["run", "--", "sh", "-c", "exit 100"]).exits_saying(3, &format!(
+        "spool: run: message {b} (queue default): attempt 1 of 5 failed: exit status 100; moved to failed\n"
+    ));
+    added(&s, "k", "c");
+}
+
+fn an_expired_message_holds_no_key(engine: Engine) {
+    let s = engine.fixture();
+    s.prints(
+        &["push", "--key", "k", "--ttl", "100ms", "--print-id", "a"],
+        "1\n",
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    s.run(&["pop"]).nothing();
+    assert_eq!(s.states("default"), [(1, "failed".to_string())]);
+    s.prints(&["push", "--key", "k", "--print-id", "b"], "2\n");
+}
+
+fn the_key_is_free_again_after_clear(engine: Engine) {
+    let s = engine.fixture();
+    s.prints(&["push", "--key", "k", "--print-id", "a"], "1\n");
+    s.prints(
+        &["push", "--key", "d", "--delay", "1h", "--print-id", "b"],
+        "2\n",
+    );
+    held(&s, "d", "c", 2);
+    s.prints(&["clear"], "2\n");
+    s.prints(&["push", "--key", "k", "--print-id", "a"], "3\n");
+    s.prints(&["push", "--key", "d", "--print-id", "b"], "4\n");
+}
+
+fn the_key_is_kept_through_nack_and_a_delay(engine: Engine) {
+    let s = engine.fixture();
+    s.prints(&["push", "--key", "k", "--print-id", "a"], "1\n");
+    let token = s.claim(&[]);
+    s.prints(&["nack", &token], "");
+    held(&s, "k", "b", 1);
+    let token = s.claim(&["--lease", "1m"]);
+    s.prints(&["extend", &token, "--lease", "2m"], "");
+    held(&s, "k", "b", 1);
+    s.prints(&["nack", &token, "--delay", "1h"], "");
+    assert_eq!(s.states("default"), [(1, "delayed".to_string())]);
+    held(&s, "k", "b", 1);
+    assert_eq!(s.entry("default", 1)["key"], "k");
+}
+
+fn a_requeued_message_takes_its_free_key_again(engine: Engine) {
+    let s = engine.fixture();
+    s.prints(&["push", "--key", "k", "--print-id", "a"], "1\n");
+    run_fails_one(&s);
+    s.prints(&["requeue", "1"], "1\n");
+    held(&s, "k", "b", 1);
+    assert_eq!(s.pop_all_text("default"), ["a"]);
+}
+
+fn list_shows_the_key(engine: Engine) {
+    let s = engine.fixture();
+    s.prints(&["push", "--key", "a.b:c@d", "--print-id", "x"], "1\n");
+    s.prints(&["push", "--print-id", "y"], "2\n");
+    let out = s.run(&["list", "--state", "all"]);
+    out.success();
+    let lines: Vec<&str> = std::str::from_utf8(&out.stdout).unwrap().lines().collect();
+    assert!(lines[0].contains(" key=a.b:c@d\t"), "{lines:?}");
+    assert!(!lines[1].contains("key="), "{lines:?}");
+    let listed = s.list_json("default", "all");
+    assert_eq!(listed[0]["key"], "a.b:c@d");
+    assert!(listed[1].get("key").is_none(), "{}", listed[1]);
+}
+
+fn concurrent_pushers_with_one_key_add_one_message(engine: Engine) {
+    let s = engine.fixture();
+    s.push(&["the queue exists"]);
+    s.prints(&["pop"], "the queue exists");
+    let running: Vec<_> = (0..8)
+        .map(|i| {
+            s.cmd()
+                .args([
+                    "push",
+                    "--key",
+                    "same",
+                    "--print-id",
+                    &format!("pusher {i}"),
+                ])
+                .spawn()
+        })
+        .collect();
+    let outs: Vec<_> = running.into_iter().map(|r| r.finish()).collect();
+    let mut ids = Vec::new();
+    for out in &outs {
+        assert_eq!(out.code, 0, "{out:?}");
+        ids.extend(parse_ids(&out.stdout));
+    }
+    assert_eq!(ids.len(), 8, "{outs:?}");
+    assert!(ids.iter().all(|&id| id == ids[0]), "{ids:?}");
+    let added = outs.iter().filter(|o| o.stderr.is_empty()).count();
+    assert_eq!(added, 1, "{outs:?}");
+    assert_eq!(s.len("default"), 1);
+}
+
+fn invalid_keys_are_refused_naming_the_rule(engine: Engine) {
+    let s = engine.fixture();
+    let long = "x".repeat(65);
+    for key in ["", ".x", "a b", "a/b", long.as_str()] {
+        s.run(&["push", "--key", key, "m"])
+            .error()
+            .stderr_has("a key is 1 to 64 characters of A-Z a-z 0-9 . _ - : @ + = , and does not start with '.'");
+    }
+    s.run(&["len"]).exits(0);
+    assert!(s.states("default").is_empty());
+    s.prints(
+        &["push", "--key", &"x".repeat(64), "--print-id", "m"],
+        "1\n",
+    );
+}
+
+fn key_names_one_message(engine: Engine) {
+    let s = engine.fixture();
+    s.run(&["push", "--key", "k", "a", "b"])
+        .error()
+        .stderr_has("--key names one message");
+    s.run(&["push", "--print-id", "x"]).success();
+    assert_eq!(s.listed_ids("default"), [1]);
+}
+
+fn key_is_not_for_lines_or_null(engine: Engine) {
+    let s = engine.fixture();
+    s.run_stdin(&["push", "--key", "k", "--lines"], "a\nb\n")
+        .error();
+    s.run_stdin(&["push", "--key", "k", "--null"], "a\0b\0")
+        .error();
+    s.run(&["push", "--print-id", "x"]).success();
+    assert_eq!(s.listed_ids("default"), [1]);
+}
+
+fn a_key_from_standard_input(engine: Engine) {
+    let s = engine.fixture();
+    s.run_stdin(&["push", "--key", "k", "--print-id"], "all\nof it\n")
+        .success()
+        .stdout_is("1\n");
+    s.run_stdin(&["push", "--key", "k", "--print-id"], "again")
+        .exits_saying(
+            0,
+            "spool: push to default: message 1 holds the key k: nothing was pushed\n",
+        )
+        .stdout_is("1\n");
+    s.prints(&["pop"], "all\nof it\n");
+}
+
+/// `spool run` fails message 1 for good (exit 100).
+#[track_caller]
+fn run_fails_one(s: &Fixture) {
+    s.run(&["run", "--", "sh", "-c", "exit 100"]).exits_saying(
+        3,
+        "spool: run: message 1 (queue default): attempt 1 of 5 failed: exit status 100; moved to failed\n",
+    );
+}
+
+// The local engine's files.
+
+#[test]
+fn keys_are_length_files_in_keys() {
+    let s = Fixture::new();
+    let q = s.queue_dir("default");
+    s.prints(&["push", "--print-id", "plain"], "1\n");
+    assert!(!q.join("keys").exists(), "no key, no keys/");
+    s.prints(&["push", "--key", "job.k7", "--print-id", "keyed"], "2\n");
+    let keys = std::fs::metadata(q.join("keys")).unwrap();
+    assert!(keys.is_dir());
+    assert_eq!(keys.permissions().mode() & 0o7777, 0o700);
+    let file = std::fs::symlink_metadata(q.join("keys/job.k7")).unwrap();
+    assert!(file.is_file());
+    assert_eq!(file.permissions().mode() & 0o7777, 0o600);
+    assert_eq!(file.len(), 2, "its length is the id");
+    assert!(file.blocks() == 0, "never written");
+    let name = std::fs::read_dir(q.join("ready/00000000000000000"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .find(|n| n.starts_with("00000000000000000002"))
+        .unwrap();
+    assert_eq!(name, "00000000000000000002.kjob.k7");
+    // Claimed, the name keeps the key; acked, the key file goes.
+    let token = s.claim(&[]);
+    assert_eq!(token.split('.').next(), Some("1"));
+    let token = s.claim(&[]);
+    let claimed: Vec<String> = std::fs::read_dir(q.join("claimed"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert!(
+        claimed
+            .iter()
+            .any(|n| n.starts_with("00000000000000000002.") && n.ends_with(".kjob.k7")),
+        "{claimed:?}"
+    );
+    s.prints(&["ack", &token], "");
+    assert!(!q.join("keys/job.k7").exists());
+    assert!(s.states("default").len() == 1);
+}
+
+#[test]
+fn a_key_held_by_another_message_stays_when_a_requeued_one_goes() {
+    let s = Fixture::new();
+    let q = s.queue_dir("default");
+    s.prints(&["push", "--key", "k", "--print-id", "a"], "1\n");
+    run_fails_one(&s);
+    s.prints(&["push", "--key", "k", "--print-id", "b"], "2\n");
+    // The key is held by 2: 1 comes back holding none.
+    s.prints(&["requeue", "1"], "1\n");
+    assert_eq!(std::fs::metadata(q.join("keys/k")).unwrap().len(), 2);
+    assert_eq!(s.entry("default", 1)["key"], "k");
+    s.prints(&["pop"], "b"); // 2 went before 1, requeued behind it
+    assert!(!q.join("keys/k").exists());
+    let c = added(&s, "k", "c");
+    s.prints(&["pop"], "a");
+    assert_eq!(
+        std::fs::metadata(q.join("keys/k")).unwrap().len(),
+        c,
+        "1 released nothing of c's"
+    );
+}
+
+#[test]
+fn fsck_removes_a_stale_key_file_and_makes_a_missing_one() {
+    let s = Fixture::new();
+    let q = s.queue_dir("default");
+    s.prints(&["push", "--key", "a", "--print-id", "x"], "1\n");
+    s.prints(&["push", "--key", "b", "--print-id", "y"], "2\n");
+    std::fs::remove_file(q.join("keys/b")).unwrap();
+    let stale = std::fs::OpenOptions::new()
+        .write(true)
+        .open(q.join("keys/a"))
+        .unwrap();
+    stale.set_len(7).unwrap();
+    std::fs::File::create(q.join("keys/gone"))
+        .unwrap()
+        .set_len(1)
+        .unwrap();
+    std::fs::create_dir(q.join("keys/dir")).unwrap();
+    let keys = q.join("keys").display().to_string();
+    let out = s.run(&["fsck"]);
+    out.exits(3);
+    let text = out.text();
+    for finding in [
+        format!("{keys}/a: holds the key for message 7, which is not in the queue with it\n"),
+        format!("{keys}/gone: holds the key for message 1, which is not in the queue with it\n"),
+        format!("{keys}/b: is missing: message 2 has the key, and no message holds it\n"),
+        format!("{keys}/dir: is a directory, not a key file\n"),
+    ] {
+        assert!(text.contains(&finding), "{finding:?} in\n{text}");
+    }
+    s.run(&["fsck", "--repair"]).exits(0);
+    s.prints(&["fsck"], "");
+    assert_eq!(std::fs::metadata(q.join("keys/a")).unwrap().len(), 1);
+    assert_eq!(std::fs::metadata(q.join("keys/b")).unwrap().len(), 2);
+    assert!(!q.join("keys/gone").exists());
+    held(&s, "b", "z", 2);
+    assert_eq!(s.len("default"), 2);
+}
