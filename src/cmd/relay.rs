@@ -42,8 +42,6 @@ const PROGRESS_EVERY: Duration = Duration::from_secs(60);
 /// A batch stops growing once its payloads pass this many bytes (a database's batch is
 /// held in memory).
 const BATCH_BYTES: u64 = 16 << 20;
-/// Claims are taken this many at a time.
-const TAKE_CHUNK: usize = 64;
 /// The reason of a message the destination refused.
 const REFUSED: &str = "refused";
 
@@ -527,20 +525,24 @@ fn batch<S: Open, D: Open>(
             ident
         }
     };
-    // Take the batch, up to n messages and about BATCH_BYTES.
-    let mut claims: Vec<ClaimOf<S>> = Vec::new();
+    // The batch in one take: a take looks for abandoned claims first, which a batch
+    // taken in pieces would make it do again for each piece.
+    let mut claims: Vec<ClaimOf<S>> = source.take(n, TAKE).map_err(Fault::Source)?;
+    // About BATCH_BYTES at most: the rest goes back, to come first in the next batch.
     let mut bytes = 0u64;
-    while claims.len() < n && bytes < BATCH_BYTES {
-        let more = source
-            .take(TAKE_CHUNK.min(n - claims.len()), TAKE)
-            .map_err(Fault::Source)?;
-        if more.is_empty() {
+    let mut keep = claims.len();
+    for (i, c) in claims.iter_mut().enumerate() {
+        if i > 0 && bytes >= BATCH_BYTES {
+            keep = i;
             break;
         }
-        for mut c in more {
-            // The size only paces the batch: one that cannot be told counts nothing.
-            bytes += c.payload().size().unwrap_or(0);
-            claims.push(c);
+        // The size only paces the batch: one that cannot be told counts nothing.
+        bytes += c.payload().size().unwrap_or(0);
+    }
+    if keep < claims.len() {
+        let rest = claims.split_off(keep);
+        if let Err(e) = source.give_back(rest) {
+            return Err(Fault::Source(e));
         }
     }
     if claims.is_empty() {
