@@ -44,6 +44,10 @@ const PROGRESS_EVERY: Duration = Duration::from_secs(60);
 const BATCH_BYTES: u64 = 16 << 20;
 /// The reason of a message the destination refused.
 const REFUSED: &str = "refused";
+/// The reason of a message that could not be read at the source.
+const UNREADABLE: &str = "unreadable";
+/// The first take of a batch, before the payloads say how many more fit.
+const FIRST_TAKE: usize = 64;
 
 /// How the relay takes from its source: held for this process, no limit of attempts.
 const TAKE: TakeOptions = TakeOptions {
@@ -77,9 +81,10 @@ impl Place {
             postgres::check_url(&url).map_err(|e| Failure::Usage(format!("relay: {e}")))?;
             Ok(Place::Url(url))
         } else if text.contains("://") {
+            // Masked: a mistyped scheme may come with a password.
             Err(Failure::Usage(format!(
                 "relay: {}: not a PostgreSQL URL (postgres://…) nor a directory",
-                crate::excerpt::cut(&text)
+                crate::excerpt::cut(&postgres::redact(&text))
             )))
         } else if text.is_empty() {
             Err(Failure::Usage("relay: an empty place".into()))
@@ -194,6 +199,10 @@ struct Side<E: Open> {
     engine: Option<E>,
     queue: Option<E::Queue>,
     waiter: Option<<E::Queue as Queue>::Waiter>,
+    /// This opening holds the relay lock (a source's): it goes with the handle.
+    locked: bool,
+    /// The identity of the queue last checked against the destination (a source's).
+    identity: Option<String>,
 }
 
 impl<E: Open> Side<E> {
@@ -203,6 +212,8 @@ impl<E: Open> Side<E> {
             engine: None,
             queue: None,
             waiter: None,
+            locked: false,
+            identity: None,
         }
     }
 
@@ -234,6 +245,8 @@ impl<E: Open> Side<E> {
         self.waiter = None;
         self.queue = None;
         self.engine = None;
+        self.locked = false;
+        self.identity = None;
     }
 }
 
@@ -316,6 +329,8 @@ struct Relay<'a> {
     /// Since when a side has been failing, and the failure.
     down: Option<(Instant, SystemTime)>,
     backoff: Duration,
+    /// The relay lock was held once: not holding it later is a pause, not a refusal.
+    ever_locked: bool,
 }
 
 impl Relay<'_> {
@@ -338,24 +353,14 @@ fn forward<S: Open, D: Open>(source: End, destination: End, args: &RelayArgs) ->
         line_at: Instant::now(),
         down: None,
         backoff: BACKOFF_FIRST,
+        ever_locked: false,
     };
-    // Which source handle holds the relay lock (it goes when the handle closes), and
-    // whether the two ends were found to be different queues.
-    let mut locked = false;
-    let mut identity: Option<String> = None;
     loop {
         if let Some(stop) = stops.stopped() {
             relay.stopping(stop);
             return Ok(stop);
         }
-        let step = batch(
-            &mut src,
-            &mut dst,
-            &mut locked,
-            &mut identity,
-            args.batch,
-            &relay,
-        );
+        let step = batch(&mut src, &mut dst, args.batch, &mut relay);
         match step {
             Ok(moved) => {
                 if let Some((at, _)) = relay.down.take() {
@@ -392,7 +397,6 @@ fn forward<S: Open, D: Open>(source: End, destination: End, args: &RelayArgs) ->
                     Fault::Source(e) => {
                         let remote = src.end.remote;
                         src.close();
-                        locked = false;
                         (remote, e)
                     }
                     Fault::Destination(e) => {
@@ -490,68 +494,73 @@ fn pause<Q: Queue>(pause: Duration, stops: &Stops) -> Option<ExitStatus> {
 fn batch<S: Open, D: Open>(
     src: &mut Side<S>,
     dst: &mut Side<D>,
-    locked: &mut bool,
-    identity: &mut Option<String>,
     n: usize,
-    relay: &Relay<'_>,
+    relay: &mut Relay<'_>,
 ) -> Result<Moved, Fault> {
-    let Some(source) = src.queue(false, relay.args.wait).map_err(Fault::Source)? else {
+    let wait = relay.args.wait;
+    if src.queue(false, wait).map_err(Fault::Source)?.is_none() {
         return Ok(Moved::default());
-    };
-    if !*locked {
-        if !source.lock_relay().map_err(Fault::Source)? {
-            return Err(Fault::Refuse(Failure::Usage(format!(
-                "relay {}: another relay is running from {}",
-                relay.route, src.end.queue
-            ))));
-        }
-        *locked = true;
     }
     let source = src.queue.as_ref().expect("opened above");
-    let ident = match identity {
-        Some(ident) => ident.clone(),
-        None => {
-            let ident = source.identity().map_err(Fault::Source)?;
-            let Some(target) = dst.queue(true, false).map_err(Fault::Destination)? else {
-                unreachable!("created")
-            };
-            if target.identity().map_err(Fault::Destination)? == ident {
+    if !src.locked {
+        if !source.lock_relay().map_err(Fault::Source)? {
+            let held = format!("another relay is running from {}", src.end.queue);
+            // Refused at the start; later, the holder may be this relay's own session,
+            // cut off and not yet ended by the server: wait for it to go.
+            if !wait || !relay.ever_locked {
+                return Err(Fault::Refuse(Failure::Usage(format!(
+                    "relay {}: {held}",
+                    relay.route
+                ))));
+            }
+            return Err(Fault::Source(Error::invalid(
+                format!("lock {}", src.end.queue),
+                None,
+                held,
+            )));
+        }
+        src.locked = true;
+        relay.ever_locked = true;
+    }
+    let claims = take_batch(source, n).map_err(Fault::Source)?;
+    if claims.is_empty() {
+        return Ok(Moved::default());
+    }
+    let give_back = |source: &S::Queue, claims: Vec<ClaimOf<S>>| {
+        // What cannot be given back returns when this process's hold ends.
+        let _ = source.give_back(claims);
+    };
+    // The source's identity, asked at each batch: a queue removed and made again under
+    // the same name is another queue, whose ids start again, and a database's queue
+    // handle does not notice. The destination is compared with it when it changes.
+    let ident = match source.identity() {
+        Ok(ident) => ident,
+        Err(e) => {
+            give_back(source, claims);
+            return Err(Fault::Source(e));
+        }
+    };
+    if src.identity.as_ref() != Some(&ident) {
+        let same = dst
+            .queue(true, false)
+            .and_then(|t| t.expect("created").identity())
+            .map(|theirs| theirs == ident);
+        match same {
+            Ok(false) => {}
+            Ok(true) => {
+                give_back(source, claims);
                 return Err(Fault::Refuse(Failure::Usage(format!(
                     "relay {}: the source and the destination are the same queue",
                     relay.route
                 ))));
             }
-            *identity = Some(ident.clone());
-            ident
+            Err(e) => {
+                give_back(source, claims);
+                return Err(Fault::Destination(e));
+            }
         }
-    };
-    // The batch in one take: a take looks for abandoned claims first, which a batch
-    // taken in pieces would make it do again for each piece.
-    let mut claims: Vec<ClaimOf<S>> = source.take(n, TAKE).map_err(Fault::Source)?;
-    // About BATCH_BYTES at most: the rest goes back, to come first in the next batch.
-    let mut bytes = 0u64;
-    let mut keep = claims.len();
-    for (i, c) in claims.iter_mut().enumerate() {
-        if i > 0 && bytes >= BATCH_BYTES {
-            keep = i;
-            break;
-        }
-        // The size only paces the batch: one that cannot be told counts nothing.
-        bytes += c.payload().size().unwrap_or(0);
+        src.identity = Some(ident.clone());
     }
-    if keep < claims.len() {
-        let rest = claims.split_off(keep);
-        if let Err(e) = source.give_back(rest) {
-            return Err(Fault::Source(e));
-        }
-    }
-    if claims.is_empty() {
-        return Ok(Moved::default());
-    }
-    let give_back = |source: &S::Queue, claims: Vec<ClaimOf<S>>| {
-        // What cannot be given back returns when this process ends.
-        let _ = source.give_back(claims);
-    };
     let target = match dst.queue(true, false) {
         Ok(Some(t)) => t,
         Ok(None) => unreachable!("created"),
@@ -568,7 +577,8 @@ fn batch<S: Open, D: Open>(
         }
     };
     let mut sent: Vec<ClaimOf<S>> = Vec::with_capacity(claims.len());
-    let mut refused: Vec<(ClaimOf<S>, Error)> = Vec::new();
+    // Messages that cannot go: refused by the destination, or unreadable here.
+    let mut set_aside: Vec<(ClaimOf<S>, &'static str, Error)> = Vec::new();
     let mut claims = claims.into_iter();
     while let Some(mut claim) = claims.next() {
         let meta = Meta {
@@ -577,18 +587,44 @@ fn batch<S: Open, D: Open>(
                 due: None,
                 expires: claim.expires(),
             },
-            key: Some(format!("relay:{ident}:{}", claim.id())),
+            // The message's own key, which also serves to send it once; else one made
+            // of where it comes from.
+            key: Some(
+                claim
+                    .key()
+                    .map_or_else(|| format!("relay:{ident}:{}", claim.id()), str::to_string),
+            ),
         };
-        let added = staged.add_with(meta, |sink| copy(claim.payload(), sink));
-        match added {
-            Ok(()) => sent.push(claim),
-            // The destination refused this message (too large): not a failure of its own.
-            Err(e) if e.raw_os_error().is_none() => refused.push((claim, e)),
-            Err(e) => {
+        let mut unreadable = None;
+        let added = staged.add_with(meta, |sink| copy(claim.payload(), sink, &mut unreadable));
+        match (added, unreadable) {
+            (Ok(()), _) => sent.push(claim),
+            (Err(_), Some(e)) => {
+                // Part of it may be staged: the batch goes, the others go back, and this
+                // one moves aside; the next batch goes on without it.
+                drop(staged);
+                let mut back: Vec<ClaimOf<S>> = sent;
+                back.extend(set_aside.into_iter().map(|(c, _, _)| c));
+                back.extend(claims);
+                give_back(source, back);
+                let id = claim.id();
+                source
+                    .settle(claim, Verdict::Fail { reason: UNREADABLE })
+                    .map_err(Fault::Source)?;
+                relay.say(&format!(
+                    "message {id} not forwarded: {e} (moved to failed, reason {UNREADABLE})"
+                ));
+                return Ok(Moved {
+                    forwarded: 0,
+                    refused: 1,
+                });
+            }
+            (Err(e), None) if e.is_refusal() => set_aside.push((claim, REFUSED, e)),
+            (Err(e), None) => {
                 drop(staged);
                 let mut back: Vec<ClaimOf<S>> = sent;
                 back.push(claim);
-                back.extend(refused.into_iter().map(|(c, _)| c));
+                back.extend(set_aside.into_iter().map(|(c, _, _)| c));
                 back.extend(claims);
                 give_back(source, back);
                 return Err(Fault::Destination(e));
@@ -597,7 +633,7 @@ fn batch<S: Open, D: Open>(
     }
     if let Err(e) = staged.publish(PushOptions::default()) {
         let mut back = sent;
-        back.extend(refused.into_iter().map(|(c, _)| c));
+        back.extend(set_aside.into_iter().map(|(c, _, _)| c));
         give_back(source, back);
         return Err(Fault::Destination(e));
     }
@@ -612,28 +648,68 @@ fn batch<S: Open, D: Open>(
         forwarded,
         refused: 0,
     };
-    for (claim, why) in refused {
+    for (claim, reason, why) in set_aside {
         let id = claim.id();
         source
-            .settle(claim, Verdict::Fail { reason: REFUSED })
+            .settle(claim, Verdict::Fail { reason })
             .map_err(Fault::Source)?;
         relay.say(&format!(
-            "message {id} refused: {why} (moved to failed, reason {REFUSED})"
+            "message {id} not forwarded: {why} (moved to failed, reason {reason})"
         ));
         moved.refused += 1;
     }
     Ok(moved)
 }
 
-/// Copies a payload into a sink.
-fn copy(payload: &mut store::Payload, sink: &mut store::Sink<'_>) -> store::Result<()> {
+/// Takes up to `n` messages and, as far as it can tell, not much over [`BATCH_BYTES`] of
+/// payload: a first piece, then the rest at once if the payloads so far say it fits,
+/// else piece by piece. (A take first looks for abandoned claims: one take for the
+/// whole batch does that once.)
+fn take_batch<Q: Queue>(source: &Q, n: usize) -> store::Result<Vec<Q::Claim>> {
+    let mut claims: Vec<Q::Claim> = Vec::new();
+    let mut bytes = 0u64;
+    while claims.len() < n && bytes < BATCH_BYTES {
+        let want = if claims.is_empty() {
+            FIRST_TAKE.min(n)
+        } else {
+            // What the payloads so far say fits.
+            let average = (bytes / claims.len() as u64).max(1);
+            let fits = ((BATCH_BYTES - bytes) / average).max(1) as usize;
+            fits.min(n - claims.len())
+        };
+        let more = source.take(want, TAKE)?;
+        if more.is_empty() {
+            break;
+        }
+        for mut c in more {
+            // The size only paces the batch: one that cannot be told counts nothing.
+            bytes += c.payload().size().unwrap_or(0);
+            claims.push(c);
+        }
+    }
+    Ok(claims)
+}
+
+/// Copies a payload into a sink; a failure to read it is kept in `unreadable`.
+fn copy(
+    payload: &mut store::Payload,
+    sink: &mut store::Sink<'_>,
+    unreadable: &mut Option<Error>,
+) -> store::Result<()> {
     let mut buf = vec![0u8; 1 << 16];
     loop {
         let n = match std::io::Read::read(payload, &mut buf) {
             Ok(0) => return Ok(()),
             Ok(n) => n,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(Error::io("read", "message", e)),
+            Err(e) => {
+                *unreadable = Some(Error::io("read", "the message", e));
+                return Err(Error::invalid(
+                    "read",
+                    None,
+                    "the message could not be read",
+                ));
+            }
         };
         sink.write_all(&buf[..n])?;
     }

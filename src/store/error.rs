@@ -15,6 +15,9 @@ pub struct Error {
     path: Option<PathBuf>,
     cause: Cause,
     note: Option<String>,
+    /// The store refuses this input for good (a message over its size limit): sending it
+    /// again fails again.
+    refusal: bool,
 }
 
 #[derive(Debug)]
@@ -34,6 +37,7 @@ impl Error {
             path: Some(path.as_ref().to_path_buf()),
             cause: Cause::Io(err.into()),
             note: None,
+            refusal: false,
         }
     }
 
@@ -48,6 +52,7 @@ impl Error {
             path: path.map(Path::to_path_buf),
             cause: Cause::Message(message.into()),
             note: None,
+            refusal: false,
         }
     }
 
@@ -55,6 +60,17 @@ impl Error {
     pub fn with_note(mut self, note: impl Into<String>) -> Self {
         self.note = Some(note.into());
         self
+    }
+
+    /// Marks the error as a refusal of the input for good (see [`Self::is_refusal`]).
+    pub fn refusal(mut self) -> Self {
+        self.refusal = true;
+        self
+    }
+
+    /// Whether the store refused the input for good: the same input fails again.
+    pub fn is_refusal(&self) -> bool {
+        self.refusal
     }
 
     /// Whether the cause is a broken pipe (the reader went away).

@@ -159,6 +159,8 @@ pub trait Claim {
     fn priority(&self) -> u8;
     /// When it expires (unix ms), from `--ttl`.
     fn expires(&self) -> Option<u64>;
+    /// Its deduplication key.
+    fn key(&self) -> Option<&str>;
 }
 
 /// Messages being pushed: each is written through a [`Sink`], and all are published at
@@ -167,7 +169,8 @@ pub trait Batch {
     /// Writes one more message with `write`, published with the options of `publish`.
     fn add(&mut self, write: impl FnOnce(&mut Sink<'_>) -> Result<()>) -> Result<()>;
     /// Writes one more message with options of its own and, perhaps, a deduplication key
-    /// (checked with [`check_key`] by the caller).
+    /// (checked with [`check_key`] by the caller). A failure marked as a refusal
+    /// ([`Error::is_refusal`]) added nothing, and the batch can go on.
     fn add_with(
         &mut self,
         meta: Meta,

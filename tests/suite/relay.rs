@@ -17,7 +17,8 @@ engine_tests! {
     an_empty_or_missing_source_forwards_nothing, binary_payloads_arrive_byte_for_byte,
     the_same_queue_is_refused, a_second_relay_of_one_source_is_refused,
     an_unreachable_place_exits_75_and_keeps_everything, wait_forwards_what_comes_and_stops_on_sigterm,
-    forwarded_messages_carry_their_source_key,
+    forwarded_messages_carry_their_source_key, a_message_keeps_its_own_key,
+    an_empty_source_does_not_need_the_destination, a_source_made_again_is_another_source,
 }
 
 /// The place at the other end of a relay: a spool directory, or a database of its own.
@@ -359,4 +360,76 @@ fn wait_exit(running: &mut crate::harness::Running) -> bool {
         std::thread::sleep(Duration::from_millis(20));
     }
     true
+}
+
+fn a_message_keeps_its_own_key(engine: Engine) {
+    let f = engine.fixture();
+    let other = Other::dir(&f);
+    f.run(&["-q", "q", "push", "--key", "nightly", "first"])
+        .success();
+    relay(&f, "q", &["--to", &other.place()]).exits(0);
+    // The key is free at the source again, held at the destination: a second message
+    // with it is added here, and is a duplicate there.
+    f.run(&["-q", "q", "push", "--key", "nightly", "second"])
+        .success();
+    relay(&f, "q", &["--to", &other.place()]).exits(0);
+    assert_eq!(f.len("q"), 0);
+    assert_eq!(other.pop_all(&f, "q"), ["first"]);
+}
+
+fn an_empty_source_does_not_need_the_destination(engine: Engine) {
+    let f = engine.fixture();
+    let nowhere = format!(
+        "postgresql://spool@{}/db",
+        f.outside("no-server")
+            .display()
+            .to_string()
+            .replace('/', "%2F")
+    );
+    relay(&f, "nothing", &["--to", &nowhere]).exits(0);
+    f.run(&["-q", "empty", "push", "x"]).success();
+    f.run(&["-q", "empty", "pop"]).success();
+    relay(&f, "empty", &["--to", &nowhere]).exits(0);
+}
+
+fn a_source_made_again_is_another_source(engine: Engine) {
+    let f = engine.fixture();
+    let other = Other::dir(&f);
+    let place = other.place();
+    let mut running = f
+        .cmd()
+        .args(["-q", "q", "relay", "--wait", "--to", &place])
+        .spawn();
+    f.run(&["-q", "q", "push", "first", "second"]).success();
+    wait_until("the relay forwarded two", || other.len(&f, "q") == 2);
+    // The queue removed and made again: its ids start again at 1, under another identity.
+    match f.pg() {
+        Some(pg) => {
+            pg.psql(pg.db(), "DELETE FROM spool.messages WHERE queue = 'q'");
+            pg.psql(pg.db(), "DELETE FROM spool.queues WHERE name = 'q'");
+        }
+        None => std::fs::remove_dir_all(f.queue_dir("q")).expect("remove the queue"),
+    }
+    f.run(&["-q", "q", "push", "new"]).success();
+    wait_until("the relay forwarded the new message", || {
+        other.len(&f, "q") == 3
+    });
+    send_signal(running.pid(), Signal::TERM);
+    assert!(wait_exit(&mut running), "the relay stopped");
+    let out = running.finish();
+    assert_eq!(out.signal(), Some(Signal::TERM.as_raw()), "{out:?}");
+    assert_eq!(other.pop_all(&f, "q"), ["first", "second", "new"]);
+}
+
+#[test]
+fn a_mistyped_scheme_shows_no_password() {
+    let f = Fixture::new();
+    let out = relay(
+        &f,
+        "q",
+        &["--to", "postgress://alice:s3cretpw@db.example/q"],
+    );
+    out.error();
+    assert!(!out.stderr.contains("s3cretpw"), "{out:?}");
+    out.stderr_has("alice:***@");
 }

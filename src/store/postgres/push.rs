@@ -47,6 +47,25 @@ pub(crate) fn millis(t: SystemTime) -> u64 {
         .map_or(0, |d| d.as_millis().min(u64::MAX as u128) as u64)
 }
 
+/// A message's bytes, kept up to [`MAX_PAYLOAD`] and counted beyond.
+struct Capped {
+    bytes: Vec<u8>,
+    total: u64,
+}
+
+impl std::io::Write for Capped {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let room = MAX_PAYLOAD.saturating_sub(self.bytes.len());
+        self.bytes.extend_from_slice(&buf[..buf.len().min(room)]);
+        self.total += buf.len() as u64;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 /// Messages being pushed, in memory until published.
 pub struct Staged<'q> {
     queue: &'q Queue,
@@ -79,18 +98,25 @@ struct Row<'a> {
 
 impl Staged<'_> {
     pub(crate) fn add(&mut self, write: impl FnOnce(&mut Sink<'_>) -> Result<()>) -> Result<()> {
-        let mut bytes = Vec::new();
-        write(&mut Sink::new(&mut bytes, Path::new("message")))?;
-        if bytes.len() > MAX_PAYLOAD {
+        // Bytes past the limit are counted, not kept: a message too large costs no more
+        // memory than the largest one taken.
+        let mut held = Capped {
+            bytes: Vec::new(),
+            total: 0,
+        };
+        write(&mut Sink::new(&mut held, Path::new("message")))?;
+        if held.total > MAX_PAYLOAD as u64 {
             return Err(Error::invalid(
                 format!("push to {}", self.queue.name),
                 None,
                 format!(
                     "a message of {} bytes is over the PostgreSQL engine's limit of {MAX_PAYLOAD} bytes",
-                    bytes.len()
+                    held.total
                 ),
-            ));
+            )
+            .refusal());
         }
+        let bytes = held.bytes;
         self.messages.push(bytes);
         Ok(())
     }
