@@ -130,6 +130,25 @@ impl Place {
     }
 }
 
+impl Place {
+    /// The payloads of every message of the queue in the order a consumer would get them
+    /// (`list --state all --json`: ready ones in take order), without consuming them (a
+    /// pop of tens of thousands takes long in a debug build); the entries not ready are
+    /// listed apart.
+    #[track_caller]
+    fn listed(&self, queue: &str) -> (Vec<String>, Vec<serde_json::Value>) {
+        let (ready, other): (Vec<_>, Vec<_>) = self
+            .all(queue)
+            .into_iter()
+            .partition(|m| m["state"] == "ready");
+        let payloads = ready
+            .iter()
+            .map(|m| m["preview"].as_str().expect("a preview").to_string())
+            .collect();
+        (payloads, other)
+    }
+}
+
 /// A source queue and a destination queue, and the relay between them.
 #[derive(Clone)]
 struct Route {
@@ -321,6 +340,24 @@ fn judge(route: &Route, ledger: &Ledger, context: &str) -> Tally {
     tally
 }
 
+/// Like [`judge`], reading the destination's listing instead of draining it.
+#[track_caller]
+fn judge_listed(route: &Route, ledger: &Ledger, context: &str) -> Tally {
+    let (arrived, not_ready) = route.dst.listed(route.dst_q);
+    let tally = Tally::of(&ledger.pushed, &arrived);
+    let mut problems: Vec<String> = tally.problems().into_iter().collect();
+    if !not_ready.is_empty() {
+        problems.push(format!(
+            "{} not ready at the destination: {:?}",
+            not_ready.len(),
+            &not_ready[..not_ready.len().min(5)]
+        ));
+    }
+    problems.extend(route.source_left());
+    assert!(problems.is_empty(), "{context}: {}", problems.join("; "));
+    tally
+}
+
 /// A relay (or any spool) in the background, its process group killed when dropped (a
 /// failed test too).
 struct Bg(Option<Running>);
@@ -484,7 +521,7 @@ fn chaos(route: &Route, name: &str) {
     );
     assert!(problems.is_empty(), "{context}:\n{}", problems.join("\n"));
     relay_clean(route, &["--batch", "50"], &context);
-    let tally = judge(route, &ledger, &context);
+    let tally = judge_listed(route, &ledger, &context);
     eprintln!(
         "{context}; {} arrived: 0 lost, 0 duplicated, in order",
         tally.arrived
@@ -1000,7 +1037,7 @@ fn through_outage(
         panic!("{name}: {e}:\n{out:?}");
     }
     let ledger = Ledger { pushed };
-    let tally = judge(route, &ledger, name);
+    let tally = judge_listed(route, &ledger, name);
     eprintln!(
         "{name}: {} pushed (every push exited 0), outage {:?}, caught up {:?} after it \
          ended, {} arrived: 0 lost, 0 duplicated, in order; the relay's lines:\n{}",
@@ -1331,4 +1368,131 @@ fn harness_tally_finds_lost_duplicated_and_reordered() {
     );
     assert_eq!(spread(1, 3, 8), [1, 2, 3]);
     assert_eq!(spread(1, 100, 4), [1, 34, 67, 100]);
+}
+
+/// A network cut while the relay's transaction at the destination holds its locks: held
+/// just after sending the statement before its COMMIT, the link is cut; the COMMIT goes
+/// into the cut and the relay gives up after the connection's 30 s (exit 75). Its session
+/// is left on the server, idle in its transaction, holding the queue's row lock, with a
+/// client that is gone. Once the link is back, the next relay must get through (within
+/// two minutes; without keepalives of the server's own, that session lives for hours and
+/// every push to the queue waits for it), and everything arrives once.
+#[test]
+fn a_session_cut_off_in_its_transaction_does_not_block_the_next_relay() {
+    if !require(true, &[("ip", &["-V"])]) || !require_strace() {
+        return;
+    }
+    if crate::harness::server_bin_dir().is_none() {
+        return skip("PostgreSQL's server is not installed");
+    }
+    let n = std::process::id() % 60 * 4 + 1;
+    let ns = Netns::new(
+        &format!("so{}", std::process::id() % 100_000),
+        &format!("233.{n}"),
+    )
+    .unwrap_or_else(|e| panic!("namespace: {e}"));
+    let (cluster, port) =
+        Cluster::private_on_tcp(&[&ns.host_addr]).unwrap_or_else(|e| panic!("cluster: {e}"));
+    let db = cluster.create_database();
+    let tcp = cluster.tcp_url(&ns.host_addr, port, &db);
+    let f = Fixture::new();
+    let route = Route {
+        src: Place::Dir(f.root().to_path_buf()),
+        src_q: "outbox",
+        dst: Place::Url(tcp.clone()),
+        dst_q: "outbox",
+    };
+    let args = ["--batch", "10"];
+    let in_ns = |cmd: Cmd| ns.wrap(cmd);
+    let mut ledger = Ledger::default();
+    route.src.push(route.src_q, &ledger.next(3, 0), 0);
+    in_ns(route.relay(&args)).run().success();
+    // Counted: the messages the relay sends the server, the last before a COMMIT.
+    route.src.push(route.src_q, &ledger.next(3, 0), 0);
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let trace = tmp.path().join("trace");
+    in_ns(route.relay(&args).wrap([
+        "strace",
+        "-f",
+        "-qq",
+        "-o",
+        trace.to_str().expect("UTF-8 path"),
+        "-e",
+        "trace=sendto",
+    ]))
+    .run()
+    .success();
+    let sends: Vec<String> = std::fs::read_to_string(&trace)
+        .expect("the trace")
+        .lines()
+        .filter(|l| l.contains("sendto("))
+        .map(str::to_string)
+        .collect();
+    let commit = sends
+        .iter()
+        .position(|l| l.contains("COMMIT"))
+        .expect("a COMMIT");
+    let before = commit as u32; // 1-based: the send before the COMMIT
+
+    route.src.push(route.src_q, &ledger.next(3, 0), 0);
+    let _ = std::fs::remove_file(&trace);
+    let mut relay = Bg::spawn(in_ns(
+        route
+            .relay(&args)
+            .pause_after_traced("sendto", before, 3, &trace),
+    ));
+    wait_until("the relay held", Duration::from_secs(60), || {
+        std::fs::read_to_string(&trace).is_ok_and(|t| t.contains("(DELAYED)"))
+    });
+    ns.cut().expect("cut the link");
+    assert!(
+        relay.wait_exit(Duration::from_secs(120)),
+        "the relay does not give up"
+    );
+    let out = relay.finish();
+    assert!(
+        out.code == 75 && is_one_spool_line(&out.stderr),
+        "exit 75 with one line:\n{out:?}"
+    );
+    let orphans = cluster.psql(
+        &db,
+        "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'spool' \
+         AND state = 'idle in transaction'",
+    );
+    assert_eq!(
+        orphans.trim(),
+        "1",
+        "the cut-off session holds its transaction"
+    );
+    ns.restore().expect("restore the link");
+    let start = Instant::now();
+    // Until the link's neighbours are found again, a connection fails at once (75).
+    let out = loop {
+        let out = in_ns(route.relay(&args))
+            .limit(Duration::from_secs(120))
+            .may_hang()
+            .run();
+        if out.code != 75 || start.elapsed() > Duration::from_secs(20) {
+            break out;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    assert!(
+        !out.timed_out && out.code == 0 && out.stderr.is_empty(),
+        "the next relay, after {:?}:\n{out:?}",
+        start.elapsed()
+    );
+    let local = Route {
+        dst: Place::Url(cluster.url(&db)),
+        ..route.clone()
+    };
+    judge(&local, &ledger, "after the cut");
+    eprintln!(
+        "a session cut off in its transaction: the next relay got through {:?} after the \
+         link came back; {} messages, 0 lost, 0 duplicated",
+        start.elapsed(),
+        ledger.pushed.len()
+    );
+    drop(cluster);
+    drop(ns);
 }
