@@ -500,7 +500,7 @@ fn chaos(route: &Route, name: &str) {
             let out = relay.finish();
             if out.killed() {
                 kills += 1;
-            } else if !(out.code == 0 && out.stderr.is_empty()) && !another_relay(&out) {
+            } else if !(another_relay(&out) || out.code == 0 && out.stderr.is_empty()) {
                 problems.push(format!("a relay killed:\n{out:?}"));
             }
         }
@@ -946,15 +946,13 @@ fn check_outage_lines(stderr: &str, route: &str, forwarded: usize) -> Result<(),
     Ok(())
 }
 
-/// The relay `relay` (`--wait`, its route shown as `shown`) forwards from the fixture's
-/// queue `outbox` to the route's destination
-/// while a producer pushes there one `spool push` at a time, every one of which must exit
-/// 0; `cut` takes the destination away for [`OUTAGE`], `mend` brings it back. Then: the
+/// The relay `relay` (`--wait`, its route shown as `shown`) forwards from the route's
+/// source to its destination while a producer pushes to the source one `spool push` at a
+/// time, every one of which must exit 0; `cut` takes the destination away for [`OUTAGE`], `mend` brings it back. Then: the
 /// relay caught up within `catch_up`, still runs, said it was down once and up once, and
 /// stops on SIGTERM (killed by it) saying it forwarded as many as were pushed; each once,
 /// in order.
 fn through_outage(
-    f: &Fixture,
     relay: Cmd,
     route: &Route,
     shown: &str,
@@ -982,7 +980,7 @@ fn through_outage(
             let mut i = 0;
             while !stop.load(Ordering::SeqCst) {
                 let m = payload(i, 0);
-                let out = f.run(&["-q", "outbox", "push", &m]);
+                let out = route.src.cmd(route.src_q).args(["push", &m]).run();
                 if out.code == 0 && out.stderr.is_empty() {
                     pushed.lock().unwrap().push(m);
                     i += 1;
@@ -1068,7 +1066,6 @@ fn database_stopped_for_30s_under_pushes() {
         .cmd()
         .args(["-q", "outbox", "relay", "--wait", "--to", &url]);
     through_outage(
-        &f,
         relay,
         &route,
         &route.shown(),
@@ -1117,7 +1114,6 @@ fn network_cut_for_30s_under_pushes() {
     }
     .shown();
     through_outage(
-        &f,
         relay,
         &route,
         &shown,
