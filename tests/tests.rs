@@ -95,6 +95,12 @@
 //                connections dropped in the middle of push, pop, claim, ack and run;
 //                kill -9 of run and its commands at random; a network partition between
 //                two hosts (network namespaces) with claims coming back after their leases
+// - relay        relay in both directions between every pair of engines: order,
+//                priority, time to live, the refusals, --wait and SIGTERM
+// - relay_faults relay under faults: SIGKILLed at random and at each system call,
+//                its connection terminated at each statement, the database stopped
+//                and the network cut under pushes, a session cut off in its
+//                transaction, one-shot runs (75), two relays, the systemd unit
 // - postgres_harness  the harness's PostgreSQL server: a database per test, dropped
 //                after it; a private cluster crashed and restarted keeps its data;
 //                without PostgreSQL the tests skip, or fail under CI=true

@@ -28,6 +28,23 @@ impl Cmd {
         self.inject(format!("inject={syscall}:delay_exit={seconds}s:when={n}"))
     }
 
+    /// Like [`pause_after`](Self::pause_after), tracing `syscall` into the file `trace`:
+    /// the held call's line, marked `(DELAYED)`, is written as the hold begins, so the
+    /// test knows when to act.
+    pub fn pause_after_traced(self, syscall: &str, n: u32, seconds: u32, trace: &Path) -> Cmd {
+        self.wrap([
+            "strace".to_string(),
+            "-f".into(),
+            "-qq".into(),
+            "-o".into(),
+            trace.to_string_lossy().into_owned(),
+            "-e".into(),
+            format!("trace={syscall}"),
+            "-e".into(),
+            format!("inject={syscall}:delay_exit={seconds}s:when={n}"),
+        ])
+    }
+
     fn inject(self, spec: String) -> Cmd {
         self.wrap(
             ["strace", "-f", "-qq", "-o", "/dev/null", "-e"]

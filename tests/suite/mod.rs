@@ -34,6 +34,7 @@ mod postgres_wait;
 mod push;
 mod queues;
 mod relay;
+mod relay_faults;
 mod roots;
 mod run;
 mod run_lifecycle;

@@ -41,6 +41,14 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long sent data may stay unacknowledged before the connection is given up.
 const TCP_USER_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// The server's keepalive settings for the session (over TCP; ignored on a Unix socket),
+/// unless the URL's `options` set them: idle 30 s, then a probe every 10 s, 3 unanswered.
+const SERVER_KEEPALIVES: [(&str, &str); 3] = [
+    ("tcp_keepalives_idle", "30"),
+    ("tcp_keepalives_interval", "10"),
+    ("tcp_keepalives_count", "3"),
+];
+
 /// The Unix socket directory when no host is given: Debian's (libpq's default there).
 const DEFAULT_SOCKET_DIR: &str = "/var/run/postgresql";
 
@@ -457,6 +465,19 @@ impl Settings {
         if parsed.param("keepalives_retries").is_none() {
             config.keepalives_retries(3);
         }
+        // The server's end of the connection likewise: a session whose client vanished
+        // in a network cut would otherwise hold its locks (a push's row lock on its
+        // queue, a relay's lock, its claims) for the hours of the system's keepalive
+        // default, and every later push to that queue would wait for them. With these
+        // the server ends it within about a minute of silence (at once once the link is
+        // back: the client's host answers the first probe with a reset).
+        let mut options = config.get_options().unwrap_or_default().to_string();
+        for (name, value) in SERVER_KEEPALIVES {
+            if !options.contains(name) {
+                options.push_str(&format!(" -c {name}={value}"));
+            }
+        }
+        config.options(options.trim_start());
         if parsed.param("connect_timeout").is_none() {
             let timeout = match var("PGCONNECT_TIMEOUT") {
                 Some(t) => t.trim().parse::<i64>().map_err(|_| {
@@ -851,6 +872,29 @@ mod tests {
         );
         assert_eq!(s.config.get_application_name(), Some("spool"));
         assert_eq!(s.config.get_connect_timeout(), Some(&CONNECT_TIMEOUT));
+        assert_eq!(
+            s.config.get_options(),
+            Some(
+                "-c tcp_keepalives_idle=30 -c tcp_keepalives_interval=10 \
+                 -c tcp_keepalives_count=3"
+            )
+        );
+    }
+
+    #[test]
+    fn the_url_options_keep_their_own_keepalives() {
+        let s = resolve(
+            "postgres://h/x?options=-c%20tcp_keepalives_idle%3D5%20-c%20work_mem%3D8MB",
+            &[],
+        )
+        .unwrap();
+        assert_eq!(
+            s.config.get_options(),
+            Some(
+                "-c tcp_keepalives_idle=5 -c work_mem=8MB -c tcp_keepalives_interval=10 \
+                 -c tcp_keepalives_count=3"
+            )
+        );
     }
 
     #[test]
