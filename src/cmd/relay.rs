@@ -631,14 +631,19 @@ fn batch<S: Open, D: Open>(
             }
         }
     }
-    if let Err(e) = staged.publish(PushOptions::default()) {
-        let mut back = sent;
-        back.extend(set_aside.into_iter().map(|(c, _, _)| c));
-        give_back(source, back);
-        return Err(Fault::Destination(e));
-    }
+    let published = match staged.publish(PushOptions::default()) {
+        Ok(published) => published,
+        Err(e) => {
+            let mut back = sent;
+            back.extend(set_aside.into_iter().map(|(c, _, _)| c));
+            give_back(source, back);
+            return Err(Fault::Destination(e));
+        }
+    };
     // Committed at the destination: now, and only now, removed from the source.
-    let forwarded = sent.len() as u64;
+    // Those the destination already held (sent before, by a relay cut short) count as
+    // sent then, not now.
+    let forwarded = published.len();
     let mut removed = 0;
     source
         .remove_delivered(sent, &mut removed)
