@@ -262,6 +262,8 @@ enum Fault {
 #[derive(Default)]
 struct Moved {
     forwarded: u64,
+    /// Sent, and found already there (a batch sent again).
+    already: u64,
     refused: u64,
 }
 
@@ -373,7 +375,7 @@ fn forward<S: Open, D: Open>(source: End, destination: End, args: &RelayArgs) ->
                 relay.forwarded += moved.forwarded;
                 relay.refused += moved.refused;
                 relay.since_line += moved.forwarded;
-                if moved.forwarded + moved.refused > 0 {
+                if moved.forwarded + moved.already + moved.refused > 0 {
                     if args.wait && relay.line_at.elapsed() >= PROGRESS_EVERY {
                         relay.progress(&mut src);
                     }
@@ -615,8 +617,8 @@ fn batch<S: Open, D: Open>(
                     "message {id} not forwarded: {e} (moved to failed, reason {UNREADABLE})"
                 ));
                 return Ok(Moved {
-                    forwarded: 0,
                     refused: 1,
+                    ..Moved::default()
                 });
             }
             (Err(e), None) if e.is_refusal() => set_aside.push((claim, REFUSED, e)),
@@ -651,6 +653,7 @@ fn batch<S: Open, D: Open>(
         .map_err(Fault::Source)?;
     let mut moved = Moved {
         forwarded,
+        already: published.duplicates.len() as u64,
         refused: 0,
     };
     for (claim, reason, why) in set_aside {
