@@ -5,7 +5,7 @@
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::time::Duration;
 
-use crate::harness::{Engine, Fixture, engine_tests, parse_ids};
+use crate::harness::{Engine, Fixture, engine_tests, parse_ids, skip, strace_usable};
 
 engine_tests! {
     a_second_push_with_the_key_adds_nothing, the_key_is_free_again_after_pop,
@@ -346,3 +346,35 @@ fn fsck_removes_a_stale_key_file_and_makes_a_missing_one() {
     held(&s, "b", "z", 2);
     assert_eq!(s.len("default"), 2);
 }
+
+/// An ack held up until the claim's lease ended, the message taken and deleted by a pop
+/// meanwhile: the ack finds the claim gone and leaves keys/ alone, so the key is free.
+#[test]
+fn an_ack_after_the_lease_ended_makes_no_key_for_a_gone_message() {
+    if let Err(why) = strace_usable() {
+        return skip(&why);
+    }
+    let s = Fixture::new();
+    let q = s.queue_dir("default");
+    s.prints(&["push", "--key", "nightly", "--print-id", "job"], "1\n");
+    let token = s.claim(&["--lease", "1s"]);
+    // The ack waits 3 s before its first flock: that of the producer lock.
+    let ack = s
+        .cmd()
+        .pause_before("flock", 1, 3)
+        .args(["ack", &token])
+        .spawn();
+    std::thread::sleep(Duration::from_millis(1500));
+    s.prints(&["pop"], "job");
+    ack.finish().exits_saying(
+        2,
+        &format!("spool: token {token}: the claim ended while acking: nothing was acked\n"),
+    );
+    assert!(
+        !q.join("keys/nightly").exists(),
+        "no key for a gone message"
+    );
+    s.prints(&["fsck"], "");
+    s.prints(&["push", "--key", "nightly", "--print-id", "again"], "2\n");
+}
+

@@ -10,8 +10,9 @@
 //! - Whatever deletes a keyed message or moves it to failed/ first removes `keys/KEY` if
 //!   its length is the message's id, syncs keys/, and only then removes or moves the
 //!   message, still under the lock: a pusher sees the key held or the message gone, never
-//!   the key free with the message still there. If the message then cannot be removed,
-//!   the key is made again.
+//!   the key free with the message still there. If the message then cannot be removed
+//!   and is known to be still in place, the key is made again if it is free; if it was
+//!   gone (its claim ended, and another consumer may have deleted it since), it is not.
 //! - A requeue from failed/ takes the key again if it is free; else the message goes back
 //!   holding none (its `k` field stays, and releasing removes only a file of its own id).
 //!
@@ -151,7 +152,8 @@ impl Queue {
     }
 
     /// Makes the key of `entry` held by it again, if it is free (producer lock held): its
-    /// message could not be removed after its key was released.
+    /// message could not be removed after its key was released, and is known to be still
+    /// in place (never after ENOENT: a message gone meanwhile may be deleted for good).
     pub(super) fn restore_key(&self, entry: &Entry) -> Result<()> {
         let Some(key) = &entry.dedup else {
             return Ok(());

@@ -80,14 +80,14 @@ impl Queue {
             match self.move_entry(claimed.as_fd(), CLAIMED, name, failed.as_fd(), &to.name()) {
                 Ok(moved) => moved,
                 Err(e) => {
+                    // Not moved, and still in claimed/: it holds its key again.
                     self.restore_key(entry)?;
                     return Err(e);
                 }
             };
-        if !moved {
-            // The claim ended meanwhile (returned after its lease): still in the queue.
-            self.restore_key(entry)?;
-        }
+        // Not moved because it was gone: its claim ended and it went back to the queue,
+        // where another consumer may have taken and deleted it since. It holds no key
+        // now; making keys/K again could leave a key naming no message.
         sys::fsync(&failed).map_err(|e| Error::io("fsync", self.at(FAILED), e))?;
         drop(producer); // pushes never wait on the stats' lock
         if moved {
@@ -176,8 +176,13 @@ impl Queue {
         // A keyed message: its key is released first, under the producer lock.
         let producer = self.release_for(std::iter::once(&entry))?;
         let removed = sys::remove_file(claimed.as_fd(), &name);
-        if let (Some(_), Err(_)) = (&producer, &removed) {
-            self.restore_key(&entry)?; // still in the queue: it holds its key again
+        // Still in claimed/ after a failed unlink: it holds its key again. Gone (ENOENT):
+        // its claim ended and it went back to the queue, where another consumer may have
+        // taken and deleted it since; it holds no key now.
+        if let (Some(_), Err(e)) = (&producer, &removed)
+            && *e != Errno::NOENT
+        {
+            self.restore_key(&entry)?;
         }
         drop(producer);
         match removed {
