@@ -378,3 +378,53 @@ fn an_ack_after_the_lease_ended_makes_no_key_for_a_gone_message() {
     s.prints(&["push", "--key", "nightly", "--print-id", "again"], "2\n");
 }
 
+/// A keyed push syncs its message's directory before the key file is renamed into
+/// keys/, and still holds the producer lock then: another process syncing keys/ can never
+/// make the key durable without its message.
+#[test]
+fn a_keyed_push_syncs_its_message_before_its_key_appears() {
+    if let Err(why) = strace_usable() {
+        return skip(&why);
+    }
+    let s = Fixture::new();
+    s.push(&["first"]); // the queue and its bucket exist
+    let trace = s.outside("push.trace");
+    s.cmd()
+        .wrap([
+            "strace".as_ref(),
+            "-qq".as_ref(),
+            "-y".as_ref(),
+            "-o".as_ref(),
+            trace.as_os_str(),
+            "-e".as_ref(),
+            "trace=fsync,renameat2,close".as_ref(),
+        ] as [&std::ffi::OsStr; 7])
+        .args(["push", "--key", "nightly", "--print-id", "job"])
+        .run()
+        .success()
+        .stdout_is("2\n");
+    let text = std::fs::read_to_string(&trace).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    let at = |what: &str, found: &dyn Fn(&str) -> bool| {
+        lines
+            .iter()
+            .position(|l| found(l))
+            .unwrap_or_else(|| panic!("no {what} in\n{text}"))
+    };
+    let message = at("rename of the message", &|l| {
+        l.starts_with("renameat2(") && l.contains("\"00000000000000000002.knightly\"")
+    });
+    let bucket = at("fsync of the bucket", &|l| {
+        l.starts_with("fsync(") && l.contains("/ready/00000000000000000>")
+    });
+    let key = at("rename of the key", &|l| {
+        l.starts_with("renameat2(") && l.contains("/keys>, \"nightly\"")
+    });
+    let unlock = at("release of the producer lock", &|l| {
+        l.starts_with("close(") && l.contains("/counter>")
+    });
+    assert!(
+        message < bucket && bucket < key && key < unlock,
+        "message {message}, bucket synced {bucket}, key {key}, unlock {unlock}:\n{text}"
+    );
+}

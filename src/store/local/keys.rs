@@ -3,10 +3,11 @@
 //! nothing.
 //!
 //! Every change to keys/ is made under the producer lock, which serialises the pushers:
-//! - A push creates `keys/KEY` *after* renaming its message into place (made in tmp/ at
-//!   its length, then renamed there without replacing), and syncs keys/ before it
-//!   returns. A crash in between leaves a message that holds no key
-//!   (a later push may add a second one), never a key without its message.
+//! - A push creates `keys/KEY` *after* renaming its message into place and syncing the
+//!   message's directory (the key file made in tmp/ at its length, then renamed there
+//!   without replacing), and syncs keys/ before it returns. A crash in between leaves a
+//!   message that holds no key (a later push may add a second one), never a key without
+//!   its message.
 //! - Whatever deletes a keyed message or moves it to failed/ first removes `keys/KEY` if
 //!   its length is the message's id, syncs keys/, and only then removes or moves the
 //!   message, still under the lock: a pusher sees the key held or the message gone, never
