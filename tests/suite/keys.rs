@@ -294,10 +294,10 @@ fn a_key_held_by_another_message_stays_when_a_requeued_one_goes() {
     s.prints(&["push", "--key", "k", "--print-id", "a"], "1\n");
     run_fails_one(&s);
     s.prints(&["push", "--key", "k", "--print-id", "b"], "2\n");
-    // The key is held by 2: 1 comes back holding none.
+    // The key is held by 2: 1 comes back holding none, and without its key.
     s.prints(&["requeue", "1"], "1\n");
     assert_eq!(std::fs::metadata(q.join("keys/k")).unwrap().len(), 2);
-    assert_eq!(s.entry("default", 1)["key"], "k");
+    assert!(s.entry("default", 1)["key"].is_null());
     s.prints(&["pop"], "b"); // 2 went before 1, requeued behind it
     assert!(!q.join("keys/k").exists());
     let c = added(&s, "k", "c");
@@ -307,6 +307,33 @@ fn a_key_held_by_another_message_stays_when_a_requeued_one_goes() {
         c,
         "1 released nothing of c's"
     );
+}
+
+/// A dead letter requeued while another message holds its key goes back without the key
+/// (its name loses the `k` field): fsck finds nothing to mend, now or once the other one
+/// is gone.
+#[test]
+fn a_message_requeued_while_another_holds_its_key_goes_back_without_it() {
+    let s = Fixture::new();
+    let q = s.queue_dir("default");
+    s.prints(
+        &["push", "--key", "k", "--ttl", "100ms", "--print-id", "a"],
+        "1\n",
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    s.run(&["pop"]).nothing();
+    assert_eq!(s.states("default"), [(1, "failed".to_string())]);
+    s.prints(&["push", "--key", "k", "--print-id", "b"], "2\n");
+    s.prints(&["requeue", "--all"], "1\n");
+    assert!(s.entry("default", 1)["key"].is_null());
+    s.prints(&["fsck"], "");
+    s.prints(&["pop"], "b");
+    assert!(!q.join("keys/k").exists());
+    s.prints(&["fsck"], "");
+    let c = added(&s, "k", "c");
+    s.prints(&["pop"], "a");
+    assert_eq!(std::fs::metadata(q.join("keys/k")).unwrap().len(), c);
+    s.prints(&["fsck"], "");
 }
 
 #[test]

@@ -15,7 +15,7 @@
 //!   and is known to be still in place, the key is made again if it is free; if it was
 //!   gone (its claim ended, and another consumer may have deleted it since), it is not.
 //! - A requeue from failed/ takes the key again if it is free; else the message goes back
-//!   holding none (its `k` field stays, and releasing removes only a file of its own id).
+//!   holding none, the `k` field dropped from its name.
 //!
 //! Messages without a key never look at keys/: they cost nothing more.
 
