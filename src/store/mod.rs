@@ -159,6 +159,8 @@ pub trait Claim {
     fn priority(&self) -> u8;
     /// When it expires (unix ms), from `--ttl`.
     fn expires(&self) -> Option<u64>;
+    /// Its own deduplication key, from `push --key`, if it has one.
+    fn key(&self) -> Option<&str>;
 }
 
 /// Messages being pushed: each is written through a [`Sink`], and all are published at

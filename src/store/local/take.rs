@@ -376,6 +376,10 @@ impl Claim for Claimed {
     fn expires(&self) -> Option<u64> {
         self.entry.expires
     }
+
+    fn key(&self) -> Option<&str> {
+        self.entry.dedup.as_deref()
+    }
 }
 
 impl Claimed {

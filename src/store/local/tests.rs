@@ -224,6 +224,11 @@ fn each_message_of_a_batch_has_its_own_options_and_key() {
             "{key}"
         );
     }
+    // A claim carries its message's own key.
+    let taken = q.take(2, POP).unwrap();
+    let held: Vec<(u64, Option<&str>)> = taken.iter().map(|c| (c.id(), c.key())).collect();
+    assert_eq!(held, [(2, Some("h")), (5, Some("m.k"))]);
+    q.give_back(taken).unwrap();
     assert_eq!(
         pop_all(&q),
         [
