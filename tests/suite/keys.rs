@@ -415,6 +415,48 @@ fn a_keyed_push_syncs_its_message_before_its_key_appears() {
     }
     let s = Fixture::new();
     s.push(&["first"]); // the queue and its bucket exist
+    let lines = traced(
+        &s,
+        &["push", "--key", "nightly", "--print-id", "job"],
+        "2\n",
+    );
+    let message = at(&lines, "rename of the message", |l| {
+        l.starts_with("renameat2(") && l.contains("\"00000000000000000002.knightly\"")
+    });
+    let bucket = at(&lines, "fsync of the bucket", is_bucket_sync);
+    let key = at(&lines, "rename of the key", |l| {
+        l.starts_with("renameat2(") && l.contains("/keys>, \"nightly\"")
+    });
+    let unlock = at(&lines, "release of the producer lock", is_unlock);
+    assert!(
+        message < bucket && bucket < key && key < unlock,
+        "message {message}, bucket synced {bucket}, key {key}, unlock {unlock}:\n{lines:#?}"
+    );
+    assert_eq!(
+        lines.iter().filter(|l| is_bucket_sync(l)).count(),
+        1,
+        "synced once"
+    );
+    // Without a key: the bucket is synced once the producer lock is released, as before.
+    let lines = traced(&s, &["push", "--print-id", "plain"], "3\n");
+    let unlock = at(&lines, "release of the producer lock", is_unlock);
+    let bucket = at(&lines, "fsync of the bucket", is_bucket_sync);
+    assert!(unlock < bucket, "{lines:#?}");
+    assert_eq!(
+        lines.iter().filter(|l| is_bucket_sync(l)).count(),
+        1,
+        "synced once"
+    );
+    assert_eq!(
+        lines.iter().filter(|l| l.starts_with("fsync(")).count(),
+        1,
+        "{lines:#?}"
+    );
+}
+
+/// Runs spool with `args` under strace (fsync, renameat2, close, with the paths of
+/// descriptors), asserts its success and output, and returns the trace's lines.
+fn traced(s: &Fixture, args: &[&str], stdout: &str) -> Vec<String> {
     let trace = s.outside("push.trace");
     s.cmd()
         .wrap([
@@ -426,32 +468,27 @@ fn a_keyed_push_syncs_its_message_before_its_key_appears() {
             "-e".as_ref(),
             "trace=fsync,renameat2,close".as_ref(),
         ] as [&std::ffi::OsStr; 7])
-        .args(["push", "--key", "nightly", "--print-id", "job"])
+        .args(args)
         .run()
         .success()
-        .stdout_is("2\n");
+        .stdout_is(stdout);
     let text = std::fs::read_to_string(&trace).unwrap();
-    let lines: Vec<&str> = text.lines().collect();
-    let at = |what: &str, found: &dyn Fn(&str) -> bool| {
-        lines
-            .iter()
-            .position(|l| found(l))
-            .unwrap_or_else(|| panic!("no {what} in\n{text}"))
-    };
-    let message = at("rename of the message", &|l| {
-        l.starts_with("renameat2(") && l.contains("\"00000000000000000002.knightly\"")
-    });
-    let bucket = at("fsync of the bucket", &|l| {
-        l.starts_with("fsync(") && l.contains("/ready/00000000000000000>")
-    });
-    let key = at("rename of the key", &|l| {
-        l.starts_with("renameat2(") && l.contains("/keys>, \"nightly\"")
-    });
-    let unlock = at("release of the producer lock", &|l| {
-        l.starts_with("close(") && l.contains("/counter>")
-    });
-    assert!(
-        message < bucket && bucket < key && key < unlock,
-        "message {message}, bucket synced {bucket}, key {key}, unlock {unlock}:\n{text}"
-    );
+    text.lines().map(str::to_string).collect()
+}
+
+/// The index of the first line of `lines` that `found` accepts.
+#[track_caller]
+fn at(lines: &[String], what: &str, found: impl Fn(&str) -> bool) -> usize {
+    lines
+        .iter()
+        .position(|l| found(l))
+        .unwrap_or_else(|| panic!("no {what} in\n{lines:#?}"))
+}
+
+fn is_bucket_sync(line: &str) -> bool {
+    line.starts_with("fsync(") && line.contains("/ready/00000000000000000>")
+}
+
+fn is_unlock(line: &str) -> bool {
+    line.starts_with("close(") && line.contains("/counter>")
 }
