@@ -159,7 +159,7 @@ pub trait Claim {
     fn priority(&self) -> u8;
     /// When it expires (unix ms), from `--ttl`.
     fn expires(&self) -> Option<u64>;
-    /// Its deduplication key.
+    /// Its own deduplication key, from `push --key`, if it has one.
     fn key(&self) -> Option<&str>;
 }
 
@@ -169,8 +169,7 @@ pub trait Batch {
     /// Writes one more message with `write`, published with the options of `publish`.
     fn add(&mut self, write: impl FnOnce(&mut Sink<'_>) -> Result<()>) -> Result<()>;
     /// Writes one more message with options of its own and, perhaps, a deduplication key
-    /// (checked with [`check_key`] by the caller). A failure marked as a refusal
-    /// ([`Error::is_refusal`]) added nothing, and the batch can go on.
+    /// (checked with [`check_key`] by the caller).
     fn add_with(
         &mut self,
         meta: Meta,

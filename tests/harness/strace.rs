@@ -45,6 +45,12 @@ impl Cmd {
         ])
     }
 
+    /// Runs spool under strace, which holds it for `seconds` before its `n`th call of
+    /// `syscall` is made.
+    pub fn pause_before(self, syscall: &str, n: u32, seconds: u32) -> Cmd {
+        self.inject(format!("inject={syscall}:delay_enter={seconds}s:when={n}"))
+    }
+
     fn inject(self, spec: String) -> Cmd {
         self.wrap(
             ["strace", "-f", "-qq", "-o", "/dev/null", "-e"]

@@ -5,7 +5,7 @@
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::time::Duration;
 
-use crate::harness::{Engine, Fixture, engine_tests, parse_ids};
+use crate::harness::{Engine, Fixture, engine_tests, parse_ids, skip, strace_usable};
 
 engine_tests! {
     a_second_push_with_the_key_adds_nothing, the_key_is_free_again_after_pop,
@@ -294,10 +294,10 @@ fn a_key_held_by_another_message_stays_when_a_requeued_one_goes() {
     s.prints(&["push", "--key", "k", "--print-id", "a"], "1\n");
     run_fails_one(&s);
     s.prints(&["push", "--key", "k", "--print-id", "b"], "2\n");
-    // The key is held by 2: 1 comes back holding none.
+    // The key is held by 2: 1 comes back holding none, and without its key.
     s.prints(&["requeue", "1"], "1\n");
     assert_eq!(std::fs::metadata(q.join("keys/k")).unwrap().len(), 2);
-    assert_eq!(s.entry("default", 1)["key"], "k");
+    assert!(s.entry("default", 1)["key"].is_null());
     s.prints(&["pop"], "b"); // 2 went before 1, requeued behind it
     assert!(!q.join("keys/k").exists());
     let c = added(&s, "k", "c");
@@ -307,6 +307,33 @@ fn a_key_held_by_another_message_stays_when_a_requeued_one_goes() {
         c,
         "1 released nothing of c's"
     );
+}
+
+/// A dead letter requeued while another message holds its key goes back without the key
+/// (its name loses the `k` field): fsck finds nothing to mend, now or once the other one
+/// is gone.
+#[test]
+fn a_message_requeued_while_another_holds_its_key_goes_back_without_it() {
+    let s = Fixture::new();
+    let q = s.queue_dir("default");
+    s.prints(
+        &["push", "--key", "k", "--ttl", "100ms", "--print-id", "a"],
+        "1\n",
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    s.run(&["pop"]).nothing();
+    assert_eq!(s.states("default"), [(1, "failed".to_string())]);
+    s.prints(&["push", "--key", "k", "--print-id", "b"], "2\n");
+    s.prints(&["requeue", "--all"], "1\n");
+    assert!(s.entry("default", 1)["key"].is_null());
+    s.prints(&["fsck"], "");
+    s.prints(&["pop"], "b");
+    assert!(!q.join("keys/k").exists());
+    s.prints(&["fsck"], "");
+    let c = added(&s, "k", "c");
+    s.prints(&["pop"], "a");
+    assert_eq!(std::fs::metadata(q.join("keys/k")).unwrap().len(), c);
+    s.prints(&["fsck"], "");
 }
 
 #[test]
@@ -345,4 +372,123 @@ fn fsck_removes_a_stale_key_file_and_makes_a_missing_one() {
     assert!(!q.join("keys/gone").exists());
     held(&s, "b", "z", 2);
     assert_eq!(s.len("default"), 2);
+}
+
+/// An ack held up until the claim's lease ended, the message taken and deleted by a pop
+/// meanwhile: the ack finds the claim gone and leaves keys/ alone, so the key is free.
+#[test]
+fn an_ack_after_the_lease_ended_makes_no_key_for_a_gone_message() {
+    if let Err(why) = strace_usable() {
+        return skip(&why);
+    }
+    let s = Fixture::new();
+    let q = s.queue_dir("default");
+    s.prints(&["push", "--key", "nightly", "--print-id", "job"], "1\n");
+    let token = s.claim(&["--lease", "1s"]);
+    // The ack waits 3 s before its first flock: that of the producer lock.
+    let ack = s
+        .cmd()
+        .pause_before("flock", 1, 3)
+        .args(["ack", &token])
+        .spawn();
+    std::thread::sleep(Duration::from_millis(1500));
+    s.prints(&["pop"], "job");
+    ack.finish().exits_saying(
+        2,
+        &format!("spool: token {token}: the claim ended while acking: nothing was acked\n"),
+    );
+    assert!(
+        !q.join("keys/nightly").exists(),
+        "no key for a gone message"
+    );
+    s.prints(&["fsck"], "");
+    s.prints(&["push", "--key", "nightly", "--print-id", "again"], "2\n");
+}
+
+/// A keyed push syncs its message's directory before the key file is renamed into
+/// keys/, and still holds the producer lock then: another process syncing keys/ can never
+/// make the key durable without its message.
+#[test]
+fn a_keyed_push_syncs_its_message_before_its_key_appears() {
+    if let Err(why) = strace_usable() {
+        return skip(&why);
+    }
+    let s = Fixture::new();
+    s.push(&["first"]); // the queue and its bucket exist
+    let lines = traced(
+        &s,
+        &["push", "--key", "nightly", "--print-id", "job"],
+        "2\n",
+    );
+    let message = at(&lines, "rename of the message", |l| {
+        l.starts_with("renameat2(") && l.contains("\"00000000000000000002.knightly\"")
+    });
+    let bucket = at(&lines, "fsync of the bucket", is_bucket_sync);
+    let key = at(&lines, "rename of the key", |l| {
+        l.starts_with("renameat2(") && l.contains("/keys>, \"nightly\"")
+    });
+    let unlock = at(&lines, "release of the producer lock", is_unlock);
+    assert!(
+        message < bucket && bucket < key && key < unlock,
+        "message {message}, bucket synced {bucket}, key {key}, unlock {unlock}:\n{lines:#?}"
+    );
+    assert_eq!(
+        lines.iter().filter(|l| is_bucket_sync(l)).count(),
+        1,
+        "synced once"
+    );
+    // Without a key: the bucket is synced once the producer lock is released, as before.
+    let lines = traced(&s, &["push", "--print-id", "plain"], "3\n");
+    let unlock = at(&lines, "release of the producer lock", is_unlock);
+    let bucket = at(&lines, "fsync of the bucket", is_bucket_sync);
+    assert!(unlock < bucket, "{lines:#?}");
+    assert_eq!(
+        lines.iter().filter(|l| is_bucket_sync(l)).count(),
+        1,
+        "synced once"
+    );
+    assert_eq!(
+        lines.iter().filter(|l| l.starts_with("fsync(")).count(),
+        1,
+        "{lines:#?}"
+    );
+}
+
+/// Runs spool with `args` under strace (fsync, renameat2, close, with the paths of
+/// descriptors), asserts its success and output, and returns the trace's lines.
+fn traced(s: &Fixture, args: &[&str], stdout: &str) -> Vec<String> {
+    let trace = s.outside("push.trace");
+    s.cmd()
+        .wrap([
+            "strace".as_ref(),
+            "-qq".as_ref(),
+            "-y".as_ref(),
+            "-o".as_ref(),
+            trace.as_os_str(),
+            "-e".as_ref(),
+            "trace=fsync,renameat2,close".as_ref(),
+        ] as [&std::ffi::OsStr; 7])
+        .args(args)
+        .run()
+        .success()
+        .stdout_is(stdout);
+    let text = std::fs::read_to_string(&trace).unwrap();
+    text.lines().map(str::to_string).collect()
+}
+
+/// The index of the first line of `lines` that `found` accepts.
+#[track_caller]
+fn at(lines: &[String], what: &str, found: impl Fn(&str) -> bool) -> usize {
+    lines
+        .iter()
+        .position(|l| found(l))
+        .unwrap_or_else(|| panic!("no {what} in\n{lines:#?}"))
+}
+
+fn is_bucket_sync(line: &str) -> bool {
+    line.starts_with("fsync(") && line.contains("/ready/00000000000000000>")
+}
+
+fn is_unlock(line: &str) -> bool {
+    line.starts_with("close(") && line.contains("/counter>")
 }

@@ -399,11 +399,25 @@ fn postgres_batches_carry_each_messages_options_and_keys() {
                 },
             )
             .unwrap();
-        let got: Vec<(u64, u8, bool)> = taken
+        let got: Vec<(u64, u8, bool, Option<String>)> = taken
             .iter()
-            .map(|c| (c.id() - first, c.priority(), c.expires().is_some()))
+            .map(|c| {
+                (
+                    c.id() - first,
+                    c.priority(),
+                    c.expires().is_some(),
+                    c.key().map(str::to_string),
+                )
+            })
             .collect();
-        assert_eq!(got, [(0, 7, true), (3, 2, false), (1, 1, false)]);
+        assert_eq!(
+            got,
+            [
+                (0, 7, true, Some(k("a"))),
+                (3, 2, false, None),
+                (1, 1, false, None)
+            ]
+        );
         let expires = taken[0].expires().unwrap();
         assert!(expires.abs_diff(now + 3_600_000) < 1000, "{expires}");
         for claim in taken {

@@ -432,4 +432,64 @@ fn a_mistyped_scheme_shows_no_password() {
     out.error();
     assert!(!out.stderr.contains("s3cretpw"), "{out:?}");
     out.stderr_has("alice:***@");
+
+/// A spool directory's queue keeps its identity in the file `identity`: 32 lowercase hex
+/// digits and a newline, made when a relay first needs it and read ever after; the key of
+/// each forwarded message carries it. One that is not exactly that is an error, left as it
+/// is, and fsck reports it.
+#[test]
+fn a_directory_queue_keeps_its_identity_in_a_file() {
+    let f = Fixture::new();
+    let other = Other::dir(&f);
+    let file = f.queue_dir("q").join("identity");
+    let first = f.push_id("q", "first");
+    assert!(!file.exists(), "made when first needed");
+    relay(&f, "q", &["--to", &other.place()]).exits(0);
+    let content = std::fs::read_to_string(&file).unwrap();
+    let identity = content.strip_suffix('\n').expect("a newline at its end");
+    assert!(
+        identity.len() == 32
+            && identity
+                .bytes()
+                .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')),
+        "{content:?}"
+    );
+    let second = f.push_id("q", "second");
+    relay(&f, "q", &["--to", &other.place()]).exits(0);
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), content, "kept");
+    let out = other.cmd(&f).args(["-q", "q", "list", "--json"]).run();
+    out.success();
+    let keys: Vec<String> = crate::harness::json_lines(&out.stdout)
+        .iter()
+        .map(|m| m["key"].as_str().expect("a key").to_string())
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            format!("relay:{identity}:{first}"),
+            format!("relay:{identity}:{second}")
+        ]
+    );
+    f.prints(&["-q", "q", "fsck"], "");
+    // Damaged: an error naming the file, and nothing replaced or forwarded.
+    std::fs::write(&file, identity.to_uppercase() + "\n").unwrap();
+    f.push_id("q", "third");
+    let out = relay(&f, "q", &["--to", &other.place()]);
+    assert_eq!(out.code, 2, "{out:?}");
+    out.stderr_has(&format!(
+        "read {}: not an identity (32 lowercase hex digits and a newline): left as it is",
+        file.display()
+    ));
+    assert_eq!(f.len("q"), 1);
+    assert_eq!(
+        std::fs::read_to_string(&file).unwrap(),
+        identity.to_uppercase() + "\n"
+    );
+    let out = f.run(&["-q", "q", "fsck"]);
+    out.exits(3);
+    assert!(
+        out.text().contains(&format!("{}: ", file.display())),
+        "{}",
+        out.text()
+    );
 }

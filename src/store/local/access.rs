@@ -20,6 +20,19 @@ use super::lengths::length;
 use super::{Queue, sys};
 use crate::store::error::{Error, Result};
 
+/// Where a new identity's random bits come from.
+const RANDOM_SOURCE: &str = "/dev/urandom";
+
+/// What the identity file of a queue holds.
+pub(super) enum Identity {
+    /// The identity: 32 lowercase hex digits.
+    Valid(String),
+    /// Something else: why it is not an identity.
+    Invalid(String),
+    /// No file: none was made yet.
+    Missing,
+}
+
 impl Queue {
     pub(super) fn dir(&self) -> BorrowedFd<'_> {
         self.dir.as_fd()
@@ -47,29 +60,109 @@ impl Queue {
                 .any(|rel| matches!(sys::stat_at(self.dir(), rel), Err(Errno::NOENT)))
     }
 
-    /// A name of this queue that no other has: 16 lowercase hex digits, the FNV-1a 64
-    /// hash of `spool-dir:HOST:DEV:INO:MTIME`, where HOST is the first line of
-    /// /etc/machine-id (or the host name, when it cannot be read), DEV and INO those of
-    /// the queue directory, and MTIME the format file's modification time in
-    /// nanoseconds. Stable while the queue directory exists; a queue made again under the
-    /// same name has another.
+    /// A name of this queue that no other has: 32 lowercase hex digits, 128 random bits
+    /// kept in the file `identity` of the queue directory, made the first time they are
+    /// asked for and read thereafter. A file there that is not exactly such a line is an
+    /// error, never replaced.
     pub fn identity(&self) -> Result<String> {
-        let host = std::fs::read_to_string("/etc/machine-id")
-            .ok()
-            .and_then(|s| s.lines().next().map(str::to_string))
-            .filter(|line| !line.is_empty())
-            .unwrap_or_else(|| {
-                rustix::system::uname()
-                    .nodename()
-                    .to_string_lossy()
-                    .into_owned()
-            });
-        let dir = sys::stat_fd(self.dir()).map_err(|e| Error::io("stat", &self.path, e))?;
-        let format = sys::stat_at(self.dir(), FORMAT_FILE)
-            .map_err(|e| Error::io("stat", self.at(FORMAT_FILE), e))?;
-        let mtime = i128::from(format.st_mtime) * 1_000_000_000 + i128::from(format.st_mtime_nsec);
-        let text = format!("spool-dir:{host}:{}:{}:{mtime}", dir.st_dev, dir.st_ino);
-        Ok(format!("{:016x}", fnv1a64(text.as_bytes())))
+        match self.read_identity()? {
+            Identity::Valid(id) => Ok(id),
+            Identity::Invalid(why) => Err(Error::invalid(
+                "read",
+                Some(&self.at(IDENTITY)),
+                format!("{why}: left as it is"),
+            )),
+            Identity::Missing => self.make_identity(),
+        }
+    }
+
+    /// What the identity file holds.
+    pub(super) fn read_identity(&self) -> Result<Identity> {
+        let path = self.at(IDENTITY);
+        let fd = match sys::open_beneath(self.dir(), IDENTITY, OFlags::RDONLY | OFlags::NONBLOCK, 0)
+        {
+            Ok(fd) => fd,
+            Err(Errno::NOENT) => return Ok(Identity::Missing),
+            Err(e @ (Errno::LOOP | Errno::NXIO)) => {
+                return match sys::stat_at(self.dir(), IDENTITY) {
+                    Ok(st) => Ok(Identity::Invalid(format!(
+                        "{}, not a regular file",
+                        sys::describe_entry(&st)
+                    ))),
+                    Err(_) => Err(Error::io("open", &path, e)),
+                };
+            }
+            Err(e) => return Err(Error::io("open", &path, e)),
+        };
+        let mut file = File::from(fd);
+        let st = sys::stat_fd(&file).map_err(|e| Error::io("stat", &path, e))?;
+        if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile {
+            return Ok(Identity::Invalid(format!(
+                "{}, not a regular file",
+                sys::describe_entry(&st)
+            )));
+        }
+        let mut buf = [0u8; IDENTITY_LEN + 2];
+        let n = crate::store::read_full(&mut file, &mut buf)
+            .map_err(|e| Error::io("read", &path, e))?;
+        Ok(match layout::parse_identity(&buf[..n]) {
+            Some(id) => Identity::Valid(id),
+            None => Identity::Invalid(format!(
+                "not an identity ({IDENTITY_LEN} lowercase hex digits and a newline)"
+            )),
+        })
+    }
+
+    /// Draws a new identity and puts it in place: written in tmp/, synced, closed, renamed
+    /// to `identity` without replacing, the queue directory synced. Another process that
+    /// did the same first wins: its identity is read and returned.
+    fn make_identity(&self) -> Result<String> {
+        let mut bits = [0u8; IDENTITY_LEN / 2];
+        File::open(RANDOM_SOURCE)
+            .and_then(|mut f| f.read_exact(&mut bits))
+            .map_err(|e| Error::io("read", RANDOM_SOURCE, e))?;
+        let id: String = bits.iter().map(|b| format!("{b:02x}")).collect();
+        let tmp = self.open_dir(TMP)?;
+        let (name, mut file) = self.create_locked(&tmp, IDENTITY_TMP_PREFIX, false)?;
+        let tmp_path = self.at(&format!("{TMP}/{name}"));
+        let placed = file
+            .write_all(format!("{id}\n").as_bytes())
+            .map_err(|e| Error::io("write", &tmp_path, e))
+            .and_then(|()| sys::fdatasync(&file).map_err(|e| Error::io("fsync", &tmp_path, e)))
+            .and_then(|()| {
+                // A duplicate is closed to collect the error; the original keeps the lock
+                // that keeps sweepers away until the rename.
+                sys::check_close(&file).map_err(|e| Error::io("close", &tmp_path, e))
+            })
+            .and_then(
+                |()| match sys::rename_noreplace(tmp.as_fd(), &name, self.dir(), IDENTITY) {
+                    Ok(()) => Ok(true),
+                    Err(Errno::EXIST) => Ok(false),
+                    Err(e) => Err(Error::io("rename", &tmp_path, e)),
+                },
+            );
+        if !matches!(placed, Ok(true)) {
+            let _ = sys::remove_file(tmp.as_fd(), &name);
+        }
+        drop(file);
+        if !placed? {
+            // Another process made it first: the queue's identity is that one.
+            return match self.read_identity()? {
+                Identity::Valid(id) => Ok(id),
+                Identity::Invalid(why) => Err(Error::invalid(
+                    "read",
+                    Some(&self.at(IDENTITY)),
+                    format!("{why}: left as it is"),
+                )),
+                Identity::Missing => Err(Error::invalid(
+                    "read",
+                    Some(&self.at(IDENTITY)),
+                    "removed while it was being made",
+                )),
+            };
+        }
+        sys::fsync(self.dir()).map_err(|e| Error::io("fsync", &self.path, e))?;
+        Ok(id)
     }
 
     pub(super) fn at(&self, rel: &str) -> PathBuf {
@@ -362,14 +455,6 @@ impl Queue {
         }
         Ok(out)
     }
-}
-
-/// FNV-1a, 64 bits: offset basis 0xcbf29ce484222325, prime 0x100000001b3; for each byte,
-/// xor it in, then multiply (wrapping).
-pub(super) fn fnv1a64(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, &b| {
-        (hash ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    })
 }
 
 /// Opens the spool directory `root`; `Ok(None)` when it does not exist. A directory that

@@ -14,6 +14,7 @@ use rustix::fs::{FileType, OFlags};
 use rustix::io::Errno;
 
 use super::Queue;
+use super::access::Identity;
 use super::entry::Entry;
 use super::layout::{self, *};
 use super::lengths::{Consumer, Producer};
@@ -163,6 +164,15 @@ impl Check<'_> {
                 continue;
             }
             self.quarantine(q.dir(), ".", &name, "is not a file spool writes".into())?;
+        }
+        // The identity, once made, is the queue's for good: a damaged one is reported,
+        // never replaced (a new one would make the queue another source to its relays).
+        if let Identity::Invalid(why) = q.read_identity()? {
+            self.found(
+                IDENTITY,
+                format!("{why}: a queue's identity is never replaced"),
+                None,
+            );
         }
         // The length files must be regular files: anything else is moved away and remade.
         for rel in LENGTH_FILES {

@@ -3,17 +3,19 @@
 //! nothing.
 //!
 //! Every change to keys/ is made under the producer lock, which serialises the pushers:
-//! - A push creates `keys/KEY` *after* renaming its message into place (made in tmp/ at
-//!   its length, then renamed there without replacing), and syncs keys/ before it
-//!   returns. A crash in between leaves a message that holds no key
-//!   (a later push may add a second one), never a key without its message.
+//! - A push creates `keys/KEY` *after* renaming its message into place and syncing the
+//!   message's directory (the key file made in tmp/ at its length, then renamed there
+//!   without replacing), and syncs keys/ before it returns. A crash in between leaves a
+//!   message that holds no key (a later push may add a second one), never a key without
+//!   its message.
 //! - Whatever deletes a keyed message or moves it to failed/ first removes `keys/KEY` if
 //!   its length is the message's id, syncs keys/, and only then removes or moves the
 //!   message, still under the lock: a pusher sees the key held or the message gone, never
-//!   the key free with the message still there. If the message then cannot be removed,
-//!   the key is made again.
+//!   the key free with the message still there. If the message then cannot be removed
+//!   and is known to be still in place, the key is made again if it is free; if it was
+//!   gone (its claim ended, and another consumer may have deleted it since), it is not.
 //! - A requeue from failed/ takes the key again if it is free; else the message goes back
-//!   holding none (its `k` field stays, and releasing removes only a file of its own id).
+//!   holding none, the `k` field dropped from its name.
 //!
 //! Messages without a key never look at keys/: they cost nothing more.
 
@@ -151,7 +153,8 @@ impl Queue {
     }
 
     /// Makes the key of `entry` held by it again, if it is free (producer lock held): its
-    /// message could not be removed after its key was released.
+    /// message could not be removed after its key was released, and is known to be still
+    /// in place (never after ENOENT: a message gone meanwhile may be deleted for good).
     pub(super) fn restore_key(&self, entry: &Entry) -> Result<()> {
         let Some(key) = &entry.dedup else {
             return Ok(());

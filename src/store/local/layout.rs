@@ -11,7 +11,9 @@
 //! QUEUE/due        its length is the earliest due time (unix seconds) in delayed/, 0 if none
 //! QUEUE/rates      the rates of publishing and consumption, for stats (two records)
 //! QUEUE/rate       no longer written (per-minute counts of earlier versions); left alone
-//! QUEUE/tmp/       TOKEN, format.TOKEN, TOKEN.batch/N: being written, flocked by the writer
+//! QUEUE/identity the queue's identity: 32 lowercase hex digits and a newline, made when needed
+//! QUEUE/tmp/       TOKEN, format.TOKEN, identity.TOKEN, TOKEN.batch/N: being written, flocked
+//!                  by the writer
 //! QUEUE/ready/BUCKET/NAME     waiting messages of priority 0, BUCKET = key / 1000
 //! QUEUE/ready-P/BUCKET/NAME   waiting messages of priority P (1-9)
 //! QUEUE/delayed/NAME          not visible before their due time (the key)
@@ -26,6 +28,21 @@ pub const FORMAT: &[u8] = b"spool-queue 1\n";
 
 /// The format file.
 pub const FORMAT_FILE: &str = "format";
+/// The queue's identity: 32 lowercase hex digits and a newline, made when first needed.
+pub const IDENTITY: &str = "identity";
+/// The number of hex digits of an identity (128 bits).
+pub const IDENTITY_LEN: usize = 32;
+
+/// The identity an identity file's content holds, if it is exactly one: 32 lowercase hex
+/// digits and a newline.
+pub fn parse_identity(content: &[u8]) -> Option<String> {
+    let digits = content.strip_suffix(b"\n")?;
+    (digits.len() == IDENTITY_LEN
+        && digits
+            .iter()
+            .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')))
+    .then(|| String::from_utf8_lossy(digits).into_owned())
+}
 
 /// What a queue's format file says.
 #[derive(Debug, PartialEq, Eq)]
@@ -155,6 +172,7 @@ pub fn lane_dir(p: u8) -> &'static str {
 /// Whether `name` is a file or directory of a queue directory that spool writes.
 pub fn is_queue_entry(name: &str) -> bool {
     name == FORMAT_FILE
+        || name == IDENTITY
         || name == CORRUPT
         || name == KEYS
         || name == OLD_RATE
@@ -198,14 +216,18 @@ fn is_token(s: &str) -> bool {
 
 /// The prefix of the temporary name of a format file being written.
 pub const FORMAT_TMP_PREFIX: &str = "format.";
+/// The prefix of the temporary name of an identity file being written.
+pub const IDENTITY_TMP_PREFIX: &str = "identity.";
 /// The suffix of a batch directory in tmp/.
 pub const BATCH_SUFFIX: &str = ".batch";
 
 /// Whether `name` is an entry spool writes in tmp/: `TOKEN` (one message),
-/// `format.TOKEN` (a format file) or `TOKEN.batch` (a batch directory).
+/// `format.TOKEN` (a format file), `identity.TOKEN` (an identity file) or `TOKEN.batch`
+/// (a batch directory).
 pub fn is_tmp_name(name: &str) -> bool {
     is_token(name)
         || name.strip_prefix(FORMAT_TMP_PREFIX).is_some_and(is_token)
+        || name.strip_prefix(IDENTITY_TMP_PREFIX).is_some_and(is_token)
         || name.strip_suffix(BATCH_SUFFIX).is_some_and(is_token)
 }
 

@@ -237,6 +237,8 @@ impl Staging<'_> {
         let mut dups: Vec<(usize, Holder)> = Vec::new();
         let mut touched: Vec<(String, OwnedFd)> = Vec::new();
         let mut keys_dir: Option<OwnedFd> = None;
+        // Whether the messages' directories were synced already (a push with keys).
+        let mut dirs_synced = false;
         let renamed = (|| -> Result<()> {
             let producer = q.lock_producer()?;
             q.promote_before_allocating(&producer)?;
@@ -288,6 +290,8 @@ impl Staging<'_> {
                     }
                 }
             }
+            // The keys of the messages renamed into place, made once all of them are.
+            let mut to_hold: Vec<(&str, u64)> = Vec::new();
             let mut remaining = self.count - dups.len();
             let mut i = 0;
             let mut next = q.free_key(&producer)?;
@@ -382,19 +386,8 @@ impl Staging<'_> {
                         }
                         remaining -= 1;
                         i += 1;
-                        // After the rename: a crash leaves a message without its key,
-                        // never a key without its message.
                         if let Some(key) = key {
-                            if keys_dir.is_none() {
-                                keys_dir = Some(q.keys_dir()?);
-                            }
-                            let keys = keys_dir.as_ref().expect("set above");
-                            if !q.hold_key(keys.as_fd(), key, id)? {
-                                (q.warn)(&format!(
-                                    "{}: appeared while the producer lock was held; message {id} holds no key",
-                                    q.at(&format!("{KEYS}/{key}")).display()
-                                ));
-                            }
+                            to_hold.push((key, id));
                         }
                     }
                     Err(Errno::EXIST) => {
@@ -409,6 +402,28 @@ impl Staging<'_> {
                         return Err(Error::io("rename", q.at(&format!("{src_prefix}/{src}")), e));
                     }
                 }
+            }
+            if !to_hold.is_empty() {
+                // The keys after their messages, durably: the messages' directories are
+                // synced before a key file enters keys/, which another process may sync
+                // at any time. A crash leaves a message without its key, never a key
+                // without its message, even where the filesystem does not order changes
+                // to different directories. Still under the producer lock: whatever
+                // deletes a keyed message takes it to release the key.
+                for (rel, fd) in &touched {
+                    sys::fsync(fd).map_err(|e| Error::io("fsync", q.at(rel), e))?;
+                }
+                dirs_synced = true;
+                let keys = q.keys_dir()?;
+                for (key, id) in to_hold {
+                    if !q.hold_key(keys.as_fd(), key, id)? {
+                        (q.warn)(&format!(
+                            "{}: appeared while the producer lock was held; message {id} holds no key",
+                            q.at(&format!("{KEYS}/{key}")).display()
+                        ));
+                    }
+                }
+                keys_dir = Some(keys);
             }
             // The count only feeds stats: it never fails a push.
             let _ = q.count_published(&producer, published.len());
@@ -436,6 +451,7 @@ impl Staging<'_> {
         self.discard();
         let synced = touched
             .iter()
+            .filter(|_| !dirs_synced)
             .map(|(rel, fd)| (q.at(rel), fd))
             .chain(keys_dir.iter().map(|fd| (q.at(KEYS), fd)));
         for (path, fd) in synced {

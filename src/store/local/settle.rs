@@ -80,14 +80,14 @@ impl Queue {
             match self.move_entry(claimed.as_fd(), CLAIMED, name, failed.as_fd(), &to.name()) {
                 Ok(moved) => moved,
                 Err(e) => {
+                    // Not moved, and still in claimed/: it holds its key again.
                     self.restore_key(entry)?;
                     return Err(e);
                 }
             };
-        if !moved {
-            // The claim ended meanwhile (returned after its lease): still in the queue.
-            self.restore_key(entry)?;
-        }
+        // Not moved because it was gone: its claim ended and it went back to the queue,
+        // where another consumer may have taken and deleted it since. It holds no key
+        // now; making keys/K again could leave a key naming no message.
         sys::fsync(&failed).map_err(|e| Error::io("fsync", self.at(FAILED), e))?;
         drop(producer); // pushes never wait on the stats' lock
         if moved {
@@ -176,8 +176,13 @@ impl Queue {
         // A keyed message: its key is released first, under the producer lock.
         let producer = self.release_for(std::iter::once(&entry))?;
         let removed = sys::remove_file(claimed.as_fd(), &name);
-        if let (Some(_), Err(_)) = (&producer, &removed) {
-            self.restore_key(&entry)?; // still in the queue: it holds its key again
+        // Still in claimed/ after a failed unlink: it holds its key again. Gone (ENOENT):
+        // its claim ended and it went back to the queue, where another consumer may have
+        // taken and deleted it since; it holds no key now.
+        if let (Some(_), Err(e)) = (&producer, &removed)
+            && *e != Errno::NOENT
+        {
+            self.restore_key(&entry)?;
         }
         drop(producer);
         match removed {
@@ -259,6 +264,7 @@ impl Queue {
         entries.sort_unstable_by_key(|(_, e)| e.id);
         let mut moved = Vec::new();
         let mut keys = None;
+        let mut held = false;
         for (name, entry) in entries {
             if !ids.is_empty() && !ids.contains(&entry.id) {
                 continue;
@@ -270,27 +276,40 @@ impl Queue {
             let lane = entry.priority;
             let bucket = self.make_bucket(lane, bucket_of(seq))?;
             self.mark_lane(lane)?;
+            // Its key again, if no other message took it meanwhile; else it goes back
+            // without one, its `k` field dropped (the producer lock keeps the answer
+            // true until the key file is made).
+            let dedup = match &entry.dedup {
+                Some(key) => {
+                    if keys.is_none() {
+                        keys = Some(self.keys_dir()?);
+                    }
+                    let dir = keys.as_ref().expect("set above");
+                    match self.key_holder(dir.as_fd(), key)? {
+                        Some(holder) if holder != entry.id => None,
+                        _ => Some(key.clone()),
+                    }
+                }
+                None => None,
+            };
             let to = Entry {
                 key: seq,
                 id: entry.id,
-                dedup: entry.dedup.clone(),
+                dedup,
                 ..Entry::default()
             };
             if self.move_entry(failed.as_fd(), FAILED, &name, bucket.as_fd(), &to.name())? {
                 sys::fsync(&bucket).map_err(|e| Error::io("fsync", self.at(lane_dir(lane)), e))?;
                 moved.push(entry.id);
-                // Its key again, if no other message took it meanwhile; else it goes back
-                // holding none.
-                if let Some(key) = &entry.dedup {
-                    if keys.is_none() {
-                        keys = Some(self.keys_dir()?);
-                    }
-                    let dir = keys.as_ref().expect("set above");
-                    self.hold_key(dir.as_fd(), key, entry.id)?;
+                // After the rename and the sync of its bucket, as a push does.
+                if let (Some(key), Some(dir)) = (&to.dedup, &keys)
+                    && self.hold_key(dir.as_fd(), key, entry.id)?
+                {
+                    held = true;
                 }
             }
         }
-        if let Some(dir) = &keys {
+        if held && let Some(dir) = &keys {
             self.sync_keys(dir)?;
         }
         Ok(crate::store::moved_and_missing(ids, moved))

@@ -101,7 +101,9 @@ impl Queue {
                     to.as_fd(),
                     &failed.name(),
                 );
-                if producer.is_some() && !matches!(moved, Ok(true)) {
+                // Still in its bucket after a failed rename: it holds its key again.
+                // Gone (the move returned false): it holds none.
+                if producer.is_some() && moved.is_err() {
                     self.restore_key(&entry)?;
                 }
                 drop(producer);
@@ -271,34 +273,39 @@ impl Queue {
         }
         let claimed = self.claimed_dir()?;
         // Keyed messages release their keys first, all under one holding of the producer
-        // lock; those then not removed hold theirs again.
+        // lock; those then not removed but still in claimed/ hold theirs again.
         let producer = self.release_for(done.iter().map(|m| &m.entry))?;
         let mut count = 0;
         let result = self.remove_claims(claimed, &done, &mut count);
         *removed += count as u64;
-        if producer.is_some() {
-            for m in &done[count..] {
+        if let (Some(_), Err((errno, _))) = (&producer, &result) {
+            // The one whose unlink failed is still there unless it was gone (ENOENT),
+            // and then it holds no key; those after it, held by this process's lock, were
+            // not touched.
+            let from = count + usize::from(*errno == Errno::NOENT);
+            for m in &done[from..] {
                 self.restore_key(&m.entry)?;
             }
         }
-        result
+        result.map_err(|(_, e)| e)
     }
 
-    /// Unlinks the claims `done` in order; `count` says how many were.
+    /// Unlinks the claims `done` in order; `count` says how many were. An error comes
+    /// with the errno of the unlink that failed.
     fn remove_claims(
         &self,
         claimed: BorrowedFd<'_>,
         done: &[Claimed],
         count: &mut usize,
-    ) -> Result<()> {
+    ) -> std::result::Result<(), (Errno, Error)> {
         for m in done {
             sys::remove_file(claimed.as_fd(), &m.name).map_err(|e| {
-                Error::io("remove", self.at(&format!("{CLAIMED}/{}", m.name)), e).with_note(
-                    format!(
+                let error = Error::io("remove", self.at(&format!("{CLAIMED}/{}", m.name)), e)
+                    .with_note(format!(
                         "message {} was delivered but not removed: it will be delivered again",
                         m.entry.id
-                    ),
-                )
+                    ));
+                (e, error)
             })?;
             *count += 1;
         }

@@ -224,6 +224,11 @@ fn each_message_of_a_batch_has_its_own_options_and_key() {
             "{key}"
         );
     }
+    // A claim carries its message's own key.
+    let taken = q.take(2, POP).unwrap();
+    let held: Vec<(u64, Option<&str>)> = taken.iter().map(|c| (c.id(), c.key())).collect();
+    assert_eq!(held, [(2, Some("h")), (5, Some("m.k"))]);
+    q.give_back(taken).unwrap();
     assert_eq!(
         pop_all(&q),
         [
@@ -267,8 +272,16 @@ fn a_single_duplicate_leaves_nothing_in_tmp() {
 fn identity_is_stable_and_new_for_a_queue_made_again() {
     let (_d, spool, _) = spool();
     let q = spool.create("q").unwrap();
+    assert!(
+        !q.path().join("identity").exists(),
+        "made when first needed"
+    );
     let first = q.identity().unwrap();
-    assert_eq!(first.len(), 16);
+    assert_eq!(first.len(), 32);
+    assert_eq!(
+        std::fs::read_to_string(q.path().join("identity")).unwrap(),
+        format!("{first}\n")
+    );
     assert!(
         first
             .bytes()
@@ -284,9 +297,51 @@ fn identity_is_stable_and_new_for_a_queue_made_again() {
 }
 
 #[test]
-fn fnv1a64_is_the_published_function() {
-    // The test vectors of the FNV reference.
-    assert_eq!(super::access::fnv1a64(b""), 0xcbf2_9ce4_8422_2325);
-    assert_eq!(super::access::fnv1a64(b"a"), 0xaf63_dc4c_8601_ec8c);
-    assert_eq!(super::access::fnv1a64(b"foobar"), 0x8594_4171_f739_67e8);
+fn an_identity_that_is_not_one_is_an_error_and_stays() {
+    let (_d, spool, _) = spool();
+    let q = spool.create("q").unwrap();
+    let file = q.path().join("identity");
+    for bad in [
+        "0123456789ABCDEF0123456789abcdef\n",
+        "0123456789abcdef0123456789abcdef",
+        "0123456789abcdef0123456789abcdef\n\n",
+        "0123456789abcdef\n",
+        "",
+    ] {
+        std::fs::write(&file, bad).unwrap();
+        let e = q.identity().unwrap_err().to_string();
+        assert!(e.contains("/identity: not an identity"), "{e}");
+        assert_eq!(
+            std::fs::read_to_string(&file).unwrap(),
+            bad,
+            "left as it was"
+        );
+        let findings = q.fsck(true).unwrap();
+        assert!(
+            findings
+                .iter()
+                .any(|f| f.place.ends_with("/identity") && f.repair.is_none()),
+            "{findings:?}"
+        );
+    }
+    std::fs::remove_file(&file).unwrap();
+    std::fs::create_dir(&file).unwrap();
+    let e = q.identity().unwrap_err().to_string();
+    assert!(e.contains("a directory, not a regular file"), "{e}");
+    std::fs::remove_dir(&file).unwrap();
+    std::os::unix::fs::symlink("/etc/hostname", &file).unwrap();
+    let e = q.identity().unwrap_err().to_string();
+    assert!(e.contains("not a regular file"), "{e}");
+    std::fs::remove_file(&file).unwrap();
+    let id = q.identity().unwrap();
+    assert!(
+        q.fsck(false).unwrap().is_empty(),
+        "a sound identity is spool's own file"
+    );
+    assert_eq!(q.identity().unwrap(), id);
+    assert!(crate::store::is_valid_key(&format!(
+        "relay:{id}:{}",
+        u64::MAX
+    )));
+    assert_eq!(format!("relay:{id}:{:020}", u64::MAX).len(), 59);
 }

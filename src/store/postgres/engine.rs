@@ -185,4 +185,8 @@ impl store::Claim for Taken {
     fn expires(&self) -> Option<u64> {
         self.expires
     }
+
+    fn key(&self) -> Option<&str> {
+        self.key.as_deref()
+    }
 }

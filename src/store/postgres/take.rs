@@ -41,7 +41,7 @@ pub struct Taken {
     pub(crate) priority: u8,
     /// Unix milliseconds.
     pub(crate) expires: Option<u64>,
-    /// Its deduplication key.
+    /// Its deduplication key, if it has one.
     pub(crate) key: Option<String>,
 }
 
@@ -235,7 +235,8 @@ impl Queue {
                  AND m.id = ANY (ARRAY(SELECT id FROM chosen WHERE NOT spent)) \
                RETURNING m.id, m.attempts, m.token, m.payload, m.priority, m.position, \
                          m.expires_at, m.key) \
-             SELECT id, attempts, token, payload, priority, position, expires_at, key FROM live \
+             SELECT id, attempts, token, payload, priority, position, expires_at, key \
+             FROM live \
              UNION ALL SELECT id, NULL, NULL, NULL, NULL, NULL, NULL, NULL FROM dead",
             &[
                 (&self.name, Type::TEXT),
@@ -263,7 +264,7 @@ impl Queue {
                 payload: Payload::Memory(Cursor::new(row.get(3))),
                 priority: place.0.clamp(0, 9) as u8,
                 expires: row.get::<_, Option<SystemTime>>(6).map(millis),
-                key: row.get(7),
+                key: row.get::<_, Option<String>>(7),
             };
             taken.push((place, claim));
         }
