@@ -432,6 +432,7 @@ fn a_mistyped_scheme_shows_no_password() {
     out.error();
     assert!(!out.stderr.contains("s3cretpw"), "{out:?}");
     out.stderr_has("alice:***@");
+}
 
 /// A spool directory's queue keeps its identity in the file `identity`: 32 lowercase hex
 /// digits and a newline, made when a relay first needs it and read ever after; the key of
