@@ -178,10 +178,6 @@ impl store::Claim for Taken {
         self.priority
     }
 
-    fn key(&self) -> Option<&str> {
-        self.key.as_deref()
-    }
-
     fn expires(&self) -> Option<u64> {
         self.expires
     }
