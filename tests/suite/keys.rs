@@ -405,11 +405,12 @@ fn an_ack_after_the_lease_ended_makes_no_key_for_a_gone_message() {
     s.prints(&["push", "--key", "nightly", "--print-id", "again"], "2\n");
 }
 
-/// A keyed push syncs its message's directory before the key file is renamed into
-/// keys/, and still holds the producer lock then: another process syncing keys/ can never
-/// make the key durable without its message.
+/// A keyed push makes its key file pending (no write permission), renames it into keys/
+/// and syncs keys/ before its message appears; once the message's directory is synced it
+/// makes the key held (mode 0600), all under the producer lock: no message of it is ever
+/// in place without its key, and a held key names a message that is durable.
 #[test]
-fn a_keyed_push_syncs_its_message_before_its_key_appears() {
+fn a_keyed_push_makes_its_key_before_its_message_appears() {
     if let Err(why) = strace_usable() {
         return skip(&why);
     }
@@ -420,23 +421,41 @@ fn a_keyed_push_syncs_its_message_before_its_key_appears() {
         &["push", "--key", "nightly", "--print-id", "job"],
         "2\n",
     );
+    let key = at(&lines, "rename of the key", |l| {
+        l.starts_with("renameat2(") && l.contains("/keys>, \"nightly\"")
+    });
+    let keys_synced = at(&lines, "fsync of keys/", |l| {
+        l.starts_with("fsync(") && l.contains("/keys>")
+    });
     let message = at(&lines, "rename of the message", |l| {
         l.starts_with("renameat2(") && l.contains("\"00000000000000000002.knightly\"")
     });
     let bucket = at(&lines, "fsync of the bucket", is_bucket_sync);
-    let key = at(&lines, "rename of the key", |l| {
-        l.starts_with("renameat2(") && l.contains("/keys>, \"nightly\"")
-    });
+    // The last change of mode (the first ones make the file in tmp/ pending).
+    let held = lines
+        .iter()
+        .rposition(|l| l.starts_with("fchmod(") && l.contains("/keys/nightly>"))
+        .unwrap_or_else(|| panic!("no change of the key's mode in\n{lines:#?}"));
     let unlock = at(&lines, "release of the producer lock", is_unlock);
     assert!(
-        message < bucket && bucket < key && key < unlock,
-        "message {message}, bucket synced {bucket}, key {key}, unlock {unlock}:\n{lines:#?}"
+        key < keys_synced
+            && keys_synced < message
+            && message < bucket
+            && bucket < held
+            && held < unlock,
+        "key {key}, keys/ synced {keys_synced}, message {message}, bucket synced {bucket}, \
+         held {held}, unlock {unlock}:\n{lines:#?}"
     );
     assert_eq!(
         lines.iter().filter(|l| is_bucket_sync(l)).count(),
         1,
         "synced once"
     );
+    let mode = std::fs::metadata(s.queue_dir("default").join("keys/nightly"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600, "held");
     // Without a key: the bucket is synced once the producer lock is released, as before.
     let lines = traced(&s, &["push", "--print-id", "plain"], "3\n");
     let unlock = at(&lines, "release of the producer lock", is_unlock);
@@ -466,7 +485,7 @@ fn traced(s: &Fixture, args: &[&str], stdout: &str) -> Vec<String> {
             "-o".as_ref(),
             trace.as_os_str(),
             "-e".as_ref(),
-            "trace=fsync,renameat2,close".as_ref(),
+            "trace=fsync,renameat2,close,fchmod".as_ref(),
         ] as [&std::ffi::OsStr; 7])
         .args(args)
         .run()

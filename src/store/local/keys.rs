@@ -3,11 +3,16 @@
 //! nothing.
 //!
 //! Every change to keys/ is made under the producer lock, which serialises the pushers:
-//! - A push creates `keys/KEY` *after* renaming its message into place and syncing the
-//!   message's directory (the key file made in tmp/ at its length, then renamed there
-//!   without replacing), and syncs keys/ before it returns. A crash in between leaves a
-//!   message that holds no key (a later push may add a second one), never a key without
-//!   its message.
+//! - A push creates `keys/KEY` *pending* (mode 0400: no write permission) before it
+//!   renames its message into place, and syncs keys/ before the renames (the key file
+//!   made in tmp/ at its length, then renamed there without replacing); once the
+//!   message's directory is synced, it makes the key *held* (mode 0600), still under the
+//!   lock. A crash in between leaves a pending key: the next push of that key, holding
+//!   the lock, knows its writer is gone, and looks for its message in the queue (a walk,
+//!   after a crash only): there, the key is held; not there, the key is free. So a
+//!   message in place always has its key, and a batch sent again after a crash (relay)
+//!   adds nothing twice. (A lost change of mode leaves the key pending: the same look
+//!   settles it.)
 //! - Whatever deletes a keyed message or moves it to failed/ first removes `keys/KEY` if
 //!   its length is the message's id, syncs keys/, and only then removes or moves the
 //!   message, still under the lock: a pusher sees the key held or the message gone, never
@@ -21,7 +26,7 @@
 
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
-use rustix::fs::FileType;
+use rustix::fs::{FileType, Mode, OFlags};
 use rustix::io::Errno;
 
 use super::entry::Entry;
@@ -29,6 +34,11 @@ use super::layout::{self, KEYS, TMP};
 use super::lengths::Producer;
 use super::{Queue, sys};
 use crate::store::error::{Error, Result};
+
+/// The mode of a pending key file: no write permission for its owner.
+const PENDING_MODE: u32 = 0o400;
+/// The bit whose absence marks a key file pending.
+const PENDING_BIT: u32 = 0o200;
 
 impl Queue {
     /// keys/, if there is one.
@@ -42,9 +52,26 @@ impl Queue {
 
     /// The id of the message holding `key`, if any (producer lock held, for an answer
     /// that stays true). Anything but a regular file under the key's name is an error.
+    /// A pending key (its push was cut short) is settled first: held if its message is in
+    /// the queue, else removed.
     pub(super) fn key_holder(&self, keys: BorrowedFd<'_>, key: &str) -> Result<Option<u64>> {
         let rel = format!("{KEYS}/{key}");
         match sys::stat_at(keys, key) {
+            Ok(st)
+                if FileType::from_raw_mode(st.st_mode) == FileType::RegularFile
+                    && st.st_mode & PENDING_BIT == 0 =>
+            {
+                let id = st.st_size as u64;
+                if self.holds_key(id, key)? {
+                    self.settle_key(keys, key, id)?;
+                    Ok(Some(id))
+                } else {
+                    match sys::remove_file(keys, key) {
+                        Ok(()) | Err(Errno::NOENT) => Ok(None),
+                        Err(e) => Err(Error::io("remove", self.at(&rel), e)),
+                    }
+                }
+            }
             Ok(st) if FileType::from_raw_mode(st.st_mode) == FileType::RegularFile => {
                 Ok(Some(st.st_size as u64))
             }
@@ -61,18 +88,94 @@ impl Queue {
         }
     }
 
+    /// Whether message `id` is in the queue (ready, delayed or claimed) with `key`: a walk,
+    /// for a pending key only. Consumers move messages meanwhile (the producer lock held
+    /// here cannot keep them out): a message not seen is looked for again, the states in
+    /// the other order, so that a move either way between two looks is seen.
+    pub(super) fn holds_key(&self, id: u64, key: &str) -> Result<bool> {
+        use crate::store::State;
+        let orders = [
+            [State::Ready, State::Delayed, State::Claimed],
+            [State::Claimed, State::Delayed, State::Ready],
+        ];
+        for order in orders {
+            let mut found = false;
+            self.walk(&order, |info, _| {
+                found = info.id == id && info.key.as_deref() == Some(key);
+                Ok(!found)
+            })?;
+            if found {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    /// Makes the pending key file `keys/KEY` of message `id` held (mode 0600). Gone
+    /// meanwhile, or another's: nothing to do.
+    pub(super) fn settle_key(&self, keys: BorrowedFd<'_>, key: &str, id: u64) -> Result<()> {
+        let rel = format!("{KEYS}/{key}");
+        let fd = match sys::open_beneath(keys, key, OFlags::RDONLY | OFlags::NONBLOCK, 0) {
+            Ok(fd) => fd,
+            Err(Errno::NOENT) => return Ok(()),
+            Err(e) => return Err(Error::io("open", self.at(&rel), e)),
+        };
+        let st = sys::stat_fd(&fd).map_err(|e| Error::io("stat", self.at(&rel), e))?;
+        if FileType::from_raw_mode(st.st_mode) == FileType::RegularFile
+            && st.st_size as u64 == id
+            && st.st_mode & PENDING_BIT == 0
+        {
+            rustix::fs::fchmod(&fd, Mode::from_bits_truncate(sys::FILE_MODE))
+                .map_err(|e| Error::io("chmod", self.at(&rel), e))?;
+        }
+        Ok(())
+    }
+
+    /// Removes `keys/KEY` if it is a regular file of length `id` (producer lock held).
+    pub(super) fn drop_pending_key(&self, keys: BorrowedFd<'_>, key: &str, id: u64) -> Result<()> {
+        let rel = format!("{KEYS}/{key}");
+        match sys::stat_at(keys, key) {
+            Ok(st)
+                if FileType::from_raw_mode(st.st_mode) == FileType::RegularFile
+                    && st.st_size as u64 == id => {}
+            Ok(_) | Err(Errno::NOENT) => return Ok(()),
+            Err(e) => return Err(Error::io("stat", self.at(&rel), e)),
+        }
+        match sys::remove_file(keys, key) {
+            Ok(()) | Err(Errno::NOENT) => Ok(()),
+            Err(e) => Err(Error::io("remove", self.at(&rel), e)),
+        }
+    }
+
     /// Creates `keys/KEY` with length `id` (producer lock held); false when it exists.
     /// The file is made in tmp/ at its length, then renamed into keys/ without replacing,
     /// so that it never appears with another length: a crash leaves an orphan in tmp/
     /// (swept), never a key file naming no message. Not synced: the caller syncs keys/
     /// once for all it created.
     pub(super) fn hold_key(&self, keys: BorrowedFd<'_>, key: &str, id: u64) -> Result<bool> {
+        self.make_key(keys, key, id, false)
+    }
+
+    /// Creates `keys/KEY` pending (mode 0400) with length `id`, for a message about to be
+    /// renamed into place (producer lock held); false when it exists.
+    pub(super) fn pend_key(&self, keys: BorrowedFd<'_>, key: &str, id: u64) -> Result<bool> {
+        self.make_key(keys, key, id, true)
+    }
+
+    fn make_key(&self, keys: BorrowedFd<'_>, key: &str, id: u64, pending: bool) -> Result<bool> {
         let tmp = self.open_dir(TMP)?;
         let name = layout::token();
         let staged = format!("{TMP}/{name}");
         let file = sys::create_exclusive(tmp.as_fd(), &name, false)
             .map_err(|e| Error::io("create", self.at(&staged), e))?;
         let sized = sys::set_len(&file, id)
+            .and_then(|()| {
+                if pending {
+                    rustix::fs::fchmod(&file, Mode::from_bits_truncate(PENDING_MODE))
+                } else {
+                    Ok(())
+                }
+            })
             .map_err(|e| Error::io("write", self.at(&staged), e))
             .and_then(|()| {
                 sys::close_checked(file.into()).map_err(|e| Error::io("close", self.at(&staged), e))

@@ -235,8 +235,9 @@ impl Staging<'_> {
         let mut ids: Vec<Option<u64>> = vec![None; if keyed { self.count } else { 0 }];
         // Duplicates: (index, the id holding the key, or the earlier message of this batch).
         let mut dups: Vec<(usize, Holder)> = Vec::new();
+        // Per message of a push with keys: the id its pending key names.
+        let mut planned: Vec<Option<u64>> = Vec::new();
         let mut touched: Vec<(String, OwnedFd)> = Vec::new();
-        let mut keys_dir: Option<OwnedFd> = None;
         // Whether the messages' directories were synced already (a push with keys).
         let mut dirs_synced = false;
         let renamed = (|| -> Result<()> {
@@ -290,12 +291,42 @@ impl Staging<'_> {
                     }
                 }
             }
-            // The keys of the messages renamed into place, made once all of them are.
+            // The keys of the messages renamed into place, made held once all of them are.
             let mut to_hold: Vec<(&str, u64)> = Vec::new();
             let mut remaining = self.count - dups.len();
             let mut i = 0;
             let mut next = q.free_key(&producer)?;
             let mut reserved = next; // the counter: ids below it are allocated
+            // The keys first, pending, at the ids their messages will get, and synced:
+            // no message of this push appears without its key (see keys.rs).
+            let keys_fd = if keyed {
+                let keys = q.keys_dir()?;
+                let mut id = next;
+                for j in 0..self.count {
+                    if is_dup(j) {
+                        planned.push(None);
+                        continue;
+                    }
+                    match meta_of(j).1 {
+                        Some(key) => {
+                            if !q.pend_key(keys.as_fd(), key, id)? {
+                                return Err(Error::invalid(
+                                    "push",
+                                    Some(&q.at(&format!("{KEYS}/{key}"))),
+                                    "appeared while the producer lock was held",
+                                ));
+                            }
+                            planned.push(Some(id));
+                        }
+                        None => planned.push(None),
+                    }
+                    id += 1;
+                }
+                q.sync_keys(&keys)?;
+                Some(keys)
+            } else {
+                None
+            };
             while i < self.count {
                 if is_dup(i) {
                     // Never published: its staged file goes, and it gets no id.
@@ -314,6 +345,22 @@ impl Staging<'_> {
                 let id = next;
                 next += 1;
                 let (o, key) = meta_of(i);
+                // The counter was behind a message (below): the key follows the id.
+                if let (Some(key), Some(keys), Some(Some(was))) =
+                    (key, &keys_fd, planned.get(i).copied())
+                    && was != id
+                {
+                    q.drop_pending_key(keys.as_fd(), key, was)?;
+                    if !q.pend_key(keys.as_fd(), key, id)? {
+                        return Err(Error::invalid(
+                            "push",
+                            Some(&q.at(&format!("{KEYS}/{key}"))),
+                            "appeared while the producer lock was held",
+                        ));
+                    }
+                    q.sync_keys(keys)?;
+                    planned[i] = Some(id);
+                }
                 let lane = o.priority.min(9);
                 let (rel, target) = match delayed_of(&o) {
                     Some(due) => {
@@ -403,33 +450,36 @@ impl Staging<'_> {
                     }
                 }
             }
-            if !to_hold.is_empty() {
-                // The keys after their messages, durably: the messages' directories are
-                // synced before a key file enters keys/, which another process may sync
-                // at any time. A crash leaves a message without its key, never a key
-                // without its message, even where the filesystem does not order changes
-                // to different directories. Still under the producer lock: whatever
-                // deletes a keyed message takes it to release the key.
+            if let Some(keys) = &keys_fd {
+                // The messages' directories synced, their keys are made held: a key
+                // already held by a message in place. (A change of mode lost in a crash
+                // leaves the key pending, which the next push of it settles.) Still under
+                // the producer lock: whatever deletes a keyed message takes it to release
+                // the key.
                 for (rel, fd) in &touched {
                     sys::fsync(fd).map_err(|e| Error::io("fsync", q.at(rel), e))?;
                 }
                 dirs_synced = true;
-                let keys = q.keys_dir()?;
                 for (key, id) in to_hold {
-                    if !q.hold_key(keys.as_fd(), key, id)? {
-                        (q.warn)(&format!(
-                            "{}: appeared while the producer lock was held; message {id} holds no key",
-                            q.at(&format!("{KEYS}/{key}")).display()
-                        ));
-                    }
+                    q.settle_key(keys.as_fd(), key, id)?;
                 }
-                keys_dir = Some(keys);
             }
             // The count only feeds stats: it never fails a push.
             let _ = q.count_published(&producer, published.len());
             Ok(())
         })();
         if let Err(e) = renamed {
+            // The pending keys of messages that did not appear go (each names an id that
+            // is never given again, so no other push's key is taken for one of them).
+            if let Ok(Some(keys)) = q.open_keys() {
+                for (i, was) in planned.iter().enumerate() {
+                    if let (Some(was), None, Some(key)) =
+                        (was, ids.get(i).copied().flatten(), meta_of(i).1)
+                    {
+                        let _ = q.drop_pending_key(keys.as_fd(), key, *was);
+                    }
+                }
+            }
             let note = match published.len() {
                 0 => "nothing was pushed".to_string(),
                 n => format!(
@@ -452,8 +502,7 @@ impl Staging<'_> {
         let synced = touched
             .iter()
             .filter(|_| !dirs_synced)
-            .map(|(rel, fd)| (q.at(rel), fd))
-            .chain(keys_dir.iter().map(|fd| (q.at(KEYS), fd)));
+            .map(|(rel, fd)| (q.at(rel), fd));
         for (path, fd) in synced {
             sys::fsync(fd).map_err(|e| {
                 Error::io("fsync", path, e)
