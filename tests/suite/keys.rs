@@ -567,3 +567,48 @@ fn a_failed_keyed_push_removes_its_pending_key_under_the_lock() {
     s.prints(&["push", "--key", "nightly", "--print-id", "job"], "3\n");
     assert_eq!(s.len("default"), 3);
 }
+
+/// A pending key file (no write permission: its push was cut short) naming a message in
+/// the queue with its key is nothing wrong: fsck reports nothing, and a repair makes it
+/// held. One naming no such message is stale: reported and removed.
+#[test]
+fn fsck_makes_a_pending_key_of_a_live_message_held_and_removes_a_stale_one() {
+    let s = Fixture::new();
+    let q = s.queue_dir("default");
+    s.prints(&["push", "--key", "live", "--print-id", "x"], "1\n");
+    let pend = |name: &str| {
+        std::fs::set_permissions(q.join("keys").join(name), PermissionsExt::from_mode(0o400))
+            .unwrap()
+    };
+    let mode = |name: &str| {
+        std::fs::metadata(q.join("keys").join(name))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777
+    };
+    pend("live");
+    s.prints(&["fsck"], "");
+    assert_eq!(mode("live"), 0o400, "reporting changes nothing");
+    std::fs::File::create(q.join("keys/gone"))
+        .unwrap()
+        .set_len(2)
+        .unwrap();
+    pend("gone");
+    let out = s.run(&["fsck"]);
+    out.exits(3);
+    let keys = q.join("keys").display().to_string();
+    assert_eq!(
+        out.text(),
+        format!(
+            "{keys}/gone: is pending for message 2, which is not in the queue with it: its \
+             push was cut short\n"
+        )
+    );
+    s.run(&["fsck", "--repair"]).exits(0);
+    s.prints(&["fsck"], "");
+    assert_eq!(mode("live"), 0o600, "held");
+    assert!(!q.join("keys/gone").exists());
+    held(&s, "live", "y", 1);
+    s.prints(&["push", "--key", "gone", "--print-id", "z"], "2\n");
+}
