@@ -511,3 +511,104 @@ fn is_bucket_sync(line: &str) -> bool {
 fn is_unlock(line: &str) -> bool {
     line.starts_with("close(") && line.contains("/counter>")
 }
+
+/// A keyed push that fails after its key file was made pending (here keys/ cannot be
+/// synced) removes that key before it releases the producer lock: its id was planned but
+/// not yet allocated, so the next push may be given it, and a key of the same name made
+/// for that push must not be the one removed.
+#[test]
+fn a_failed_keyed_push_removes_its_pending_key_under_the_lock() {
+    if let Err(why) = strace_usable() {
+        return skip(&why);
+    }
+    let s = Fixture::new();
+    let q = s.queue_dir("default");
+    s.prints(&["push", "--key", "first", "--print-id", "a"], "1\n");
+    // Which fsync syncs keys/ in a push like the one to fail.
+    let lines = traced(&s, &["push", "--key", "second", "--print-id", "b"], "2\n");
+    let syncs: Vec<&String> = lines.iter().filter(|l| l.starts_with("fsync(")).collect();
+    let n = 1 + syncs
+        .iter()
+        .position(|l| l.contains("/keys>"))
+        .unwrap_or_else(|| panic!("no fsync of keys/ in\n{lines:#?}"));
+    let trace = s.outside("failed.trace");
+    s.cmd()
+        .wrap([
+            "strace".to_string(),
+            "-qq".into(),
+            "-y".into(),
+            "-o".into(),
+            trace.to_string_lossy().into_owned(),
+            "-e".into(),
+            "trace=fsync,unlinkat,close".into(),
+            "-e".into(),
+            format!("inject=fsync:error=EIO:when={n}"),
+        ])
+        .args(["push", "--key", "nightly", "--print-id", "job"])
+        .run()
+        .exits_saying(
+            2,
+            &format!(
+                "spool: fsync {}: Input/output error (nothing was pushed)\n",
+                q.join("keys").display()
+            ),
+        );
+    let text = std::fs::read_to_string(&trace).unwrap();
+    let lines: Vec<String> = text.lines().map(str::to_string).collect();
+    let removed = at(&lines, "removal of the pending key", |l| {
+        l.starts_with("unlinkat(") && l.contains("/keys>, \"nightly\"")
+    });
+    let unlock = at(&lines, "release of the producer lock", is_unlock);
+    assert!(
+        removed < unlock,
+        "removed {removed}, unlock {unlock}:\n{lines:#?}"
+    );
+    assert!(!q.join("keys/nightly").exists());
+    s.prints(&["push", "--key", "nightly", "--print-id", "job"], "3\n");
+    assert_eq!(s.len("default"), 3);
+}
+
+/// A pending key file (no write permission: its push was cut short) naming a message in
+/// the queue with its key is nothing wrong: fsck reports nothing, and a repair makes it
+/// held. One naming no such message is stale: reported and removed.
+#[test]
+fn fsck_makes_a_pending_key_of_a_live_message_held_and_removes_a_stale_one() {
+    let s = Fixture::new();
+    let q = s.queue_dir("default");
+    s.prints(&["push", "--key", "live", "--print-id", "x"], "1\n");
+    let pend = |name: &str| {
+        std::fs::set_permissions(q.join("keys").join(name), PermissionsExt::from_mode(0o400))
+            .unwrap()
+    };
+    let mode = |name: &str| {
+        std::fs::metadata(q.join("keys").join(name))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777
+    };
+    pend("live");
+    s.prints(&["fsck"], "");
+    assert_eq!(mode("live"), 0o400, "reporting changes nothing");
+    std::fs::File::create(q.join("keys/gone"))
+        .unwrap()
+        .set_len(2)
+        .unwrap();
+    pend("gone");
+    let out = s.run(&["fsck"]);
+    out.exits(3);
+    let keys = q.join("keys").display().to_string();
+    assert_eq!(
+        out.text(),
+        format!(
+            "{keys}/gone: is pending for message 2, which is not in the queue with it: its \
+             push was cut short\n"
+        )
+    );
+    s.run(&["fsck", "--repair"]).exits(0);
+    s.prints(&["fsck"], "");
+    assert_eq!(mode("live"), 0o600, "held");
+    assert!(!q.join("keys/gone").exists());
+    held(&s, "live", "y", 1);
+    s.prints(&["push", "--key", "gone", "--print-id", "z"], "2\n");
+}

@@ -5,7 +5,9 @@
 //! unreadable files) is moved into `corrupt/` under a name that says where it was, and
 //! only spool's own leftovers (orphaned temporary files) are removed. Key files are
 //! checked last, against the live messages seen: one that names no live message with its
-//! key is removed, and a live keyed message whose key is free takes it again.
+//! key is removed (a pending one too: its push was cut short before its message
+//! appeared), a pending one that names a live message is made held, and a live keyed
+//! message whose key is free takes it again.
 
 use std::collections::BTreeMap;
 use std::os::fd::{AsFd, BorrowedFd};
@@ -474,19 +476,30 @@ impl Check<'_> {
                     continue;
                 }
                 let id = st.st_size as u64;
+                let pending = super::keys::is_pending(&st);
                 if self
                     .live_keys
                     .get(&name)
                     .is_some_and(|ids| ids.contains(&id))
                 {
+                    // Pending, its message in place: a push cut short after the message
+                    // appeared. Nothing is wrong (the next push of the key settles it);
+                    // a repair makes it held.
+                    if pending && self.repair {
+                        q.settle_key(dir, &name, id)?;
+                    }
                     held.push(name);
                     continue;
                 }
-                self.found(
-                    &rel,
-                    format!("holds the key for message {id}, which is not in the queue with it"),
-                    Some("removed".into()),
-                );
+                let problem = if pending {
+                    format!(
+                        "is pending for message {id}, which is not in the queue with it: \
+                         its push was cut short"
+                    )
+                } else {
+                    format!("holds the key for message {id}, which is not in the queue with it")
+                };
+                self.found(&rel, problem, Some("removed".into()));
                 if self.repair {
                     match sys::remove_file(dir, &name) {
                         Ok(()) | Err(Errno::NOENT) => changed = true,

@@ -40,6 +40,11 @@ const PENDING_MODE: u32 = 0o400;
 /// The bit whose absence marks a key file pending.
 const PENDING_BIT: u32 = 0o200;
 
+/// Whether the key file `st` describes is pending (no write permission for its owner).
+pub(super) fn is_pending(st: &rustix::fs::Stat) -> bool {
+    st.st_mode & PENDING_BIT == 0
+}
+
 impl Queue {
     /// keys/, if there is one.
     pub(super) fn open_keys(&self) -> Result<Option<OwnedFd>> {
@@ -59,7 +64,7 @@ impl Queue {
         match sys::stat_at(keys, key) {
             Ok(st)
                 if FileType::from_raw_mode(st.st_mode) == FileType::RegularFile
-                    && st.st_mode & PENDING_BIT == 0 =>
+                    && is_pending(&st) =>
             {
                 let id = st.st_size as u64;
                 if self.holds_key(id, key)? {
@@ -123,7 +128,7 @@ impl Queue {
         let st = sys::stat_fd(&fd).map_err(|e| Error::io("stat", self.at(&rel), e))?;
         if FileType::from_raw_mode(st.st_mode) == FileType::RegularFile
             && st.st_size as u64 == id
-            && st.st_mode & PENDING_BIT == 0
+            && is_pending(&st)
         {
             rustix::fs::fchmod(&fd, Mode::from_bits_truncate(sys::FILE_MODE))
                 .map_err(|e| Error::io("chmod", self.at(&rel), e))?;

@@ -12,6 +12,7 @@ use rustix::io::Errno;
 
 use super::entry::Entry;
 use super::layout::{self, *};
+use super::lengths::Producer;
 use super::{Queue, sys};
 use crate::clock::now_ms;
 use crate::store::error::{Error, Result};
@@ -240,9 +241,11 @@ impl Staging<'_> {
         let mut touched: Vec<(String, OwnedFd)> = Vec::new();
         // Whether the messages' directories were synced already (a push with keys).
         let mut dirs_synced = false;
+        // Held past the closure: a failed push removes its pending keys still under it.
+        let mut lock: Option<Producer> = None;
         let renamed = (|| -> Result<()> {
-            let producer = q.lock_producer()?;
-            q.promote_before_allocating(&producer)?;
+            let producer = &*lock.insert(q.lock_producer()?);
+            q.promote_before_allocating(producer)?;
             if keyed {
                 // Under the producer lock, which every change to keys/ holds: a key seen
                 // free stays free until this push has taken it.
@@ -295,7 +298,7 @@ impl Staging<'_> {
             let mut to_hold: Vec<(&str, u64)> = Vec::new();
             let mut remaining = self.count - dups.len();
             let mut i = 0;
-            let mut next = q.free_key(&producer)?;
+            let mut next = q.free_key(producer)?;
             let mut reserved = next; // the counter: ids below it are allocated
             // The keys first, pending, at the ids their messages will get, and synced:
             // no message of this push appears without its key (see keys.rs).
@@ -340,7 +343,7 @@ impl Staging<'_> {
                 // at once: a crash before a rename leaves a gap, never a reused id.
                 if next == reserved {
                     reserved = next + remaining as u64;
-                    q.set_next_key(&producer, reserved)?;
+                    q.set_next_key(producer, reserved)?;
                 }
                 let id = next;
                 next += 1;
@@ -465,12 +468,14 @@ impl Staging<'_> {
                 }
             }
             // The count only feeds stats: it never fails a push.
-            let _ = q.count_published(&producer, published.len());
+            let _ = q.count_published(producer, published.len());
             Ok(())
         })();
-        if let Err(e) = renamed {
-            // The pending keys of messages that did not appear go (each names an id that
-            // is never given again, so no other push's key is taken for one of them).
+        if renamed.is_err() && lock.is_some() {
+            // The pending keys of messages that did not appear go, while the producer lock
+            // is still held: an id planned but not yet allocated (the counter not moved
+            // past it) may be given again by the next push, whose key of the same name
+            // must not be taken for this one's.
             if let Ok(Some(keys)) = q.open_keys() {
                 for (i, was) in planned.iter().enumerate() {
                     if let (Some(was), None, Some(key)) =
@@ -480,6 +485,9 @@ impl Staging<'_> {
                     }
                 }
             }
+        }
+        drop(lock);
+        if let Err(e) = renamed {
             let note = match published.len() {
                 0 => "nothing was pushed".to_string(),
                 n => format!(
