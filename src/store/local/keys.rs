@@ -97,6 +97,53 @@ impl Queue {
     /// for a pending key only. Consumers move messages meanwhile (the producer lock held
     /// here cannot keep them out): a message not seen is looked for again, the states in
     /// the other order, so that a move either way between two looks is seen.
+    /// Settles, at once, the pending key files among `keys/K` for each of `keys` (producer
+    /// lock held): held if its message is in the queue, else removed. One pair of walks
+    /// for them all, however many (a batch sent again after a crash), none when no key
+    /// file is pending.
+    pub(super) fn settle_pending(&self, dir: BorrowedFd<'_>, keys: &[&str]) -> Result<()> {
+        use crate::store::State;
+        let mut pending: std::collections::HashMap<&str, u64> = std::collections::HashMap::new();
+        for &key in keys {
+            if let Ok(st) = sys::stat_at(dir, key)
+                && FileType::from_raw_mode(st.st_mode) == FileType::RegularFile
+                && is_pending(&st)
+            {
+                pending.insert(key, st.st_size as u64);
+            }
+        }
+        if pending.is_empty() {
+            return Ok(());
+        }
+        let mut found: std::collections::HashSet<&str> = std::collections::HashSet::new();
+        let orders = [
+            [State::Ready, State::Delayed, State::Claimed],
+            [State::Claimed, State::Delayed, State::Ready],
+        ];
+        for order in orders {
+            if found.len() == pending.len() {
+                break;
+            }
+            self.walk(&order, |info, _| {
+                if let Some(key) = info.key.as_deref()
+                    && let Some((&k, &id)) = pending.get_key_value(key)
+                    && id == info.id
+                {
+                    found.insert(k);
+                }
+                Ok(found.len() < pending.len())
+            })?;
+        }
+        for (&key, &id) in &pending {
+            if found.contains(key) {
+                self.settle_key(dir, key, id)?;
+            } else {
+                self.drop_pending_key(dir, key, id)?;
+            }
+        }
+        Ok(())
+    }
+
     pub(super) fn holds_key(&self, id: u64, key: &str) -> Result<bool> {
         use crate::store::State;
         let orders = [

@@ -250,6 +250,11 @@ impl Staging<'_> {
                 // Under the producer lock, which every change to keys/ holds: a key seen
                 // free stays free until this push has taken it.
                 let keys = q.open_keys()?;
+                if let Some(dir) = &keys {
+                    // Pending keys of a push cut short, all settled in one look.
+                    let all: Vec<&str> = (0..self.count).filter_map(|i| meta_of(i).1).collect();
+                    q.settle_pending(dir.as_fd(), &all)?;
+                }
                 let mut first_of: std::collections::HashMap<&str, usize> =
                     std::collections::HashMap::new();
                 for i in 0..self.count {
