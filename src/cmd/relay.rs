@@ -362,13 +362,17 @@ fn forward<S: Open, D: Open>(source: End, destination: End, args: &RelayArgs) ->
             relay.stopping(stop);
             return Ok(stop);
         }
+        // A side that fails may take its time to say so (a cut network: until the
+        // connection's timeout): it was down from the start of the batch.
+        let started = Instant::now();
         let step = batch(&mut src, &mut dst, args.batch, &mut relay);
         match step {
             Ok(moved) => {
                 if let Some((at, _)) = relay.down.take() {
                     relay.say(&format!(
-                        "up again after {}",
-                        timefmt::age(at.elapsed().as_secs_f64())
+                        "up again after {}; forwarded {} so far",
+                        timefmt::age(at.elapsed().as_secs_f64()),
+                        relay.forwarded + moved.forwarded
                     ));
                 }
                 relay.backoff = BACKOFF_FIRST;
@@ -420,8 +424,13 @@ fn forward<S: Open, D: Open>(source: End, destination: End, args: &RelayArgs) ->
                     });
                 }
                 if relay.down.is_none() {
-                    relay.down = Some((Instant::now(), SystemTime::now()));
-                    relay.say(&format!("down: {error}; trying again"));
+                    let now = SystemTime::now();
+                    let since = now.checked_sub(started.elapsed()).unwrap_or(now);
+                    relay.down = Some((started, since));
+                    relay.say(&format!(
+                        "down since {}: {error}; trying again",
+                        timefmt::rfc3339(since)
+                    ));
                 }
                 if let Some(stop) = pause::<S::Queue>(relay.backoff, &stops) {
                     relay.stopping(stop);

@@ -922,7 +922,7 @@ fn check_outage_lines(stderr: &str, route: &str, forwarded: usize) -> Result<(),
         let Some(what) = line.strip_prefix(&prefix) else {
             return Err(format!("a line not of the relay: {line:?}"));
         };
-        if what.starts_with("down: ") && what.ends_with("; trying again") {
+        if what.starts_with("down since ") && what.ends_with("; trying again") {
             states.push("down");
         } else if what.starts_with("up again after ") {
             states.push("up");
