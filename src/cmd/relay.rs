@@ -46,8 +46,6 @@ const BATCH_BYTES: u64 = 16 << 20;
 const REFUSED: &str = "refused";
 /// The reason of a message that could not be read at the source.
 const UNREADABLE: &str = "unreadable";
-/// The first take of a batch, before the payloads say how many more fit.
-const FIRST_TAKE: usize = 64;
 
 /// How the relay takes from its source: held for this process, no limit of attempts.
 const TAKE: TakeOptions = TakeOptions {
@@ -256,11 +254,16 @@ enum Fault {
     Destination(Error),
     /// The relay cannot run at all: a usage error.
     Refuse(Failure),
+    /// Another relay of the source runs: a one-shot relay leaves it the work, and says
+    /// so (exit 75: try again later).
+    Busy(String),
 }
 
 /// What one batch did.
 #[derive(Default)]
 struct Moved {
+    /// The destination answered (the batch was published, or the queues compared).
+    reached_destination: bool,
     forwarded: u64,
     /// Sent, and found already there (a batch sent again).
     already: u64,
@@ -329,7 +332,8 @@ struct Relay<'a> {
     since_line: u64,
     line_at: Instant,
     /// Since when a side has been failing, and the failure.
-    down: Option<(Instant, SystemTime)>,
+    /// (when, when by the clock, whether it was the destination).
+    down: Option<(Instant, SystemTime, bool)>,
     backoff: Duration,
     /// The relay lock was held once: not holding it later is a pause, not a refusal.
     ever_locked: bool,
@@ -368,7 +372,13 @@ fn forward<S: Open, D: Open>(source: End, destination: End, args: &RelayArgs) ->
         let step = batch(&mut src, &mut dst, args.batch, &mut relay);
         match step {
             Ok(moved) => {
-                if let Some((at, _)) = relay.down.take() {
+                // Back when the side that failed answered: a batch that found the source
+                // empty says nothing of a destination that was down.
+                let back = match relay.down {
+                    Some((_, _, destination)) => !destination || moved.reached_destination,
+                    None => false,
+                };
+                if back && let Some((at, _, _)) = relay.down.take() {
                     relay.say(&format!(
                         "up again after {}; forwarded {} so far",
                         timefmt::age(at.elapsed().as_secs_f64()),
@@ -398,19 +408,23 @@ fn forward<S: Open, D: Open>(source: End, destination: End, args: &RelayArgs) ->
                 idle(&mut src, &stops);
             }
             Err(Fault::Refuse(failure)) => return Err(failure),
+            Err(Fault::Busy(why)) => {
+                relay.say(&why);
+                return Ok(ExitStatus::Unreachable);
+            }
             Err(fault) => {
-                let (side_remote, error) = match fault {
+                let (side_remote, error, at_destination) = match fault {
                     Fault::Source(e) => {
                         let remote = src.end.remote;
                         src.close();
-                        (remote, e)
+                        (remote, e, false)
                     }
                     Fault::Destination(e) => {
                         let remote = dst.end.remote;
                         dst.close();
-                        (remote, e)
+                        (remote, e, true)
                     }
-                    Fault::Refuse(_) => unreachable!("matched above"),
+                    Fault::Refuse(_) | Fault::Busy(_) => unreachable!("matched above"),
                 };
                 if !args.wait {
                     relay.say(&format!(
@@ -426,7 +440,7 @@ fn forward<S: Open, D: Open>(source: End, destination: End, args: &RelayArgs) ->
                 if relay.down.is_none() {
                     let now = SystemTime::now();
                     let since = now.checked_sub(started.elapsed()).unwrap_or(now);
-                    relay.down = Some((started, since));
+                    relay.down = Some((started, since, at_destination));
                     relay.say(&format!(
                         "down since {}: {error}; trying again",
                         timefmt::rfc3339(since)
@@ -518,7 +532,10 @@ fn batch<S: Open, D: Open>(
             let held = format!("another relay is running from {}", src.end.queue);
             // Refused at the start; later, the holder may be this relay's own session,
             // cut off and not yet ended by the server: wait for it to go.
-            if !wait || !relay.ever_locked {
+            if !wait {
+                return Err(Fault::Busy(held));
+            }
+            if !relay.ever_locked {
                 return Err(Fault::Refuse(Failure::Usage(format!(
                     "relay {}: {held}",
                     relay.route
@@ -537,9 +554,14 @@ fn batch<S: Open, D: Open>(
     if claims.is_empty() {
         return Ok(Moved::default());
     }
-    let give_back = |source: &S::Queue, claims: Vec<ClaimOf<S>>| {
-        // What cannot be given back returns when this process's hold ends.
-        let _ = source.give_back(claims);
+    // A batch given back after a failure. If that fails too, the source is closed
+    // (the caller does so on a source's fault), which ends this process's hold: what it
+    // held returns to the queue.
+    let give_back = |source: &S::Queue, claims: Vec<ClaimOf<S>>, fault: Fault| -> Fault {
+        match source.give_back(claims) {
+            Ok(()) => fault,
+            Err(e) => Fault::Source(e),
+        }
     };
     // The source's identity, asked at each batch: a queue removed and made again under
     // the same name is another queue, whose ids start again, and a database's queue
@@ -547,8 +569,7 @@ fn batch<S: Open, D: Open>(
     let ident = match source.identity() {
         Ok(ident) => ident,
         Err(e) => {
-            give_back(source, claims);
-            return Err(Fault::Source(e));
+            return Err(give_back(source, claims, Fault::Source(e)));
         }
     };
     if src.identity.as_ref() != Some(&ident) {
@@ -559,15 +580,17 @@ fn batch<S: Open, D: Open>(
         match same {
             Ok(false) => {}
             Ok(true) => {
-                give_back(source, claims);
-                return Err(Fault::Refuse(Failure::Usage(format!(
-                    "relay {}: the source and the destination are the same queue",
-                    relay.route
-                ))));
+                return Err(give_back(
+                    source,
+                    claims,
+                    Fault::Refuse(Failure::Usage(format!(
+                        "relay {}: the source and the destination are the same queue",
+                        relay.route
+                    ))),
+                ));
             }
             Err(e) => {
-                give_back(source, claims);
-                return Err(Fault::Destination(e));
+                return Err(give_back(source, claims, Fault::Destination(e)));
             }
         }
         src.identity = Some(ident.clone());
@@ -576,15 +599,13 @@ fn batch<S: Open, D: Open>(
         Ok(Some(t)) => t,
         Ok(None) => unreachable!("created"),
         Err(e) => {
-            give_back(source, claims);
-            return Err(Fault::Destination(e));
+            return Err(give_back(source, claims, Fault::Destination(e)));
         }
     };
     let mut staged = match target.stage(claims.len() > 1) {
         Ok(b) => b,
         Err(e) => {
-            give_back(source, claims);
-            return Err(Fault::Destination(e));
+            return Err(give_back(source, claims, Fault::Destination(e)));
         }
     };
     let mut sent: Vec<ClaimOf<S>> = Vec::with_capacity(claims.len());
@@ -617,7 +638,7 @@ fn batch<S: Open, D: Open>(
                 let mut back: Vec<ClaimOf<S>> = sent;
                 back.extend(set_aside.into_iter().map(|(c, _, _)| c));
                 back.extend(claims);
-                give_back(source, back);
+                source.give_back(back).map_err(Fault::Source)?;
                 let id = claim.id();
                 source
                     .settle(claim, Verdict::Fail { reason: UNREADABLE })
@@ -637,8 +658,7 @@ fn batch<S: Open, D: Open>(
                 back.push(claim);
                 back.extend(set_aside.into_iter().map(|(c, _, _)| c));
                 back.extend(claims);
-                give_back(source, back);
-                return Err(Fault::Destination(e));
+                return Err(give_back(source, back, Fault::Destination(e)));
             }
         }
     }
@@ -647,20 +667,36 @@ fn batch<S: Open, D: Open>(
         Err(e) => {
             let mut back = sent;
             back.extend(set_aside.into_iter().map(|(c, _, _)| c));
-            give_back(source, back);
-            return Err(Fault::Destination(e));
+            return Err(give_back(source, back, Fault::Destination(e)));
         }
     };
     // Committed at the destination: now, and only now, removed from the source.
     // Those the destination already held (sent before, by a relay cut short) count as
     // sent then, not now.
     let forwarded = published.len();
+    // A message taken for the first time that the destination holds already was not sent
+    // before: another message there holds its key (its own key, or a source copied with
+    // its identity). It is not added, and that is said.
+    for dup in &published.duplicates {
+        if let Some(c) = sent.get(dup.index)
+            && c.attempts() <= 1
+        {
+            relay.say(&format!(
+                "message {} not added: message {} there holds its key {}",
+                c.id(),
+                dup.id,
+                c.key()
+                    .map_or_else(|| format!("relay:{ident}:{}", c.id()), str::to_string)
+            ));
+        }
+    }
     let mut removed = 0;
     source
         .remove_delivered(sent, &mut removed)
         .and_then(|()| source.sync_removals(removed))
         .map_err(Fault::Source)?;
     let mut moved = Moved {
+        reached_destination: true,
         forwarded,
         already: published.duplicates.len() as u64,
         refused: 0,
@@ -678,30 +714,38 @@ fn batch<S: Open, D: Open>(
     Ok(moved)
 }
 
-/// Takes up to `n` messages and, as far as it can tell, not much over [`BATCH_BYTES`] of
-/// payload: a first piece, then the rest at once if the payloads so far say it fits,
-/// else piece by piece. (A take first looks for abandoned claims: one take for the
-/// whole batch does that once.)
+/// Takes up to `n` messages and not much over [`BATCH_BYTES`] of payload (a database
+/// holds what it takes in memory): one first, then at most twice as many as taken so far,
+/// and no more than the payloads so far say fits; a take that passes the bound gives its
+/// rest back at once. (A take first looks for abandoned claims: a few takes a batch, not
+/// one a message.)
 fn take_batch<Q: Queue>(source: &Q, n: usize) -> store::Result<Vec<Q::Claim>> {
     let mut claims: Vec<Q::Claim> = Vec::new();
     let mut bytes = 0u64;
     while claims.len() < n && bytes < BATCH_BYTES {
         let want = if claims.is_empty() {
-            FIRST_TAKE.min(n)
+            1
         } else {
-            // What the payloads so far say fits.
             let average = (bytes / claims.len() as u64).max(1);
             let fits = ((BATCH_BYTES - bytes) / average).max(1) as usize;
-            fits.min(n - claims.len())
+            fits.min(claims.len() * 2).min(n - claims.len())
         };
         let more = source.take(want, TAKE)?;
         if more.is_empty() {
             break;
         }
-        for mut c in more {
+        let mut more = more.into_iter();
+        for mut c in more.by_ref() {
             // The size only paces the batch: one that cannot be told counts nothing.
             bytes += c.payload().size().unwrap_or(0);
             claims.push(c);
+            if bytes >= BATCH_BYTES {
+                break;
+            }
+        }
+        let rest: Vec<Q::Claim> = more.collect();
+        if !rest.is_empty() {
+            source.give_back(rest)?;
         }
     }
     Ok(claims)
