@@ -455,7 +455,7 @@ impl Check<'_> {
         let q = self.queue;
         let mut keys = q.open_keys()?;
         let mut changed = false;
-        let mut held: Vec<String> = Vec::new();
+        let mut held: std::collections::HashSet<String> = std::collections::HashSet::new();
         if let Some(dir) = &keys {
             let dir = dir.as_fd();
             let names = sys::read_names(dir).map_err(|e| Error::io("read", q.at(KEYS), e))?;
@@ -488,7 +488,7 @@ impl Check<'_> {
                     if pending && self.repair {
                         q.settle_key(dir, &name, id)?;
                     }
-                    held.push(name);
+                    held.insert(name);
                     continue;
                 }
                 let problem = if pending {
@@ -506,14 +506,14 @@ impl Check<'_> {
                         Err(e) => return Err(Error::io("remove", q.at(&rel), e)),
                     }
                 } else {
-                    held.push(name); // not free until repaired
+                    held.insert(name); // not free until repaired
                 }
             }
         }
         let free: Vec<(String, u64)> = self
             .live_keys
             .iter()
-            .filter(|(key, _)| !held.contains(key))
+            .filter(|(key, _)| !held.contains(*key))
             .map(|(key, ids)| (key.clone(), ids.iter().copied().min().unwrap_or_default()))
             .collect();
         for (key, id) in free {

@@ -366,8 +366,9 @@ impl Staging<'_> {
                             "appeared while the producer lock was held",
                         ));
                     }
-                    q.sync_keys(keys)?;
+                    // Before the sync, so that a failed sync removes this key, not the old.
                     planned[i] = Some(id);
+                    q.sync_keys(keys)?;
                 }
                 let lane = o.priority.min(9);
                 let (rel, target) = match delayed_of(&o) {

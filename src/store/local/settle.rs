@@ -264,7 +264,6 @@ impl Queue {
         entries.sort_unstable_by_key(|(_, e)| e.id);
         let mut moved = Vec::new();
         let mut keys = None;
-        let mut held = false;
         for (name, entry) in entries {
             if !ids.is_empty() && !ids.contains(&entry.id) {
                 continue;
@@ -298,19 +297,24 @@ impl Queue {
                 dedup,
                 ..Entry::default()
             };
+            // As a push does: its key pending and synced before it appears, held once
+            // its bucket is synced (a key it holds already stays as it is).
+            let pending = match (&to.dedup, &keys) {
+                (Some(key), Some(dir)) if self.pend_key(dir.as_fd(), key, entry.id)? => {
+                    self.sync_keys(dir)?;
+                    Some((key, dir))
+                }
+                _ => None,
+            };
             if self.move_entry(failed.as_fd(), FAILED, &name, bucket.as_fd(), &to.name())? {
                 sys::fsync(&bucket).map_err(|e| Error::io("fsync", self.at(lane_dir(lane)), e))?;
                 moved.push(entry.id);
-                // After the rename and the sync of its bucket, as a push does.
-                if let (Some(key), Some(dir)) = (&to.dedup, &keys)
-                    && self.hold_key(dir.as_fd(), key, entry.id)?
-                {
-                    held = true;
+                if let Some((key, dir)) = pending {
+                    self.settle_key(dir.as_fd(), key, entry.id)?;
                 }
+            } else if let Some((key, dir)) = pending {
+                self.drop_pending_key(dir.as_fd(), key, entry.id)?;
             }
-        }
-        if held && let Some(dir) = &keys {
-            self.sync_keys(dir)?;
         }
         Ok(crate::store::moved_and_missing(ids, moved))
     }
