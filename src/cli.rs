@@ -148,18 +148,20 @@ pub enum Command {
     /// source only once the destination committed it, in batches (one transaction, one
     /// sync each), keeping its payload, priority and time to live, in the source's order;
     /// delayed messages go when they fall due. Each carries its own key, else the key
-    /// relay:SOURCE:ID (see push --key), so that one sent twice, by a relay killed
-    /// between the two steps, is added once while the destination holds it. One relay
-    /// per source queue: a second is refused. A message the destination refuses (too
-    /// large) or that cannot be read moves to the source's failed state (reason refused
-    /// or unreadable) and the relay goes on. Without --wait, relay forwards what is there
+    /// relay:IDENTITY:ID, IDENTITY the source queue's (see push --key), so that one sent
+    /// twice, by a relay killed between the two steps, is added once while the
+    /// destination holds it. One relay per source queue: a second that waits is refused,
+    /// a second without --wait exits 75. A message the destination refuses (too large)
+    /// or that cannot be read moves to the source's failed state (reason refused or
+    /// unreadable) and the relay goes on. Without --wait, relay forwards what is there
     /// and exits; with --wait it keeps running, woken by new messages, and when either
     /// side fails it retries (from 250 ms, doubling, up to 10 s), saying on standard
-    /// error, one line each, when it went down and when it came back. SIGINT or SIGTERM
-    /// stops it after the batch in flight.
+    /// error, one line each, since when it was down and when it came back. SIGINT or
+    /// SIGTERM stops it after the batch in flight.
     /// Exit status: 0 everything forwarded; 3 some moved to failed; 75 PLACE could not be
-    /// reached or failed (try again later), with what could be forwarded forwarded; 2
-    /// other errors; killed by the signal when SIGINT or SIGTERM stopped it.
+    /// reached or failed, or another relay was running (try again later), with what
+    /// could be forwarded forwarded; 2 other errors; killed by the signal when SIGINT or
+    /// SIGTERM stopped it.
     #[command(
         after_help = "Examples:\n  # CENTRAL: a URL (postgres://spool@db.example/queues) or a spool directory\n  spool -q outbox relay --to \"$CENTRAL\" --to-queue jobs\n  spool -q inbox relay --from \"$CENTRAL\" --from-queue work\n  # crontab: forward every minute; cron mails the line when the other place was away\n  * * * * * spool -q outbox relay --to \"$CENTRAL\" || echo \"relay: exit $?\""
     )]

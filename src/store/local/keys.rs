@@ -93,10 +93,6 @@ impl Queue {
         }
     }
 
-    /// Whether message `id` is in the queue (ready, delayed or claimed) with `key`: a walk,
-    /// for a pending key only. Consumers move messages meanwhile (the producer lock held
-    /// here cannot keep them out): a message not seen is looked for again, the states in
-    /// the other order, so that a move either way between two looks is seen.
     /// Settles, at once, the pending key files among `keys/K` for each of `keys` (producer
     /// lock held): held if its message is in the queue, else removed. One pair of walks
     /// for them all, however many (a batch sent again after a crash), none when no key
@@ -144,6 +140,10 @@ impl Queue {
         Ok(())
     }
 
+    /// Whether message `id` is in the queue (ready, delayed or claimed) with `key`: a walk,
+    /// for a pending key only. Consumers move messages meanwhile (the producer lock held
+    /// here cannot keep them out): a message not seen is looked for again, the states in
+    /// the other order, so that a move either way between two looks is seen.
     pub(super) fn holds_key(&self, id: u64, key: &str) -> Result<bool> {
         use crate::store::State;
         let orders = [
