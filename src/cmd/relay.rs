@@ -337,6 +337,9 @@ struct Relay<'a> {
     backoff: Duration,
     /// The relay lock was held once: not holding it later is a pause, not a refusal.
     ever_locked: bool,
+    /// Ids of the source sent in a batch whose commit went unanswered: sent again, they
+    /// may be found at the destination already, which is no clash.
+    unsure: std::collections::HashSet<u64>,
 }
 
 impl Relay<'_> {
@@ -360,6 +363,7 @@ fn forward<S: Open, D: Open>(source: End, destination: End, args: &RelayArgs) ->
         down: None,
         backoff: BACKOFF_FIRST,
         ever_locked: false,
+        unsure: std::collections::HashSet::new(),
     };
     loop {
         if let Some(stop) = stops.stopped() {
@@ -665,6 +669,9 @@ fn batch<S: Open, D: Open>(
     let published = match staged.publish(PushOptions::default()) {
         Ok(published) => published,
         Err(e) => {
+            // Perhaps committed all the same (the answer lost with the connection): when
+            // these come again, the destination may hold them already.
+            relay.unsure.extend(sent.iter().map(|c| c.id()));
             let mut back = sent;
             back.extend(set_aside.into_iter().map(|(c, _, _)| c));
             return Err(give_back(source, back, Fault::Destination(e)));
@@ -674,21 +681,27 @@ fn batch<S: Open, D: Open>(
     // Those the destination already held (sent before, by a relay cut short) count as
     // sent then, not now.
     let forwarded = published.len();
-    // A message taken for the first time that the destination holds already was not sent
-    // before: another message there holds its key (its own key, or a source copied with
-    // its identity). It is not added, and that is said.
+    // A message with a key of its own, taken for the first time (a relay that died left
+    // it claimed: the next take counts it again) and not in a batch whose commit went
+    // unanswered here, that the destination holds already was not sent before: another
+    // message there holds its key. It is not added, and that is said. (Under the key the
+    // relay makes, a duplicate is this message sent again: a relay that gave its batch
+    // back after an unanswered commit cannot tell.)
     for dup in &published.duplicates {
         if let Some(c) = sent.get(dup.index)
+            && let Some(key) = c.key()
             && c.attempts() <= 1
+            && !relay.unsure.contains(&c.id())
         {
             relay.say(&format!(
-                "message {} not added: message {} there holds its key {}",
+                "message {} not added: message {} there holds its key {key}",
                 c.id(),
-                dup.id,
-                c.key()
-                    .map_or_else(|| format!("relay:{ident}:{}", c.id()), str::to_string)
+                dup.id
             ));
         }
+    }
+    for c in &sent {
+        relay.unsure.remove(&c.id());
     }
     let mut removed = 0;
     source
